@@ -1,0 +1,185 @@
+//! `rbtop machines [--json]`: the resolved machine list and its diagnostics.
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::diagnostics::Diagnostic;
+use crate::machines::Machine;
+use crate::sources::Resolved;
+
+/// The `--json` document. Field order and names are a stable interface.
+#[derive(Debug, Serialize)]
+pub struct MachinesReport<'a> {
+    pub machines: Vec<MachineJson<'a>>,
+    pub errors: Vec<DiagnosticJson>,
+    pub warnings: Vec<DiagnosticJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MachineJson<'a> {
+    pub uri: &'a str,
+    pub protocol: &'a str,
+    pub user: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub port: Option<u16>,
+    pub systems: &'a [String],
+    pub ssh_key: Option<&'a str>,
+    pub max_jobs: u32,
+    pub speed_factor: f64,
+    pub supported_features: &'a [String],
+    pub mandatory_features: &'a [String],
+    pub public_host_key: Option<&'a str>,
+    pub source: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DiagnosticJson {
+    /// `file:line`.
+    pub source: String,
+    pub message: String,
+}
+
+impl<'a> From<&'a Machine> for MachineJson<'a> {
+    fn from(m: &'a Machine) -> Self {
+        MachineJson {
+            uri: &m.store.uri,
+            protocol: &m.store.protocol,
+            user: m.store.user.as_deref(),
+            host: m.store.host.as_deref(),
+            port: m.store.port,
+            systems: &m.systems,
+            ssh_key: m.ssh_key.as_deref(),
+            max_jobs: m.max_jobs,
+            speed_factor: m.speed_factor,
+            supported_features: &m.supported_features,
+            mandatory_features: &m.mandatory_features,
+            public_host_key: m.public_host_key.as_deref(),
+            source: m.location.to_string(),
+        }
+    }
+}
+
+impl From<&Diagnostic> for DiagnosticJson {
+    fn from(d: &Diagnostic) -> Self {
+        // `source` is `file:line`; the character column goes into the message.
+        let message = match d.location.column {
+            Some(col) => format!("col {col}: {}", d.message),
+            None => d.message.clone(),
+        };
+        DiagnosticJson {
+            source: d.location.to_string(),
+            message,
+        }
+    }
+}
+
+pub fn report(resolved: &Resolved) -> MachinesReport<'_> {
+    MachinesReport {
+        machines: resolved
+            .parsed
+            .machines
+            .iter()
+            .map(MachineJson::from)
+            .collect(),
+        errors: resolved.parsed.errors().map(DiagnosticJson::from).collect(),
+        warnings: resolved
+            .parsed
+            .warnings()
+            .map(DiagnosticJson::from)
+            .collect(),
+    }
+}
+
+pub fn render_json(resolved: &Resolved) -> String {
+    serde_json::to_string_pretty(&report(resolved)).expect("report serialises")
+}
+
+fn or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".to_string()
+    } else {
+        items.join(",")
+    }
+}
+
+/// Supported features, then mandatory ones marked with `*`.
+pub fn features_cell(m: &Machine) -> String {
+    let mut all: Vec<String> = m.supported_features.clone();
+    all.extend(m.mandatory_features.iter().map(|f| format!("{f}*")));
+    or_dash(&all)
+}
+
+/// The human table (stdout). Empty input gives the "where I looked" help instead.
+pub fn render_table(resolved: &Resolved) -> String {
+    let machines = &resolved.parsed.machines;
+    if machines.is_empty() {
+        return render_empty(resolved);
+    }
+    let mut table = Table::new();
+    table
+        .load_style(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header([
+            "URI", "SYSTEMS", "JOBS", "SPEED", "FEATURES", "SSH KEY", "PINNED", "SOURCE",
+        ]);
+    for m in machines {
+        table.add_row([
+            m.store.uri.clone(),
+            or_dash(&m.systems),
+            m.max_jobs.to_string(),
+            format!("{}", m.speed_factor),
+            features_cell(m),
+            m.ssh_key.clone().unwrap_or_else(|| "-".into()),
+            if m.public_host_key.is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
+            m.location.to_string(),
+        ]);
+    }
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        // comfy-table pads with one space each side; drop the leading one.
+        out.push_str(line.strip_prefix(' ').unwrap_or(line).trim_end());
+        out.push('\n');
+    }
+    if machines.iter().any(|m| !m.mandatory_features.is_empty()) {
+        out.push_str("(* mandatory feature: only builds that require it are sent there)\n");
+    }
+    out
+}
+
+fn render_empty(resolved: &Resolved) -> String {
+    let mut out = String::from("No builders configured. rbtop looked at, in order:\n");
+    for place in &resolved.consulted {
+        out.push_str(&format!("  - {place}\n"));
+    }
+    out.push_str(&format!(
+        "To add one, put a line such as\n  ssh://nix@builder.example {} - 4 1 big-parallel\n\
+         in /etc/nix/machines (or set `builders` in nix.conf, or pass --builders).\n",
+        resolved.local_system
+    ));
+    out
+}
+
+/// Diagnostics for stderr, one block each, then a count.
+pub fn render_diagnostics(resolved: &Resolved) -> String {
+    let parsed = &resolved.parsed;
+    let mut out = String::new();
+    for d in &parsed.diagnostics {
+        out.push_str(&d.render());
+        out.push('\n');
+    }
+    let errors = parsed.errors().count();
+    let warnings = parsed.warnings().count();
+    if errors + warnings > 0 {
+        out.push_str(&format!(
+            "{} machine(s) read, {errors} line(s) rejected, {warnings} warning(s)\n",
+            parsed.machines.len()
+        ));
+    }
+    out
+}

@@ -1,0 +1,201 @@
+//! rbtop's own configuration file (TOML), layered under the command line:
+//! flag > environment > file > built-in default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::GlobalArgs;
+use crate::diagnostics::Origin;
+
+/// The file as written; every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub machines: MachinesConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MachinesConfig {
+    /// Same syntax as `nix --builders`; replaces nix.conf's `builders`.
+    pub builders: Option<String>,
+    /// A machines file to read instead of nix.conf's `builders`.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `rbtop=trace,warn`, ...
+    pub level: Option<String>,
+    /// Where the daily log files go.
+    pub directory: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// `$XDG_CONFIG_HOME/rbtop/config.toml` (default `~/.config/rbtop/config.toml`).
+pub fn default_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("rbtop").join("config.toml"))
+}
+
+/// Read the file named by `--config`, or the default one if it exists.
+/// Returns the config and the path it came from.
+pub fn load(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => match default_path() {
+            Some(path) if path.exists() => path,
+            _ => return Ok((FileConfig::default(), None)),
+        },
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let config = parse(&text).map_err(|message| ConfigError::Invalid {
+        path: path.clone(),
+        message,
+    })?;
+    Ok((config, Some(path)))
+}
+
+pub fn parse(text: &str) -> Result<FileConfig, String> {
+    let config: FileConfig = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+    if config.machines.builders.is_some() && config.machines.file.is_some() {
+        return Err("[machines] sets both `builders` and `file`; keep one".to_string());
+    }
+    Ok(config)
+}
+
+/// Where the machine list comes from, once flags and file are layered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceChoice {
+    /// A `builders`-syntax string (`--builders`, or the config file's `builders`).
+    Builders { text: String, origin: Origin },
+    /// A machines file (`--machines`, or the config file's `file`).
+    File(PathBuf),
+    /// nix.conf's `builders` setting, as Nix resolves it.
+    NixConf,
+}
+
+/// Everything the commands need, after layering.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub source: SourceChoice,
+    pub log_filter: String,
+    pub log_directory: Option<PathBuf>,
+}
+
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+impl Settings {
+    /// `env_log`: the value of `RBTOP_LOG`, if set.
+    pub fn layer(
+        cli: &GlobalArgs,
+        file: &FileConfig,
+        file_path: Option<&Path>,
+        env_log: Option<String>,
+    ) -> Settings {
+        let source = if let Some(text) = &cli.builders {
+            SourceChoice::Builders {
+                text: text.clone(),
+                origin: Origin::BuildersFlag,
+            }
+        } else if let Some(path) = &cli.machines {
+            SourceChoice::File(path.clone())
+        } else if let Some(text) = &file.machines.builders {
+            SourceChoice::Builders {
+                text: text.clone(),
+                origin: Origin::RbtopConfig(file_path.map(Path::to_path_buf).unwrap_or_default()),
+            }
+        } else if let Some(path) = &file.machines.file {
+            SourceChoice::File(path.clone())
+        } else {
+            SourceChoice::NixConf
+        };
+        let log_filter = cli
+            .log_level
+            .clone()
+            .or(env_log)
+            .or_else(|| file.log.level.clone())
+            .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_string());
+        Settings {
+            source,
+            log_filter,
+            log_directory: file.log.directory.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli() -> GlobalArgs {
+        GlobalArgs::default()
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse("[log]\nlevle = \"debug\"\n").unwrap_err();
+        assert!(err.contains("levle"), "{err}");
+        let err = parse("colour = true\n").unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_parses_and_matches_the_defaults() {
+        let text = include_str!("../config.example.toml");
+        assert_eq!(parse(text).unwrap(), FileConfig::default());
+    }
+
+    #[test]
+    fn builders_and_file_together_are_refused() {
+        let err = parse("[machines]\nbuilders = \"ssh://a\"\nfile = \"/m\"\n").unwrap_err();
+        assert!(err.contains("both"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let file = parse("[machines]\nfile = \"/from/file\"\n[log]\nlevel = \"debug\"\n").unwrap();
+        let defaults = Settings::layer(&cli(), &FileConfig::default(), None, None);
+        assert_eq!(defaults.source, SourceChoice::NixConf);
+        assert_eq!(defaults.log_filter, "info");
+
+        let from_file = Settings::layer(&cli(), &file, None, None);
+        assert_eq!(from_file.source, SourceChoice::File("/from/file".into()));
+        assert_eq!(from_file.log_filter, "debug");
+
+        let env = Settings::layer(&cli(), &file, None, Some("warn".into()));
+        assert_eq!(env.log_filter, "warn");
+
+        let flags = GlobalArgs {
+            builders: Some("ssh://a".into()),
+            log_level: Some("trace".into()),
+            ..cli()
+        };
+        let layered = Settings::layer(&flags, &file, None, Some("warn".into()));
+        assert_eq!(layered.log_filter, "trace");
+        assert_eq!(
+            layered.source,
+            SourceChoice::Builders {
+                text: "ssh://a".into(),
+                origin: Origin::BuildersFlag
+            }
+        );
+    }
+}

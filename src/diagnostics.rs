@@ -1,0 +1,173 @@
+//! Where configuration text came from, and what is wrong with it.
+//!
+//! Every machine and every complaint keeps a [`Location`] so that an operator
+//! can jump straight to the offending `file:line`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The thing a piece of machines or nix.conf text was read from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// A file on disk (machines file, nix.conf, or an `@include`).
+    File(PathBuf),
+    /// The `--builders` command-line flag.
+    BuildersFlag,
+    /// The `builders` key of rbtop's own config file.
+    RbtopConfig(PathBuf),
+    /// The `NIX_CONFIG` environment variable.
+    NixConfigEnv,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::BuildersFlag => f.write_str("--builders"),
+            Origin::RbtopConfig(path) => write!(f, "{} (builders)", path.display()),
+            Origin::NixConfigEnv => f.write_str("NIX_CONFIG"),
+        }
+    }
+}
+
+/// A 1-based line (and optionally 1-based character column) within an [`Origin`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Location {
+    pub origin: Origin,
+    pub line: usize,
+    pub column: Option<usize>,
+}
+
+impl Location {
+    pub fn new(origin: Origin, line: usize) -> Self {
+        Location {
+            origin,
+            line,
+            column: None,
+        }
+    }
+
+    pub fn at_column(&self, column: usize) -> Self {
+        Location {
+            column: Some(column),
+            ..self.clone()
+        }
+    }
+
+    /// `file:line:column` when the column is known, for humans and editors.
+    pub fn with_column(&self) -> String {
+        match self.column {
+            Some(col) => format!("{self}:{col}"),
+            None => self.to_string(),
+        }
+    }
+}
+
+/// `file:line`; a one-line `--builders` string is just `--builders`, and
+/// line 0 (the file as a whole) is just the file.
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.origin {
+            _ if self.line == 0 => write!(f, "{}", self.origin),
+            Origin::BuildersFlag if self.line == 1 => write!(f, "{}", self.origin),
+            _ => write!(f, "{}:{}", self.origin, self.line),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// The line was rejected: it is not in the machine list.
+    Error,
+    /// The line was kept, but something about it deserves attention.
+    Warning,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub location: Location,
+    pub message: String,
+    /// The offending source line, shown under the message with a caret.
+    pub snippet: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(location: Location, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            location,
+            message: message.into(),
+            snippet: None,
+        }
+    }
+
+    pub fn warning(location: Location, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            location,
+            message: message.into(),
+            snippet: None,
+        }
+    }
+
+    pub fn with_snippet(mut self, line: &str) -> Self {
+        self.snippet = Some(line.to_string());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Multi-line human form: `error: file:line:col: message`, then the line and a caret.
+    pub fn render(&self) -> String {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut out = format!("{label}: {}: {}", self.location.with_column(), self.message);
+        if let Some(snippet) = &self.snippet {
+            let shown = snippet.replace('\t', " ");
+            out.push_str(&format!("\n    | {}", shown.trim_end()));
+            if let Some(col) = self.location.column {
+                out.push_str(&format!("\n    | {}^", " ".repeat(col.saturating_sub(1))));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_locations_print_as_file_colon_line() {
+        let loc = Location::new(Origin::File("/etc/nix/machines".into()), 7);
+        assert_eq!(loc.to_string(), "/etc/nix/machines:7");
+        assert_eq!(loc.at_column(12).with_column(), "/etc/nix/machines:7:12");
+    }
+
+    #[test]
+    fn builders_flag_omits_line_one() {
+        assert_eq!(
+            Location::new(Origin::BuildersFlag, 1).to_string(),
+            "--builders"
+        );
+        assert_eq!(
+            Location::new(Origin::BuildersFlag, 3).to_string(),
+            "--builders:3"
+        );
+    }
+
+    #[test]
+    fn render_points_a_caret_at_the_column() {
+        let d = Diagnostic::error(
+            Location::new(Origin::File("m".into()), 2).at_column(5),
+            "bad",
+        )
+        .with_snippet("abc\tdef");
+        assert_eq!(d.render(), "error: m:2:5: bad\n    | abc def\n    |     ^");
+    }
+}

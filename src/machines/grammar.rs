@@ -1,0 +1,282 @@
+//! The layout of machines text: lines, `#` comments, `;` separators and
+//! `@file` includes, as Nix ≥ 2.30 splits them (newlines, then comments, then
+//! `;`). Unlike Nix, a bad entry never hides the others, a missing include is
+//! reported, and include cycles are detected.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::{fs, io};
+
+use super::Machine;
+use super::entry::{self, Entry};
+use crate::diagnostics::{Diagnostic, Location, Origin};
+use crate::nix_text::{self, WHITESPACE as NIX_WHITESPACE};
+use crate::nix_version::NixVersion;
+
+/// Machines text and where it came from.
+pub struct MachinesText<'a> {
+    pub text: &'a str,
+    pub origin: Origin,
+    /// Line number of the first line of `text` in its origin (1-based).
+    pub first_line: usize,
+    /// Byte offset in the first line where the machines text starts; lets a
+    /// `builders = ...` value of nix.conf be parsed inside its whole line, so
+    /// columns and snippets point into the real file.
+    pub first_line_start: usize,
+}
+
+impl<'a> MachinesText<'a> {
+    /// A whole file or string, read from its first line.
+    pub fn whole(text: &'a str, origin: Origin) -> Self {
+        MachinesText {
+            text,
+            origin,
+            first_line: 1,
+            first_line_start: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub machines: Vec<Machine>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Parsed {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| !d.is_error())
+    }
+}
+
+/// Accumulates machines and diagnostics over several texts (nix.conf's
+/// `builders` plus `extra-builders`, includes, ...).
+pub struct Parser {
+    default_systems: Vec<String>,
+    /// The Nix that will read these lines, when known: gates warnings about
+    /// behaviour that changed between releases.
+    local_nix: Option<NixVersion>,
+    /// Canonical paths of the files being read, outermost first.
+    include_stack: Vec<PathBuf>,
+    first_seen: HashMap<String, Location>,
+    out: Parsed,
+}
+
+/// Byte ranges of the `;`-separated pieces of `s`.
+fn pieces(s: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut offset = 0;
+    s.split(';').map(move |piece| {
+        let start = offset;
+        offset += piece.len() + 1;
+        (start, piece)
+    })
+}
+
+impl Parser {
+    /// `default_systems`: what an unset column #1 means (the local `system`).
+    pub fn new(default_systems: Vec<String>) -> Self {
+        Parser {
+            default_systems,
+            local_nix: None,
+            include_stack: Vec::new(),
+            first_seen: HashMap::new(),
+            out: Parsed::default(),
+        }
+    }
+
+    /// Tell the parser which Nix will read these lines.
+    pub fn with_local_nix(mut self, version: Option<NixVersion>) -> Self {
+        self.local_nix = version;
+        self
+    }
+
+    pub fn finish(self) -> Parsed {
+        self.out
+    }
+
+    /// Parse text in the `builders` syntax.
+    pub fn parse_text(&mut self, text: &MachinesText) {
+        for (index, line) in text.text.split('\n').enumerate() {
+            let start = if index == 0 { text.first_line_start } else { 0 };
+            let location = Location::new(text.origin.clone(), text.first_line + index);
+            self.parse_line(line, start, &location);
+        }
+    }
+
+    /// Read a machines file named explicitly (`--machines`): unlike an `@`
+    /// include, a missing file is an error.
+    pub fn parse_file(&mut self, path: &Path) {
+        let location = Location::new(Origin::File(path.to_path_buf()), 0);
+        self.read_file(path, &location, true);
+    }
+
+    fn parse_line(&mut self, line: &str, start: usize, location: &Location) {
+        let content = &line[start..];
+        let code = content.find('#').map_or(content, |hash| &content[..hash]);
+        self.warn_if_old_nix_splits_differently(line, start, code, location);
+
+        for (offset, piece) in pieces(code) {
+            let text = nix_text::trim(piece);
+            if text.is_empty() {
+                continue;
+            }
+            let piece_start =
+                start + offset + (piece.len() - piece.trim_start_matches(NIX_WHITESPACE).len());
+            let column = line[..piece_start].chars().count() + 1;
+            if let Some(path) = text.strip_prefix('@') {
+                self.include(nix_text::trim(path), &location.at_column(column), line);
+            } else {
+                let entry = Entry {
+                    text,
+                    line,
+                    start: piece_start,
+                    location: location.clone(),
+                };
+                self.add_entry(&entry);
+            }
+        }
+    }
+
+    fn add_entry(&mut self, entry: &Entry) {
+        let (machine, diagnostics) = entry::parse(entry, &self.default_systems, self.local_nix);
+        self.out.diagnostics.extend(diagnostics);
+        let Some(machine) = machine else { return };
+        if let Some(first) = self.first_seen.get(machine.uri()) {
+            self.out.diagnostics.push(
+                Diagnostic::warning(
+                    machine.location.clone(),
+                    format!(
+                        "'{}' is listed again (first at {first}); Nix keeps both rows but \
+                         they share one set of job-slot locks",
+                        machine.uri()
+                    ),
+                )
+                .with_snippet(entry.line),
+            );
+        } else {
+            self.first_seen
+                .insert(machine.uri().to_string(), machine.location.clone());
+        }
+        self.out.machines.push(machine);
+    }
+
+    /// Nix before 2.30 split on `;` before cutting comments, so a `;` inside a
+    /// comment started a new entry there.
+    fn warn_if_old_nix_splits_differently(
+        &mut self,
+        line: &str,
+        start: usize,
+        code: &str,
+        location: &Location,
+    ) {
+        let content = &line[start..];
+        if code.len() == content.len() {
+            return; // no comment on this line
+        }
+        let old: Vec<&str> = content
+            .split(';')
+            .map(|p| nix_text::trim(p.find('#').map_or(p, |h| &p[..h])))
+            .filter(|p| !p.is_empty())
+            .collect();
+        let new: Vec<&str> = code
+            .split(';')
+            .map(nix_text::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if old.len() <= new.len() {
+            return;
+        }
+        let extra: Vec<String> = old[new.len()..].iter().map(|e| format!("'{e}'")).collect();
+        let semicolon = start + code.len() + content[code.len()..].find(';').unwrap_or(0);
+        self.out.diagnostics.push(
+            Diagnostic::warning(
+                location.at_column(line[..semicolon].chars().count() + 1),
+                format!(
+                    "a ';' inside this comment ends the comment for Nix older than 2.30, \
+                     which would read {} as machine {}; remove the ';' if older Nix reads \
+                     this file",
+                    extra.join(", "),
+                    if extra.len() == 1 { "entry" } else { "entries" }
+                ),
+            )
+            .with_snippet(line),
+        );
+    }
+
+    fn include(&mut self, path: &str, at: &Location, line: &str) {
+        if path.is_empty() {
+            self.out.diagnostics.push(
+                Diagnostic::warning(at.clone(), "'@' names no file; Nix skips it")
+                    .with_snippet(line),
+            );
+            return;
+        }
+        let path = Path::new(path);
+        if path.is_relative() {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            self.out.diagnostics.push(
+                Diagnostic::warning(
+                    at.clone(),
+                    format!(
+                        "'@{}' is relative: Nix reads it from the current directory of \
+                         whichever process parses it (here {}; the nix-daemon's is /); use an \
+                         absolute path",
+                        path.display(),
+                        cwd.display()
+                    ),
+                )
+                .with_snippet(line),
+            );
+        }
+        self.read_file(path, &at.clone(), false);
+    }
+
+    fn read_file(&mut self, path: &Path, at: &Location, missing_is_error: bool) {
+        let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(pos) = self.include_stack.iter().position(|p| *p == canonical) {
+            let cycle: Vec<String> = self.include_stack[pos..]
+                .iter()
+                .chain([&canonical])
+                .map(|p| p.display().to_string())
+                .collect();
+            self.out.diagnostics.push(Diagnostic::error(
+                at.clone(),
+                format!(
+                    "include cycle {}: skipped here (Nix would recurse until it crashes)",
+                    cycle.join(" → ")
+                ),
+            ));
+            return;
+        }
+        let text = match fs::read(path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !missing_is_error => {
+                self.out.diagnostics.push(Diagnostic::warning(
+                    at.clone(),
+                    format!(
+                        "machines file '{}' does not exist; Nix skips it without a word",
+                        path.display()
+                    ),
+                ));
+                return;
+            }
+            Err(e) => {
+                self.out.diagnostics.push(Diagnostic::error(
+                    at.clone(),
+                    format!("cannot read machines file '{}': {e}", path.display()),
+                ));
+                return;
+            }
+        };
+        self.include_stack.push(canonical);
+        self.parse_text(&MachinesText::whole(
+            &text,
+            Origin::File(path.to_path_buf()),
+        ));
+        self.include_stack.pop();
+    }
+}

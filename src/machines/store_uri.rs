@@ -1,0 +1,186 @@
+//! Store URIs of the machines file: Nix's `ssh://` auto-prefix and an RFC 3986
+//! reading of the authority (user, host, port), as Nix ≥ 2.31 does.
+
+use std::collections::BTreeMap;
+
+use url::Url;
+
+/// A machine's store, as Nix would open it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreUri {
+    /// The URI after Nix's normalisation (`host` becomes `ssh://host`).
+    pub uri: String,
+    /// `ssh`, `ssh-ng`, or the scheme of any other store (`local`, `daemon`, `unix`, ...).
+    pub protocol: String,
+    pub user: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// Query parameters such as `remote-program` or `remote-store`, decoded.
+    pub params: BTreeMap<String, String>,
+}
+
+impl StoreUri {
+    /// Whether Nix reaches this store by running `ssh`.
+    pub fn is_ssh(&self) -> bool {
+        matches!(self.protocol.as_str(), "ssh" | "ssh-ng")
+    }
+}
+
+/// Nix's backwards-compatibility rule: a schemeless word that is not a path and
+/// not one of the special store names is a host name, reached over `ssh://`.
+pub fn normalise(raw: &str) -> String {
+    let special = |word: &str| raw == word || raw.starts_with(&format!("{word}?"));
+    if raw.contains("://")
+        || raw.contains('/')
+        || special("auto")
+        || special("daemon")
+        || special("local")
+        || raw.starts_with('?')
+    {
+        raw.to_string()
+    } else {
+        format!("ssh://{raw}")
+    }
+}
+
+/// Parse a store URI as written in column #0. Errors are short phrases that
+/// the caller puts into a located diagnostic.
+pub fn parse(raw: &str) -> Result<StoreUri, String> {
+    let uri = normalise(raw);
+    if !uri.contains("://") {
+        return Ok(parse_special(&uri));
+    }
+    let parsed = Url::parse(&uri).map_err(|e| format!("'{uri}' is not a valid URI: {e}"))?;
+    let protocol = parsed.scheme().to_string();
+    let host = parsed.host_str().filter(|h| !h.is_empty()).map(|h| {
+        // IPv6 literals keep their brackets in the URI but not in the host field.
+        h.trim_start_matches('[').trim_end_matches(']').to_string()
+    });
+    let user = Some(parsed.username())
+        .filter(|u| !u.is_empty())
+        .map(percent_decode);
+    if matches!(protocol.as_str(), "ssh" | "ssh-ng") && host.is_none() {
+        return Err(format!("'{uri}' names no host to connect to"));
+    }
+    if parsed.port() == Some(0) {
+        return Err(format!("'{uri}' has port 0, which ssh cannot connect to"));
+    }
+    Ok(StoreUri {
+        protocol,
+        user,
+        host: host.map(|h| percent_decode(&h)),
+        port: parsed.port(),
+        params: query_params(&parsed),
+        uri,
+    })
+}
+
+/// `auto`, `daemon`, `local` (each optionally with `?params`) and plain paths.
+fn parse_special(uri: &str) -> StoreUri {
+    let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let protocol = match base {
+        "" | "auto" => "auto",
+        "daemon" => "daemon",
+        _ => "local", // `local` itself and any filesystem path
+    };
+    let params = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    StoreUri {
+        uri: uri.to_string(),
+        protocol: protocol.to_string(),
+        user: None,
+        host: None,
+        port: None,
+        params,
+    }
+}
+
+fn query_params(url: &Url) -> BTreeMap<String, String> {
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_host_gets_ssh_prefix() {
+        assert_eq!(
+            normalise("nix@scratchy.labs.cs.uu.nl"),
+            "ssh://nix@scratchy.labs.cs.uu.nl"
+        );
+        assert_eq!(normalise("ssh-ng://b1"), "ssh-ng://b1");
+        assert_eq!(normalise("/nix/store-root"), "/nix/store-root");
+        for special in [
+            "auto",
+            "daemon",
+            "local",
+            "local?root=/x",
+            "daemon?x=1",
+            "?a=b",
+        ] {
+            assert_eq!(normalise(special), special);
+        }
+        // A word that merely starts like a special name is still a host.
+        assert_eq!(normalise("localhost"), "ssh://localhost");
+        assert_eq!(normalise("autobuilder"), "ssh://autobuilder");
+    }
+
+    #[test]
+    fn user_host_port_are_split() {
+        let s = parse("nix@host:2222").unwrap();
+        assert_eq!(s.uri, "ssh://nix@host:2222");
+        assert_eq!(s.protocol, "ssh");
+        assert_eq!(s.user.as_deref(), Some("nix"));
+        assert_eq!(s.host.as_deref(), Some("host"));
+        assert_eq!(s.port, Some(2222));
+    }
+
+    #[test]
+    fn ssh_ng_with_query_parameters() {
+        let s = parse("ssh-ng://b1?remote-program=/opt/nix/bin/nix-daemon&remote-store=%2Fmnt")
+            .unwrap();
+        assert_eq!(s.protocol, "ssh-ng");
+        assert_eq!(s.host.as_deref(), Some("b1"));
+        assert_eq!(s.user, None);
+        assert_eq!(s.port, None);
+        assert_eq!(s.params["remote-program"], "/opt/nix/bin/nix-daemon");
+        assert_eq!(s.params["remote-store"], "/mnt");
+    }
+
+    #[test]
+    fn bracketed_ipv6_with_port() {
+        let s = parse("ssh://root@[::1]:2200").unwrap();
+        assert_eq!(s.host.as_deref(), Some("::1"));
+        assert_eq!(s.port, Some(2200));
+    }
+
+    #[test]
+    fn special_stores_have_their_own_protocol() {
+        assert_eq!(parse("daemon").unwrap().protocol, "daemon");
+        assert_eq!(parse("auto").unwrap().protocol, "auto");
+        assert_eq!(parse("local").unwrap().protocol, "local");
+        assert_eq!(parse("/srv/nix").unwrap().protocol, "local");
+        let unix = parse("unix:///run/nix/socket").unwrap();
+        assert_eq!(unix.protocol, "unix");
+        assert_eq!(unix.host, None);
+        assert_eq!(parse("local?root=/x").unwrap().params["root"], "/x");
+    }
+
+    #[test]
+    fn bad_ports_and_missing_hosts_are_errors() {
+        assert!(parse("host:notaport").unwrap_err().contains("invalid port"));
+        assert!(parse("host:70000").unwrap_err().contains("invalid port"));
+        assert!(parse("host:0").unwrap_err().contains("port 0"));
+        assert!(parse("ssh://").unwrap_err().contains("no host"));
+    }
+}
