@@ -74,11 +74,26 @@ pub fn load(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), Co
 }
 
 pub fn parse(text: &str) -> Result<FileConfig, String> {
-    let config: FileConfig = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+    let mut config: FileConfig =
+        toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
     if config.machines.builders.is_some() && config.machines.file.is_some() {
         return Err("[machines] sets both `builders` and `file`; keep one".to_string());
     }
+    let home = dirs::home_dir();
+    for path in [&mut config.machines.file, &mut config.log.directory] {
+        if let Some(p) = path.take() {
+            *path = Some(expand_tilde(&p, home.as_deref()));
+        }
+    }
     Ok(config)
+}
+
+/// `~/x` in a config path means `$HOME/x`, as it would in a shell.
+fn expand_tilde(path: &Path, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// Where the machine list comes from, once flags and file are layered.
@@ -161,6 +176,21 @@ mod tests {
     fn the_example_config_parses_and_matches_the_defaults() {
         let text = include_str!("../config.example.toml");
         assert_eq!(parse(text).unwrap(), FileConfig::default());
+    }
+
+    #[test]
+    fn tilde_means_home_in_paths() {
+        let home = Path::new("/home/op");
+        assert_eq!(
+            expand_tilde(Path::new("~/.local/state/rbtop"), Some(home)),
+            Path::new("/home/op/.local/state/rbtop")
+        );
+        assert_eq!(expand_tilde(Path::new("~"), Some(home)), home);
+        assert_eq!(
+            expand_tilde(Path::new("/etc/~x"), Some(home)),
+            Path::new("/etc/~x")
+        );
+        assert_eq!(expand_tilde(Path::new("~/m"), None), Path::new("~/m"));
     }
 
     #[test]

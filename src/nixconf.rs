@@ -26,14 +26,21 @@ pub struct NixConfEnv {
 }
 
 impl NixConfEnv {
-    /// From this process's environment.
+    /// From this process's environment (`HOME` falling back to the passwd entry).
     pub fn from_process() -> Self {
-        Self::from_vars(|name| std::env::var(name).ok())
+        Self::from_vars(|name| match (name, std::env::var(name)) {
+            (_, Ok(value)) => Some(value),
+            ("HOME", Err(_)) => dirs::home_dir().map(|h| h.to_string_lossy().into_owned()),
+            _ => None,
+        })
     }
 
     /// From any variable lookup, the way Nix computes it.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let home = var("HOME").map(PathBuf::from);
+        // Empty counts as unset for these (Nix's getEnvNonEmpty, the XDG spec);
+        // a set-but-empty NIX_USER_CONF_FILES really means "no user files".
+        let non_empty = |name: &str| var(name).filter(|v| !v.is_empty());
+        let home = non_empty("HOME").map(PathBuf::from);
         let user_files = match var("NIX_USER_CONF_FILES") {
             Some(files) => files
                 .split(':')
@@ -41,7 +48,7 @@ impl NixConfEnv {
                 .map(PathBuf::from)
                 .collect(),
             None => {
-                let config_home = var("XDG_CONFIG_HOME")
+                let config_home = non_empty("XDG_CONFIG_HOME")
                     .map(PathBuf::from)
                     .or_else(|| home.as_ref().map(|h| h.join(".config")));
                 let config_dirs = var("XDG_CONFIG_DIRS").unwrap_or_else(|| "/etc/xdg".into());
@@ -58,7 +65,8 @@ impl NixConfEnv {
             }
         };
         NixConfEnv {
-            conf_dir: var("NIX_CONF_DIR").map_or_else(|| PathBuf::from("/etc/nix"), PathBuf::from),
+            conf_dir: non_empty("NIX_CONF_DIR")
+                .map_or_else(|| PathBuf::from("/etc/nix"), PathBuf::from),
             user_files,
             nix_config: var("NIX_CONFIG"),
             home,
@@ -290,7 +298,8 @@ impl NixConf {
             (Some(rest), Some(home)) => home.join(rest),
             _ => PathBuf::from(target),
         };
-        let path = including.parent().unwrap_or(Path::new("/")).join(expanded);
+        // Nix's absPath: relative to the including file, `.` and `..` folded.
+        let path = path_clean::clean(including.parent().unwrap_or(Path::new("/")).join(expanded));
         let canonical = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         if include_stack.contains(&canonical) {
             self.diagnostics.push(
