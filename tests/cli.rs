@@ -1,0 +1,412 @@
+//! The real `rbtop` binary on sample files: the JSON shape, the exit codes,
+//! the human output, configuration layering and logging.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A sandbox: HOME, XDG dirs and NIX_CONF_DIR all inside a temp dir, so the
+/// machine's real /etc/nix and ~/.config never leak into a test.
+struct Sandbox {
+    dir: TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["home", "config", "state", "nixconf"] {
+            fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        Sandbox { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn rbtop(&self) -> Command {
+        let mut cmd = Command::cargo_bin("rbtop").unwrap();
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_CONFIG_DIRS", self.path("xdg-dirs"))
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("NIX_CONF_DIR", self.path("nixconf"));
+        cmd
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().expect("exited"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", run.stdout, run.stderr))
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k
+}
+
+const MACHINE_KEYS: [&str; 13] = [
+    "host",
+    "mandatory_features",
+    "max_jobs",
+    "port",
+    "protocol",
+    "public_host_key",
+    "source",
+    "speed_factor",
+    "ssh_key",
+    "supported_features",
+    "systems",
+    "uri",
+    "user",
+];
+
+const PUB: &str = "c3NoLXJzYSBBQUFBQjNOemFDMXljMkVBQUFBREFRQUJBQUFCQVFDWWxOeHpLQT09";
+
+fn sample(sb: &Sandbox) -> PathBuf {
+    sb.write(
+        "machines",
+        &format!(
+            "# the fleet\n\
+             ssh://nix@host:2222 x86_64-linux - 1 1\n\
+             ssh-ng://b2 x86_64-linux,aarch64-linux /root/.ssh/id_b2 4 2.5 kvm,big-parallel benchmark {PUB}\n\
+             b3 x86_64-linux - not-a-number\n\
+             b4\n"
+        ),
+    )
+}
+
+#[test]
+fn json_has_exactly_the_documented_shape() {
+    let sb = Sandbox::new();
+    let path = sample(&sb);
+    let r = run(sb
+        .rbtop()
+        .args(["machines", "--json", "--machines"])
+        .arg(&path));
+    assert_eq!(
+        r.code, 1,
+        "a rejected line means exit 1; stderr: {}",
+        r.stderr
+    );
+    let doc = json(&r);
+    assert_eq!(keys(&doc), ["errors", "machines", "warnings"]);
+
+    let machines = doc["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 3, "the good lines are still printed");
+    for m in machines {
+        assert_eq!(keys(m), MACHINE_KEYS);
+    }
+    let file = path.display();
+    assert_eq!(
+        machines[0],
+        serde_json::json!({
+            "uri": "ssh://nix@host:2222", "protocol": "ssh", "user": "nix", "host": "host",
+            "port": 2222, "systems": ["x86_64-linux"], "ssh_key": null, "max_jobs": 1,
+            "speed_factor": 1.0, "supported_features": [], "mandatory_features": [],
+            "public_host_key": null, "source": format!("{file}:2")
+        })
+    );
+    assert_eq!(
+        machines[1],
+        serde_json::json!({
+            "uri": "ssh-ng://b2", "protocol": "ssh-ng", "user": null, "host": "b2",
+            "port": null, "systems": ["aarch64-linux", "x86_64-linux"],
+            "ssh_key": "/root/.ssh/id_b2", "max_jobs": 4, "speed_factor": 2.5,
+            "supported_features": ["big-parallel", "kvm"], "mandatory_features": ["benchmark"],
+            "public_host_key": PUB, "source": format!("{file}:3")
+        })
+    );
+    assert_eq!(machines[2]["uri"], "ssh://b4");
+    assert_eq!(machines[2]["source"], format!("{file}:5"));
+    // Speed factors are floats even when written as integers.
+    assert!(machines[2]["speed_factor"].is_f64());
+
+    let errors = doc["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(keys(&errors[0]), ["message", "source"]);
+    assert_eq!(errors[0]["source"], format!("{file}:4"));
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("max jobs (column #3) 'not-a-number'"),
+        "{message}"
+    );
+    assert!(message.starts_with("col 19:"), "{message}");
+
+    for w in doc["warnings"].as_array().unwrap() {
+        assert_eq!(keys(w), ["message", "source"]);
+    }
+}
+
+#[test]
+fn clean_file_exits_zero_and_prints_an_aligned_table() {
+    let sb = Sandbox::new();
+    let path = sb.write(
+        "machines",
+        "ssh://b1 x86_64-linux - 2 1 big-parallel\nssh-ng://build-host-2 aarch64-linux - 8 4 - kvm\n",
+    );
+    let r = run(sb.rbtop().arg("machines").arg("--machines").arg(&path));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[0].starts_with("URI"), "{}", r.stdout);
+    assert!(lines[1].starts_with("ssh://b1 "));
+    assert!(lines[2].starts_with("ssh-ng://build-host-2 "));
+    // Aligned: every column starts at the same offset on every row.
+    let col = lines[0].find("SYSTEMS").unwrap();
+    assert_eq!(lines[1].find("x86_64-linux"), Some(col));
+    assert_eq!(lines[2].find("aarch64-linux"), Some(col));
+    assert!(lines[2].contains("kvm*"), "mandatory features are marked");
+}
+
+#[test]
+fn human_errors_go_to_stderr_with_file_line_column() {
+    let sb = Sandbox::new();
+    let path = sample(&sb);
+    let r = run(sb.rbtop().arg("machines").arg("--machines").arg(&path));
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("ssh://b4"));
+    let expected = format!("error: {}:4:19: max jobs (column #3)", path.display());
+    assert!(r.stderr.contains(&expected), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("    | b3 x86_64-linux - not-a-number\n    |                   ^")
+    );
+    assert!(r.stderr.contains("3 machine(s) read, 1 line(s) rejected"));
+}
+
+#[test]
+fn builders_flag_is_its_own_source() {
+    let sb = Sandbox::new();
+    let r = run(sb.rbtop().args([
+        "machines",
+        "--json",
+        "--builders",
+        "ssh://a x86_64-linux ; ssh://b - - 0",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = json(&r);
+    assert_eq!(doc["machines"][0]["source"], "--builders");
+    assert_eq!(doc["machines"][1]["max_jobs"], 0);
+    assert_eq!(doc["warnings"][0]["source"], "--builders");
+}
+
+#[test]
+fn nix_conf_builders_are_used_by_default() {
+    let sb = Sandbox::new();
+    let conf = sb.write(
+        "nixconf/nix.conf",
+        "sandbox = false\nbuilders = ssh://from-conf x86_64-linux - 3 ; ssh://bad - - x\n",
+    );
+    let r = run(sb.rbtop().args(["machines", "--json"]));
+    assert_eq!(r.code, 1);
+    let doc = json(&r);
+    assert_eq!(doc["machines"][0]["uri"], "ssh://from-conf");
+    assert_eq!(
+        doc["machines"][0]["source"],
+        format!("{}:2", conf.display())
+    );
+    assert_eq!(doc["errors"][0]["source"], format!("{}:2", conf.display()));
+    assert!(
+        doc["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("col 61:")
+    );
+}
+
+#[test]
+fn default_machines_file_lives_in_nix_conf_dir() {
+    let sb = Sandbox::new();
+    let machines = sb.write("nixconf/machines", "ssh://default-b1\n");
+    let r = run(sb.rbtop().args(["machines", "--json"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = json(&r);
+    assert_eq!(doc["machines"][0]["uri"], "ssh://default-b1");
+    assert_eq!(
+        doc["machines"][0]["source"],
+        format!("{}:1", machines.display())
+    );
+}
+
+#[test]
+fn empty_state_says_where_rbtop_looked() {
+    let sb = Sandbox::new();
+    let r = run(sb.rbtop().arg("machines"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("No builders configured."),
+        "{}",
+        r.stdout
+    );
+    let nixconf = sb.path("nixconf");
+    assert!(
+        r.stdout
+            .contains(&format!("{}/nix.conf: not found", nixconf.display()))
+    );
+    assert!(r.stdout.contains(&format!(
+        "{}/nix/nix.conf: not found",
+        sb.path("config").display()
+    )));
+    assert!(r.stdout.contains("NIX_CONFIG: not set"));
+    assert!(r.stdout.contains(&format!(
+        "builders not set: Nix's default @{}/machines (not found)",
+        nixconf.display()
+    )));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::new();
+    let cases: [&[&str]; 4] = [
+        &["machines", "--builders", "a", "--machines", "/m"],
+        &["machines", "--no-such-flag"],
+        &["no-such-command"],
+        &["machines", "--log-level", "rbtop=notalevel"],
+    ];
+    for args in cases {
+        let r = run(sb.rbtop().args(args));
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.is_empty(), "{args:?}");
+    }
+    // No sub-command: help on stderr, usage status.
+    let r = run(&mut sb.rbtop());
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("Usage:"), "{}", r.stderr);
+}
+
+#[test]
+fn unknown_config_key_is_named() {
+    let sb = Sandbox::new();
+    let config = sb.write("rbtop.toml", "[machines]\nbuilderz = \"ssh://a\"\n");
+    let r = run(sb.rbtop().args(["machines", "--config"]).arg(&config));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("builderz"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&config.display().to_string()),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn config_file_is_layered_under_flags() {
+    let sb = Sandbox::new();
+    // The default location is read without --config.
+    sb.write(
+        "config/rbtop/config.toml",
+        "[machines]\nbuilders = \"ssh://from-config\"\n",
+    );
+    let doc = json(&run(sb.rbtop().args(["machines", "--json"])));
+    assert_eq!(doc["machines"][0]["uri"], "ssh://from-config");
+    assert!(
+        doc["machines"][0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("config.toml (builders):1")
+    );
+    // A flag beats the file.
+    let doc = json(&run(sb.rbtop().args([
+        "machines",
+        "--json",
+        "--builders",
+        "ssh://from-flag",
+    ])));
+    assert_eq!(doc["machines"][0]["uri"], "ssh://from-flag");
+}
+
+#[test]
+fn missing_explicit_config_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let r = run(sb
+        .rbtop()
+        .args(["machines", "--config", "/no/such/rbtop.toml"]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("/no/such/rbtop.toml"));
+}
+
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn logs_go_to_a_daily_file_in_the_state_dir_never_to_the_terminal() {
+    let sb = Sandbox::new();
+    let r = run(sb
+        .rbtop()
+        .env("RBTOP_LOG", "debug")
+        .args(["machines", "--builders", "ssh://a"]));
+    assert_eq!(r.code, 0);
+    assert!(!r.stdout.contains("rbtop starting") && !r.stderr.contains("rbtop starting"));
+    let files = log_files(&sb.path("state/rbtop"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("rbtop.") && name.ends_with(".log"),
+        "{name}"
+    );
+    let log = fs::read_to_string(&files[0]).unwrap();
+    assert!(log.contains("rbtop starting"), "{log}");
+    assert!(log.contains("machines resolved"), "{log}");
+}
+
+#[test]
+fn log_level_flag_beats_the_environment() {
+    let sb = Sandbox::new();
+    let r = run(sb.rbtop().env("RBTOP_LOG", "debug").args([
+        "machines",
+        "--log-level",
+        "error",
+        "--builders",
+        "ssh://a",
+    ]));
+    assert_eq!(r.code, 0);
+    let files = log_files(&sb.path("state/rbtop"));
+    let log = files
+        .first()
+        .map(|f| fs::read_to_string(f).unwrap())
+        .unwrap_or_default();
+    assert!(
+        !log.contains("rbtop starting"),
+        "info lines filtered out: {log}"
+    );
+}
+
+#[test]
+fn the_sample_in_assets_reads_cleanly() {
+    let sb = Sandbox::new();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/machines.example");
+    let r = run(sb.rbtop().arg("machines").arg("--machines").arg(&sample));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.lines().count() >= 4, "{}", r.stdout);
+}
