@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every check rbtop has, from a fresh Debian machine: installs what the tests
+# need (as root), then formatting, lints and the whole test suite.
+#
+#   sudo bash tests/run-all.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests talk to: real Nix (nix-instantiate, nix-store,
+# nix-daemon) and a real sshd for the loopback builder fleet.
+packages=(nix-bin openssh-server)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "run-all: missing packages ${missing[*]}: run as root (sudo bash $0)" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+    echo "run-all: no Rust toolchain: install one with rustup (https://rustup.rs), then rerun" >&2
+    exit 1
+fi
+
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked
