@@ -54,11 +54,12 @@ impl Location {
         }
     }
 
-    /// `file:line:column` when the column is known, for humans and editors.
+    /// `file:line:column` when the column is known, for humans and editors
+    /// (always with the line, so `--builders:1:34` cannot read as line 34).
     pub fn with_column(&self) -> String {
         match self.column {
-            Some(col) => format!("{self}:{col}"),
-            None => self.to_string(),
+            Some(col) if self.line > 0 => format!("{}:{}:{col}", self.origin, self.line),
+            _ => self.to_string(),
         }
     }
 }
@@ -159,6 +160,8 @@ mod tests {
             Location::new(Origin::BuildersFlag, 3).to_string(),
             "--builders:3"
         );
+        let col = Location::new(Origin::BuildersFlag, 1).at_column(34);
+        assert_eq!(col.with_column(), "--builders:1:34");
     }
 
     #[test]
