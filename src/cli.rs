@@ -12,13 +12,14 @@ use clap::{Args, Parser, Subcommand};
     long_about = "top for your Nix remote builders.\n\n\
         Reads the machines list exactly as Nix does (--builders, --machines, or nix.conf's \
         `builders`, default @/etc/nix/machines) and reports every bad line precisely.",
+    subcommand_required = true,
     arg_required_else_help = true
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Command,
 }
 
 #[derive(Clone, Debug, Default, Args)]
@@ -29,7 +30,13 @@ pub struct GlobalArgs {
 
     /// Builders in the syntax of `nix --builders` (entries separated by `;` or
     /// newlines, `@file` includes); replaces nix.conf's `builders`
-    #[arg(long, global = true, value_name = "SPEC", conflicts_with = "machines")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SPEC",
+        conflicts_with = "machines",
+        allow_hyphen_values = true
+    )]
     pub builders: Option<String>,
 
     /// Read this machines file instead of nix.conf's `builders`

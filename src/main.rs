@@ -5,7 +5,7 @@ use clap::Parser;
 
 use rbtop::cli::{Cli, Command};
 use rbtop::commands::machines;
-use rbtop::config::{self, Settings};
+use rbtop::config::{self, Settings, SourceChoice};
 use rbtop::logging;
 use rbtop::nix_version::NixVersion;
 use rbtop::nixconf::NixConfEnv;
@@ -45,13 +45,16 @@ fn main() -> ExitCode {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), ?settings.source, "rbtop starting");
 
     match cli.command {
-        Some(Command::Machines(args)) => run_machines(&settings, args.json),
-        // clap prints help when no sub-command is given (arg_required_else_help).
-        None => ExitCode::from(USAGE),
+        Command::Machines(args) => run_machines(&settings, args.json),
     }
 }
 
 fn run_machines(settings: &Settings, json: bool) -> ExitCode {
+    if let SourceChoice::File(path) = &settings.source
+        && !path.exists()
+    {
+        return usage_error(&format!("machines file {} does not exist", path.display()));
+    }
     let resolved = sources::resolve(
         &settings.source,
         &NixConfEnv::from_process(),

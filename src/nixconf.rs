@@ -2,7 +2,8 @@
 //! (`NIX_USER_CONF_FILES`, or the XDG config dirs), then `NIX_CONFIG`; later
 //! settings override earlier ones; `include` / `!include` are followed.
 //!
-//! Where Nix stops at the first bad line, rbtop reports it with its location
+//! Where Nix rejects a whole file for one bad line, rbtop reports that line
+//! with its location and keeps the rest
 //! and keeps reading.
 
 use std::path::{Path, PathBuf};
@@ -21,8 +22,6 @@ pub struct NixConfEnv {
     pub user_files: Vec<PathBuf>,
     /// `$NIX_CONFIG`.
     pub nix_config: Option<String>,
-    /// For `~/` in include paths.
-    pub home: Option<PathBuf>,
 }
 
 impl NixConfEnv {
@@ -69,7 +68,6 @@ impl NixConfEnv {
                 .map_or_else(|| PathBuf::from("/etc/nix"), PathBuf::from),
             user_files,
             nix_config: var("NIX_CONFIG"),
-            home,
         }
     }
 }
@@ -234,7 +232,10 @@ impl NixConf {
         let illegal = |why: &str| {
             Diagnostic::error(
                 location.at_column(line[..first_at].chars().count() + 1),
-                format!("illegal configuration line: {why} (Nix stops at this line)"),
+                format!(
+                    "syntax error in configuration line: {why} (Nix rejects this whole file, \
+                     and every nix command fails)"
+                ),
             )
             .with_snippet(line)
         };
@@ -294,12 +295,21 @@ impl NixConf {
             );
             return;
         };
-        let expanded = match (target.strip_prefix("~/"), &env.home) {
-            (Some(rest), Some(home)) => home.join(rest),
-            _ => PathBuf::from(target),
-        };
         // Nix's absPath: relative to the including file, `.` and `..` folded.
-        let path = path_clean::clean(including.parent().unwrap_or(Path::new("/")).join(expanded));
+        // Nix does not expand `~` here (Lix does): `~/x` is a directory named `~`.
+        let path = path_clean::clean(including.parent().unwrap_or(Path::new("/")).join(target));
+        if target.starts_with('~') {
+            self.diagnostics.push(
+                Diagnostic::warning(
+                    location.clone(),
+                    format!(
+                        "Nix does not expand '~' in includes: it reads '{}'; write the full path",
+                        path.display()
+                    ),
+                )
+                .with_snippet(line),
+            );
+        }
         let canonical = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         if include_stack.contains(&canonical) {
             self.diagnostics.push(
@@ -320,8 +330,8 @@ impl NixConf {
                 Diagnostic::error(
                     location.clone(),
                     format!(
-                        "file '{}' included from '{}' not found (Nix stops here; use \
-                         '!include' for an optional file)",
+                        "file '{}' included from '{}' not found (Nix rejects the including \
+                         file and every nix command fails; use '!include' for an optional file)",
                         path.display(),
                         including.display()
                     ),

@@ -1,6 +1,8 @@
 //! Which machines text to read, resolved the way Nix resolves `builders`,
 //! and a record of every place looked at (for the empty state).
 
+use std::path::PathBuf;
+
 use crate::config::SourceChoice;
 use crate::diagnostics::{Diagnostic, Location};
 use crate::machines::{MachinesText, Parsed, Parser};
@@ -18,6 +20,8 @@ pub struct Resolved {
     pub local_system: String,
     /// nix.conf as read (also used for the local machine's own capacity).
     pub nix_conf: NixConf,
+    /// Nix's default machines file here, `$NIX_CONF_DIR/machines`.
+    pub default_machines_file: PathBuf,
 }
 
 impl Resolved {
@@ -61,6 +65,7 @@ pub fn resolve(choice: &SourceChoice, env: &NixConfEnv, local_nix: Option<NixVer
         consulted,
         local_system,
         nix_conf,
+        default_machines_file: env.conf_dir.join("machines"),
     }
 }
 

@@ -200,7 +200,7 @@ fn human_errors_go_to_stderr_with_file_line_column() {
         r.stderr
             .contains("    | b3 x86_64-linux - not-a-number\n    |                   ^")
     );
-    assert!(r.stderr.contains("3 machine(s) read, 1 line(s) rejected"));
+    assert!(r.stderr.contains("3 machine(s) read, 1 error(s)"));
 }
 
 #[test]
@@ -297,10 +297,41 @@ fn usage_errors_exit_2() {
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(!r.stderr.is_empty(), "{args:?}");
     }
-    // No sub-command: help on stderr, usage status.
-    let r = run(&mut sb.rbtop());
+    // No sub-command: help on stderr, usage status, with or without flags.
+    for args in [&[][..], &["--log-level", "info"][..]] {
+        let r = run(sb.rbtop().args(args));
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(r.stderr.contains("Usage:"), "{args:?}: {}", r.stderr);
+    }
+    // A machines file named on the command line must exist.
+    let r = run(sb
+        .rbtop()
+        .args(["machines", "--machines", "/no/such/machines"]));
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("Usage:"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/no/such/machines does not exist"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn builders_may_start_with_a_dash() {
+    let sb = Sandbox::new();
+    let r = run(sb
+        .rbtop()
+        .args(["machines", "--json", "--builders", "- x86_64-linux"]));
+    assert_eq!(
+        r.code, 1,
+        "parsed, then rejected for its '-' URI: {}",
+        r.stderr
+    );
+    assert!(
+        json(&r)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no store URI")
+    );
 }
 
 #[test]

@@ -266,11 +266,6 @@ fn each_malformed_number_and_key_is_rejected_with_its_column() {
             32,
             "not a whole number of jobs",
         ),
-        (
-            "nix@scratchy.labs.cs.uu.nl - - 8 NaN",
-            34,
-            "is not a number",
-        ),
     ];
     for (line, column, phrase) in cases {
         let parsed = parse(line);
@@ -290,6 +285,18 @@ fn speed_factor_is_a_float_and_zero_means_one() {
     assert_eq!(only(&parse("b - - 1 0")).speed_factor, 1.0);
     assert_eq!(only(&parse("b - - 1 0.0")).speed_factor, 1.0);
     assert_eq!(only(&parse("b - - 1 3")).speed_factor, 3.0);
+}
+
+#[test]
+fn infinite_and_nan_speed_factors_are_kept_with_a_warning_as_nix_keeps_them() {
+    for value in ["inf", "NaN", "infinity"] {
+        let parsed = parse(&format!("b - - 1 {value}"));
+        only(&parsed);
+        assert!(
+            warnings(&parsed)[0].message.contains("meaningless"),
+            "{value}"
+        );
+    }
 }
 
 #[test]

@@ -159,8 +159,9 @@ fn render_empty(resolved: &Resolved) -> String {
     }
     out.push_str(&format!(
         "To add one, put a line such as\n  ssh://nix@builder.example {} - 4 1 big-parallel\n\
-         in /etc/nix/machines (or set `builders` in nix.conf, or pass --builders).\n",
-        resolved.local_system
+         in {} (or set `builders` in nix.conf, or pass --builders).\n",
+        resolved.local_system,
+        resolved.default_machines_file.display()
     ));
     out
 }
@@ -177,7 +178,7 @@ pub fn render_diagnostics(resolved: &Resolved) -> String {
     let warnings = parsed.warnings().count();
     if errors + warnings > 0 {
         out.push_str(&format!(
-            "{} machine(s) read, {errors} line(s) rejected, {warnings} warning(s)\n",
+            "{} machine(s) read, {errors} error(s), {warnings} warning(s)\n",
             parsed.machines.len()
         ));
     }

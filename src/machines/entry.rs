@@ -65,11 +65,11 @@ fn comma_set(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parse one entry. Returns the machine (or `None` if the entry is rejected)
-/// and every diagnostic about it.
 /// Nix learned `host:port` in store URIs in this release.
 const PORTS_IN_URIS: NixVersion = NixVersion::new(2, 31, 0);
 
+/// Parse one entry. Returns the machine (or `None` if the entry is rejected)
+/// and every diagnostic about it.
 pub(super) fn parse(
     entry: &Entry,
     default_systems: &[String],
@@ -112,10 +112,10 @@ fn parse_fields(
         notes.push(entry.warning_at(
             uri_field.column,
             format!(
-                "a port in the store URI needs Nix ≥ 2.31 ({local}): older Nix passes '{}' \
+                "a port in the store URI needs Nix ≥ 2.31 ({local}): older Nix passes '{}:{port}' \
                  to ssh as a host name and cannot connect; use an ssh_config Host alias or \
                  NIX_SSHOPTS=-p{port} instead",
-                uri_field.text.rsplit("://").next().unwrap_or(uri_field.text),
+                store.host.as_deref().unwrap_or_default(),
             ),
         ));
     }
@@ -168,26 +168,32 @@ fn parse_fields(
 
     let speed_factor = match set(&fields, 4) {
         Some(f) => {
-            let value = f
-                .text
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| {
-                    entry.error_at(
-                        f.column,
-                        format!(
-                            "{} is not a number; expected a non-negative decimal such as 1 or \
+            let value = f.text.parse::<f64>().map_err(|_| {
+                entry.error_at(
+                    f.column,
+                    format!(
+                        "{} is not a number; expected a non-negative decimal such as 1 or \
                          2.5 (Nix: failed to convert column #4 to 'float')",
-                            describe(4, f)
-                        ),
-                    )
-                })?;
+                        describe(4, f)
+                    ),
+                )
+            })?;
             if value < 0.0 {
                 return Err(entry.error_at(
                     f.column,
                     format!(
                         "{} is negative: speed factor must be >= 0 (0 means 1)",
+                        describe(4, f)
+                    ),
+                ));
+            }
+            if !value.is_finite() {
+                // Nix accepts these, but its ranking (load / speed) then degenerates.
+                notes.push(entry.warning_at(
+                    f.column,
+                    format!(
+                        "{}: Nix accepts it, but ranks machines by load / speed factor, \
+                         which this makes meaningless",
                         describe(4, f)
                     ),
                 ));

@@ -42,23 +42,38 @@ pub enum HostKeyCheck {
 
 /// Decode a pinned host key; `Err` means Nix itself would reject the line.
 pub fn check(field: &str) -> Result<HostKeyCheck, String> {
-    let bytes = nix_decode(field).map_err(|e| format!("is not valid base64: {}", explain(&e)))?;
+    let bytes =
+        nix_decode(field).map_err(|e| format!("is not valid base64: {}", explain(field, &e)))?;
     Ok(classify(&bytes))
 }
 
-fn explain(e: &base64::DecodeError) -> String {
+/// The decoder reports byte offsets; operators count characters.
+fn explain(field: &str, e: &base64::DecodeError) -> String {
     use base64::DecodeError::*;
+    let at = |offset: usize| {
+        // The offset may fall inside a multi-byte character: step back to its start.
+        let start = (0..=offset.min(field.len()))
+            .rev()
+            .find(|&i| field.is_char_boundary(i))
+            .unwrap_or(0);
+        let c = field[start..].chars().next().unwrap_or('?');
+        (
+            c.escape_debug().to_string(),
+            field[..start].chars().count() + 1,
+        )
+    };
     match e {
-        InvalidByte(at, byte) => format!(
-            "invalid character '{}' at position {}",
-            char::from(*byte).escape_debug(),
-            at + 1
-        ),
-        InvalidLastSymbol { offset, symbol, .. } => format!(
-            "the last character '{}' (position {}) leaves stray bits: truncated or corrupted",
-            char::from(*symbol).escape_debug(),
-            offset + 1
-        ),
+        InvalidByte(offset, _) => {
+            let (c, position) = at(*offset);
+            format!("invalid character '{c}' at position {position}")
+        }
+        InvalidLastSymbol { offset, .. } => {
+            let (c, position) = at(*offset);
+            format!(
+                "the last character '{c}' (position {position}) leaves stray bits: truncated or \
+                 corrupted"
+            )
+        }
         InvalidLength(len) => format!("{len} base64 characters cannot encode whole bytes"),
         InvalidPadding => "misplaced '=' padding".to_string(),
         #[allow(unreachable_patterns)] // the enum may grow
@@ -136,6 +151,14 @@ mod tests {
         assert!(check("c3NoLWVkMjU1MTk=garbage!").is_ok());
         assert!(check("c3NoLWVkMjU1MTkx1").is_ok());
         assert!(check("c3NoLWVkMjU1MTkx_").is_err());
+    }
+
+    #[test]
+    fn bad_characters_are_named_by_character_position() {
+        let err = check("abcé").unwrap_err();
+        assert!(err.contains("invalid character 'é' at position 4"), "{err}");
+        let err = check("клю").unwrap_err();
+        assert!(err.contains("invalid character 'к' at position 1"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,15 @@ pub fn parse(raw: &str) -> Result<StoreUri, String> {
     if !uri.contains("://") {
         return Ok(parse_special(&uri));
     }
+    let authority = uri.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    if authority.matches('@').count() > 1 {
+        // RFC 3986 (and so Nix ≥ 2.31) has no '@' inside the user part.
+        return Err(format!(
+            "'{uri}' has more than one '@'; Nix cannot parse it"
+        ));
+    }
     let parsed = Url::parse(&uri).map_err(|e| format!("'{uri}' is not a valid URI: {e}"))?;
     let protocol = parsed.scheme().to_string();
     let host = parsed.host_str().filter(|h| !h.is_empty()).map(|h| {
@@ -182,5 +191,11 @@ mod tests {
         assert!(parse("host:70000").unwrap_err().contains("invalid port"));
         assert!(parse("host:0").unwrap_err().contains("port 0"));
         assert!(parse("ssh://").unwrap_err().contains("no host"));
+        assert!(
+            parse("ssh://a@b@c")
+                .unwrap_err()
+                .contains("more than one '@'")
+        );
+        assert!(parse("ssh://a@b/x@y").is_ok());
     }
 }
