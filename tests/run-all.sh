@@ -2,7 +2,8 @@
 # Every check rbtop has, from a fresh Debian machine: installs what the tests
 # need (as root), then formatting, lints and the whole test suite.
 #
-#   sudo bash tests/run-all.sh
+#   sudo bash tests/run-all.sh                # set up, then every check
+#   sudo bash tests/run-all.sh --setup-only   # set up only (README's run command)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +23,15 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# A fresh Debian has no Rust new enough for edition 2024: bring rustup's stable.
+export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v cargo >/dev/null; then
-    echo "run-all: no Rust toolchain: install one with rustup (https://rustup.rs), then rerun" >&2
-    exit 1
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates build-essential
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
 fi
+
+[[ ${1:-} == --setup-only ]] && exit 0
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
