@@ -28,6 +28,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod diagnostics;
+pub mod include_stack;
 pub mod logging;
 pub mod machines;
 pub mod nix_text;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::{fs, io};
 
 use crate::diagnostics::{Diagnostic, Location, Origin};
+use crate::include_stack::IncludeStack;
 use crate::nix_text::words;
 
 /// The environment that decides which nix.conf files exist, injectable for tests.
@@ -122,14 +123,19 @@ impl NixConf {
         let system_file = env.conf_dir.join("nix.conf");
         // Lowest priority first: the user files are listed highest first.
         for path in std::iter::once(&system_file).chain(env.user_files.iter().rev()) {
-            let state = conf.apply_file(path, env, &mut Vec::new(), None);
+            let state = conf.apply_file(path, env, &mut IncludeStack::rooted_at(path), None);
             conf.files.push(ConsultedFile {
                 path: path.clone(),
                 state,
             });
         }
         if let Some(text) = &env.nix_config {
-            conf.apply_text(text, Origin::NixConfigEnv, env, &mut Vec::new());
+            conf.apply_text(
+                text,
+                Origin::NixConfigEnv,
+                env,
+                &mut IncludeStack::default(),
+            );
         }
         conf
     }
@@ -174,12 +180,12 @@ impl NixConf {
         chain
     }
 
-    /// `include_stack`: canonical paths of the files being read, to stop cycles.
+    /// Read one file; `include_stack` must already hold it.
     fn apply_file(
         &mut self,
         path: &Path,
         env: &NixConfEnv,
-        include_stack: &mut Vec<PathBuf>,
+        include_stack: &mut IncludeStack,
         included_from: Option<&Location>,
     ) -> FileState {
         let bytes = match fs::read(path) {
@@ -196,11 +202,8 @@ impl NixConf {
                 return FileState::Unreadable(e.to_string());
             }
         };
-        let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        include_stack.push(canonical);
         let text = String::from_utf8_lossy(&bytes);
         self.apply_text(&text, Origin::File(path.to_path_buf()), env, include_stack);
-        include_stack.pop();
         FileState::Read
     }
 
@@ -209,7 +212,7 @@ impl NixConf {
         text: &str,
         origin: Origin,
         env: &NixConfEnv,
-        include_stack: &mut Vec<PathBuf>,
+        include_stack: &mut IncludeStack,
     ) {
         for (index, line) in text.split('\n').enumerate() {
             let location = Location::new(origin.clone(), index + 1);
@@ -222,7 +225,7 @@ impl NixConf {
         line: &str,
         location: Location,
         env: &NixConfEnv,
-        include_stack: &mut Vec<PathBuf>,
+        include_stack: &mut IncludeStack,
     ) {
         let code = line.find('#').map_or(line, |hash| &line[..hash]);
         let words = words(code);
@@ -283,7 +286,7 @@ impl NixConf {
         location: &Location,
         line: &str,
         env: &NixConfEnv,
-        include_stack: &mut Vec<PathBuf>,
+        include_stack: &mut IncludeStack,
     ) {
         let Origin::File(including) = &location.origin else {
             self.diagnostics.push(
@@ -310,22 +313,21 @@ impl NixConf {
                 .with_snippet(line),
             );
         }
-        let canonical = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-        if include_stack.contains(&canonical) {
+        if let Err(cycle) = include_stack.enter(&path) {
             self.diagnostics.push(
                 Diagnostic::error(
                     location.clone(),
                     format!(
-                        "include cycle: '{}' is already being read; skipped (Nix would \
-                         recurse until it crashes)",
-                        path.display()
+                        "include cycle {cycle}: skipped here (Nix would recurse until it crashes)"
                     ),
                 )
                 .with_snippet(line),
             );
             return;
         }
-        match self.apply_file(&path, env, include_stack, Some(location)) {
+        let state = self.apply_file(&path, env, include_stack, Some(location));
+        include_stack.leave();
+        match state {
             FileState::Missing if !ignore_missing => self.diagnostics.push(
                 Diagnostic::error(
                     location.clone(),

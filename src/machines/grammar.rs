@@ -4,12 +4,13 @@
 //! reported, and include cycles are detected.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::{fs, io};
 
 use super::Machine;
 use super::entry::{self, Entry};
 use crate::diagnostics::{Diagnostic, Location, Origin};
+use crate::include_stack::IncludeStack;
 use crate::nix_text::{self, WHITESPACE as NIX_WHITESPACE};
 use crate::nix_version::NixVersion;
 
@@ -60,8 +61,7 @@ pub struct Parser {
     /// The Nix that will read these lines, when known: gates warnings about
     /// behaviour that changed between releases.
     local_nix: Option<NixVersion>,
-    /// Canonical paths of the files being read, outermost first.
-    include_stack: Vec<PathBuf>,
+    include_stack: IncludeStack,
     first_seen: HashMap<String, Location>,
     out: Parsed,
 }
@@ -82,7 +82,7 @@ impl Parser {
         Parser {
             default_systems,
             local_nix: None,
-            include_stack: Vec::new(),
+            include_stack: IncludeStack::default(),
             first_seen: HashMap::new(),
             out: Parsed::default(),
         }
@@ -236,22 +236,6 @@ impl Parser {
     }
 
     fn read_file(&mut self, path: &Path, at: &Location, missing_is_error: bool) {
-        let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        if let Some(pos) = self.include_stack.iter().position(|p| *p == canonical) {
-            let cycle: Vec<String> = self.include_stack[pos..]
-                .iter()
-                .chain([&canonical])
-                .map(|p| p.display().to_string())
-                .collect();
-            self.out.diagnostics.push(Diagnostic::error(
-                at.clone(),
-                format!(
-                    "include cycle {}: skipped here (Nix would recurse until it crashes)",
-                    cycle.join(" → ")
-                ),
-            ));
-            return;
-        }
         let text = match fs::read(path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == io::ErrorKind::NotFound && !missing_is_error => {
@@ -272,11 +256,19 @@ impl Parser {
                 return;
             }
         };
-        self.include_stack.push(canonical);
+        // Checked after reading: a file on the stack was readable, so a file
+        // that is not cannot close a cycle.
+        if let Err(cycle) = self.include_stack.enter(path) {
+            self.out.diagnostics.push(Diagnostic::error(
+                at.clone(),
+                format!("include cycle {cycle}: skipped here (Nix would recurse until it crashes)"),
+            ));
+            return;
+        }
         self.parse_text(&MachinesText::whole(
             &text,
             Origin::File(path.to_path_buf()),
         ));
-        self.include_stack.pop();
+        self.include_stack.leave();
     }
 }
