@@ -34,5 +34,6 @@ pub mod machines;
 pub mod nix_text;
 pub mod nix_version;
 pub mod nixconf;
+pub mod protocol;
 pub mod sources;
 pub mod system;

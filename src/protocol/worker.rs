@@ -1,0 +1,144 @@
+//! The worker protocol (`ssh-ng://` stores and the local daemon socket):
+//! what `nix-daemon --stdio` speaks. The daemon reports its Nix version
+//! (≥1.33) and whether it trusts us (≥1.35); from 1.38 both sides first
+//! swap feature sets.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::wire::{Message, read_string, read_strings, read_u64, read_version};
+use super::{ProtocolError, ProtocolVersion, magic, stderr};
+
+pub const MAGIC_1: u64 = 0x6e69_7863;
+pub const MAGIC_2: u64 = 0x6478_696f;
+
+/// Newest version without the feature exchange (Nix 2.20–2.23); it still
+/// gets the Nix version and trust from daemons that have them.
+pub const CLIENT_VERSION: ProtocolVersion = ProtocolVersion::new(1, 37);
+/// Newest version this module speaks (Nix ≥2.24): adds the feature exchange.
+pub const LATEST: ProtocolVersion = ProtocolVersion::new(1, 38);
+/// Nix refuses older daemons (master even wants 1.18).
+pub const MINIMUM: ProtocolVersion = ProtocolVersion::new(1, 10);
+
+const V_RESERVE_SPACE: ProtocolVersion = ProtocolVersion::new(1, 11);
+const V_QUERY_VALID_PATHS: ProtocolVersion = ProtocolVersion::new(1, 12);
+const V_CPU_AFFINITY: ProtocolVersion = ProtocolVersion::new(1, 14);
+const V_SUBSTITUTE_FLAG: ProtocolVersion = ProtocolVersion::new(1, 27);
+const V_NIX_VERSION: ProtocolVersion = ProtocolVersion::new(1, 33);
+const V_TRUST: ProtocolVersion = ProtocolVersion::new(1, 35);
+const V_FEATURES: ProtocolVersion = ProtocolVersion::new(1, 38);
+
+const OP_QUERY_VALID_PATHS: u64 = 31;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerHello {
+    /// Negotiated: the lower of ours and the daemon's.
+    pub version: ProtocolVersion,
+    pub server_version: ProtocolVersion,
+    /// The daemon's Nix version, e.g. "2.8.0" (negotiated ≥1.33).
+    pub nix_version: Option<String>,
+    /// Whether the daemon trusts us (negotiated ≥1.35 and the daemon knows).
+    pub trusted: Option<bool>,
+    /// The features the daemon offered (negotiated ≥1.38). We offer none, so
+    /// none is in use; this is what the daemon could do.
+    pub features: Vec<String>,
+}
+
+/// Opens the connection speaking `client` (1.10 up to [`LATEST`]; usually
+/// [`CLIENT_VERSION`] or [`LATEST`]) and reads the daemon's hello up to its
+/// first LAST frame.
+pub async fn handshake<R, W>(
+    r: &mut R,
+    w: &mut W,
+    client: ProtocolVersion,
+) -> Result<WorkerHello, ProtocolError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if client.major != 1 || client < MINIMUM || client > LATEST {
+        return Err(ProtocolError::UnsupportedVersion {
+            version: client,
+            reason: "rbtop speaks worker protocol 1.10 to 1.38",
+        });
+    }
+    let hello = Message::default().u64(MAGIC_1).u64(client.to_wire());
+    magic::open(r, w, hello, MAGIC_2).await?;
+
+    let server_version = read_version(r).await?;
+    let unsupported = |reason| ProtocolError::UnsupportedVersion {
+        version: server_version,
+        reason,
+    };
+    if server_version.major != 1 {
+        return Err(unsupported("the worker protocol's major version is 1"));
+    }
+    if server_version < MINIMUM {
+        return Err(unsupported("Nix refuses daemons older than 1.10"));
+    }
+    let version = server_version.min(client);
+
+    // Our (empty) feature set, then the two obsolete fields Nix still sends
+    // as zeros; the daemon reads them in this order, so one write suffices.
+    Message::default()
+        .u64_if(version >= V_FEATURES, 0)
+        .u64_if(version >= V_CPU_AFFINITY, 0)
+        .u64_if(version >= V_RESERVE_SPACE, 0)
+        .send(w)
+        .await?;
+
+    let features = if version >= V_FEATURES {
+        read_strings(r, "daemon features").await?
+    } else {
+        Vec::new()
+    };
+    let nix_version = if version >= V_NIX_VERSION {
+        Some(read_string(r, "nix version string").await?)
+    } else {
+        None
+    };
+    let trusted = if version >= V_TRUST {
+        match read_u64(r, "trust flag").await? {
+            0 => None,
+            1 => Some(true),
+            2 => Some(false),
+            n => return Err(ProtocolError::malformed("trust flag", format!("{n}"))),
+        }
+    } else {
+        None
+    };
+    stderr::read_until_last(r, version).await?;
+
+    Ok(WorkerHello {
+        version,
+        server_version,
+        nix_version,
+        trusted,
+        features,
+    })
+}
+
+/// One round trip on an open channel, `version` being the negotiated one:
+/// QueryValidPaths of nothing (without substitution), answered by log frames
+/// up to LAST and an empty set. Repeatable; an ERROR frame becomes
+/// [`ProtocolError::Remote`].
+pub async fn ping<R, W>(r: &mut R, w: &mut W, version: ProtocolVersion) -> Result<(), ProtocolError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if version < V_QUERY_VALID_PATHS {
+        return Err(ProtocolError::UnsupportedVersion {
+            version,
+            reason: "QueryValidPaths needs worker protocol 1.12",
+        });
+    }
+    Message::default()
+        .u64(OP_QUERY_VALID_PATHS)
+        .u64(0) // no paths
+        .u64_if(version >= V_SUBSTITUTE_FLAG, 0)
+        .send(w)
+        .await?;
+    stderr::read_until_last(r, version).await?;
+    read_strings(r, "valid paths").await?;
+    Ok(())
+}
