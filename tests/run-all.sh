@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests talk to: real Nix (nix-instantiate, nix-store,
-# nix-daemon) and a real sshd for the loopback builder fleet.
-packages=(nix-bin openssh-server)
+# nix-daemon), a real sshd for the loopback builder fleet, and debootstrap for
+# the fleet's Nix 2.26 host (a Debian trixie root, see tests/fleet/README.md).
+packages=(nix-bin openssh-server debootstrap)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,6 +31,10 @@ if ! command -v cargo >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates build-essential
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
 fi
+
+# The fleet's Debian trixie root with Nix 2.26: made once (~1.5 min), cached
+# under /var/cache/rbtop-fleet. The fleet tests need root and fail without it.
+bash tests/fleet/fleet.sh prepare
 
 [[ ${1:-} == --setup-only ]] && exit 0
 

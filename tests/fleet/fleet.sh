@@ -1,0 +1,627 @@
+#!/usr/bin/env bash
+# A real fleet of Nix remote builders on loopback: one sshd per host, each in a
+# private mount namespace with its own /nix and /etc/nix. See README.md.
+#
+#   fleet.sh prepare                       # Debian trixie root with Nix 2.26 (cached)
+#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie]
+#   fleet.sh stop DIR                      # idempotent
+#   fleet.sh status DIR
+#   fleet.sh reap                          # stop fleets whose owner process died
+#   fleet.sh stop-all                      # stop every fleet this machine knows of
+#
+# Must run as root. Every host listens on port 2222 at its own 127.x address,
+# so only one fleet can run on a machine at a time (tests/support/fleet.rs
+# serialises its users with a lock).
+set -euo pipefail
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+export LC_ALL=C
+
+PORT=2222
+CACHE=${RBTOP_FLEET_CACHE:-/var/cache/rbtop-fleet}
+TRIXIE=$CACHE/trixie
+TRIXIE_MARK=$CACHE/trixie.ready
+MIRROR=${RBTOP_FLEET_MIRROR:-http://deb.debian.org/debian}
+REG=/run/rbtop-fleet                       # registry of running fleets
+READY_TIMEOUT=${RBTOP_FLEET_READY_TIMEOUT:-60}
+JOBS=${RBTOP_FLEET_JOBS:-16}
+FAULTS=(refused hung authfail nonix wrongkey)
+# Where a chrooted (trixie) host sees its own directory.
+CHROOT_HOST=/rbtop-host
+
+die() { echo "fleet.sh: error: $*" >&2; exit 1; }
+note() { echo "fleet.sh: $*" >&2; }
+
+need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (it starts sshd and bind-mounts /nix)"; }
+
+ensure_cmd() { # CMD PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return 0
+    note "installing Debian package $2"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "$2" >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$2"; } ||
+        die "cannot apt-get install $2"
+    command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still missing"
+}
+
+# Serialise start/stop/prepare between concurrent invocations (fd 9; closed
+# for every long-lived child so it never outlives this script).
+take_lock() {
+    mkdir -p "$REG/fleets"
+    exec 9>"$REG/script.lock"
+    flock 9
+}
+
+# ---------------------------------------------------------------- prepare
+
+unmount_under() { # PATH: lazily unmount anything the root namespace has below PATH
+    local t
+    findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r |
+        while read -r t; do umount -l "$t" || true; done
+}
+
+trixie_version() { cat "$TRIXIE_MARK"; }
+
+cmd_prepare() {
+    need_root
+    mkdir -p "$CACHE"
+    exec 8>"$CACHE/.lock"
+    flock 8
+    if [[ -s $TRIXIE_MARK && -x $TRIXIE/usr/bin/nix-store && -x $TRIXIE/usr/sbin/sshd ]]; then
+        exec 8>&-
+        return 0
+    fi
+    rm -f "$TRIXIE_MARK"
+    ensure_cmd debootstrap debootstrap
+    if [[ -e $TRIXIE ]]; then
+        note "removing half-made $TRIXIE"
+        unmount_under "$TRIXIE"
+        rm -rf --one-file-system "$TRIXIE"
+    fi
+    local log=$CACHE/debootstrap.log t0=$SECONDS
+    note "bootstrapping Debian trixie with Nix into $TRIXIE (about a minute, ~400 MB; log: $log)"
+    # A private mount namespace: debootstrap's own /proc and /sys mounts
+    # vanish with it even if it is killed.
+    # libdbi-perl provides perl-dbdabi-94, a virtual package debootstrap does
+    # not resolve: without it dpkg leaves libdbd-sqlite3-perl and nix-bin
+    # unconfigured and debootstrap exits non-zero (the binaries still work).
+    mkdir -p "$CACHE/debs"
+    if ! unshare -m --propagation private \
+        debootstrap --variant=minbase --include=nix-bin,openssh-server,procps,libdbi-perl \
+        --cache-dir="$CACHE/debs" trixie "$TRIXIE" "$MIRROR" >"$log" 2>&1 8>&- 9>&-; then
+        note "debootstrap exited non-zero; checking whether Nix and sshd work anyway. Tail of $log:"
+        tail -n 5 "$log" >&2
+    fi
+    local v
+    # Nix 2.26 needs /proc (it reads /proc/self/exe).
+    v=$(unshare -m --propagation private sh -c 'mount -t proc proc "$1/proc" && exec chroot "$1" nix-store --version' \
+        sh "$TRIXIE" 2>"$CACHE/version.err" 8>&- 9>&-) ||
+        die "trixie root is unusable: 'chroot $TRIXIE nix-store --version' failed: $(cat "$CACHE/version.err") (see $log)"
+    [[ $v =~ ^nix-store\ \(Nix\)\ (2\.26\.[0-9]+)$ ]] ||
+        die "trixie root has '$v', expected Nix 2.26.x (see $log)"
+    v=${BASH_REMATCH[1]}
+    [[ -x $TRIXIE/usr/sbin/sshd ]] || die "trixie root has no /usr/sbin/sshd (see $log)"
+    mkdir -p "$TRIXIE/nix" "$TRIXIE/etc/nix" "$TRIXIE/run/sshd" "$TRIXIE$CHROOT_HOST"
+    echo "$v" >"$TRIXIE_MARK.tmp"
+    mv "$TRIXIE_MARK.tmp" "$TRIXIE_MARK"
+    note "trixie root ready: Nix $v in $((SECONDS - t0))s, $(du -sh --one-file-system "$TRIXIE" | cut -f1)"
+    exec 8>&-
+}
+
+# ---------------------------------------------------------------- registry
+
+reg_key() { echo -n "$1" | md5sum | cut -c1-16; }
+reg_dir() { echo "$REG/fleets/$(reg_key "$1")"; }
+
+proc_start_time() { # PID -> start time in ticks (guards against pid reuse)
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    s=${s##*) }
+    set -- $s
+    echo "${20}"
+}
+
+owner_alive() { # "PID STARTTIME" or "-"
+    local pid st
+    read -r pid st <<<"$1"
+    [[ $pid == - ]] && return 0
+    [[ $(proc_start_time "$pid" 2>/dev/null) == "$st" ]]
+}
+
+# "PID NS" for every process whose mount namespace is one of the given ns ids
+# ("mnt:[4026...]").
+pids_in_ns() {
+    (($#)) || return 0
+    local want
+    want=$(printf '%s\n' "$@")
+    # find fails on pids that vanish meanwhile: ignore that.
+    { find /proc/[0-9]*/ns/mnt -maxdepth 0 -printf '%p %l\n' 2>/dev/null || true; } |
+        awk -v want="$want" 'BEGIN { n = split(want, w, "\n"); for (i = 1; i <= n; i++) ok[w[i]] = 1 }
+            ($2 in ok) { split($1, p, "/"); print p[3], $2 }'
+}
+
+# Every host namespace carries a tiny tmpfs whose source is its tag, so that a
+# namespace id recorded for DIR is trusted only while it still is that host's
+# (the kernel reuses ids of dead namespaces).
+host_tag() { echo "rbtop-fleet-$(reg_key "$1")-$2"; }
+
+fleet_pids() { # DIR HOST|"" NS...: pids in those namespaces tagged as DIR's (HOST's)
+    local tag
+    tag=" - tmpfs rbtop-fleet-$(reg_key "$1")-"
+    [[ -n $2 ]] && tag="$tag$2 "
+    shift 2
+    (($#)) || return 0
+    pids_in_ns "$@" | awk -v tag="$tag" '
+        {
+            pid = $1; ns = $2
+            if (!(ns in ok)) {
+                f = "/proc/" pid "/mountinfo"; found = 0
+                while ((r = (getline line < f)) > 0) if (index(line, tag) > 0) { found = 1; break }
+                close(f)
+                if (r < 0) next            # the pid vanished: decide on another one
+                ok[ns] = found
+            }
+            if (ok[ns]) print pid
+        }'
+}
+
+fleet_ns() { # DIR -> recorded namespace ids (from DIR and from the registry)
+    local dir=$1 r
+    r=$(reg_dir "$dir")
+    { cat "$dir"/*/mntns "$r/mntns" 2>/dev/null || true; } | sort -u | grep -v '^$' || true
+}
+
+# ---------------------------------------------------------------- stop
+
+stop_fleet() { # DIR (lock held)
+    local dir=$1 r pids=() ns=() i killed=() pid
+    r=$(reg_dir "$dir")
+    mapfile -t ns < <(fleet_ns "$dir")
+    if ((${#ns[@]})); then
+        for sig in TERM TERM KILL KILL; do
+            mapfile -t pids < <(fleet_pids "$dir" "" "${ns[@]}")
+            ((${#pids[@]})) || break
+            killed+=("${pids[@]}")
+            kill "-$sig" "${pids[@]}" 2>/dev/null || true
+            for ((i = 0; i < 30; i++)); do
+                mapfile -t pids < <(fleet_pids "$dir" "" "${ns[@]}")
+                ((${#pids[@]})) || break
+                sleep 0.1
+            done
+        done
+        mapfile -t pids < <(fleet_pids "$dir" "" "${ns[@]}")
+        if ((${#pids[@]})); then
+            ps -o pid,stat,args -p "$(IFS=,; echo "${pids[*]}")" >&2 || true
+            die "processes of fleet $dir survive SIGKILL: ${pids[*]}"
+        fi
+        # They are dead; give their new parent (init) a moment to reap the
+        # zombies, so that 'pgrep sshd' right after a stop is empty.
+        for ((i = 0; i < 30; i++)); do
+            for pid in "${killed[@]}"; do [[ -e /proc/$pid ]] && break; done
+            [[ ${#killed[@]} -eq 0 || ! -e /proc/$pid ]] && break
+            sleep 0.1
+        done
+    fi
+    # Mounts live only in the hosts' private namespaces; make sure none leaked.
+    [[ -d $dir ]] && unmount_under "$dir"
+    rm -f "$dir"/*/mntns "$dir"/*/sshd.pid "$dir"/*/listener.pid 2>/dev/null || true
+    rm -rf "$r"
+}
+
+cmd_stop() {
+    need_root
+    [[ $# -eq 1 ]] || die "usage: fleet.sh stop DIR"
+    local dir
+    dir=$(abs_dir "$1")
+    take_lock
+    stop_fleet "$dir"
+}
+
+reap() { # stop fleets whose owner died or whose DIR is gone (lock held)
+    local r dir owner
+    for r in "$REG"/fleets/*/; do
+        [[ -f $r/dir ]] || { rm -rf "$r"; continue; }
+        dir=$(cat "$r/dir")
+        owner=$(cat "$r/owner" 2>/dev/null || echo -)
+        if ! owner_alive "$owner" || [[ ! -d $dir ]]; then
+            note "reaping fleet $dir (owner ${owner%% *} is gone)"
+            stop_fleet "$dir"
+            # A dead test's temporary directory (fleet.rs makes rbtop-fleet.*).
+            if [[ $owner != - && ${dir##*/} == rbtop-fleet.* ]]; then rm -rf --one-file-system "$dir"; fi
+        fi
+    done
+}
+
+cmd_reap() { need_root; take_lock; reap; }
+
+cmd_stop_all() {
+    need_root
+    take_lock
+    local r
+    for r in "$REG"/fleets/*/; do
+        [[ -f $r/dir ]] && stop_fleet "$(cat "$r/dir")"
+        rm -rf "$r"
+    done
+}
+
+# ---------------------------------------------------------------- start
+
+abs_dir() {
+    local d=$1
+    [[ $d == /* ]] || d=$PWD/$d
+    [[ $d =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR '$d' must be made of [A-Za-z0-9._/+-] only (NIX_SSHOPTS is split on whitespace)"
+    echo "${d%/}"
+}
+
+healthy_addr() { # i (1-based)
+    local i=$1 j
+    if ((10 + i <= 250)); then
+        echo "127.0.0.$((10 + i))"
+    else
+        j=$((i - 241))
+        echo "127.0.$((2 + j / 250)).$((1 + j % 250))"
+    fi
+}
+
+write_sshd_config() { # HOSTDIR-as-seen-by-sshd ADDR KIND NEWSSH FILE
+    local h=$1 addr=$2 kind=$3 newssh=$4
+    {
+        echo "Port $PORT"
+        echo "ListenAddress $addr"
+        echo "HostKey $h/hostkey"
+        echo "AuthorizedKeysFile $h/authorized_keys"
+        echo "PidFile $h/sshd.pid"
+        echo "PermitRootLogin prohibit-password"
+        echo "PasswordAuthentication no"
+        echo "KbdInteractiveAuthentication no"
+        echo "UsePAM no"
+        echo "StrictModes no"
+        echo "UseDNS no"
+        echo "PrintMotd no"
+        echo "MaxStartups 200"
+        echo "MaxSessions 100"
+        # OpenSSH >= 9.8 blocks sources that fail auth repeatedly: tests do that on purpose.
+        [[ $newssh == 1 ]] && echo "PerSourcePenalties no"
+        [[ $kind == nonix ]] && echo "ForceCommand echo 'sh: 1: nix-store: not found' >&2; exit 127"
+        true
+    } >"$5"
+}
+
+write_nix_conf() { # DIR
+    mkdir -p "$1"
+    cat >"$1/nix.conf" <<'EOF'
+build-users-group =
+substituters =
+sandbox = false
+experimental-features = nix-command
+gc-reserved-space = 0
+EOF
+}
+
+HUNG_PERL='
+use IO::Socket::INET; use IO::Select;
+$0 = "rbtop-fleet-hung";
+my ($addr, $port) = @ARGV;
+my $l = IO::Socket::INET->new(LocalAddr => $addr, LocalPort => $port, Listen => 512,
+    ReuseAddr => 1, Proto => "tcp") or die "hung: cannot listen on $addr:$port: $!\n";
+my $sel = IO::Select->new($l);
+while (1) {
+    for my $h ($sel->can_read) {
+        if ($h == $l) { my $c = $l->accept; $sel->add($c) if $c; next }
+        my $n = sysread($h, my $buf, 4096);      # swallow the client banner
+        if (!$n) { $sel->remove($h); close $h }  # the client gave up
+    }
+}'
+
+# Set up and launch one host (runs in the background; writes .ok on success).
+launch_host() { # NAME ADDR KIND
+    local name=$1 addr=$2 kind=$3 H=$DIR/$1
+    mkdir -p "$H/.tag"
+    case $kind in
+    refused)
+        touch "$H/.ok"
+        return 0
+        ;;
+    hung)
+        setsid unshare -m --propagation private /bin/sh -c \
+            'set -e; mount -t tmpfs -o size=4k "$2" "$1/.tag"; readlink /proc/self/ns/mnt >"$1/mntns"; shift 2; exec perl -e "$@"' \
+            sh "$H" "$(host_tag "$DIR" "$name")" "$HUNG_PERL" "$addr" "$PORT" \
+            </dev/null >"$H/listener.log" 2>&1 8>&- 9>&- &
+        echo $! >"$H/listener.pid"
+        touch "$H/.ok"
+        return 0
+        ;;
+    esac
+    ssh-keygen -q -t ed25519 -N '' -C "rbtop-fleet-$name" -f "$H/hostkey" </dev/null
+    if [[ $kind == authfail ]]; then : >"$H/authorized_keys"; else cp "$DIR/client_key.pub" "$H/authorized_keys"; fi
+    # Each host's root gets its own empty home: the machine's /root/.bashrc
+    # (sourced by bash for every ssh command) must not slow or change sessions.
+    mkdir -p "$H/home"
+    if [[ $kind == healthy || $kind == wrongkey ]]; then
+        # A copy of an initialised empty store: the first probe does not pay
+        # for creating the database (~50 ms CPU), and starting stays cheap.
+        cp -a "$DIR/.nix-template" "$H/nix"
+    else
+        mkdir -p "$H/nix"
+    fi
+    write_nix_conf "$H/etc-nix"
+    if [[ $kind == trixie ]]; then
+        write_sshd_config "$CHROOT_HOST" "$addr" "$kind" 1 "$H/sshd_config"
+        # shellcheck disable=SC2016
+        unshare -m --propagation private /bin/sh -c '
+            set -e
+            H=$1 R=$2 C=$3
+            readlink /proc/self/ns/mnt >"$H/mntns"
+            mount -t proc proc "$R/proc"
+            mount --rbind /dev "$R/dev"
+            mount --bind "$H/nix" "$R/nix"
+            mount --bind "$H/etc-nix" "$R/etc/nix"
+            mount --bind "$H" "$R$C"
+            # Inside the chroot: a chrooted process sees only mounts below its root.
+            mount -t tmpfs -o size=4k "$4" "$R$C/.tag"
+            mount --bind "$H/home" "$R/root"
+            chroot "$R" nix-store --init
+            exec chroot "$R" /usr/sbin/sshd -f "$C/sshd_config" -E "$C/sshd.log"
+        ' sh "$H" "$TRIXIE" "$CHROOT_HOST" "$(host_tag "$DIR" "$name")" </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
+    else
+        write_sshd_config "$H" "$addr" "$kind" 0 "$H/sshd_config"
+        # shellcheck disable=SC2016
+        unshare -m --propagation private /bin/sh -c '
+            set -e
+            H=$1
+            mount -t tmpfs -o size=4k "$2" "$H/.tag"
+            readlink /proc/self/ns/mnt >"$H/mntns"
+            mount --bind "$H/nix" /nix
+            mount --bind "$H/etc-nix" /etc/nix
+            mount --bind "$H/home" /root
+            exec /usr/sbin/sshd -f "$H/sshd_config" -E "$H/sshd.log"
+        ' sh "$H" "$(host_tag "$DIR" "$name")" \
+            </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
+    fi
+    if [[ $kind == wrongkey ]]; then
+        ssh-keygen -q -t ed25519 -N '' -C "rbtop-fleet-not-$name" -f "$H/otherkey" </dev/null
+    fi
+    touch "$H/.ok"
+}
+
+# Wait until one host behaves as its kind says (runs in the background).
+ready_host() { # NAME ADDR KIND
+    local name=$1 addr=$2 kind=$3 H=$DIR/$1 out rc deadline=$((SECONDS + READY_TIMEOUT))
+    # curve25519 instead of the default sntrup761 hybrid: a fraction of the
+    # CPU, for this readiness probe only (ssh_config keeps the defaults).
+    local ssh=(ssh -F "$DIR/ssh_config" -o ConnectTimeout=5 -o KexAlgorithms=curve25519-sha256)
+    while :; do
+        case $kind in
+        refused)
+            if out=$(timeout 2 bash -c "exec 3<>/dev/tcp/$addr/$PORT" 2>&1); then
+                echo "something listens on $addr:$PORT, which must refuse connections (another fleet running?)" >"$H/.err"
+                return 1
+            fi
+            [[ $out == *"Connection refused"* ]] && break
+            ;;
+        hung)
+            timeout 2 bash -c "exec 3<>/dev/tcp/$addr/$PORT" 2>/dev/null && break
+            out="listener on $addr:$PORT does not accept: $(cat "$H/listener.log" 2>/dev/null)"
+            ;;
+        authfail)
+            rc=0; out=$("${ssh[@]}" "$name" true 2>&1 </dev/null) || rc=$?
+            [[ $rc == 255 && $out == *"Permission denied (publickey)"* ]] && break
+            ;;
+        nonix)
+            rc=0; out=$("${ssh[@]}" "$name" true 2>&1 </dev/null) || rc=$?
+            [[ $rc == 127 && $out == *"nix-store: not found"* ]] && break
+            ;;
+        *)
+            rc=0; out=$("${ssh[@]}" "$name" true 2>&1 </dev/null) || rc=$?
+            [[ $rc == 0 ]] && break
+            ;;
+        esac
+        local dead=0
+        if [[ $kind != refused && -s $H/mntns ]] && [[ -z $(fleet_pids "$DIR" "$name" "$(cat "$H/mntns")") ]]; then
+            dead=1
+        fi
+        if ((dead || SECONDS >= deadline)); then
+            ((dead)) && out="its processes exited; $out"
+            {
+                echo "host $name ($kind, $addr:$PORT) not ready after $((SECONDS - deadline + READY_TIMEOUT))s; last attempt: $out"
+                for f in launch.log sshd.log listener.log; do
+                    [[ -s $H/$f ]] && { echo "--- $H/$f"; tail -n 20 "$H/$f"; }
+                done
+            } >"$H/.err"
+            return 1
+        fi
+        sleep 0.1
+    done
+    touch "$H/.ready"
+}
+
+# Run FN NAME ADDR KIND for every host, at most $JOBS at a time; fail with the
+# hosts' error reports unless every one left MARK behind.
+for_all_hosts() { # FN MARK
+    local fn=$1 mark=$2 i bad=()
+    for ((i = 0; i < ${#NAMES[@]}; i++)); do
+        while (($(jobs -rp | wc -l) >= JOBS)); do wait -n || true; done
+        ("$fn" "${NAMES[i]}" "${ADDRS[i]}" "${KINDS[i]}" 2>>"$DIR/${NAMES[i]}.joblog") &
+    done
+    wait || true
+    for ((i = 0; i < ${#NAMES[@]}; i++)); do
+        [[ -e $DIR/${NAMES[i]}/$mark ]] || bad+=("${NAMES[i]}")
+    done
+    ((${#bad[@]} == 0)) && { rm -f "$DIR"/*.joblog; return 0; }
+    {
+        echo "fleet.sh: error: ${#bad[@]} host(s) failed ($fn): ${bad[*]}"
+        for i in "${bad[@]:0:5}"; do
+            cat "$DIR/$i/.err" "$DIR/$i.joblog" "$DIR/$i/launch.log" 2>/dev/null || true
+        done
+    } >&2
+    return 1
+}
+
+save_ns() { cat "$DIR"/*/mntns >"$START_REG/mntns" 2>/dev/null || true; }
+
+cmd_start() {
+    need_root
+    local dir="" healthy=3 faults=1 trixie=1
+    while (($#)); do
+        case $1 in
+        --healthy) healthy=${2:?--healthy needs a number}; shift 2 ;;
+        --healthy=*) healthy=${1#*=}; shift ;;
+        --no-faults) faults=0; shift ;;
+        --no-trixie) trixie=0; shift ;;
+        -*) die "unknown option $1" ;;
+        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie]"; dir=$1; shift ;;
+        esac
+    done
+    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie]"
+    [[ $healthy =~ ^[0-9]+$ ]] && ((healthy <= 2000)) || die "--healthy must be a number 0..2000"
+    for c in sshd:openssh-server ssh-keygen:openssh-client nix-store:nix-bin unshare:util-linux perl:perl-base; do
+        command -v "${c%%:*}" >/dev/null || die "${c%%:*} not found (apt-get install ${c#*:})"
+    done
+    if ((trixie)); then cmd_prepare; fi
+    DIR=$(abs_dir "$dir")
+    mkdir -p "$DIR"
+    local t0=$SECONDS
+    take_lock
+    reap
+    stop_fleet "$DIR"
+    local r other ns
+    for r in "$REG"/fleets/*/; do
+        [[ -f $r/dir ]] || continue
+        other=$(cat "$r/dir")
+        mapfile -t ns < <(cat "$r/mntns" 2>/dev/null || true)
+        [[ -n $(fleet_pids "$other" "" "${ns[@]}") ]] &&
+            die "another fleet is running in $other and holds the same addresses; stop it first: $0 stop $other"
+    done
+
+    # The previous fleet's files.
+    if [[ -f $DIR/hosts.tsv ]]; then
+        tail -n +2 "$DIR/hosts.tsv" | cut -f1 | while read -r n; do
+            [[ $n =~ ^[A-Za-z0-9-]+$ ]] && rm -rf --one-file-system "${DIR:?}/$n"
+        done
+    fi
+    rm -f "$DIR"/{client_key,client_key.pub,ssh_config,known_hosts,machines,hosts.tsv,env} "$DIR"/*.joblog
+
+    # Hosts: names, addresses, kinds, in machines-file order.
+    NAMES=() ADDRS=() KINDS=()
+    local i
+    for ((i = 1; i <= healthy; i++)); do NAMES+=("b$i"); ADDRS+=("$(healthy_addr "$i")"); KINDS+=(healthy); done
+    if ((trixie)); then NAMES+=(t1); ADDRS+=(127.0.1.1); KINDS+=(trixie); fi
+    if ((faults)); then
+        for ((i = 0; i < ${#FAULTS[@]}; i++)); do
+            NAMES+=("${FAULTS[i]}"); ADDRS+=("127.0.1.$((i + 2))"); KINDS+=("${FAULTS[i]}")
+        done
+    fi
+    for i in "${NAMES[@]}"; do rm -rf --one-file-system "${DIR:?}/$i"; done
+
+    # Registry entry first, so a start that dies half-way can still be stopped/reaped.
+    r=$(reg_dir "$DIR")
+    mkdir -p "$r"
+    echo "$DIR" >"$r/dir"
+    local owner=-
+    if [[ -n ${RBTOP_FLEET_OWNER_PID:-} ]]; then
+        owner="$RBTOP_FLEET_OWNER_PID $(proc_start_time "$RBTOP_FLEET_OWNER_PID")" ||
+            die "owner pid $RBTOP_FLEET_OWNER_PID does not exist"
+    fi
+    echo "$owner" >"$r/owner"
+
+    mkdir -p /run/sshd /nix /etc/nix
+    ssh-keygen -q -t ed25519 -N '' -C rbtop-fleet-client -f "$DIR/client_key" </dev/null
+    rm -rf "$DIR/.nix-template"
+    mkdir -p "$DIR/.nix-template" "$DIR/.nix-template-conf"
+    write_nix_conf "$DIR/.nix-template-conf"
+    # shellcheck disable=SC2016
+    unshare -m --propagation private /bin/sh -c \
+        'mount --bind "$1/.nix-template" /nix && mount --bind "$1/.nix-template-conf" /etc/nix && exec nix-store --init' \
+        sh "$DIR" 8>&- 9>&- || die "cannot initialise a Nix store (nix-store --init)"
+
+    # From here on, a failure stops what was started.
+    START_REG=$r
+    trap 'rc=$?; if ((rc)); then save_ns; stop_fleet "$DIR" || true; fi' EXIT
+    for_all_hosts launch_host .ok; [[ -n ${FLEET_DEBUG:-} ]] && note "launched at $((SECONDS - t0))s"
+    save_ns
+
+    # Files describing the fleet.
+    local name addr kind ver key pub
+    {
+        for ((i = 0; i < ${#NAMES[@]}; i++)); do
+            printf 'Host %s\n  HostName %s\n  Port %s\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n\n' \
+                "${NAMES[i]}" "${ADDRS[i]}" "$PORT" "$DIR/client_key" "$DIR/known_hosts"
+            if [[ ${NAMES[i]} == b1 ]]; then
+                printf 'Host b1-alias\n  HostName %s\n  Port %s\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n\n' \
+                    "${ADDRS[i]}" "$PORT" "$DIR/client_key" "$DIR/known_hosts"
+            fi
+        done
+    } >"$DIR/ssh_config"
+    local v28
+    v28=$(nix-store --version | sed -n 's/^nix-store (Nix) //p')
+    printf 'name\taddr\tport\tkind\tnix_version\thostkey_b64\n' >"$DIR/hosts.tsv"
+    : >"$DIR/known_hosts"
+    : >"$DIR/machines"
+    for ((i = 0; i < ${#NAMES[@]}; i++)); do
+        name=${NAMES[i]} addr=${ADDRS[i]} kind=${KINDS[i]}
+        key=- ver=-
+        if [[ -f $DIR/$name/hostkey.pub ]]; then
+            key=$(base64 -w0 "$DIR/$name/hostkey.pub")
+            read -r -a pub <"$DIR/$name/hostkey.pub"
+            echo "[$addr]:$PORT ${pub[0]} ${pub[1]}" >>"$DIR/known_hosts"
+        fi
+        case $kind in
+        healthy | wrongkey) ver=$v28 ;;
+        trixie) ver=$(trixie_version) ;;
+        esac
+        if [[ $kind == wrongkey ]]; then
+            echo "ssh://$name x86_64-linux - 2 1 - - $(base64 -w0 "$DIR/$name/otherkey.pub")" >>"$DIR/machines"
+        else
+            echo "ssh://$name x86_64-linux - 2 1 - - -" >>"$DIR/machines"
+        fi
+        [[ $kind == trixie ]] && kind=healthy
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$addr" "$PORT" "$kind" "$ver" "$key" >>"$DIR/hosts.tsv"
+    done
+    {
+        echo "export RBTOP_FLEET_DIR='$DIR'"
+        echo "export RBTOP_FLEET_MACHINES='$DIR/machines'"
+        echo "export NIX_SSHOPTS='-F $DIR/ssh_config'"
+    } >"$DIR/env"
+
+    for_all_hosts ready_host .ready
+    save_ns
+    trap - EXIT
+    rm -rf "$DIR"/*/.ok "$DIR"/*/.ready "$DIR/.nix-template" "$DIR/.nix-template-conf"
+    note "fleet up in $DIR: ${#NAMES[@]} hosts in $((SECONDS - t0))s (source $DIR/env)"
+}
+
+# ---------------------------------------------------------------- status
+
+cmd_status() {
+    [[ $# -eq 1 ]] || die "usage: fleet.sh status DIR"
+    local dir
+    dir=$(abs_dir "$1")
+    [[ -f $dir/hosts.tsv ]] || { echo "no fleet in $dir"; return 0; }
+    local name addr port kind ver key ns n pid up=0 total=0
+    printf '%-10s %-14s %-9s %-8s %-8s %s\n' NAME ADDR KIND NIX PID PROCS
+    while IFS=$'\t' read -r name addr port kind ver key; do
+        [[ $name == name ]] && continue
+        total=$((total + 1))
+        ns=$(cat "$dir/$name/mntns" 2>/dev/null || true)
+        n=0
+        [[ -n $ns ]] && n=$(fleet_pids "$dir" "$name" "$ns" | wc -l)
+        pid=$(cat "$dir/$name/sshd.pid" "$dir/$name/listener.pid" 2>/dev/null | head -n1 || true)
+        [[ -n $pid ]] || pid=-
+        if [[ $kind == refused ]]; then n=-; up=$((up + 1)); elif ((n > 0)); then up=$((up + 1)); else pid="down"; fi
+        printf '%-10s %-14s %-9s %-8s %-8s %s\n' "$name" "$addr" "$kind" "$ver" "$pid" "$n"
+    done <"$dir/hosts.tsv"
+    echo "$up/$total hosts running (refused counts as running: nothing is meant to listen)"
+}
+
+# ---------------------------------------------------------------- main
+
+cmd=${1:-}
+shift || true
+case $cmd in
+prepare) cmd_prepare "$@" ;;
+start) cmd_start "$@" ;;
+stop) cmd_stop "$@" ;;
+status) cmd_status "$@" ;;
+reap) cmd_reap ;;
+stop-all) cmd_stop_all ;;
+*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] | stop DIR | status DIR | reap | stop-all" ;;
+esac
