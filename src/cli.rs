@@ -55,6 +55,38 @@ pub enum Command {
     /// Exit status: 0 when every line was read, 1 when any line was rejected
     /// (the good ones are still printed), 2 for usage errors.
     Machines(MachinesArgs),
+
+    /// Probe every builder at once over SSH and say which are up, and why not.
+    ///
+    /// Each store is reached as Nix reaches it (ssh://, ssh-ng://, local,
+    /// daemon) and answers its protocol handshake. Exit status: 0 when every
+    /// host is up, 1 when any is not (or a machines line was rejected, or no
+    /// builder is configured), 2 for usage or configuration errors.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print JSON: {"hosts": [...], "summary": {"total": N, "up": N}}
+    #[arg(long)]
+    pub json: bool,
+
+    /// Per-host time limit in seconds, for the whole probe [config: probe.timeout] [default: 10]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<f64>,
+
+    /// Hosts probed at the same time [config: probe.concurrency] [default: 64]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+}
+
+/// A positive, finite number of seconds.
+pub fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => Ok(secs),
+        Ok(_) => Err("must be a number of seconds above 0 (at most 86400)".to_string()),
+        Err(_) => Err(format!("'{text}' is not a number of seconds")),
+    }
 }
 
 #[derive(Debug, Args)]

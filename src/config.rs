@@ -2,11 +2,13 @@
 //! flag > environment > file > built-in default.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
 use crate::diagnostics::Origin;
+use crate::ssh::HostKeyPolicy;
 
 /// The file as written; every key optional, unknown keys rejected.
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -16,6 +18,19 @@ pub struct FileConfig {
     pub machines: MachinesConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub probe: ProbeConfig,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Per-host limit in seconds for one probe (connection, handshake, facts).
+    pub timeout: Option<f64>,
+    /// Hosts probed at the same time.
+    pub concurrency: Option<u32>,
+    /// `strict` or `accept-new`, for hosts without a pinned key.
+    pub host_key_checking: Option<HostKeyPolicy>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -79,6 +94,13 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
     if config.machines.builders.is_some() && config.machines.file.is_some() {
         return Err("[machines] sets both `builders` and `file`; keep one".to_string());
     }
+    if let Some(timeout) = config.probe.timeout {
+        crate::cli::parse_timeout(&timeout.to_string())
+            .map_err(|e| format!("[probe] timeout = {timeout}: {e}"))?;
+    }
+    if config.probe.concurrency == Some(0) {
+        return Err("[probe] concurrency must be at least 1".to_string());
+    }
     let home = dirs::home_dir();
     for path in [&mut config.machines.file, &mut config.log.directory] {
         if let Some(p) = path.take() {
@@ -113,6 +135,39 @@ pub struct Settings {
     pub source: SourceChoice,
     pub log_filter: String,
     pub log_directory: Option<PathBuf>,
+    pub probe: ProbeChoice,
+}
+
+/// Probe settings from the file (or defaults), before per-command flags.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeChoice {
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub host_key_policy: HostKeyPolicy,
+}
+
+impl ProbeChoice {
+    fn from_file(file: &ProbeConfig) -> ProbeChoice {
+        ProbeChoice {
+            timeout: file.timeout.map_or(
+                crate::probe::fleet::DEFAULT_TIMEOUT,
+                Duration::from_secs_f64,
+            ),
+            concurrency: file
+                .concurrency
+                .map_or(crate::probe::fleet::DEFAULT_CONCURRENCY, |n| n as usize),
+            host_key_policy: file.host_key_checking.unwrap_or_default(),
+        }
+    }
+
+    /// Command-line flags win over the file.
+    pub fn with_flags(&self, timeout: Option<f64>, concurrency: Option<u32>) -> ProbeChoice {
+        ProbeChoice {
+            timeout: timeout.map_or(self.timeout, Duration::from_secs_f64),
+            concurrency: concurrency.map_or(self.concurrency, |n| n as usize),
+            host_key_policy: self.host_key_policy,
+        }
+    }
 }
 
 pub const DEFAULT_LOG_FILTER: &str = "info";
@@ -152,6 +207,7 @@ impl Settings {
             source,
             log_filter,
             log_directory: file.log.directory.clone(),
+            probe: ProbeChoice::from_file(&file.probe),
         }
     }
 }
@@ -191,6 +247,40 @@ mod tests {
             Path::new("/etc/~x")
         );
         assert_eq!(expand_tilde(Path::new("~/m"), None), Path::new("~/m"));
+    }
+
+    #[test]
+    fn probe_settings_come_from_the_file_and_flags_win() {
+        let file =
+            parse("[probe]\ntimeout = 2.5\nconcurrency = 8\nhost_key_checking = \"accept-new\"\n")
+                .unwrap();
+        let settings = Settings::layer(&cli(), &file, None, None);
+        assert_eq!(settings.probe.timeout, Duration::from_millis(2500));
+        assert_eq!(settings.probe.concurrency, 8);
+        assert_eq!(settings.probe.host_key_policy, HostKeyPolicy::AcceptNew);
+        let flagged = settings.probe.with_flags(Some(3.0), None);
+        assert_eq!(flagged.timeout, Duration::from_secs(3));
+        assert_eq!(flagged.concurrency, 8);
+        let defaults = Settings::layer(&cli(), &FileConfig::default(), None, None).probe;
+        assert_eq!(defaults.timeout, Duration::from_secs(10));
+        assert_eq!(defaults.concurrency, 64);
+        assert_eq!(defaults.host_key_policy, HostKeyPolicy::Strict);
+    }
+
+    #[test]
+    fn bad_probe_settings_are_named() {
+        assert!(
+            parse("[probe]\ntimeout = 0\n")
+                .unwrap_err()
+                .contains("timeout")
+        );
+        assert!(
+            parse("[probe]\nconcurrency = 0\n")
+                .unwrap_err()
+                .contains("concurrency")
+        );
+        let err = parse("[probe]\nhost_key_checking = \"no\"\n").unwrap_err();
+        assert!(err.contains("accept-new"), "{err}");
     }
 
     #[test]

@@ -27,6 +27,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod cpu_time;
 pub mod diagnostics;
 pub mod include_stack;
 pub mod logging;
@@ -34,6 +35,8 @@ pub mod machines;
 pub mod nix_text;
 pub mod nix_version;
 pub mod nixconf;
+pub mod probe;
 pub mod protocol;
 pub mod sources;
+pub mod ssh;
 pub mod system;

@@ -1,15 +1,19 @@
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use rbtop::cli::{Cli, Command};
-use rbtop::commands::machines;
+use rbtop::cli::{CheckArgs, Cli, Command};
+use rbtop::commands::{check, machines};
 use rbtop::config::{self, Settings, SourceChoice};
 use rbtop::logging;
 use rbtop::nix_version::NixVersion;
 use rbtop::nixconf::NixConfEnv;
+use rbtop::probe::ProbeSettings;
+use rbtop::probe::fleet::raise_open_file_limit;
 use rbtop::sources;
+use rbtop::ssh::SshSettings;
+use rbtop::ssh::options::split_nix_sshopts;
 
 /// Exit status for bad flags, a bad config file or a bad log filter.
 const USAGE: u8 = 2;
@@ -46,14 +50,20 @@ fn main() -> ExitCode {
 
     match cli.command {
         Command::Machines(args) => run_machines(&settings, args.json),
+        Command::Check(args) => run_check(&settings, &args),
     }
 }
 
-fn run_machines(settings: &Settings, json: bool) -> ExitCode {
+/// Read the machines as Nix would; `None` (after a usage error) when a
+/// `--machines` file does not exist.
+fn resolve_machines(settings: &Settings) -> Result<sources::Resolved, ExitCode> {
     if let SourceChoice::File(path) = &settings.source
         && !path.exists()
     {
-        return usage_error(&format!("machines file {} does not exist", path.display()));
+        return Err(usage_error(&format!(
+            "machines file {} does not exist",
+            path.display()
+        )));
     }
     let resolved = sources::resolve(
         &settings.source,
@@ -65,6 +75,135 @@ fn run_machines(settings: &Settings, json: bool) -> ExitCode {
         diagnostics = resolved.parsed.diagnostics.len(),
         "machines resolved"
     );
+    Ok(resolved)
+}
+
+fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
+    let choice = settings.probe.with_flags(args.timeout, args.concurrency);
+    let extra_args = match std::env::var("NIX_SSHOPTS") {
+        Ok(value) => match split_nix_sshopts(&value) {
+            Ok(words) => words,
+            Err(e) => return usage_error(&e),
+        },
+        Err(_) => Vec::new(),
+    };
+    let resolved = match resolve_machines(settings) {
+        Ok(resolved) => resolved,
+        Err(code) => return code,
+    };
+    let _ = std::io::stderr().write_all(machines::render_diagnostics(&resolved).as_bytes());
+    let machines_list = &resolved.parsed.machines;
+    if machines_list.is_empty() {
+        let help = machines::render_empty(&resolved);
+        let _ = std::io::stderr().write_all(help.as_bytes());
+        if args.json {
+            println!("{}", check::render_json(&[], &[]));
+        }
+        return ExitCode::from(check::NOT_ALL_UP);
+    }
+    if let Some(warning) = raise_open_file_limit(machines_list.len()) {
+        tracing::warn!("{warning}");
+        eprintln!("rbtop: warning: {warning}");
+    }
+    let probe_settings = ProbeSettings::new(
+        choice.timeout,
+        choice.concurrency,
+        SshSettings::new(extra_args, choice.host_key_policy),
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("rbtop: cannot start the async runtime: {e}");
+            return ExitCode::from(check::NOT_ALL_UP);
+        }
+    };
+    let show_progress = !args.json && std::io::stderr().is_terminal();
+    let progress = |done: usize, total: usize| {
+        if show_progress {
+            eprint!("\r\x1b[Kprobed {done}/{total}");
+        }
+    };
+    let started = std::time::Instant::now();
+    let reports = runtime.block_on(check::probe_fleet(
+        machines_list,
+        probe_settings,
+        progress,
+        shutdown_signal(),
+    ));
+    if show_progress {
+        eprint!("\r\x1b[K");
+    }
+    let reports = match reports {
+        Ok(reports) => reports,
+        Err(signal) => {
+            eprintln!("rbtop: interrupted; every SSH session closed");
+            return ExitCode::from(signal.exit_status());
+        }
+    };
+    tracing::info!(
+        hosts = reports.len(),
+        up = reports.iter().filter(|r| r.is_up()).count(),
+        wall_ms = started.elapsed().as_millis() as u64,
+        own_cpu_ms = rbtop::cpu_time::own().map(|d| d.as_millis() as u64),
+        "check finished"
+    );
+    let stdout = if args.json {
+        check::render_json(machines_list, &reports) + "\n"
+    } else {
+        check::render_table(machines_list, &reports, check::use_color())
+    };
+    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    let all_up = reports.iter().all(|r| r.is_up()) && !resolved.has_errors();
+    ExitCode::from(if all_up {
+        check::ALL_UP
+    } else {
+        check::NOT_ALL_UP
+    })
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP: stop probing and close every session.
+async fn shutdown_signal() -> Interrupted {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return Interrupted::Int;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => Interrupted::Int,
+        _ = term.recv() => Interrupted::Term,
+        _ = hup.recv() => Interrupted::Hup,
+    }
+}
+
+/// Which signal stopped a command.
+enum Interrupted {
+    Int,
+    Term,
+    Hup,
+}
+
+impl Interrupted {
+    /// 128 + the signal number, as a shell reports a process killed by it.
+    fn exit_status(&self) -> u8 {
+        match self {
+            Interrupted::Hup => 129,
+            Interrupted::Int => 130,
+            Interrupted::Term => 143,
+        }
+    }
+}
+
+fn run_machines(settings: &Settings, json: bool) -> ExitCode {
+    let resolved = match resolve_machines(settings) {
+        Ok(resolved) => resolved,
+        Err(code) => return code,
+    };
     let stdout = if json {
         machines::render_json(&resolved) + "\n"
     } else {

@@ -441,3 +441,115 @@ fn the_sample_in_assets_reads_cleanly() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.lines().count() >= 4, "{}", r.stdout);
 }
+
+// ---- rbtop check: what needs no fleet (the fleet tests are in tests/fleet_check.rs)
+
+#[test]
+fn check_rejects_bad_flags_and_bad_nix_sshopts_as_usage_errors() {
+    let sb = Sandbox::new();
+    for flags in [
+        ["--timeout", "0"],
+        ["--timeout", "soon"],
+        ["--concurrency", "0"],
+    ] {
+        let r = run(sb
+            .rbtop()
+            .args(["check", "--builders", "ssh://b1"])
+            .args(flags));
+        assert_eq!(r.code, 2, "{flags:?}: {}", r.stderr);
+    }
+    let r = run(sb
+        .rbtop()
+        .env("NIX_SSHOPTS", "-o 'ProxyJump=unclosed")
+        .args(["check", "--builders", "ssh://b1"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("NIX_SSHOPTS"), "{}", r.stderr);
+    sb.write(
+        "config/rbtop/config.toml",
+        "[probe]\nhost_key_checking = \"off\"\n",
+    );
+    let r = run(sb.rbtop().args(["check", "--builders", "ssh://b1"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("host_key_checking"), "{}", r.stderr);
+}
+
+#[test]
+fn check_with_no_builders_says_where_it_looked_and_fails() {
+    let sb = Sandbox::new();
+    let r = run(sb.rbtop().args(["check", "--json"]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"hosts": [], "summary": {"total": 0, "up": 0}})
+    );
+    assert!(r.stderr.contains("No builders configured"), "{}", r.stderr);
+}
+
+#[test]
+fn check_names_refused_dns_and_unsupported_stores_without_a_fleet() {
+    let sb = Sandbox::new();
+    // Port 1 on loopback: nothing listens. `.invalid` never resolves (RFC 6761).
+    let r = run(sb.rbtop().args([
+        "check",
+        "--json",
+        "--timeout",
+        "5",
+        "--builders",
+        "ssh://root@127.0.0.1:1; ssh://nosuch.invalid; https://cache.example.org; unix:///nonexistent/socket",
+    ]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = json(&r);
+    let status: Vec<&str> = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["refused", "dns", "error", "refused"], "{v:#}");
+    let reason = |i: usize| v["hosts"][i]["reason"].as_str().unwrap().to_string();
+    assert!(reason(0).contains("Connection refused"), "{}", reason(0));
+    assert!(reason(1).contains("nosuch.invalid"), "{}", reason(1));
+    assert!(reason(2).contains("https"), "{}", reason(2));
+    assert!(reason(3).contains("/nonexistent/socket"), "{}", reason(3));
+    assert_eq!(v["summary"], serde_json::json!({"total": 4, "up": 0}));
+}
+
+#[test]
+fn check_probes_local_stores_locally_with_real_nix() {
+    // `ssh://localhost` runs nix-store without ssh, as Nix does; a chroot
+    // store keeps the test off the machine's own /nix.
+    let sb = Sandbox::new();
+    let store = sb.path("store");
+    let builders = format!(
+        "ssh://localhost?remote-store={0}; ssh-ng://localhost?remote-store={0}; local?root={0}",
+        store.display()
+    );
+    let r = run(sb
+        .rbtop()
+        .args(["check", "--json", "--builders", &builders]));
+    let v = json(&r);
+    assert_eq!(r.code, 0, "{v:#}\n{}", r.stderr);
+    let hosts = v["hosts"].as_array().unwrap();
+    assert_eq!(hosts[0]["protocol_version"], "2.7");
+    assert_eq!(
+        hosts[1]["protocol_version"], "1.34",
+        "Nix 2.8's daemon: {v:#}"
+    );
+    let local_nix = std::process::Command::new("nix-store")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let local_nix = String::from_utf8(local_nix.stdout).unwrap();
+    for host in hosts {
+        assert_eq!(host["status"], "up", "{host:#}");
+        assert!(
+            local_nix.contains(host["nix_version"].as_str().unwrap()),
+            "{host:#}"
+        );
+        assert!(host["facts"]["cpus"].as_u64().unwrap() >= 1, "{host:#}");
+        assert_eq!(host["connect_ms"], Value::Null, "no connection: {host:#}");
+        assert!(host["handshake_ms"].as_f64().unwrap() > 0.0);
+    }
+    // Protocol 1.34 predates the trust field (1.35): unknown, never guessed.
+    assert_eq!(hosts[1]["trusted"], Value::Null, "{v:#}");
+}

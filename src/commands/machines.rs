@@ -95,7 +95,7 @@ pub fn render_json(resolved: &Resolved) -> String {
     serde_json::to_string_pretty(&report(resolved)).expect("report serialises")
 }
 
-fn or_dash(items: &[String]) -> String {
+pub(crate) fn or_dash(items: &[String]) -> String {
     if items.is_empty() {
         "-".to_string()
     } else {
@@ -152,7 +152,7 @@ pub fn render_table(resolved: &Resolved) -> String {
     out
 }
 
-fn render_empty(resolved: &Resolved) -> String {
+pub fn render_empty(resolved: &Resolved) -> String {
     let mut out = String::from("No builders configured. rbtop looked at, in order:\n");
     for place in &resolved.consulted {
         out.push_str(&format!("  - {place}\n"));

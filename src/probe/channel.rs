@@ -1,0 +1,152 @@
+//! A byte channel to a store or to the facts loop: the stdin/stdout of a
+//! remote command over SSH, of a local child, or a unix socket. The protocol
+//! code sees only `AsyncRead`/`AsyncWrite`; this keeps the process behind it,
+//! and the tail of its stderr for error messages.
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// How many stderr lines are kept per channel.
+const STDERR_LINES: usize = 20;
+
+/// The last lines a process wrote to stderr, filled by a background task.
+#[derive(Clone, Debug, Default)]
+pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+
+impl StderrTail {
+    fn follow(&self, stream: impl AsyncRead + Unpin + Send + 'static) {
+        let tail = self.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut kept = tail.0.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.len() == STDERR_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
+    }
+
+    pub fn text(&self) -> String {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().map(|l| format!("{l}\n")).collect()
+    }
+}
+
+enum Process {
+    Remote(openssh::Child<Arc<openssh::Session>>),
+    Local(tokio::process::Child),
+    Socket,
+}
+
+pub struct Channel {
+    pub reader: Reader,
+    pub writer: Writer,
+    pub stderr: StderrTail,
+    /// The command line, for messages (`nix-store --serve --write`).
+    pub command: String,
+    process: Process,
+}
+
+impl Channel {
+    /// Run `words` on the builder (each word shell-escaped for the remote shell).
+    pub async fn remote(
+        session: &Arc<openssh::Session>,
+        words: &[String],
+    ) -> Result<Channel, openssh::Error> {
+        let (program, args) = words.split_first().expect("a command");
+        let mut child = openssh::Session::to_command(Arc::clone(session), program.as_str())
+            .args(args)
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await?;
+        let stderr = StderrTail::default();
+        if let Some(stream) = child.stderr().take() {
+            stderr.follow(stream);
+        }
+        Ok(Channel {
+            reader: Box::new(child.stdout().take().expect("piped stdout")),
+            writer: Box::new(child.stdin().take().expect("piped stdin")),
+            stderr,
+            command: words.join(" "),
+            process: Process::Remote(child),
+        })
+    }
+
+    /// Run `words` here, as Nix does for `ssh://localhost` and local stores.
+    pub fn local(words: &[String]) -> std::io::Result<Channel> {
+        let (program, args) = words.split_first().expect("a command");
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stderr = StderrTail::default();
+        if let Some(stream) = child.stderr.take() {
+            stderr.follow(stream);
+        }
+        Ok(Channel {
+            reader: Box::new(child.stdout.take().expect("piped stdout")),
+            writer: Box::new(child.stdin.take().expect("piped stdin")),
+            stderr,
+            command: words.join(" "),
+            process: Process::Local(child),
+        })
+    }
+
+    /// A connected unix socket (the local daemon).
+    pub fn socket(stream: tokio::net::UnixStream, label: String) -> Channel {
+        let (reader, writer) = stream.into_split();
+        Channel {
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+            stderr: StderrTail::default(),
+            command: label,
+            process: Process::Socket,
+        }
+    }
+
+    /// After a failure: close stdin, give the process `grace` to exit, and
+    /// return its exit code and stderr. Kills a local process that lingers.
+    pub async fn finish(self, grace: Duration) -> (Option<i32>, String) {
+        let Channel {
+            reader,
+            writer,
+            stderr,
+            process,
+            ..
+        } = self;
+        drop(writer);
+        drop(reader);
+        let code = match process {
+            Process::Remote(child) => tokio::time::timeout(grace, child.wait())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|status| status.code()),
+            Process::Local(mut child) => match tokio::time::timeout(grace, child.wait()).await {
+                Ok(Ok(status)) => status.code(),
+                _ => {
+                    let _ = child.kill().await;
+                    None
+                }
+            },
+            Process::Socket => None,
+        };
+        // Let the stderr task catch the last lines written before exit.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        (code, stderr.text())
+    }
+}

@@ -1,0 +1,153 @@
+//! Probing every machine at once: one task per host under a concurrency
+//! bound, each under its own deadline, results streamed as they complete.
+//! A hung host costs its own timeout and never delays another's result.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, Semaphore, mpsc};
+
+use super::host::HostProber;
+use super::report::HostReport;
+use crate::machines::Machine;
+use crate::ssh::SshSettings;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONCURRENCY: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct ProbeSettings {
+    /// Per host, for the whole probe: connection, handshake, facts.
+    pub timeout: Duration,
+    /// Hosts probed at the same time.
+    pub concurrency: usize,
+    pub ssh: SshSettings,
+}
+
+impl ProbeSettings {
+    pub fn new(timeout: Duration, concurrency: usize, mut ssh: SshSettings) -> ProbeSettings {
+        // ssh gives up a second before rbtop does, so its own words
+        // ("Connection timed out during banner exchange") make the reason.
+        ssh.connect_timeout = timeout
+            .saturating_sub(Duration::from_secs(1))
+            .max(Duration::from_secs(1));
+        ProbeSettings {
+            timeout,
+            concurrency: concurrency.max(1),
+            ssh,
+        }
+    }
+}
+
+/// One finished probe.
+#[derive(Clone, Debug)]
+pub struct ProbeEvent {
+    /// Index of the machine in the list given to [`Fleet::new`].
+    pub index: usize,
+    pub report: HostReport,
+    /// Wall time of this probe, queueing for a permit excluded.
+    pub elapsed: Duration,
+}
+
+pub struct Fleet {
+    hosts: Vec<Arc<Mutex<HostProber>>>,
+    settings: Arc<ProbeSettings>,
+    permits: Arc<Semaphore>,
+    /// Probes in flight, so that closing can cut them short.
+    in_flight: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Fleet {
+    pub fn new(machines: &[Machine], settings: ProbeSettings) -> Fleet {
+        Fleet {
+            hosts: machines
+                .iter()
+                .map(|m| Arc::new(Mutex::new(HostProber::new(m))))
+                .collect(),
+            permits: Arc::new(Semaphore::new(settings.concurrency)),
+            settings: Arc::new(settings),
+            in_flight: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// Probe every host now. Each report arrives on the channel as soon as it
+    /// is ready; the channel closes after the last one. A host still busy
+    /// with an earlier probe is probed when that one ends.
+    pub fn probe_all(&self) -> mpsc::UnboundedReceiver<ProbeEvent> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.retain(|task| !task.is_finished());
+        for (index, host) in self.hosts.iter().enumerate() {
+            let host = Arc::clone(host);
+            let settings = Arc::clone(&self.settings);
+            let permits = Arc::clone(&self.permits);
+            let sender = sender.clone();
+            let task = tokio::spawn(async move {
+                let mut prober = host.lock().await;
+                let Ok(_permit) = permits.acquire().await else {
+                    return;
+                };
+                let started = Instant::now();
+                let report = prober.probe(settings.timeout, &settings.ssh).await;
+                let event = ProbeEvent {
+                    index,
+                    report,
+                    elapsed: started.elapsed(),
+                };
+                tracing::debug!(index, status = %event.report.status, elapsed = ?event.elapsed, "probed");
+                // The receiver may be gone (rbtop quitting); that is fine.
+                let _ = sender.send(event);
+            });
+            in_flight.push(task.abort_handle());
+        }
+        receiver
+    }
+
+    /// Close every session and channel, all hosts at once. Probes still in
+    /// flight are cancelled first: dropping them kills an ssh that is still
+    /// connecting and shuts down a master that is up.
+    pub async fn close(&self) {
+        let cancelled: Vec<_> =
+            std::mem::take(&mut *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in &cancelled {
+            task.abort();
+        }
+        let mut closing = tokio::task::JoinSet::new();
+        for host in &self.hosts {
+            let host = Arc::clone(host);
+            closing.spawn(async move { host.lock().await.close().await });
+        }
+        while closing.join_next().await.is_some() {}
+    }
+}
+
+/// Open files each kept host costs rbtop: two channels (store, facts), each
+/// with stdin, stdout, stderr and a connection to the master's mux socket.
+pub const FILES_PER_HOST: u64 = 8;
+
+/// Raise the soft limit on open files to the hard limit, as a fleet of
+/// hosts with kept sessions needs more than the usual 1024. Returns a
+/// warning when even the hard limit is too low for `hosts`.
+pub fn raise_open_file_limit(hosts: usize) -> Option<String> {
+    let needed = hosts as u64 * FILES_PER_HOST + 64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit >= needed => {
+            tracing::debug!(limit, needed, "open file limit");
+            None
+        }
+        Ok(limit) => Some(format!(
+            "{hosts} builders need about {needed} open files, but the limit is {limit}: \
+             some probes will fail with 'Too many open files' (raise the hard limit, \
+             e.g. LimitNOFILE= or /etc/security/limits.conf)"
+        )),
+        Err(e) => Some(format!("cannot raise the open file limit: {e}")),
+    }
+}

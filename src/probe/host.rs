@@ -1,0 +1,331 @@
+//! Probing one machine, keeping its SSH session and channels between probes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::channel::Channel;
+use super::classify;
+use super::facts::Facts;
+use super::links::{FactsLink, StoreLink, StoreProtocol};
+use super::report::{Failure, HostReport, Status, Via};
+use super::route::Route;
+use crate::machines::Machine;
+use crate::ssh::session::PendingDir;
+use crate::ssh::{ConnectError, HostSession, SshSettings};
+
+/// Time left for the facts after the store answered: they never make a host
+/// late, they are just missing.
+const FACTS_MARGIN: Duration = Duration::from_millis(50);
+
+pub struct HostProber {
+    route: Route,
+    session: Option<HostSession>,
+    /// The control dir of a connection in progress, so a deadline can still read ssh's log.
+    pending: Option<PendingDir>,
+    store: Option<StoreLink>,
+    facts: Option<FactsLink>,
+    /// What the probe is doing, for the timeout message.
+    phase: &'static str,
+}
+
+impl HostProber {
+    pub fn new(machine: &Machine) -> HostProber {
+        HostProber {
+            route: Route::of(machine),
+            session: None,
+            pending: None,
+            store: None,
+            facts: None,
+            phase: "starting",
+        }
+    }
+
+    pub fn route(&self) -> &Route {
+        &self.route
+    }
+
+    /// One probe under `limit`. Reuses the session and channels of the last
+    /// probe when they are still alive; reopens what died.
+    pub async fn probe(&mut self, limit: Duration, ssh: &SshSettings) -> HostReport {
+        let deadline = tokio::time::Instant::now() + limit;
+        match tokio::time::timeout_at(deadline, self.probe_until(deadline, ssh)).await {
+            Ok(report) => report,
+            Err(_elapsed) => {
+                let log = match (&self.pending, &self.session) {
+                    (Some(pending), _) => pending.log(),
+                    (None, Some(session)) => session.log(),
+                    _ => String::new(),
+                };
+                let failure = classify::timed_out(limit, self.phase, &log);
+                // Whatever hung is not worth keeping.
+                self.pending = None;
+                self.store = None;
+                self.facts = None;
+                if let Some(session) = self.session.take() {
+                    session.close().await;
+                }
+                report_failure(failure, self.via())
+            }
+        }
+    }
+
+    /// Close the channels (their remote processes see EOF and exit) and the master.
+    pub async fn close(&mut self) {
+        self.store = None;
+        self.facts = None;
+        self.pending = None;
+        if let Some(session) = self.session.take() {
+            session.close().await;
+        }
+    }
+
+    fn via(&self) -> Via {
+        match self.route {
+            Route::Ssh { .. } => Via::Ssh,
+            Route::LocalProcess { .. } => Via::LocalProcess,
+            Route::Socket { .. } => Via::DaemonSocket,
+            Route::Unsupported { .. } => Via::Unsupported,
+        }
+    }
+
+    async fn probe_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+        ssh: &SshSettings,
+    ) -> HostReport {
+        let via = self.via();
+        let mut connect = None;
+        match self.route.clone() {
+            Route::Unsupported { reason } => {
+                return report_failure(Failure::new(Status::Error, reason), via);
+            }
+            Route::Ssh { target, .. } => {
+                if let Some(session) = &self.session
+                    && !session.is_alive().await
+                {
+                    tracing::info!(host = %target.host, "ssh master gone; reconnecting");
+                    self.close().await;
+                }
+                if self.session.is_none() {
+                    self.phase = "connecting over SSH";
+                    self.pending = Some(match PendingDir::create(ssh) {
+                        Ok(dir) => dir,
+                        Err(e) => return report_failure(connect_failure(e), via),
+                    });
+                    let session = match HostSession::connect(&target, ssh, &mut self.pending).await
+                    {
+                        Ok(session) => session,
+                        Err(e) => {
+                            self.pending = None;
+                            return report_failure(connect_failure(e), via);
+                        }
+                    };
+                    connect = Some(session.connect_time);
+                    self.session = Some(session);
+                }
+            }
+            Route::LocalProcess { .. } | Route::Socket { .. } => {}
+        }
+
+        self.phase = "waiting for the store's handshake";
+        let session = self.session.as_ref().map(|s| Arc::clone(s.session()));
+        let (store, facts) = tokio::join!(
+            store_round(&self.route, session.as_ref(), self.store.take()),
+            facts_round(
+                &self.route,
+                session.as_ref(),
+                self.facts.take(),
+                deadline - FACTS_MARGIN
+            )
+        );
+        let store = match store {
+            Ok(round) => round,
+            Err(failure) => return report_failure(failure, via),
+        };
+        let hello = store.link.hello.clone();
+        self.store = Some(store.link);
+        let facts = match facts {
+            Ok((link, facts)) => {
+                self.facts = Some(link);
+                Some(facts)
+            }
+            Err(why) => {
+                tracing::warn!(route = ?self.route, "no facts: {why}");
+                None
+            }
+        };
+        HostReport {
+            status: Status::Up,
+            reason: None,
+            via,
+            connect: connect.or(store.socket_connect),
+            handshake: store.handshake,
+            ping: Some(store.ping),
+            protocol_version: Some(hello.version.to_string()),
+            nix_version: hello
+                .nix_version
+                .or_else(|| facts.as_ref().and_then(|f| f.nix_version.clone())),
+            trusted: hello.trusted,
+            facts,
+        }
+    }
+}
+
+/// The store's part of a probe.
+struct StoreRound {
+    link: StoreLink,
+    /// Channel start and hello exchange; `None` when an open channel was reused.
+    handshake: Option<Duration>,
+    ping: Duration,
+    /// Connecting to the daemon socket.
+    socket_connect: Option<Duration>,
+}
+
+/// Ping the open channel; if there is none or it died, open one and shake hands.
+async fn store_round(
+    route: &Route,
+    session: Option<&Arc<openssh::Session>>,
+    existing: Option<StoreLink>,
+) -> Result<StoreRound, Failure> {
+    if let Some(link) = existing {
+        match link.ping().await {
+            Ok((link, ping)) => {
+                return Ok(StoreRound {
+                    link,
+                    handshake: None,
+                    ping,
+                    socket_connect: None,
+                });
+            }
+            Err(failure) => tracing::info!("store channel lost ({failure}); reopening"),
+        }
+    }
+    let started = Instant::now();
+    let (channel, protocol, socket_connect) = open_store_channel(route, session).await?;
+    if socket_connect.is_some() {
+        // The socket's connect time is reported apart from the handshake.
+        let (link, handshake) = StoreLink::open(channel, protocol).await?;
+        let (link, ping) = link.ping().await?;
+        return Ok(StoreRound {
+            link,
+            handshake: Some(handshake),
+            ping,
+            socket_connect,
+        });
+    }
+    let (link, _) = StoreLink::open(channel, protocol).await?;
+    let handshake = started.elapsed();
+    let (link, ping) = link.ping().await?;
+    Ok(StoreRound {
+        link,
+        handshake: Some(handshake),
+        ping,
+        socket_connect: None,
+    })
+}
+
+async fn open_store_channel(
+    route: &Route,
+    session: Option<&Arc<openssh::Session>>,
+) -> Result<(Channel, StoreProtocol, Option<Duration>), Failure> {
+    match route {
+        Route::Ssh {
+            store_command,
+            protocol,
+            ..
+        } => {
+            let session = session.expect("connected before opening channels");
+            let channel = Channel::remote(session, store_command).await.map_err(|e| {
+                Failure::new(
+                    Status::Error,
+                    format!("cannot start '{}' over ssh: {e}", store_command.join(" ")),
+                )
+            })?;
+            Ok((channel, *protocol, None))
+        }
+        Route::LocalProcess {
+            store_command,
+            protocol,
+        } => {
+            let channel = Channel::local(store_command).map_err(|e| {
+                let status = if e.kind() == std::io::ErrorKind::NotFound {
+                    Status::Nonix
+                } else {
+                    Status::Error
+                };
+                Failure::new(
+                    status,
+                    format!("cannot run local '{}': {e}", store_command[0]),
+                )
+            })?;
+            Ok((channel, *protocol, None))
+        }
+        Route::Socket { path } => {
+            let started = Instant::now();
+            let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+                let status = match e.kind() {
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                        Status::Refused
+                    }
+                    std::io::ErrorKind::PermissionDenied => Status::Auth,
+                    _ => Status::Error,
+                };
+                Failure::new(
+                    status,
+                    format!(
+                        "cannot connect to the daemon socket {}: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
+            let connect = started.elapsed();
+            let channel = Channel::socket(stream, format!("daemon socket {}", path.display()));
+            Ok((channel, StoreProtocol::Worker, Some(connect)))
+        }
+        Route::Unsupported { reason } => Err(Failure::new(Status::Error, reason.clone())),
+    }
+}
+
+/// Ask the facts loop for a report, starting the loop if needed. Never past `until`.
+async fn facts_round(
+    route: &Route,
+    session: Option<&Arc<openssh::Session>>,
+    existing: Option<FactsLink>,
+    until: tokio::time::Instant,
+) -> Result<(FactsLink, Facts), String> {
+    let round = async {
+        if let Some(mut link) = existing {
+            match link.read().await {
+                Ok(facts) => return Ok((link, facts)),
+                Err(why) => tracing::info!("facts loop lost ({why}); restarting"),
+            }
+        }
+        let command = route.facts_command();
+        let channel = match (route, session) {
+            (Route::Ssh { .. }, Some(session)) => Channel::remote(session, &command)
+                .await
+                .map_err(|e| format!("cannot start the facts loop over ssh: {e}"))?,
+            (Route::LocalProcess { .. } | Route::Socket { .. }, _) => {
+                Channel::local(&command).map_err(|e| format!("cannot start the facts loop: {e}"))?
+            }
+            _ => return Err("no way to gather facts".to_string()),
+        };
+        let mut link = FactsLink::new(channel);
+        let facts = link.read().await?;
+        Ok((link, facts))
+    };
+    tokio::time::timeout_at(until, round)
+        .await
+        .unwrap_or_else(|_| Err("the facts did not arrive in time".to_string()))
+}
+
+fn connect_failure(error: ConnectError) -> Failure {
+    match error {
+        ConnectError::Ssh { log, pinned } => classify::ssh_failure(&log, pinned),
+        ConnectError::Local(reason) => Failure::new(Status::Error, reason),
+    }
+}
+
+fn report_failure(failure: Failure, via: Via) -> HostReport {
+    HostReport::failed(failure.status, via, failure.reason)
+}

@@ -1,0 +1,146 @@
+//! What one probe of one machine found: the shape shared by `rbtop check`,
+//! its JSON, and (later) the dashboard.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::facts::Facts;
+
+/// Stable status names: scripts match on them, so never rename one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The store answered its protocol handshake.
+    Up,
+    /// Nothing listens on the port (`Connection refused`).
+    Refused,
+    /// No answer in time: TCP connect, SSH banner, or the store itself.
+    Timeout,
+    /// The host name does not resolve.
+    Dns,
+    /// SSH authentication failed (`Permission denied (publickey)` and the like).
+    Auth,
+    /// The host key is unknown, changed, or not the one pinned in column #8.
+    Hostkey,
+    /// The remote `nix-store` / `nix-daemon` was not found.
+    Nonix,
+    /// The store spoke, but not the expected protocol (a banner before the magic, a version mismatch).
+    Protocol,
+    /// Anything else.
+    Error,
+}
+
+impl Status {
+    pub const ALL: [Status; 9] = [
+        Status::Up,
+        Status::Refused,
+        Status::Timeout,
+        Status::Dns,
+        Status::Auth,
+        Status::Hostkey,
+        Status::Nonix,
+        Status::Protocol,
+        Status::Error,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Up => "up",
+            Status::Refused => "refused",
+            Status::Timeout => "timeout",
+            Status::Dns => "dns",
+            Status::Auth => "auth",
+            Status::Hostkey => "hostkey",
+            Status::Nonix => "nonix",
+            Status::Protocol => "protocol",
+            Status::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the store was reached: over SSH, or locally as Nix itself would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// An SSH ControlMaster session to the builder.
+    Ssh,
+    /// A local `nix-store --serve` / `nix-daemon --stdio` child (`ssh://localhost`, `local`).
+    LocalProcess,
+    /// The local daemon's socket (`daemon`, `unix://`, `auto`).
+    DaemonSocket,
+    /// rbtop has no way to probe this kind of store.
+    Unsupported,
+}
+
+/// The outcome of one probe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostReport {
+    pub status: Status,
+    /// One line for humans, including ssh's own last stderr line. `None` when up.
+    pub reason: Option<String>,
+    pub via: Via,
+    /// SSH master set-up (TCP, key exchange, authentication). `None` without SSH
+    /// or when the connection never came up.
+    pub connect: Option<Duration>,
+    /// From the client hello to the server hello, remote process start included.
+    pub handshake: Option<Duration>,
+    /// One store round trip on the open channel (`QueryValidPaths` of nothing).
+    pub ping: Option<Duration>,
+    /// Negotiated store protocol version, `"2.7"` or `"1.37"`.
+    pub protocol_version: Option<String>,
+    pub nix_version: Option<String>,
+    /// Worker protocol ≥ 1.35 only; `None` when the store does not say.
+    pub trusted: Option<bool>,
+    pub facts: Option<Facts>,
+}
+
+impl HostReport {
+    pub fn failed(status: Status, via: Via, reason: impl Into<String>) -> HostReport {
+        HostReport {
+            status,
+            reason: Some(reason.into()),
+            via,
+            connect: None,
+            handshake: None,
+            ping: None,
+            protocol_version: None,
+            nix_version: None,
+            trusted: None,
+            facts: None,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.status == Status::Up
+    }
+}
+
+/// A failure on the way to a report: the status it maps to and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub status: Status,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn new(status: Status, reason: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status, self.reason)
+    }
+}

@@ -1,0 +1,253 @@
+//! How a machine's store is reached, decided once from its URI, and the
+//! exact commands run for it.
+
+use std::path::PathBuf;
+
+use super::links::StoreProtocol;
+use crate::machines::Machine;
+use crate::ssh::SshTarget;
+
+/// Where the facts script looks for free space.
+pub const STORE_DIR: &str = "/nix/store";
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Route {
+    /// Over SSH: `ssh://host` and `ssh-ng://host`.
+    Ssh {
+        target: SshTarget,
+        store_command: Vec<String>,
+        protocol: StoreProtocol,
+    },
+    /// A local child, as Nix does for `ssh://localhost` and `local` stores.
+    LocalProcess {
+        store_command: Vec<String>,
+        protocol: StoreProtocol,
+    },
+    /// The local daemon's socket: `daemon`, `unix://path`.
+    Socket { path: PathBuf },
+    /// A store kind rbtop cannot probe (and Nix cannot build on).
+    Unsupported { reason: String },
+}
+
+impl Route {
+    pub fn of(machine: &Machine) -> Route {
+        let store = &machine.store;
+        match store.protocol.as_str() {
+            "ssh" | "ssh-ng" => {
+                let protocol = if store.protocol == "ssh" {
+                    StoreProtocol::Serve
+                } else {
+                    StoreProtocol::Worker
+                };
+                let store_command = remote_command(machine, protocol);
+                // Nix runs the command without ssh when the authority is exactly `localhost`.
+                if store.host.as_deref() == Some("localhost")
+                    && store.user.is_none()
+                    && store.port.is_none()
+                {
+                    return Route::LocalProcess {
+                        store_command,
+                        protocol,
+                    };
+                }
+                match SshTarget::of(machine) {
+                    Some(target) => Route::Ssh {
+                        target,
+                        store_command,
+                        protocol,
+                    },
+                    None => Route::Unsupported {
+                        reason: format!("'{}' names no host", store.uri),
+                    },
+                }
+            }
+            // `auto` picks the daemon or the local store as Nix would, so let Nix pick.
+            "local" | "auto" => Route::LocalProcess {
+                store_command: words(&["nix-store", "--serve", "--write", "--store", &store.uri]),
+                protocol: StoreProtocol::Serve,
+            },
+            "daemon" => Route::Socket {
+                path: daemon_socket_path(),
+            },
+            "unix" => {
+                let path = store
+                    .uri
+                    .trim_start_matches("unix://")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default();
+                if path.is_empty() {
+                    Route::Socket {
+                        path: daemon_socket_path(),
+                    }
+                } else {
+                    Route::Socket {
+                        path: PathBuf::from(path),
+                    }
+                }
+            }
+            other => Route::Unsupported {
+                reason: format!(
+                    "'{other}://' stores cannot run builds; rbtop probes ssh://, ssh-ng://, \
+                     local, daemon, auto and unix:// stores"
+                ),
+            },
+        }
+    }
+
+    pub fn store_command(&self) -> Option<&[String]> {
+        match self {
+            Route::Ssh { store_command, .. } | Route::LocalProcess { store_command, .. } => {
+                Some(store_command)
+            }
+            _ => None,
+        }
+    }
+
+    /// `sh -c FACTS_SCRIPT rbtop-facts <nix-store or ""> <store dir>`.
+    pub fn facts_command(&self) -> Vec<String> {
+        // Only the serve protocol lacks a version: ask its nix-store for one.
+        let nix_store = match self {
+            Route::Ssh {
+                store_command,
+                protocol: StoreProtocol::Serve,
+                ..
+            }
+            | Route::LocalProcess {
+                store_command,
+                protocol: StoreProtocol::Serve,
+            } => store_command[0].clone(),
+            _ => String::new(),
+        };
+        words(&[
+            "sh",
+            "-c",
+            super::facts::FACTS_SCRIPT,
+            "rbtop-facts",
+            &nix_store,
+            STORE_DIR,
+        ])
+    }
+}
+
+/// The remote command as Nix builds it: `remote-program` (default
+/// `nix-store` / `nix-daemon`, a word list as in Nix ≥ 2.19), the protocol's
+/// flags, and `--store <remote-store>` when set.
+fn remote_command(machine: &Machine, protocol: StoreProtocol) -> Vec<String> {
+    let params = &machine.store.params;
+    let mut command: Vec<String> = params
+        .get("remote-program")
+        .map(|p| p.split_whitespace().map(str::to_string).collect())
+        .filter(|w: &Vec<String>| !w.is_empty())
+        .unwrap_or_else(|| {
+            vec![match protocol {
+                StoreProtocol::Serve => "nix-store".to_string(),
+                StoreProtocol::Worker => "nix-daemon".to_string(),
+            }]
+        });
+    match protocol {
+        StoreProtocol::Serve => command.extend(words(&["--serve", "--write"])),
+        StoreProtocol::Worker => command.push("--stdio".to_string()),
+    }
+    if let Some(store) = params.get("remote-store").filter(|s| !s.is_empty()) {
+        command.extend(words(&["--store", store]));
+    }
+    command
+}
+
+/// `NIX_DAEMON_SOCKET_PATH`, else `$NIX_STATE_DIR/daemon-socket/socket`.
+fn daemon_socket_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("NIX_DAEMON_SOCKET_PATH") {
+        return PathBuf::from(path);
+    }
+    let state = std::env::var_os("NIX_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/nix/var/nix"));
+    state.join("daemon-socket").join("socket")
+}
+
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|w| w.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::Origin;
+    use crate::machines::{MachinesText, Parser};
+
+    fn machine(line: &str) -> Machine {
+        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
+        parser.parse_text(&MachinesText::whole(line, Origin::BuildersFlag));
+        parser.finish().machines.remove(0)
+    }
+
+    #[test]
+    fn ssh_uses_the_serve_protocol_and_ssh_ng_the_daemon() {
+        match Route::of(&machine("ssh://nix@b1:2222")) {
+            Route::Ssh {
+                target,
+                store_command,
+                protocol,
+            } => {
+                assert_eq!(protocol, StoreProtocol::Serve);
+                assert_eq!(store_command, ["nix-store", "--serve", "--write"]);
+                assert_eq!((target.host.as_str(), target.port), ("b1", Some(2222)));
+                assert_eq!(target.user.as_deref(), Some("nix"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let route = Route::of(&machine("ssh-ng://b2"));
+        assert_eq!(route.store_command().unwrap(), ["nix-daemon", "--stdio"]);
+    }
+
+    #[test]
+    fn remote_program_and_remote_store_are_honoured() {
+        let route = Route::of(&machine(
+            "ssh-ng://b1?remote-program=/opt/nix/bin/nix-daemon&remote-store=/mnt%20x",
+        ));
+        assert_eq!(
+            route.store_command().unwrap(),
+            ["/opt/nix/bin/nix-daemon", "--stdio", "--store", "/mnt x"]
+        );
+        let route = Route::of(&machine("ssh://b1?remote-program=/opt/bin/nix-store"));
+        let facts = route.facts_command();
+        assert_eq!(
+            facts[4], "/opt/bin/nix-store",
+            "the facts ask this nix-store its version"
+        );
+    }
+
+    #[test]
+    fn local_kinds_are_probed_locally_not_skipped() {
+        assert!(matches!(
+            Route::of(&machine("ssh://localhost")),
+            Route::LocalProcess {
+                protocol: StoreProtocol::Serve,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Route::of(&machine("ssh://root@localhost")),
+            Route::Ssh { .. }
+        ));
+        assert_eq!(
+            Route::of(&machine("local")).store_command().unwrap(),
+            ["nix-store", "--serve", "--write", "--store", "local"]
+        );
+        assert_eq!(
+            Route::of(&machine("unix:///run/nix.sock")),
+            Route::Socket {
+                path: "/run/nix.sock".into()
+            }
+        );
+        assert!(matches!(
+            Route::of(&machine("daemon")),
+            Route::Socket { .. }
+        ));
+        match Route::of(&machine("https://cache.example.org")) {
+            Route::Unsupported { reason } => assert!(reason.contains("https"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! `rbtop check` against a real fleet: real sshd, real Nix 2.8 and 2.26, and
+//! one host of each fault (tests/fleet/fleet.sh). One fleet serves every test
+//! here, so this binary has its own main (libtest-mimic) that starts it
+//! first and always stops it. Needs root; fails, never skips, without it.
+
+#[path = "support/fleet.rs"]
+mod fleet;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use fleet::{Fleet, FleetOptions};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// An isolated environment for one rbtop run: its own HOME, config, state
+/// and control-socket directory, so leftovers can be counted.
+struct Env {
+    dir: TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("rbtop-fc")
+            .tempdir()
+            .unwrap();
+        for sub in ["home/.ssh", "config", "state", "run", "nixconf"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        Env { dir }
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn rbtop(&self, nix_sshopts: Option<&str>) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbtop"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env("NIX_CONF_DIR", self.path("nixconf"));
+        // ssh finds ~/.ssh through the password database, not $HOME: without
+        // the fleet's config, point it at this sandbox's files explicitly.
+        let isolated = format!(
+            "-F /dev/null -o UserKnownHostsFile={}",
+            self.path("home/.ssh/known_hosts").display()
+        );
+        cmd.env("NIX_SSHOPTS", nix_sshopts.unwrap_or(&isolated));
+        cmd
+    }
+
+    /// Control directories rbtop left in its runtime dir.
+    fn leftover_control_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(self.path("run"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+struct Checked {
+    code: i32,
+    json: Value,
+    stderr: String,
+    elapsed: Duration,
+}
+
+fn check(cmd: &mut Command) -> Checked {
+    let started = Instant::now();
+    let out: Output = cmd.output().unwrap();
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    Checked {
+        code: out.status.code().unwrap_or(-1),
+        json,
+        stderr,
+        elapsed,
+    }
+}
+
+fn host<'a>(json: &'a Value, name: &str) -> &'a Value {
+    json["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == name)
+        .unwrap_or_else(|| panic!("no host {name} in {json:#}"))
+}
+
+fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
+    if condition {
+        Ok(())
+    } else {
+        Err(message().into())
+    }
+}
+
+/// Processes whose command line contains `needle`.
+fn processes_matching(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(format!(
+                    "{}: {cmdline}",
+                    entry.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// Wait up to `limit` for no process to match; returns what still matches.
+fn settle(needle: &str, limit: Duration) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let left = processes_matching(needle);
+        if left.is_empty() || started.elapsed() > limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn machines_line(uri: &str, key: Option<&Path>, pin: Option<&str>) -> String {
+    format!(
+        "{uri} x86_64-linux {} 2 1 - - {}\n",
+        key.map_or("-".to_string(), |k| k.display().to_string()),
+        pin.unwrap_or("-")
+    )
+}
+
+// ---- the tests
+
+fn every_fault_gets_its_own_status(fleet: &Fleet) -> Result<(), Failed> {
+    let env = Env::new();
+    let r = check(
+        env.rbtop(Some(&fleet.nix_sshopts()))
+            .args(["check", "--json", "--timeout", "4", "--machines"])
+            .arg(fleet.machines_file()),
+    );
+    ensure(r.code == 1, || {
+        format!("exit {} (a host is down): {}", r.code, r.stderr)
+    })?;
+    let expect = [
+        ("b1", "up"),
+        ("b2", "up"),
+        ("b3", "up"),
+        ("t1", "up"),
+        ("refused", "refused"),
+        ("hung", "timeout"),
+        ("authfail", "auth"),
+        ("nonix", "nonix"),
+        ("wrongkey", "hostkey"),
+    ];
+    let got: Vec<(String, String)> = r.json["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().into(),
+                h["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = expect
+        .iter()
+        .map(|(h, s)| (h.to_string(), s.to_string()))
+        .collect();
+    ensure(got == want, || {
+        format!("statuses in file order:\n{got:?}\n{:#}", r.json)
+    })?;
+    for (name, reason_part) in [
+        ("refused", "Connection refused"),
+        ("hung", "timed out"),
+        ("authfail", "Permission denied (publickey)"),
+        ("nonix", "sh: 1: nix-store: not found"),
+        ("wrongkey", "pinned"),
+    ] {
+        let h = host(&r.json, name);
+        let reason = h["reason"].as_str().unwrap_or_default();
+        ensure(reason.contains(reason_part), || {
+            format!("{name}: reason {reason:?} lacks {reason_part:?}")
+        })?;
+        ensure(h["facts"].is_null(), || {
+            format!("{name}: facts of a host not reached: {h:#}")
+        })?;
+    }
+    for name in ["b1", "b2", "b3"] {
+        let h = host(&r.json, name);
+        ensure(
+            h["protocol_version"] == "2.7" && h["nix_version"] == "2.8.0",
+            || format!("{h:#}"),
+        )?;
+        ensure(h["reason"].is_null() && h["trusted"].is_null(), || {
+            format!("{h:#}")
+        })?;
+        ensure(h["connect_ms"].as_f64().unwrap() > 0.0, || format!("{h:#}"))?;
+        ensure(h["handshake_ms"].as_f64().unwrap() > 0.0, || {
+            format!("{h:#}")
+        })?;
+        let facts = &h["facts"];
+        ensure(facts["arch"] == std::env::consts::ARCH, || {
+            format!("{facts:#}")
+        })?;
+        ensure(facts["cpus"].as_u64().unwrap() >= 1, || {
+            format!("{facts:#}")
+        })?;
+        ensure(facts["load"].as_array().unwrap().len() == 3, || {
+            format!("{facts:#}")
+        })?;
+        let (total, available) = (
+            facts["mem_total"].as_u64().unwrap(),
+            facts["mem_available"].as_u64().unwrap(),
+        );
+        ensure(available > 0 && available <= total, || format!("{facts:#}"))?;
+        ensure(facts["store_free"].as_u64().unwrap() > 0, || {
+            format!("{facts:#}")
+        })?;
+        ensure(
+            facts["kernel"].as_str().unwrap().starts_with("Linux"),
+            || format!("{facts:#}"),
+        )?;
+    }
+    let t1 = host(&r.json, "t1");
+    let version = t1["nix_version"].as_str().unwrap_or_default();
+    ensure(version.starts_with("2.26."), || {
+        format!("t1 runs Nix 2.26: {t1:#}")
+    })?;
+    ensure(t1["protocol_version"] == "2.7", || format!("{t1:#}"))?;
+    ensure(
+        r.json["summary"] == serde_json::json!({"total": 9, "up": 4}),
+        || format!("{:#}", r.json["summary"]),
+    )?;
+    let left = env.leftover_control_dirs();
+    ensure(left.is_empty(), || {
+        format!("control directories left behind: {left:?}")
+    })
+}
+
+fn ssh_ng_reports_nix_version_and_trust(fleet: &Fleet) -> Result<(), Failed> {
+    let env = Env::new();
+    let machines = env.write(
+        "machines",
+        &(machines_line("ssh-ng://b1", None, None) + &machines_line("ssh-ng://t1", None, None)),
+    );
+    let r = check(
+        env.rbtop(Some(&fleet.nix_sshopts()))
+            .args(["check", "--json", "--machines"])
+            .arg(&machines),
+    );
+    ensure(r.code == 0, || {
+        format!("exit {}: {:#}\n{}", r.code, r.json, r.stderr)
+    })?;
+    let b1 = host(&r.json, "b1");
+    ensure(
+        b1["protocol_version"] == "1.34" && b1["nix_version"] == "2.8.0",
+        || format!("{b1:#}"),
+    )?;
+    ensure(b1["trusted"].is_null(), || {
+        format!("1.34 has no trust field: {b1:#}")
+    })?;
+    let t1 = host(&r.json, "t1");
+    // rbtop offers 1.37; Nix 2.26 speaks 1.38, so 1.37 is what both agree on.
+    ensure(t1["protocol_version"] == "1.37", || format!("{t1:#}"))?;
+    ensure(
+        t1["nix_version"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("2.26."),
+        || format!("{t1:#}"),
+    )?;
+    ensure(t1["trusted"] == true, || {
+        format!("root's nix-daemon --stdio is trusted: {t1:#}")
+    })
+}
+
+/// Pins through an ssh_config alias, the real address with a non-22 port in
+/// the URI, and the machines line's own key column instead of NIX_SSHOPTS.
+fn pinned_keys_are_enforced_through_aliases_and_ports(fleet: &Fleet) -> Result<(), Failed> {
+    let b1 = fleet.host("b1");
+    let real = b1.hostkey_b64.clone().unwrap();
+    let other = fleet.host("t1").hostkey_b64.clone().unwrap();
+    let direct = format!("ssh://root@{}:{}", b1.addr, b1.port);
+    let key = fleet.client_key();
+    for (pin, expected) in [(&real, "up"), (&other, "hostkey")] {
+        let env = Env::new();
+        let text = machines_line("ssh://b1", None, Some(pin))
+            + &machines_line("ssh://b1-alias", None, Some(pin))
+            + &machines_line(&direct, Some(&key), Some(pin));
+        let machines = env.write("machines", &text);
+        // The alias lines need the fleet's ssh_config; the direct line needs nothing,
+        // so run both ways: with NIX_SSHOPTS for all three, without it for the direct one.
+        let r = check(
+            env.rbtop(Some(&fleet.nix_sshopts()))
+                .args(["check", "--json", "--machines"])
+                .arg(&machines),
+        );
+        for (i, h) in r.json["hosts"].as_array().unwrap().iter().enumerate() {
+            ensure(h["status"] == expected, || {
+                format!("line {}: pin should give {expected}: {h:#}", i + 1)
+            })?;
+        }
+        let direct_only = env.write("direct", &machines_line(&direct, Some(&key), Some(pin)));
+        let r = check(
+            env.rbtop(None)
+                .args(["check", "--json", "--machines"])
+                .arg(&direct_only),
+        );
+        let h = &r.json["hosts"][0];
+        ensure(h["status"] == expected, || {
+            format!("{direct} without NIX_SSHOPTS: {h:#}\n{}", r.stderr)
+        })?;
+    }
+    Ok(())
+}
+
+/// Without a pin: strict by default (an unknown host is refused), learnt with accept-new.
+fn unpinned_hosts_follow_the_host_key_policy(fleet: &Fleet) -> Result<(), Failed> {
+    let b2 = fleet.host("b2");
+    let env = Env::new();
+    let line = machines_line(
+        &format!("ssh://root@{}:{}", b2.addr, b2.port),
+        Some(&fleet.client_key()),
+        None,
+    );
+    let machines = env.write("machines", &line);
+    let r = check(
+        env.rbtop(None)
+            .args(["check", "--json", "--machines"])
+            .arg(&machines),
+    );
+    let h = &r.json["hosts"][0];
+    ensure(h["status"] == "hostkey", || {
+        format!("unknown host under strict checking: {h:#}")
+    })?;
+    env.write(
+        "config/rbtop/config.toml",
+        "[probe]\nhost_key_checking = \"accept-new\"\n",
+    );
+    let r = check(
+        env.rbtop(None)
+            .args(["check", "--json", "--machines"])
+            .arg(&machines),
+    );
+    let h = &r.json["hosts"][0];
+    ensure(h["status"] == "up", || {
+        format!("accept-new learns the host: {h:#}\n{}", r.stderr)
+    })?;
+    let learnt = std::fs::read_to_string(env.path("home/.ssh/known_hosts")).unwrap_or_default();
+    ensure(
+        learnt.contains(&format!("[{}]:{}", b2.addr, b2.port)),
+        || format!("known_hosts: {learnt}"),
+    )?;
+    // A known key that changed is refused even under accept-new.
+    let wrong = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+    let t1_key = wrong
+        .lines()
+        .find(|l| l.starts_with(&format!("[{}]", fleet.host("t1").addr)))
+        .unwrap();
+    let forged = t1_key.replacen(
+        &format!("[{}]", fleet.host("t1").addr),
+        &format!("[{}]", b2.addr),
+        1,
+    );
+    env.write("home/.ssh/known_hosts", &(forged + "\n"));
+    let r = check(
+        env.rbtop(None)
+            .args(["check", "--json", "--machines"])
+            .arg(&machines),
+    );
+    let h = &r.json["hosts"][0];
+    ensure(h["status"] == "hostkey", || {
+        format!("a changed key is refused: {h:#}")
+    })
+}
+
+fn remote_program_is_honoured(fleet: &Fleet) -> Result<(), Failed> {
+    let env = Env::new();
+    let text = machines_line("ssh://b1?remote-program=/opt/missing/nix-store", None, None)
+        + &machines_line("ssh-ng://b2?remote-program=/usr/bin/nix-daemon", None, None);
+    let machines = env.write("machines", &text);
+    let r = check(
+        env.rbtop(Some(&fleet.nix_sshopts()))
+            .args(["check", "--json", "--machines"])
+            .arg(&machines),
+    );
+    let missing = &r.json["hosts"][0];
+    ensure(missing["status"] == "nonix", || format!("{missing:#}"))?;
+    ensure(
+        missing["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/opt/missing/nix-store"),
+        || format!("{missing:#}"),
+    )?;
+    let explicit = &r.json["hosts"][1];
+    ensure(
+        explicit["status"] == "up" && explicit["protocol_version"] == "1.34",
+        || format!("{explicit:#}"),
+    )
+}
+
+/// Two hung hosts and `--timeout 3`: each costs its own timeout, at the same
+/// time, and the healthy host is not held up. A concurrency check, not a speed test.
+fn hung_hosts_cost_their_timeout_once(fleet: &Fleet) -> Result<(), Failed> {
+    // A second hung host of our own: accepts, never speaks.
+    let listener = std::net::TcpListener::bind("127.0.3.1:2222").unwrap();
+    let held = std::thread::spawn(move || {
+        let mut streams = Vec::new();
+        for stream in listener.incoming().take(1) {
+            streams.push(stream);
+            std::thread::sleep(Duration::from_secs(8));
+        }
+    });
+    let env = Env::new();
+    let text = machines_line("ssh://hung", None, None)
+        + &machines_line("ssh://root@127.0.3.1:2222", None, None)
+        + &machines_line("ssh://b1", None, None);
+    let machines = env.write("machines", &text);
+    let r = check(
+        env.rbtop(Some(&fleet.nix_sshopts()))
+            .args(["check", "--json", "--timeout", "3", "--machines"])
+            .arg(&machines),
+    );
+    drop(held);
+    let statuses: Vec<&str> = r.json["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    ensure(statuses == ["timeout", "timeout", "up"], || {
+        format!("{:#}", r.json)
+    })?;
+    ensure(r.elapsed < Duration::from_secs(6), || {
+        format!("two hung hosts took {:?} with --timeout 3", r.elapsed)
+    })
+}
+
+/// After a check, and after a check cut short by SIGTERM: no ssh master, no
+/// control socket, no store process on the builders.
+fn nothing_is_left_running(fleet: &Fleet) -> Result<(), Failed> {
+    let env = Env::new();
+    let run_dir = env.path("run").display().to_string();
+    let r = check(
+        env.rbtop(Some(&fleet.nix_sshopts()))
+            .args(["check", "--json", "--machines"])
+            .arg(fleet.machines_file())
+            .args(["--timeout", "3"]),
+    );
+    ensure(r.json["summary"]["up"] == 4, || format!("{:#}", r.json))?;
+    nothing_left(&env, "after a check")?;
+
+    // SIGTERM while the hung host is still pending and the others are connected.
+    let mut child = env
+        .rbtop(Some(&fleet.nix_sshopts()))
+        .args(["check", "--json", "--timeout", "20", "--machines"])
+        .arg(fleet.machines_file())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let up_masters = processes_matching(&run_dir);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let signalled = Instant::now();
+    let status = child.wait().unwrap();
+    ensure(!up_masters.is_empty(), || {
+        "masters should have been up when SIGTERM came".to_string()
+    })?;
+    ensure(status.code() == Some(143), || {
+        format!("SIGTERM exit status: {status:?}")
+    })?;
+    // Not a speed test: the hung host's probe had 17 s left, and rbtop must not wait for it.
+    ensure(signalled.elapsed() < Duration::from_secs(10), || {
+        format!(
+            "SIGTERM waited {:?} for a pending probe",
+            signalled.elapsed()
+        )
+    })?;
+    nothing_left(&env, "after SIGTERM")
+}
+
+/// No ssh master of this environment, no store process or facts loop on any
+/// builder, no control directory: give each a few seconds to go.
+fn nothing_left(env: &Env, when: &str) -> Result<(), Failed> {
+    let run_dir = env.path("run").display().to_string();
+    for (needle, what) in [
+        (run_dir.as_str(), "ssh masters"),
+        ("--serve --write", "store processes on builders"),
+        ("rbtop-facts", "facts loops on builders"),
+    ] {
+        let left = settle(needle, Duration::from_secs(3));
+        ensure(left.is_empty(), || format!("{what} left {when}: {left:?}"))?;
+    }
+    let dirs = env.leftover_control_dirs();
+    ensure(dirs.is_empty(), || {
+        format!("control directories left {when}: {dirs:?}")
+    })
+}
+
+/// The library keeps each host's session and channels: a second probe opens
+/// no new connection and does no new handshake.
+fn a_second_probe_reuses_the_session(fleet: &Fleet) -> Result<(), Failed> {
+    use rbtop::machines::{MachinesText, Parser};
+    use rbtop::probe::{Fleet as Probes, ProbeSettings};
+    use rbtop::ssh::{HostKeyPolicy, SshSettings};
+
+    let env = Env::new();
+    let mut parser = Parser::new(vec!["x86_64-linux".into()]);
+    parser.parse_text(&MachinesText::whole(
+        "ssh://b1; ssh-ng://b2",
+        rbtop::diagnostics::Origin::BuildersFlag,
+    ));
+    let machines = parser.finish().machines;
+    let mut ssh = SshSettings::new(
+        vec!["-F".into(), fleet.ssh_config().display().to_string()],
+        HostKeyPolicy::Strict,
+    );
+    ssh.control_parent = env.path("run");
+    let settings = ProbeSettings::new(Duration::from_secs(5), 4, ssh);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let run_dir = env.path("run").display().to_string();
+    runtime.block_on(async {
+        let probes = Probes::new(&machines, settings);
+        let mut first = Vec::new();
+        let mut events = probes.probe_all();
+        while let Some(e) = events.recv().await {
+            first.push(e);
+        }
+        let masters_after_first = processes_matching(&run_dir).len();
+        let mut second = Vec::new();
+        let mut events = probes.probe_all();
+        while let Some(e) = events.recv().await {
+            second.push(e);
+        }
+        let masters_after_second = processes_matching(&run_dir).len();
+        probes.close().await;
+        ensure(first.len() == 2 && second.len() == 2, || {
+            "two reports per round".into()
+        })?;
+        for e in &first {
+            ensure(
+                e.report.is_up() && e.report.connect.is_some() && e.report.handshake.is_some(),
+                || format!("{e:?}"),
+            )?;
+        }
+        for e in &second {
+            ensure(e.report.is_up(), || format!("{e:?}"))?;
+            ensure(e.report.connect.is_none(), || {
+                format!("no new connection: {e:?}")
+            })?;
+            ensure(e.report.handshake.is_none(), || {
+                format!("no new handshake: {e:?}")
+            })?;
+            ensure(e.report.ping.is_some() && e.report.facts.is_some(), || {
+                format!("{e:?}")
+            })?;
+        }
+        ensure(
+            masters_after_first == 2 && masters_after_second == 2,
+            || format!("one master per host: {masters_after_first} then {masters_after_second}"),
+        )
+    })?;
+    let left = settle(&run_dir, Duration::from_secs(3));
+    ensure(left.is_empty(), || {
+        format!("closed sessions left processes: {left:?}")
+    })
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    // One fleet for every test, stopped however the tests end.
+    let fleet = std::sync::Arc::new(Fleet::start(FleetOptions::default()));
+    type Test = fn(&Fleet) -> Result<(), Failed>;
+    let tests: [(&str, Test); 8] = [
+        (
+            "every_fault_gets_its_own_status",
+            every_fault_gets_its_own_status,
+        ),
+        (
+            "ssh_ng_reports_nix_version_and_trust",
+            ssh_ng_reports_nix_version_and_trust,
+        ),
+        (
+            "pinned_keys_are_enforced_through_aliases_and_ports",
+            pinned_keys_are_enforced_through_aliases_and_ports,
+        ),
+        (
+            "unpinned_hosts_follow_the_host_key_policy",
+            unpinned_hosts_follow_the_host_key_policy,
+        ),
+        ("remote_program_is_honoured", remote_program_is_honoured),
+        (
+            "hung_hosts_cost_their_timeout_once",
+            hung_hosts_cost_their_timeout_once,
+        ),
+        ("nothing_is_left_running", nothing_is_left_running),
+        (
+            "a_second_probe_reuses_the_session",
+            a_second_probe_reuses_the_session,
+        ),
+    ];
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            let fleet = std::sync::Arc::clone(&fleet);
+            Trial::test(name, move || test(&fleet))
+        })
+        .collect();
+    // Tests share the fleet and count processes: one at a time.
+    let mut args = args;
+    args.test_threads = Some(1);
+    let conclusion = libtest_mimic::run(&args, trials);
+    // The trials are gone, so this is the last handle: dropping it stops the fleet
+    // (exit() would skip destructors).
+    drop(fleet);
+    conclusion.exit();
+}
