@@ -13,7 +13,7 @@ use rbtop::probe::ProbeSettings;
 use rbtop::probe::fleet::raise_open_file_limit;
 use rbtop::sources;
 use rbtop::ssh::SshSettings;
-use rbtop::ssh::options::split_nix_sshopts;
+use rbtop::ssh::options::{split_nix_sshopts, without_control_flags};
 
 /// Exit status for bad flags, a bad config file or a bad log filter.
 const USAGE: u8 = 2;
@@ -80,12 +80,20 @@ fn resolve_machines(settings: &Settings) -> Result<sources::Resolved, ExitCode> 
 
 fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
     let choice = settings.probe.with_flags(args.timeout, args.concurrency);
-    let extra_args = match std::env::var("NIX_SSHOPTS") {
-        Ok(value) => match split_nix_sshopts(&value) {
-            Ok(words) => words,
+    let extra_args = match std::env::var_os("NIX_SSHOPTS").map(|v| v.into_string()) {
+        None => Vec::new(),
+        Some(Err(_)) => return usage_error("NIX_SSHOPTS is not valid UTF-8"),
+        Some(Ok(value)) => match split_nix_sshopts(&value) {
+            Ok(words) => {
+                let (kept, warnings) = without_control_flags(&words);
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                    eprintln!("rbtop: warning: {warning}");
+                }
+                kept
+            }
             Err(e) => return usage_error(&e),
         },
-        Err(_) => Vec::new(),
     };
     let resolved = match resolve_machines(settings) {
         Ok(resolved) => resolved,
@@ -174,11 +182,23 @@ async fn shutdown_signal() -> Interrupted {
         let _ = tokio::signal::ctrl_c().await;
         return Interrupted::Int;
     };
-    tokio::select! {
+    let first = tokio::select! {
         _ = tokio::signal::ctrl_c() => Interrupted::Int,
         _ = term.recv() => Interrupted::Term,
         _ = hup.recv() => Interrupted::Hup,
-    }
+    };
+    // Closing the sessions is bounded, but an operator who insists gets out now.
+    let code = first.exit_status();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        eprintln!("rbtop: interrupted twice; exiting without closing sessions");
+        std::process::exit(code.into());
+    });
+    first
 }
 
 /// Which signal stopped a command.

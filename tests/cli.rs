@@ -42,7 +42,16 @@ impl Sandbox {
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("XDG_CONFIG_DIRS", self.path("xdg-dirs"))
             .env("XDG_STATE_HOME", self.path("state"))
-            .env("NIX_CONF_DIR", self.path("nixconf"));
+            .env("NIX_CONF_DIR", self.path("nixconf"))
+            // ssh finds ~/.ssh through the password database, not $HOME: keep
+            // the machine's own ssh config and known hosts out of the tests.
+            .env(
+                "NIX_SSHOPTS",
+                format!(
+                    "-F /dev/null -o UserKnownHostsFile={}",
+                    self.path("known_hosts").display()
+                ),
+            );
         cmd
     }
 }
@@ -552,4 +561,61 @@ fn check_probes_local_stores_locally_with_real_nix() {
     }
     // Protocol 1.34 predates the trust field (1.35): unknown, never guessed.
     assert_eq!(hosts[1]["trusted"], Value::Null, "{v:#}");
+}
+
+#[test]
+fn check_drops_nix_sshopts_flags_that_would_hide_or_steal_the_master() {
+    let sb = Sandbox::new();
+    let r = run(sb
+        .rbtop()
+        .env(
+            "NIX_SSHOPTS",
+            "-F /dev/null -q -S /tmp/elsewhere -E /tmp/elsewhere.log",
+        )
+        .args(["check", "--json", "--builders", "ssh://root@127.0.0.1:1"]));
+    // Without -q and -E, ssh's own error still names the failure.
+    let v = json(&r);
+    assert_eq!(v["hosts"][0]["status"], "refused", "{v:#}\n{}", r.stderr);
+    for flag in ["'-q'", "'-S /tmp/elsewhere'", "'-E /tmp/elsewhere.log'"] {
+        assert!(
+            r.stderr.contains(flag),
+            "no warning for {flag}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn check_refuses_a_nix_sshopts_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStringExt;
+    let sb = Sandbox::new();
+    let r = run(sb
+        .rbtop()
+        .env(
+            "NIX_SSHOPTS",
+            std::ffi::OsString::from_vec(b"-o \xff".to_vec()),
+        )
+        .args(["check", "--builders", "ssh://b1"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("NIX_SSHOPTS"), "{}", r.stderr);
+}
+
+#[test]
+fn check_never_connects_without_an_unusable_pin() {
+    let sb = Sandbox::new();
+    // Two key lines in the pin: could smuggle a CA into the pin file.
+    let pin = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpZZnFFU2FpUWxPckwzV20xUTlzOXE4YjRtamoybkl1eXFDWnViNWFHUGkKQGNlcnQtYXV0aG9yaXR5ICogc3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpZZnFFU2FpUWxPckwzV20xUTlzOXE4YjRtamoybkl1eXFDWnViNWFHUGkK";
+    let line = format!("ssh://root@127.0.0.1:1 x86_64-linux - 1 1 - - {pin}");
+    let r = run(sb.rbtop().args(["check", "--json", "--builders", &line]));
+    let v = json(&r);
+    let host = &v["hosts"][0];
+    // Port 1 would say `refused` had rbtop connected at all.
+    assert_eq!(host["status"], "hostkey", "{v:#}");
+    assert!(
+        host["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than one line"),
+        "{v:#}"
+    );
 }

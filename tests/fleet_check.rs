@@ -403,47 +403,63 @@ fn unpinned_hosts_follow_the_host_key_policy(fleet: &Fleet) -> Result<(), Failed
     })
 }
 
-fn remote_program_is_honoured(fleet: &Fleet) -> Result<(), Failed> {
+fn remote_program_and_remote_store_are_honoured(fleet: &Fleet) -> Result<(), Failed> {
     let env = Env::new();
+    // Each line fails or reports in a way only the parameter can cause.
     let text = machines_line("ssh://b1?remote-program=/opt/missing/nix-store", None, None)
-        + &machines_line("ssh-ng://b2?remote-program=/usr/bin/nix-daemon", None, None);
+        + &machines_line("ssh-ng://b2?remote-program=/bin/false", None, None)
+        + &machines_line("ssh://b3?remote-program=env%20nix-store", None, None)
+        + &machines_line("ssh://b1?remote-store=bogus%3A%2F%2Fnowhere", None, None);
     let machines = env.write("machines", &text);
     let r = check(
         env.rbtop(Some(&fleet.nix_sshopts()))
             .args(["check", "--json", "--machines"])
             .arg(&machines),
     );
-    let missing = &r.json["hosts"][0];
-    ensure(missing["status"] == "nonix", || format!("{missing:#}"))?;
+    let hosts = r.json["hosts"].as_array().unwrap();
+    let reason = |i: usize| hosts[i]["reason"].as_str().unwrap_or_default().to_string();
+    ensure(hosts[0]["status"] == "nonix", || format!("{:#}", hosts[0]))?;
+    ensure(reason(0).contains("/opt/missing/nix-store"), || reason(0))?;
+    ensure(hosts[1]["status"] == "error", || {
+        format!("/bin/false ran: {:#}", hosts[1])
+    })?;
+    ensure(reason(1).contains("/bin/false"), || reason(1))?;
+    // A two-word program: the store and the version both come through `env`.
     ensure(
-        missing["reason"]
-            .as_str()
-            .unwrap()
-            .contains("/opt/missing/nix-store"),
-        || format!("{missing:#}"),
+        hosts[2]["status"] == "up" && hosts[2]["nix_version"] == "2.8.0",
+        || format!("{:#}", hosts[2]),
     )?;
-    let explicit = &r.json["hosts"][1];
-    ensure(
-        explicit["status"] == "up" && explicit["protocol_version"] == "1.34",
-        || format!("{explicit:#}"),
-    )
+    ensure(hosts[3]["status"] == "error", || format!("{:#}", hosts[3]))?;
+    ensure(reason(3).contains("bogus://nowhere"), || {
+        format!("the remote nix-store got --store: {}", reason(3))
+    })
 }
 
 /// Two hung hosts and `--timeout 3`: each costs its own timeout, at the same
 /// time, and the healthy host is not held up. A concurrency check, not a speed test.
 fn hung_hosts_cost_their_timeout_once(fleet: &Fleet) -> Result<(), Failed> {
-    // A second hung host of our own: accepts, never speaks.
-    let listener = std::net::TcpListener::bind("127.0.3.1:2222").unwrap();
-    let held = std::thread::spawn(move || {
-        let mut streams = Vec::new();
-        for stream in listener.incoming().take(1) {
-            streams.push(stream);
-            std::thread::sleep(Duration::from_secs(8));
-        }
-    });
+    // Two hung hosts of our own. One accepts and never speaks (ssh's own
+    // ConnectTimeout names it); one sends an SSH banner and then stalls, past
+    // what ConnectTimeout covers, so only rbtop's deadline can end it.
+    let silent = std::net::TcpListener::bind("127.0.3.1:2222").unwrap();
+    let stalling = std::net::TcpListener::bind("127.0.3.2:2222").unwrap();
+    let hold = |listener: std::net::TcpListener, banner: &'static [u8]| {
+        std::thread::spawn(move || {
+            if let Some(Ok(mut stream)) = listener.incoming().next() {
+                use std::io::Write;
+                let _ = stream.write_all(banner);
+                std::thread::sleep(Duration::from_secs(8));
+            }
+        })
+    };
+    let held = [
+        hold(silent, b""),
+        hold(stalling, b"SSH-2.0-OpenSSH_9.2p1 stalled\r\n"),
+    ];
     let env = Env::new();
     let text = machines_line("ssh://hung", None, None)
         + &machines_line("ssh://root@127.0.3.1:2222", None, None)
+        + &machines_line("ssh://root@127.0.3.2:2222", None, None)
         + &machines_line("ssh://b1", None, None);
     let machines = env.write("machines", &text);
     let r = check(
@@ -458,19 +474,24 @@ fn hung_hosts_cost_their_timeout_once(fleet: &Fleet) -> Result<(), Failed> {
         .iter()
         .map(|h| h["status"].as_str().unwrap())
         .collect();
-    ensure(statuses == ["timeout", "timeout", "up"], || {
+    ensure(statuses == ["timeout", "timeout", "timeout", "up"], || {
         format!("{:#}", r.json)
     })?;
+    let stalled = r.json["hosts"][2]["reason"].as_str().unwrap_or_default();
+    ensure(
+        stalled.starts_with("no answer within 3 s while connecting over SSH"),
+        || format!("rbtop's own deadline: {stalled}"),
+    )?;
     ensure(r.elapsed < Duration::from_secs(6), || {
-        format!("two hung hosts took {:?} with --timeout 3", r.elapsed)
-    })
+        format!("three hung hosts took {:?} with --timeout 3", r.elapsed)
+    })?;
+    nothing_left(&env, "after timeouts")
 }
 
 /// After a check, and after a check cut short by SIGTERM: no ssh master, no
 /// control socket, no store process on the builders.
 fn nothing_is_left_running(fleet: &Fleet) -> Result<(), Failed> {
     let env = Env::new();
-    let run_dir = env.path("run").display().to_string();
     let r = check(
         env.rbtop(Some(&fleet.nix_sshopts()))
             .args(["check", "--json", "--machines"])
@@ -490,7 +511,12 @@ fn nothing_is_left_running(fleet: &Fleet) -> Result<(), Failed> {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    let up_masters = processes_matching(&run_dir);
+    // Masters that are up have a control socket (a connecting ssh has none yet).
+    let up_masters: Vec<_> = std::fs::read_dir(env.path("run"))
+        .unwrap()
+        .flatten()
+        .filter(|dir| dir.path().join("master").exists())
+        .collect();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -625,7 +651,10 @@ fn main() {
             "unpinned_hosts_follow_the_host_key_policy",
             unpinned_hosts_follow_the_host_key_policy,
         ),
-        ("remote_program_is_honoured", remote_program_is_honoured),
+        (
+            "remote_program_and_remote_store_are_honoured",
+            remote_program_and_remote_store_are_honoured,
+        ),
         (
             "hung_hosts_cost_their_timeout_once",
             hung_hosts_cost_their_timeout_once,

@@ -10,7 +10,7 @@ use humansize::{BINARY, format_size};
 use serde::Serialize;
 
 use crate::machines::Machine;
-use crate::probe::{Facts, Fleet, HostReport, ProbeSettings, Status};
+use crate::probe::{Facts, Fleet, HostReport, ProbeSettings, Status, Via};
 
 /// Exit status when every host is up.
 pub const ALL_UP: u8 = 0;
@@ -228,9 +228,18 @@ pub async fn probe_fleet<I>(
     fleet.close().await;
     match interrupted {
         Some(signal) => Err(signal),
+        // A probe task that panicked sent nothing: say so for that host alone.
         None => Ok(reports
             .into_iter()
-            .map(|r| r.expect("every host reports once"))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    HostReport::failed(
+                        Status::Error,
+                        Via::Unsupported,
+                        "the probe task failed (see the log)",
+                    )
+                })
+            })
             .collect()),
     }
 }
@@ -240,7 +249,6 @@ mod tests {
     use super::*;
     use crate::diagnostics::Origin;
     use crate::machines::{MachinesText, Parser};
-    use crate::probe::Via;
 
     fn machines(text: &str) -> Vec<Machine> {
         let mut parser = Parser::new(vec!["x86_64-linux".into()]);

@@ -81,10 +81,28 @@ fn explain(field: &str, e: &base64::DecodeError) -> String {
     }
 }
 
-/// Decode for use (writing a known-hosts line). Call after [`check`] succeeded.
-pub fn decode(field: &str) -> Option<String> {
-    let bytes = nix_decode(field).ok()?;
-    String::from_utf8(bytes).ok().map(|s| s.trim().to_string())
+/// The pin as `<type> <blob>`, ready for a known-hosts line, or why it cannot
+/// be used. Only one key line is accepted: no second line, no marker such as
+/// `@cert-authority`, no comment carried over.
+pub fn pinned_key(field: &str) -> Result<String, String> {
+    let unusable = |why: String| format!("the pinned host key (column #7) {why}");
+    match check(field).map_err(unusable)? {
+        HostKeyCheck::PublicKeyLine { .. } => {}
+        HostKeyCheck::Suspicious(why) => return Err(unusable(why)),
+    }
+    let bytes = nix_decode(field).map_err(|e| unusable(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| unusable("is not text".to_string()))?;
+    let text = text.trim();
+    if text.lines().count() != 1 {
+        return Err(unusable(
+            "decodes to more than one line; expected one .pub line".to_string(),
+        ));
+    }
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(key_type), Some(blob)) => Ok(format!("{key_type} {blob}")),
+        _ => Err(unusable("is not a .pub line".to_string())),
+    }
 }
 
 fn classify(bytes: &[u8]) -> HostKeyCheck {
@@ -121,6 +139,32 @@ fn classify(bytes: &[u8]) -> HostKeyCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+
+    fn b64(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn a_pin_is_used_as_type_and_blob_only() {
+        assert_eq!(
+            pinned_key(&b64(&format!("{ED25519_LINE}\n"))).unwrap(),
+            ED25519_LINE.rsplit_once(' ').unwrap().0
+        );
+        // A second line could smuggle a CA or another host into the pin file.
+        let smuggled = format!("{ED25519_LINE}\n@cert-authority * {ED25519_LINE}\n");
+        assert!(
+            pinned_key(&b64(&smuggled))
+                .unwrap_err()
+                .contains("more than one line")
+        );
+        assert!(
+            pinned_key(&b64("hello world"))
+                .unwrap_err()
+                .contains("column #7")
+        );
+        assert!(pinned_key("!!!").unwrap_err().contains("base64"));
+    }
 
     const ED25519_LINE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJYfqESaiQlOrL3Wm1Q9s9q8b4mjj2nIuyqCZub5aGPi nix@scratchy";
 
@@ -133,7 +177,10 @@ mod tests {
                 key_type: "ssh-ed25519".into()
             }
         );
-        assert_eq!(decode(&field).as_deref(), Some(ED25519_LINE));
+        assert_eq!(
+            pinned_key(&field).unwrap(),
+            ED25519_LINE.rsplit_once(' ').unwrap().0
+        );
     }
 
     #[test]

@@ -17,27 +17,44 @@ pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 const STDERR_LINES: usize = 20;
 
 /// The last lines a process wrote to stderr, filled by a background task.
-#[derive(Clone, Debug, Default)]
-pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+#[derive(Debug, Default)]
+pub struct StderrTail {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+}
 
 impl StderrTail {
-    fn follow(&self, stream: impl AsyncRead + Unpin + Send + 'static) {
-        let tail = self.clone();
-        tokio::spawn(async move {
+    fn follow(&mut self, stream: impl AsyncRead + Unpin + Send + 'static) {
+        let tail = Arc::clone(&self.lines);
+        self.reader = Some(tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let mut kept = tail.0.lock().unwrap_or_else(|e| e.into_inner());
+                let mut kept = tail.lock().unwrap_or_else(|e| e.into_inner());
                 if kept.len() == STDERR_LINES {
                     kept.pop_front();
                 }
                 kept.push_back(line);
             }
-        });
+        }));
     }
 
-    pub fn text(&self) -> String {
-        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// Everything kept, once the stream has ended (or `grace` has passed).
+    pub async fn text(mut self, grace: Duration) -> String {
+        if let Some(reader) = self.reader.take()
+            && tokio::time::timeout(grace, reader).await.is_err()
+        {
+            tracing::debug!("stderr still open after {grace:?}");
+        }
+        let kept = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         kept.iter().map(|l| format!("{l}\n")).collect()
+    }
+}
+
+impl Drop for StderrTail {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.abort();
+        }
     }
 }
 
@@ -70,7 +87,7 @@ impl Channel {
             .stderr(openssh::Stdio::piped())
             .spawn()
             .await?;
-        let stderr = StderrTail::default();
+        let mut stderr = StderrTail::default();
         if let Some(stream) = child.stderr().take() {
             stderr.follow(stream);
         }
@@ -93,7 +110,7 @@ impl Channel {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;
-        let stderr = StderrTail::default();
+        let mut stderr = StderrTail::default();
         if let Some(stream) = child.stderr.take() {
             stderr.follow(stream);
         }
@@ -145,8 +162,7 @@ impl Channel {
             },
             Process::Socket => None,
         };
-        // Let the stderr task catch the last lines written before exit.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        (code, stderr.text())
+        // The process has exited (or been given up on): its stderr ends with it.
+        (code, stderr.text(grace).await)
     }
 }

@@ -107,16 +107,19 @@ pub struct StoreExit<'a> {
 /// A store process that did not complete its handshake.
 pub fn store_failure(error: &ProtocolError, exit: &StoreExit<'_>) -> Failure {
     let stderr_line = last_ssh_line(exit.stderr);
-    let program = exit
+    let words: Vec<String> = exit
         .command
         .split_whitespace()
-        .next()
-        .unwrap_or("nix-store");
+        .map(str::to_string)
+        .collect();
+    let program = super::route::program_words(&words).join(" ");
+    // The word a shell names when it cannot find it: the last of the program.
+    let missing_word = program.rsplit(' ').next().unwrap_or("nix-store");
     // The shell's own words: `sh: 1: nix-store: not found`, `bash: nix-store:
     // command not found`, `zsh:1: command not found: nix-store`. Other errors
     // that merely mention a missing file are not this.
     let said = |text: &str| {
-        text.contains(program)
+        text.contains(missing_word)
             && (text.contains("not found") || text.contains("No such file or directory"))
     };
     let missing = exit.code == Some(127)
@@ -284,6 +287,26 @@ mod tests {
         );
         assert_eq!(failure.status, Status::Nonix);
         assert!(failure.reason.contains("nix-daemon"), "{}", failure.reason);
+    }
+
+    #[test]
+    fn a_multi_word_program_is_named_whole() {
+        let failure = store_failure(
+            &ProtocolError::UnexpectedEof {
+                what: "server magic",
+            },
+            &StoreExit {
+                command: "env nix-store --serve --write",
+                stderr: "env: 'nix-store': No such file or directory\n",
+                code: Some(127),
+            },
+        );
+        assert_eq!(failure.status, Status::Nonix);
+        assert!(
+            failure.reason.starts_with("remote env nix-store not found"),
+            "{}",
+            failure.reason
+        );
     }
 
     #[test]

@@ -8,14 +8,16 @@
 
 use serde::Serialize;
 
-/// Runs as `sh -c FACTS_SCRIPT rbtop-facts <nix-store program or ""> <store dir>`.
+/// Runs as `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`;
+/// the words (a `remote-program`, possibly several) are asked `--version`.
 pub const FACTS_SCRIPT: &str = r#"
+store="$1"
+shift
 nix=""
-if [ -n "$1" ]; then nix=$("$1" --version 2>/dev/null | head -n 1); fi
+if [ $# -gt 0 ]; then nix=$("$@" --version 2>/dev/null | head -n 1); fi
 kernel=$(uname -sr 2>/dev/null)
 arch=$(uname -m 2>/dev/null)
 cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null)
-store="$2"
 [ -d "$store" ] || store=/nix
 [ -d "$store" ] || store=/
 while read -r _request; do
@@ -173,7 +175,7 @@ mod tests {
     fn the_script_runs_here_and_reports_every_fact() {
         // This machine is Linux with /proc: every fact must come out of the real script.
         let output = std::process::Command::new("sh")
-            .args(["-c", FACTS_SCRIPT, "rbtop-facts", "", "/"])
+            .args(["-c", FACTS_SCRIPT, "rbtop-facts", "/", "env", "nix-store"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -187,6 +189,16 @@ mod tests {
         let reports: Vec<&str> = text.split_terminator("end\n").collect();
         assert_eq!(reports.len(), 2, "one report per request line: {text}");
         let facts = Facts::parse(reports[1]);
+        // Every word of a multi-word program is run: `env nix-store --version`.
+        let local = std::process::Command::new("nix-store")
+            .arg("--version")
+            .output()
+            .unwrap();
+        let local = String::from_utf8(local.stdout).unwrap();
+        assert!(
+            local.contains(facts.nix_version.as_deref().unwrap()),
+            "{text}"
+        );
         assert!(facts.cpus.unwrap() >= 1, "{text}");
         assert!(facts.load.is_some() && facts.uptime_s.is_some(), "{text}");
         assert!(facts.mem_available.unwrap() <= facts.mem_total.unwrap());

@@ -96,10 +96,11 @@ impl HostProber {
         let via = self.via();
         let mut connect = None;
         match self.route.clone() {
-            Route::Unsupported { reason } => {
-                return report_failure(Failure::new(Status::Error, reason), via);
+            Route::Unsupported { status, reason } => {
+                return report_failure(Failure::new(status, reason), via);
             }
             Route::Ssh { target, .. } => {
+                self.phase = "checking the kept SSH session";
                 if let Some(session) = &self.session
                     && !session.is_alive().await
                 {
@@ -129,18 +130,30 @@ impl HostProber {
 
         self.phase = "waiting for the store's handshake";
         let session = self.session.as_ref().map(|s| Arc::clone(s.session()));
-        let (store, facts) = tokio::join!(
-            store_round(&self.route, session.as_ref(), self.store.take()),
-            facts_round(
-                &self.route,
-                session.as_ref(),
-                self.facts.take(),
-                deadline - FACTS_MARGIN
-            )
+        // Both at once; a failed store ends the probe without waiting for the facts.
+        let store_future = store_round(&self.route, session.as_ref(), self.store.take());
+        let facts_future = facts_round(
+            &self.route,
+            session.as_ref(),
+            self.facts.take(),
+            deadline - FACTS_MARGIN,
         );
+        tokio::pin!(store_future, facts_future);
+        let mut early_facts = None;
+        let store = loop {
+            tokio::select! {
+                store = &mut store_future => break store,
+                facts = &mut facts_future, if early_facts.is_none() => early_facts = Some(facts),
+            }
+        };
         let store = match store {
             Ok(round) => round,
             Err(failure) => return report_failure(failure, via),
+        };
+        self.phase = "waiting for the host's facts";
+        let facts = match early_facts {
+            Some(facts) => facts,
+            None => facts_future.await,
         };
         let hello = store.link.hello.clone();
         self.store = Some(store.link);
@@ -282,7 +295,7 @@ async fn open_store_channel(
             let channel = Channel::socket(stream, format!("daemon socket {}", path.display()));
             Ok((channel, StoreProtocol::Worker, Some(connect)))
         }
-        Route::Unsupported { reason } => Err(Failure::new(Status::Error, reason.clone())),
+        Route::Unsupported { status, reason } => Err(Failure::new(*status, reason.clone())),
     }
 }
 

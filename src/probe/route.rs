@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::links::StoreProtocol;
+use super::report::Status;
 use crate::machines::Machine;
 use crate::ssh::SshTarget;
 
@@ -25,8 +26,9 @@ pub enum Route {
     },
     /// The local daemon's socket: `daemon`, `unix://path`.
     Socket { path: PathBuf },
-    /// A store kind rbtop cannot probe (and Nix cannot build on).
-    Unsupported { reason: String },
+    /// A store rbtop cannot or must not probe: a kind Nix cannot build on, or
+    /// an unusable pinned key (never connected to without its pin).
+    Unsupported { status: Status, reason: String },
 }
 
 impl Route {
@@ -51,13 +53,18 @@ impl Route {
                     };
                 }
                 match SshTarget::of(machine) {
-                    Some(target) => Route::Ssh {
+                    Ok(Some(target)) => Route::Ssh {
                         target,
                         store_command,
                         protocol,
                     },
-                    None => Route::Unsupported {
+                    Ok(None) => Route::Unsupported {
+                        status: Status::Error,
                         reason: format!("'{}' names no host", store.uri),
+                    },
+                    Err(reason) => Route::Unsupported {
+                        status: Status::Hostkey,
+                        reason: format!("{reason}; not connecting without it"),
                     },
                 }
             }
@@ -87,6 +94,7 @@ impl Route {
                 }
             }
             other => Route::Unsupported {
+                status: Status::Error,
                 reason: format!(
                     "'{other}://' stores cannot run builds; rbtop probes ssh://, ssh-ng://, \
                      local, daemon, auto and unix:// stores"
@@ -104,29 +112,29 @@ impl Route {
         }
     }
 
-    /// `sh -c FACTS_SCRIPT rbtop-facts <nix-store or ""> <store dir>`.
+    /// `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`.
     pub fn facts_command(&self) -> Vec<String> {
-        // Only the serve protocol lacks a version: ask its nix-store for one.
-        let nix_store = match self {
-            Route::Ssh {
-                store_command,
-                protocol: StoreProtocol::Serve,
-                ..
-            }
-            | Route::LocalProcess {
-                store_command,
-                protocol: StoreProtocol::Serve,
-            } => store_command[0].clone(),
-            _ => String::new(),
-        };
-        words(&[
+        let mut command = words(&[
             "sh",
             "-c",
             super::facts::FACTS_SCRIPT,
             "rbtop-facts",
-            &nix_store,
             STORE_DIR,
-        ])
+        ]);
+        // Only the serve protocol lacks a version: ask its program for one.
+        if let Route::Ssh {
+            store_command,
+            protocol: StoreProtocol::Serve,
+            ..
+        }
+        | Route::LocalProcess {
+            store_command,
+            protocol: StoreProtocol::Serve,
+        } = self
+        {
+            command.extend(program_words(store_command).iter().cloned());
+        }
+        command
     }
 }
 
@@ -153,6 +161,16 @@ fn remote_command(machine: &Machine, protocol: StoreProtocol) -> Vec<String> {
         command.extend(words(&["--store", store]));
     }
     command
+}
+
+/// The program part of a store command: the words before its first flag
+/// (`env nix-store` of `env nix-store --serve --write`).
+pub fn program_words(command: &[String]) -> &[String] {
+    let end = command
+        .iter()
+        .position(|w| w.starts_with("--"))
+        .unwrap_or(command.len());
+    &command[..end.max(1).min(command.len())]
 }
 
 /// `NIX_DAEMON_SOCKET_PATH`, else `$NIX_STATE_DIR/daemon-socket/socket`.
@@ -210,12 +228,24 @@ mod tests {
             route.store_command().unwrap(),
             ["/opt/nix/bin/nix-daemon", "--stdio", "--store", "/mnt x"]
         );
-        let route = Route::of(&machine("ssh://b1?remote-program=/opt/bin/nix-store"));
-        let facts = route.facts_command();
+        let route = Route::of(&machine("ssh://b1?remote-program=env%20/opt/bin/nix-store"));
         assert_eq!(
-            facts[4], "/opt/bin/nix-store",
-            "the facts ask this nix-store its version"
+            &route.facts_command()[4..],
+            ["/nix/store", "env", "/opt/bin/nix-store"],
+            "the facts ask this program its version"
         );
+        assert_eq!(Route::of(&machine("ssh-ng://b1")).facts_command().len(), 5);
+    }
+
+    #[test]
+    fn an_unusable_pin_is_a_hostkey_failure_not_a_connection_without_it() {
+        match Route::of(&machine("ssh://b1 x86_64-linux - 1 1 - - aGVsbG8gd29ybGQ=")) {
+            Route::Unsupported { status, reason } => {
+                assert_eq!(status, Status::Hostkey);
+                assert!(reason.contains("not connecting"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -246,7 +276,10 @@ mod tests {
             Route::Socket { .. }
         ));
         match Route::of(&machine("https://cache.example.org")) {
-            Route::Unsupported { reason } => assert!(reason.contains("https"), "{reason}"),
+            Route::Unsupported { status, reason } => {
+                assert_eq!(status, Status::Error);
+                assert!(reason.contains("https"), "{reason}");
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -1,7 +1,8 @@
 //! The argument vectors rbtop gives `ssh`. Pure, so every flag is tested.
 //!
-//! Order matters: for ssh the first value of an option wins, so the host-key
-//! options come before `NIX_SSHOPTS` and nothing in it can weaken a pin.
+//! Order matters. For `-o` options ssh keeps the first value, so the host-key
+//! options come before `NIX_SSHOPTS` and nothing in it can weaken a pin. For
+//! `-E` and `-S` it keeps the last, so rbtop's log and socket come after it.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -31,12 +32,6 @@ pub fn master_args(
     pin_file: Option<&Path>,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = ["-M", "-f", "-N"].map(OsString::from).to_vec();
-    let mut path_arg = |flag: &str, path: &Path| {
-        args.push(flag.into());
-        args.push(path.into());
-    };
-    path_arg("-E", &control_dir.join("log"));
-    path_arg("-S", &control_dir.join("master"));
     let connect_timeout = settings.connect_timeout.as_secs().max(1);
     let mut options = vec![
         format!("ControlPersist={CONTROL_PERSIST_SECS}"),
@@ -47,10 +42,14 @@ pub fn master_args(
         "ServerAliveCountMax=3".to_string(),
     ];
     match pin_file {
-        // Only the pinned key may match: no other known-hosts file, no learning.
+        // Only the pinned key may match: no other known-hosts file or
+        // command, no DNS (SSHFP), no learning.
         Some(pin_file) => options.extend([
             "StrictHostKeyChecking=yes".to_string(),
             "GlobalKnownHostsFile=/dev/null".to_string(),
+            "KnownHostsCommand=none".to_string(),
+            "VerifyHostKeyDNS=no".to_string(),
+            "CheckHostIP=no".to_string(),
             "UpdateHostKeys=no".to_string(),
             format!("UserKnownHostsFile={}", quoted(pin_file)),
         ]),
@@ -73,6 +72,10 @@ pub fn master_args(
     }
     if target.compress {
         args.push("-C".into());
+    }
+    for (flag, file) in [("-E", "log"), ("-S", "master")] {
+        args.push(flag.into());
+        args.push(control_dir.join(file).into());
     }
     push_destination(&mut args, target);
     args
@@ -193,6 +196,9 @@ mod tests {
         for expected in [
             "UserKnownHostsFile=/d/pinned",
             "GlobalKnownHostsFile=/dev/null",
+            "KnownHostsCommand=none",
+            "VerifyHostKeyDNS=no",
+            "CheckHostIP=no",
             "StrictHostKeyChecking=yes",
             "UpdateHostKeys=no",
         ] {
@@ -202,6 +208,15 @@ mod tests {
             );
         }
         assert!(!args.contains(&"StrictHostKeyChecking=accept-new".to_string()));
+    }
+
+    #[test]
+    fn rbtops_log_and_socket_come_after_nix_sshopts_where_the_last_one_wins() {
+        let mut s = settings(HostKeyPolicy::Strict);
+        s.extra_args = vec!["-S".into(), "/user/socket".into()];
+        let args = strings(master_args(&target(), &s, Path::new("/d"), None));
+        assert!(position(&args, "/user/socket") < position(&args, "/d/master"));
+        assert!(position(&args, "-x") < position(&args, "/d/log"));
     }
 
     #[test]
@@ -238,7 +253,11 @@ mod tests {
             Path::new("/d"),
             None,
         ));
-        assert_eq!(&args[args.len() - 3..], ["-C", "--", "b1"]);
+        assert_eq!(
+            &args[args.len() - 7..args.len() - 4],
+            ["-C", "-E", "/d/log"]
+        );
+        assert_eq!(&args[args.len() - 2..], ["--", "b1"]);
         assert!(!args.contains(&"-i".to_string()));
     }
 }

@@ -27,7 +27,9 @@ pub enum ConnectError {
 /// that, if the caller's deadline cuts the attempt short, ssh's log can still
 /// be read for the reason.
 pub struct PendingDir {
-    dir: TempDir,
+    /// `None` once a session owns it.
+    dir: Option<TempDir>,
+    path: PathBuf,
 }
 
 impl PendingDir {
@@ -41,23 +43,53 @@ impl PendingDir {
                     settings.control_parent.display()
                 ))
             })?;
-        Ok(PendingDir { dir })
+        Ok(PendingDir {
+            path: dir.path().to_path_buf(),
+            dir: Some(dir),
+        })
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.path.join("master")
     }
 
     /// What ssh has written to its log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        std::fs::read_to_string(self.path.join("log")).unwrap_or_default()
+    }
+
+    /// Hand the directory to a session, which closes the master on drop.
+    fn into_owned(mut self) -> TempDir {
+        self.dir.take().expect("owned once")
     }
 }
+
+impl Drop for PendingDir {
+    /// A deadline can land after `ssh -f` forked but before rbtop saw it:
+    /// the master is then up with nobody to close it. Tell it to go before
+    /// its socket is removed with the directory.
+    fn drop(&mut self) {
+        let socket = self.socket();
+        if self.dir.is_some() && socket.exists() {
+            let _ = openssh_mux_client::shutdown_mux_master(&socket);
+        }
+    }
+}
+
+/// How long closing a master may take before it is killed.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// A live ControlMaster to one builder.
 pub struct HostSession {
     session: Arc<openssh::Session>,
     control_dir: PathBuf,
+    /// The master's pid, from the mux protocol: the last resort when it does
+    /// not answer a polite request to exit.
+    master_pid: Option<u32>,
     /// TCP connect, key exchange and authentication.
     pub connect_time: Duration,
 }
@@ -95,17 +127,22 @@ impl HostSession {
                 ConnectError::Local(format!("cannot run {}: {e}", settings.program.display()))
             })?;
         let connect_time = started.elapsed();
-        let pending = pending.take().expect("a pending control dir");
         if !status.success() {
+            let log = pending.as_ref().map(PendingDir::log).unwrap_or_default();
             return Err(ConnectError::Ssh {
-                log: pending.log(),
+                log,
                 pinned: pin_file.is_some(),
             });
         }
-        let session = openssh::Session::new_native_mux(pending.dir);
+        // From here the session owns the directory and closes the master on drop.
+        let pending = pending.take().expect("a pending control dir");
+        let socket = pending.socket();
+        let session = Arc::new(openssh::Session::new_native_mux(pending.into_owned()));
+        let master_pid = master_pid(&socket).await;
         Ok(HostSession {
-            session: Arc::new(session),
+            session,
             control_dir: dir,
+            master_pid,
             connect_time,
         })
     }
@@ -124,18 +161,34 @@ impl HostSession {
         std::fs::read_to_string(self.control_dir.join("log")).unwrap_or_default()
     }
 
-    /// Tell the master to exit and remove the control directory.
+    /// Tell the master to exit and remove the control directory; kill the
+    /// master if it does not answer within [`CLOSE_GRACE`]. Runs on its own
+    /// thread, so cancelling the caller cannot leave it half done.
     pub async fn close(self) {
-        match Arc::try_unwrap(self.session) {
-            Ok(session) => {
-                if let Err(e) = session.close().await {
-                    tracing::debug!("closing ssh master: {e}");
-                }
+        let HostSession {
+            session,
+            control_dir,
+            master_pid,
+            ..
+        } = self;
+        // Dropping the last handle asks the master to stop and removes the directory.
+        let closing = tokio::task::spawn_blocking(move || drop(session));
+        if tokio::time::timeout(CLOSE_GRACE, closing).await.is_err() {
+            tracing::warn!(?master_pid, "ssh master did not close; killing it");
+            if let Some(pid) = master_pid.and_then(|p| libc::pid_t::try_from(p).ok()) {
+                // SAFETY: kill(2) with a pid and a signal number touches no memory.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
             }
-            // A channel still holds the session; dropping the last handle closes it.
-            Err(shared) => drop(shared),
+            let _ = std::fs::remove_dir_all(control_dir);
         }
     }
+}
+
+/// The master's pid, asked over its control socket.
+async fn master_pid(socket: &Path) -> Option<u32> {
+    let mut connection = openssh_mux_client::Connection::connect(socket).await.ok()?;
+    let pid = connection.send_alive_check().await.ok()?;
+    Some(pid.get())
 }
 
 /// Write the pin under the name ssh will look up, found with `ssh -G`.

@@ -16,14 +16,24 @@ pub struct SshTarget {
 }
 
 impl SshTarget {
-    /// `None` for stores that are not reached over SSH.
-    pub fn of(machine: &Machine) -> Option<SshTarget> {
+    /// `Ok(None)` for stores not reached over SSH; `Err` when the machine
+    /// pins a host key that cannot be used: never connect without the pin.
+    pub fn of(machine: &Machine) -> Result<Option<SshTarget>, String> {
         let store = &machine.store;
-        if !store.is_ssh() {
-            return None;
-        }
-        Some(SshTarget {
-            host: store.host.clone()?,
+        let Some(host) = store.host.clone().filter(|_| store.is_ssh()) else {
+            return Ok(None);
+        };
+        let pinned_key = machine
+            .public_host_key
+            .as_deref()
+            .or(store
+                .params
+                .get("base64-ssh-public-host-key")
+                .map(String::as_str))
+            .map(host_key::pinned_key)
+            .transpose()?;
+        Ok(Some(SshTarget {
+            host,
             user: store.user.clone(),
             port: store.port,
             // Nix lets the columns override the URI's own parameters.
@@ -31,15 +41,8 @@ impl SshTarget {
                 .ssh_key
                 .clone()
                 .or_else(|| store.params.get("ssh-key").cloned()),
-            pinned_key: machine
-                .public_host_key
-                .as_deref()
-                .or(store
-                    .params
-                    .get("base64-ssh-public-host-key")
-                    .map(String::as_str))
-                .and_then(host_key::decode),
+            pinned_key,
             compress: store.params.get("compress").is_some_and(|v| v == "true"),
-        })
+        }))
     }
 }
