@@ -60,3 +60,26 @@ fn flake_defines_the_promised_outputs() {
         );
     }
 }
+
+#[test]
+fn the_flake_check_runs_every_test_file_but_the_fleet() {
+    // checks.default names its test targets; a new file under tests/ must be
+    // added there, or `nix flake check` would silently stop running it.
+    let flake = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("flake.nix"))
+        .expect("flake.nix");
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    for entry in std::fs::read_dir(tests).expect("tests/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        // The fleet needs root, namespaces and sshd: tests/run-all.sh runs it.
+        let listed = flake.contains(&format!("\"{name}\""));
+        assert_eq!(
+            listed,
+            name != "fleet_check",
+            "tests/{name}.rs: flake.nix's checks.default cargoTestFlags must list every test file except fleet_check"
+        );
+    }
+}
