@@ -590,6 +590,14 @@ fn a_second_probe_reuses_the_session(fleet: &Fleet) -> Result<(), Failed> {
             first.push(e);
         }
         let masters_after_first = processes_matching(&run_dir).len();
+        // The control directories hold the masters' sockets: private.
+        for dir in std::fs::read_dir(env.path("run")).unwrap().flatten() {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = dir.metadata().unwrap().permissions().mode() & 0o777;
+            ensure(mode == 0o700, || {
+                format!("{:?} has mode {mode:o}", dir.path())
+            })?;
+        }
         let mut second = Vec::new();
         let mut events = probes.probe_all();
         while let Some(e) = events.recv().await {

@@ -34,8 +34,10 @@ pub struct PendingDir {
 
 impl PendingDir {
     pub fn create(settings: &SshSettings) -> Result<PendingDir, ConnectError> {
+        // Private: it holds the control socket (ssh also checks the peer's uid).
         let dir = tempfile::Builder::new()
             .prefix("rbtop-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(&settings.control_parent)
             .map_err(|e| {
                 ConnectError::Local(format!(
