@@ -63,6 +63,17 @@ impl Env {
         cmd
     }
 
+    /// `rbtop check --json <flags> --machines <machines>` in this environment.
+    fn check(&self, nix_sshopts: Option<&str>, flags: &[&str], machines: &Path) -> Checked {
+        check(
+            self.rbtop(nix_sshopts)
+                .args(["check", "--json"])
+                .args(flags)
+                .arg("--machines")
+                .arg(machines),
+        )
+    }
+
     /// Control directories rbtop left in its runtime dir.
     fn leftover_control_dirs(&self) -> Vec<String> {
         std::fs::read_dir(self.path("run"))
@@ -161,10 +172,10 @@ fn machines_line(uri: &str, key: Option<&Path>, pin: Option<&str>) -> String {
 
 fn every_fault_gets_its_own_status(fleet: &Fleet) -> Result<(), Failed> {
     let env = Env::new();
-    let r = check(
-        env.rbtop(Some(&fleet.nix_sshopts()))
-            .args(["check", "--json", "--timeout", "4", "--machines"])
-            .arg(fleet.machines_file()),
+    let r = env.check(
+        Some(&fleet.nix_sshopts()),
+        &["--timeout", "4"],
+        &fleet.machines_file(),
     );
     ensure(r.code == 1, || {
         format!("exit {} (a host is down): {}", r.code, r.stderr)
@@ -272,11 +283,7 @@ fn ssh_ng_reports_nix_version_and_trust(fleet: &Fleet) -> Result<(), Failed> {
         "machines",
         &(machines_line("ssh-ng://b1", None, None) + &machines_line("ssh-ng://t1", None, None)),
     );
-    let r = check(
-        env.rbtop(Some(&fleet.nix_sshopts()))
-            .args(["check", "--json", "--machines"])
-            .arg(&machines),
-    );
+    let r = env.check(Some(&fleet.nix_sshopts()), &[], &machines);
     ensure(r.code == 0, || {
         format!("exit {}: {:#}\n{}", r.code, r.json, r.stderr)
     })?;
@@ -319,22 +326,14 @@ fn pinned_keys_are_enforced_through_aliases_and_ports(fleet: &Fleet) -> Result<(
         let machines = env.write("machines", &text);
         // The alias lines need the fleet's ssh_config; the direct line needs nothing,
         // so run both ways: with NIX_SSHOPTS for all three, without it for the direct one.
-        let r = check(
-            env.rbtop(Some(&fleet.nix_sshopts()))
-                .args(["check", "--json", "--machines"])
-                .arg(&machines),
-        );
+        let r = env.check(Some(&fleet.nix_sshopts()), &[], &machines);
         for (i, h) in r.json["hosts"].as_array().unwrap().iter().enumerate() {
             ensure(h["status"] == expected, || {
                 format!("line {}: pin should give {expected}: {h:#}", i + 1)
             })?;
         }
         let direct_only = env.write("direct", &machines_line(&direct, Some(&key), Some(pin)));
-        let r = check(
-            env.rbtop(None)
-                .args(["check", "--json", "--machines"])
-                .arg(&direct_only),
-        );
+        let r = env.check(None, &[], &direct_only);
         let h = &r.json["hosts"][0];
         ensure(h["status"] == expected, || {
             format!("{direct} without NIX_SSHOPTS: {h:#}\n{}", r.stderr)
@@ -353,11 +352,7 @@ fn unpinned_hosts_follow_the_host_key_policy(fleet: &Fleet) -> Result<(), Failed
         None,
     );
     let machines = env.write("machines", &line);
-    let r = check(
-        env.rbtop(None)
-            .args(["check", "--json", "--machines"])
-            .arg(&machines),
-    );
+    let r = env.check(None, &[], &machines);
     let h = &r.json["hosts"][0];
     ensure(h["status"] == "hostkey", || {
         format!("unknown host under strict checking: {h:#}")
@@ -366,11 +361,7 @@ fn unpinned_hosts_follow_the_host_key_policy(fleet: &Fleet) -> Result<(), Failed
         "config/rbtop/config.toml",
         "[probe]\nhost_key_checking = \"accept-new\"\n",
     );
-    let r = check(
-        env.rbtop(None)
-            .args(["check", "--json", "--machines"])
-            .arg(&machines),
-    );
+    let r = env.check(None, &[], &machines);
     let h = &r.json["hosts"][0];
     ensure(h["status"] == "up", || {
         format!("accept-new learns the host: {h:#}\n{}", r.stderr)
@@ -392,11 +383,7 @@ fn unpinned_hosts_follow_the_host_key_policy(fleet: &Fleet) -> Result<(), Failed
         1,
     );
     env.write("home/.ssh/known_hosts", &(forged + "\n"));
-    let r = check(
-        env.rbtop(None)
-            .args(["check", "--json", "--machines"])
-            .arg(&machines),
-    );
+    let r = env.check(None, &[], &machines);
     let h = &r.json["hosts"][0];
     ensure(h["status"] == "hostkey", || {
         format!("a changed key is refused: {h:#}")
@@ -411,11 +398,7 @@ fn remote_program_and_remote_store_are_honoured(fleet: &Fleet) -> Result<(), Fai
         + &machines_line("ssh://b3?remote-program=env%20nix-store", None, None)
         + &machines_line("ssh://b1?remote-store=bogus%3A%2F%2Fnowhere", None, None);
     let machines = env.write("machines", &text);
-    let r = check(
-        env.rbtop(Some(&fleet.nix_sshopts()))
-            .args(["check", "--json", "--machines"])
-            .arg(&machines),
-    );
+    let r = env.check(Some(&fleet.nix_sshopts()), &[], &machines);
     let hosts = r.json["hosts"].as_array().unwrap();
     let reason = |i: usize| hosts[i]["reason"].as_str().unwrap_or_default().to_string();
     ensure(hosts[0]["status"] == "nonix", || format!("{:#}", hosts[0]))?;
@@ -462,11 +445,7 @@ fn hung_hosts_cost_their_timeout_once(fleet: &Fleet) -> Result<(), Failed> {
         + &machines_line("ssh://root@127.0.3.2:2222", None, None)
         + &machines_line("ssh://b1", None, None);
     let machines = env.write("machines", &text);
-    let r = check(
-        env.rbtop(Some(&fleet.nix_sshopts()))
-            .args(["check", "--json", "--timeout", "3", "--machines"])
-            .arg(&machines),
-    );
+    let r = env.check(Some(&fleet.nix_sshopts()), &["--timeout", "3"], &machines);
     drop(held);
     let statuses: Vec<&str> = r.json["hosts"]
         .as_array()
@@ -492,11 +471,10 @@ fn hung_hosts_cost_their_timeout_once(fleet: &Fleet) -> Result<(), Failed> {
 /// control socket, no store process on the builders.
 fn nothing_is_left_running(fleet: &Fleet) -> Result<(), Failed> {
     let env = Env::new();
-    let r = check(
-        env.rbtop(Some(&fleet.nix_sshopts()))
-            .args(["check", "--json", "--machines"])
-            .arg(fleet.machines_file())
-            .args(["--timeout", "3"]),
+    let r = env.check(
+        Some(&fleet.nix_sshopts()),
+        &["--timeout", "3"],
+        &fleet.machines_file(),
     );
     ensure(r.json["summary"]["up"] == 4, || format!("{:#}", r.json))?;
     nothing_left(&env, "after a check")?;

@@ -4,8 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use comfy_table::presets::NOTHING;
-use comfy_table::{Cell, Color, ContentArrangement, Table};
+use comfy_table::{Cell, Color};
 use humansize::{BINARY, format_size};
 use serde::Serialize;
 
@@ -128,25 +127,22 @@ fn bytes(n: Option<u64>) -> String {
 
 /// The human table, hosts in machines-file order, then one line per failure.
 pub fn render_table(machines: &[Machine], reports: &[HostReport], color: bool) -> String {
-    let mut table = Table::new();
-    table
-        .load_style(NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "HOST",
-            "STATUS",
-            "CONNECT",
-            "HANDSHAKE",
-            "PROTO",
-            "NIX",
-            "TRUSTED",
-            "SYSTEMS",
-            "JOBS",
-            "SPEED",
-            "LOAD/CPU",
-            "MEM FREE",
-            "STORE FREE",
-        ]);
+    let mut table = super::plain_table();
+    table.set_header([
+        "HOST",
+        "STATUS",
+        "CONNECT",
+        "HANDSHAKE",
+        "PROTO",
+        "NIX",
+        "TRUSTED",
+        "SYSTEMS",
+        "JOBS",
+        "SPEED",
+        "LOAD/CPU",
+        "MEM FREE",
+        "STORE FREE",
+    ]);
     if color {
         table.enforce_styling();
     }
@@ -182,11 +178,7 @@ pub fn render_table(machines: &[Machine], reports: &[HostReport], color: bool) -
             Cell::new(bytes(facts.and_then(|f| f.store_free))),
         ]);
     }
-    let mut out = String::new();
-    for line in table.to_string().lines() {
-        out.push_str(line.strip_prefix(' ').unwrap_or(line).trim_end());
-        out.push('\n');
-    }
+    let mut out = super::plain_table_text(&table);
     let up = reports.iter().filter(|r| r.is_up()).count();
     out.push_str(&format!("\n{up} of {} up\n", reports.len()));
     for (m, r) in machines.iter().zip(reports).filter(|(_, r)| !r.is_up()) {

@@ -1,7 +1,5 @@
 //! `rbtop machines [--json]`: the resolved machine list and its diagnostics.
 
-use comfy_table::presets::NOTHING;
-use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::diagnostics::Diagnostic;
@@ -116,13 +114,10 @@ pub fn render_table(resolved: &Resolved) -> String {
     if machines.is_empty() {
         return render_empty(resolved);
     }
-    let mut table = Table::new();
-    table
-        .load_style(NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "URI", "SYSTEMS", "JOBS", "SPEED", "FEATURES", "SSH KEY", "PINNED", "SOURCE",
-        ]);
+    let mut table = super::plain_table();
+    table.set_header([
+        "URI", "SYSTEMS", "JOBS", "SPEED", "FEATURES", "SSH KEY", "PINNED", "SOURCE",
+    ]);
     for m in machines {
         table.add_row([
             m.store.uri.clone(),
@@ -140,12 +135,7 @@ pub fn render_table(resolved: &Resolved) -> String {
             m.location.to_string(),
         ]);
     }
-    let mut out = String::new();
-    for line in table.to_string().lines() {
-        // comfy-table pads with one space each side; drop the leading one.
-        out.push_str(line.strip_prefix(' ').unwrap_or(line).trim_end());
-        out.push('\n');
-    }
+    let mut out = super::plain_table_text(&table);
     if machines.iter().any(|m| !m.mandatory_features.is_empty()) {
         out.push_str("(* mandatory feature: only builds that require it are sent there)\n");
     }
