@@ -1,15 +1,28 @@
 //! A builder's facts (kernel, CPUs, load, memory, store space, uptime),
 //! gathered by one long-lived POSIX shell loop on the host.
 //!
-//! The loop answers one report per line it reads on stdin, so a refresh costs
-//! a line and a `df`, not a new SSH session or process tree. The static facts
-//! are read once, before the loop. Linux's `/proc` is read with shell
-//! built-ins; `sysctl` covers macOS and the BSDs.
+//! The loop answers one report per line it reads on stdin. The request word
+//! says what to include: [`REQUEST_QUICK`] (or an empty line, or any word it
+//! does not know) gets the static facts and what Linux's `/proc` gives to
+//! shell built-ins (load, memory, uptime), so on Linux it starts **no
+//! process**; [`REQUEST_SPACE`] also gets the store's free space, which costs
+//! one `df`. The static facts are read once, before the loop. `sysctl` covers
+//! macOS and the BSDs, at the price of a few processes per report there.
 
 use serde::Serialize;
 
+/// The request for a report without the store's free space: no process on Linux.
+pub const REQUEST_QUICK: &str = "quick";
+/// The request for a report with the store's free space: one `df` on the host.
+pub const REQUEST_SPACE: &str = "space";
+
 /// Runs as `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`;
 /// the words (a `remote-program`, possibly several) are asked `--version`.
+///
+/// Inside the loop, a Linux report must stay fork-free: only built-ins
+/// (`read`, `printf`, `echo`, `[`, `case`) and parameter expansions; no
+/// command substitution, pipeline or subshell, as each of those forks even
+/// when it runs only built-ins (the tests count the loop's forks).
 pub const FACTS_SCRIPT: &str = r#"
 store="$1"
 shift
@@ -20,8 +33,10 @@ arch=$(uname -m 2>/dev/null)
 cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null)
 [ -d "$store" ] || store=/nix
 [ -d "$store" ] || store=/
-while read -r _request; do
+while read -r request _rest; do
   printf 'nix=%s\nkernel=%s\narch=%s\ncpus=%s\n' "$nix" "$kernel" "$arch" "$cpus"
+  # Without /proc (macOS, the BSDs) the fallbacks below run sysctl, tr, sed
+  # and date: processes on every report, the price of having no /proc.
   if [ -r /proc/loadavg ]; then
     read -r l1 l5 l15 _rest < /proc/loadavg
     printf 'load=%s %s %s\n' "$l1" "$l5" "$l15"
@@ -38,13 +53,36 @@ while read -r _request; do
   else
     printf 'mem_total=%s\n' "$(sysctl -n hw.memsize 2>/dev/null)"
   fi
-  printf 'store_free_kib=%s\n' "$(df -Pk "$store" 2>/dev/null | awk 'NR==2 {print $4}')"
   if [ -r /proc/uptime ]; then
     read -r up _idle < /proc/uptime
     printf 'uptime_s=%s\n' "${up%%.*}"
   else
     boot=$(sysctl -n kern.boottime 2>/dev/null | sed -n 's/.*sec = \([0-9]*\).*/\1/p')
     [ -n "$boot" ] && printf 'uptime_s=%s\n' "$(( $(date +%s) - boot ))"
+  fi
+  if [ "$request" = space ]; then
+    # No shell has a built-in for statfs(2): free space costs one process,
+    # `df` (the command substitution forks once and execs df), which is why
+    # it is asked for only now and then. `df -P` prints a header line and
+    # then one line that never wraps, however long the device name. The free
+    # KiB are the number just before the first `NN%` word (the capacity):
+    # read so, a device name with blanks still parses and the header (no
+    # number before a `%` word) is passed over. set -f: no globbing of words.
+    df_out=$(df -Pk "$store" 2>/dev/null)
+    avail=""
+    previous=""
+    set -f
+    for word in $df_out; do
+      case "$word" in
+        *%) case "$previous" in
+              ""|*[!0-9]*) ;;
+              *) avail=$previous; break ;;
+            esac ;;
+      esac
+      previous=$word
+    done
+    set +f
+    printf 'store_free_kib=%s\n' "$avail"
   fi
   echo end
 done
@@ -66,7 +104,9 @@ pub struct Facts {
     pub mem_total: Option<u64>,
     /// Bytes.
     pub mem_available: Option<u64>,
-    /// Bytes free on the store's filesystem.
+    /// Bytes free on the store's filesystem. A report asked with
+    /// [`REQUEST_QUICK`] has none; the facts link fills in the figure of its
+    /// last [`REQUEST_SPACE`] report (at most its space interval old).
     pub store_free: Option<u64>,
     pub uptime_s: Option<u64>,
     /// `nix-store --version` of the host, when asked for (ssh:// says no version otherwise).
@@ -133,6 +173,10 @@ fn kib(value: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
     use super::*;
 
     #[test]
@@ -171,29 +215,54 @@ mod tests {
         assert_eq!(version_of("sh: nix-store: not found"), None);
     }
 
+    /// Runs the real script here with `sh`, feeds it `requests` (then EOF, which
+    /// ends the loop) and returns its reports.
+    fn run_script(shell: &[&str], extra: &[&str], path: Option<&Path>, requests: &str) -> String {
+        let (program, first) = shell.split_first().unwrap();
+        let mut command = Command::new(program);
+        command
+            .args(first)
+            .args(["-c", FACTS_SCRIPT, "rbtop-facts", "/"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(path) = path {
+            command.env("PATH", path);
+        }
+        let output = command
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().unwrap().write_all(requests.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        assert!(
+            output.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn reports(text: &str) -> Vec<&str> {
+        text.split_terminator("end\n").collect()
+    }
+
     #[test]
     fn the_script_runs_here_and_reports_every_fact() {
         // This machine is Linux with /proc: every fact must come out of the real script.
-        let output = std::process::Command::new("sh")
-            .args(["-c", FACTS_SCRIPT, "rbtop-facts", "/", "env", "nix-store"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child.stdin.take().unwrap().write_all(b"\n\n")?;
-                child.wait_with_output()
-            })
-            .unwrap();
-        let text = String::from_utf8(output.stdout).unwrap();
-        let reports: Vec<&str> = text.split_terminator("end\n").collect();
-        assert_eq!(reports.len(), 2, "one report per request line: {text}");
+        let text = run_script(
+            &["sh"],
+            &["env", "nix-store"],
+            None,
+            &format!("{REQUEST_QUICK}\n{REQUEST_SPACE}\n\n"),
+        );
+        let reports = reports(&text);
+        assert_eq!(reports.len(), 3, "one report per request line: {text}");
         let facts = Facts::parse(reports[1]);
         // Every word of a multi-word program is run: `env nix-store --version`.
-        let local = std::process::Command::new("nix-store")
-            .arg("--version")
-            .output()
-            .unwrap();
+        let local = Command::new("nix-store").arg("--version").output().unwrap();
         let local = String::from_utf8(local.stdout).unwrap();
         assert!(
             local.contains(facts.nix_version.as_deref().unwrap()),
@@ -202,6 +271,147 @@ mod tests {
         assert!(facts.cpus.unwrap() >= 1, "{text}");
         assert!(facts.load.is_some() && facts.uptime_s.is_some(), "{text}");
         assert!(facts.mem_available.unwrap() <= facts.mem_total.unwrap());
-        assert!(facts.store_free.is_some() && facts.arch.is_some() && facts.kernel.is_some());
+        assert!(facts.arch.is_some() && facts.kernel.is_some());
+        // Only `space` asks df.
+        assert!(facts.store_free.unwrap() > 0, "{text}");
+        for quick in [reports[0], reports[2]] {
+            let facts = Facts::parse(quick);
+            assert_eq!(facts.store_free, None, "{quick}");
+            assert!(!quick.contains("store_free"), "{quick}");
+            assert!(facts.load.is_some() && facts.mem_total.is_some(), "{quick}");
+        }
+    }
+
+    /// df's line is read from the left up to the capacity (`NN%`), so blanks
+    /// (or a glob character) in the device name do not shift the figure, and
+    /// the header is passed over. A `df` that prints as GNU, BSD and busybox
+    /// do with `-P` stands in, first in `PATH`, to make the line unusual.
+    #[test]
+    fn df_is_read_past_the_header_and_blanks_in_the_device_name() {
+        let bin = tempfile::tempdir().unwrap();
+        let df = bin.path().join("df");
+        std::fs::write(
+            &df,
+            "#!/bin/sh\n\
+             echo 'Filesystem     1024-blocks     Used Available Capacity Mounted on'\n\
+             echo 'my * odd dev 7 264212084 19116596  76169292      21% /mnt/a b 5%'\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&df, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let text = run_script(&["sh"], &[], Some(Path::new(&path)), "space\n");
+        assert_eq!(
+            Facts::parse(&text).store_free,
+            Some(76_169_292 * 1024),
+            "{text}"
+        );
+    }
+
+    /// Unknown request words are quick requests, and the rest of a line is ignored:
+    /// a newer rbtop may ask for more than this script knows.
+    #[test]
+    fn unknown_request_words_get_a_quick_report() {
+        let text = run_script(&["sh"], &[], None, "tomorrow\nspace please\n");
+        let reports = reports(&text);
+        assert_eq!(reports.len(), 2, "{text}");
+        assert_eq!(Facts::parse(reports[0]).store_free, None, "{text}");
+        assert!(Facts::parse(reports[1]).store_free.is_some(), "{text}");
+    }
+
+    /// A quick report needs no external command at all: with `PATH` an empty
+    /// directory (so any command but a shell built-in fails with "not found"),
+    /// load, memory and uptime still come. The static facts, which need
+    /// `uname` and `getconf` once, are missing, as is the free space (`df`).
+    #[test]
+    fn a_quick_report_needs_only_built_ins() {
+        let empty = tempfile::tempdir().unwrap();
+        let text = run_script(
+            &["/bin/sh"],
+            &[],
+            Some(empty.path()),
+            &format!("{REQUEST_QUICK}\n{REQUEST_SPACE}\n"),
+        );
+        let reports = reports(&text);
+        assert_eq!(reports.len(), 2, "{text}");
+        for report in &reports {
+            let facts = Facts::parse(report);
+            assert!(facts.load.is_some(), "{text}");
+            assert!(
+                facts.mem_total.is_some() && facts.mem_available.is_some(),
+                "{text}"
+            );
+            assert!(facts.uptime_s.is_some(), "{text}");
+            assert_eq!(
+                (facts.kernel, facts.cpus, facts.store_free),
+                (None, None, None)
+            );
+        }
+    }
+
+    /// How many processes the loop's shell starts: strace counts its
+    /// fork/vfork/clone/clone3 calls (without -f: the shell's own calls are
+    /// what matter, as every process of the loop is started by one of them,
+    /// and the children's threads stay out of the count). This is exact,
+    /// unlike a machine-wide counter. The startup (static facts) forks the
+    /// same way every run, so the difference between two runs is what their
+    /// extra requests cost.
+    #[cfg(target_os = "linux")]
+    fn forks_of(requests: &str) -> usize {
+        let trace = tempfile::NamedTempFile::new().unwrap();
+        let trace_path = trace.path().to_str().unwrap().to_string();
+        let strace = [
+            "strace",
+            "-qq",
+            "-e",
+            "signal=none",
+            "-e",
+            "trace=fork,vfork,clone,clone3",
+            "-o",
+            &trace_path,
+            "sh",
+        ];
+        if Command::new("strace").arg("-V").output().is_err() {
+            panic!(
+                "strace is not installed, and this test counts the facts loop's forks with it: \
+                 apt-get install strace (in the flake's checks: pkgs.strace)"
+            );
+        }
+        let text = run_script(&strace, &["env", "nix-store"], None, requests);
+        let asked = requests.lines().count();
+        assert_eq!(reports(&text).len(), asked, "{text}");
+        let trace = std::fs::read_to_string(trace.path()).unwrap();
+        let forks = trace
+            .lines()
+            .filter(|l| {
+                ["fork(", "vfork(", "clone(", "clone3("]
+                    .iter()
+                    .any(|c| l.starts_with(c))
+            })
+            .count();
+        assert!(
+            forks > 0,
+            "the startup forks (uname, getconf): is strace tracing? {trace}"
+        );
+        forks
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn quick_reports_start_no_process_and_space_reports_one() {
+        let startup = forks_of("\n");
+        let quick = format!("{REQUEST_QUICK}\n").repeat(20) + "\n\nunknown\n";
+        assert_eq!(
+            forks_of(&format!("\n{quick}")),
+            startup,
+            "23 more quick requests must fork nothing"
+        );
+        // The count can see the loop fork: each `space` request is one `df`.
+        let space = format!("{REQUEST_SPACE}\n").repeat(3);
+        assert_eq!(forks_of(&format!("\n{space}")), startup + 3);
     }
 }

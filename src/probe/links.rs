@@ -1,5 +1,6 @@
 //! The two long-lived channels a probe keeps per host: the store protocol
-//! (pinged on every refresh) and the facts loop (asked on every refresh).
+//! (pinged on every refresh) and the facts loop (asked on every refresh; for
+//! the store's free space, which costs the host a `df`, once a [`SPACE_INTERVAL`]).
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::channel::Channel;
 use super::classify::{self, StoreExit};
-use super::facts::{END_MARKER, Facts};
+use super::facts::{END_MARKER, Facts, REQUEST_QUICK, REQUEST_SPACE};
 use super::report::Failure;
 use crate::protocol::{ProtocolError, ProtocolVersion, serve, worker};
 
@@ -108,15 +109,32 @@ async fn fail(channel: Channel, error: &ProtocolError) -> Failure {
     )
 }
 
+/// How often the facts loop is asked for the store's free space. Every other
+/// fact is read with shell built-ins and costs the host no process; free space
+/// costs one `df`, so a refresh asks for it only when the last figure is this old.
+pub const SPACE_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The facts loop ([`super::facts::FACTS_SCRIPT`]) running on the host.
 pub struct FactsLink {
     writer: super::channel::Writer,
     lines: tokio::io::Lines<BufReader<super::channel::Reader>>,
     _channel_rest: Channel,
+    space_interval: Duration,
+    /// When free space was last asked for; `None` before the first report.
+    space_asked: Option<Instant>,
+    /// The figure of the last report that had one.
+    store_free: Option<u64>,
 }
 
 impl FactsLink {
-    pub fn new(mut channel: Channel) -> FactsLink {
+    /// A link that asks for free space on its first report, then once per [`SPACE_INTERVAL`].
+    pub fn new(channel: Channel) -> FactsLink {
+        FactsLink::with_space_interval(channel, SPACE_INTERVAL)
+    }
+
+    /// As [`FactsLink::new`], asking for free space once per `space_interval`
+    /// (zero: on every report).
+    pub fn with_space_interval(mut channel: Channel, space_interval: Duration) -> FactsLink {
         // The channel keeps the process; its reader and writer move here.
         let reader = std::mem::replace(&mut channel.reader, Box::new(tokio::io::empty()));
         let writer = std::mem::replace(&mut channel.writer, Box::new(tokio::io::sink()));
@@ -124,13 +142,22 @@ impl FactsLink {
             writer,
             lines: BufReader::new(reader).lines(),
             _channel_rest: channel,
+            space_interval,
+            space_asked: None,
+            store_free: None,
         }
     }
 
-    /// Ask for one report.
+    /// Ask for one report. Its `store_free` is always the latest figure: fresh
+    /// when this report asked for it, else that of the last report that did.
     pub async fn read(&mut self) -> Result<Facts, String> {
+        let now = Instant::now();
+        let space = self
+            .space_asked
+            .is_none_or(|asked| now.duration_since(asked) >= self.space_interval);
+        let request = if space { REQUEST_SPACE } else { REQUEST_QUICK };
         self.writer
-            .write_all(b"\n")
+            .write_all(format!("{request}\n").as_bytes())
             .await
             .map_err(|e| format!("facts loop: {e}"))?;
         self.writer
@@ -140,7 +167,7 @@ impl FactsLink {
         let mut report = String::new();
         loop {
             match self.lines.next_line().await {
-                Ok(Some(line)) if line == END_MARKER => return Ok(Facts::parse(&report)),
+                Ok(Some(line)) if line == END_MARKER => break,
                 Ok(Some(line)) => {
                     report.push_str(&line);
                     report.push('\n');
@@ -149,5 +176,121 @@ impl FactsLink {
                 Err(e) => return Err(format!("facts loop: {e}")),
             }
         }
+        let mut facts = Facts::parse(&report);
+        if space {
+            // A failed `df` makes the figure unknown, not the old one.
+            self.space_asked = Some(now);
+            self.store_free = facts.store_free;
+        } else if facts.store_free.is_some() {
+            // A loop that reports it unasked: take the fresher figure.
+            self.store_free = facts.store_free;
+        } else {
+            facts.store_free = self.store_free;
+        }
+        Ok(facts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loop_link(script: &str, space_interval: Duration) -> FactsLink {
+        let words: Vec<String> = ["sh", "-c", script, "rbtop-facts", "/"]
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        FactsLink::with_space_interval(Channel::local(&words).unwrap(), space_interval)
+    }
+
+    /// A stand-in loop that numbers its reports and says which word it got,
+    /// so the tests see exactly what was asked and what came back.
+    const NUMBERING_LOOP: &str = r#"
+n=0
+while read -r request; do
+  n=$((n + 1))
+  echo "uptime_s=$n"
+  [ "$request" = space ] && echo "store_free_kib=$n"
+  echo end
+done
+"#;
+
+    #[tokio::test]
+    async fn free_space_is_asked_first_then_once_per_interval_and_carried_over() {
+        let mut link = loop_link(NUMBERING_LOOP, SPACE_INTERVAL);
+        let first = link.read().await.unwrap();
+        assert_eq!((first.uptime_s, first.store_free), (Some(1), Some(1024)));
+        for n in 2..=4 {
+            // Quick reports: the loop printed no free space; the last figure stands.
+            let facts = link.read().await.unwrap();
+            assert_eq!((facts.uptime_s, facts.store_free), (Some(n), Some(1024)));
+        }
+        // Once the interval has passed, the next report asks again.
+        link.space_asked = Some(Instant::now() - SPACE_INTERVAL);
+        let due = link.read().await.unwrap();
+        assert_eq!((due.uptime_s, due.store_free), (Some(5), Some(5 * 1024)));
+        let quick = link.read().await.unwrap();
+        assert_eq!(
+            (quick.uptime_s, quick.store_free),
+            (Some(6), Some(5 * 1024))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_zero_interval_asks_for_free_space_every_time() {
+        let mut link = loop_link(NUMBERING_LOOP, Duration::ZERO);
+        for n in 1..=3 {
+            let facts = link.read().await.unwrap();
+            assert_eq!(
+                (facts.uptime_s, facts.store_free),
+                (Some(n), Some(n * 1024))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_df_is_unknown_and_an_unasked_figure_is_taken() {
+        // Reports 1 (space) and 3 (quick) carry a figure, report 2 and 4 none.
+        let script = r#"
+n=0
+while read -r request; do
+  n=$((n + 1))
+  case $n in 1|3) echo "store_free_kib=$n" ;; esac
+  echo end
+done
+"#;
+        let mut link = loop_link(script, SPACE_INTERVAL);
+        assert_eq!(link.read().await.unwrap().store_free, Some(1024));
+        assert_eq!(link.read().await.unwrap().store_free, Some(1024));
+        assert_eq!(link.read().await.unwrap().store_free, Some(3 * 1024));
+        assert_eq!(link.read().await.unwrap().store_free, Some(3 * 1024));
+        link.space_asked = Some(Instant::now() - SPACE_INTERVAL);
+        assert_eq!(link.read().await.unwrap().store_free, None, "df failed");
+        assert_eq!(link.read().await.unwrap().store_free, None);
+    }
+
+    /// The real script through a real link: the first report has the free
+    /// space, a quick one carries it over, and the words are the script's.
+    #[tokio::test]
+    async fn the_real_loop_answers_both_requests() {
+        let mut link = loop_link(super::super::facts::FACTS_SCRIPT, SPACE_INTERVAL);
+        let first = link.read().await.unwrap();
+        assert!(first.store_free.unwrap() > 0, "{first:?}");
+        let quick = link.read().await.unwrap();
+        assert_eq!(quick.store_free, first.store_free);
+        assert!(
+            quick.load.is_some() && quick.mem_total.is_some(),
+            "{quick:?}"
+        );
+        let mut every_time = loop_link(super::super::facts::FACTS_SCRIPT, Duration::ZERO);
+        for _ in 0..2 {
+            assert!(every_time.read().await.unwrap().store_free.is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_loop_that_ended_is_an_error() {
+        let mut link = loop_link("read -r request; echo uptime_s=1", SPACE_INTERVAL);
+        assert_eq!(link.read().await.unwrap_err(), "facts loop ended");
     }
 }
