@@ -167,13 +167,17 @@
                 "nixconf_resolution"
                 "--test"
                 "protocol_handshakes"
+                "--test"
+                "slots_occupancy"
               ];
               # tests/flake.rs parses this flake with nix-instantiate; the
               # check tests run the ssh client and local nix-store.
               nativeCheckInputs = [
                 pkgs.nix
                 pkgs.openssh
-              ];
+              ]
+              # The facts loop's no-fork test counts its forks with strace.
+              ++ pkgs.lib.optional pkgs.stdenv.isLinux pkgs.strace;
               preCheck = ''
                 # The sandbox's HOME (/homeless-shelter) does not exist.
                 export HOME="$TMPDIR"

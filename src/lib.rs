@@ -37,6 +37,7 @@ pub mod nix_version;
 pub mod nixconf;
 pub mod probe;
 pub mod protocol;
+pub mod slots;
 pub mod sources;
 pub mod ssh;
 pub mod system;

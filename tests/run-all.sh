@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests talk to: real Nix (nix-instantiate, nix-store,
 # nix-daemon), a real sshd for the loopback builder fleet, and debootstrap for
 # the fleet's Nix 2.26 host (a Debian trixie root, see tests/fleet/README.md).
-packages=(nix-bin openssh-server debootstrap)
+packages=(nix-bin openssh-server debootstrap tmux strace)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -270,6 +270,7 @@ mod tests {
                 uptime_s: Some(3600),
                 nix_version: Some("2.8.0".into()),
             }),
+            stderr: None,
         }
     }
 

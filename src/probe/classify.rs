@@ -72,7 +72,7 @@ pub fn ssh_failure(log: &str, pinned: bool) -> Failure {
         Status::Hostkey => format!("host key not trusted (ssh: {line})"),
         _ => with_ssh_prefix(line),
     };
-    Failure::new(status, reason)
+    Failure::new(status, reason).with_stderr(log)
 }
 
 /// The deadline passed. `phase` says what was going on, `ssh_log` what ssh said.
@@ -81,7 +81,7 @@ pub fn timed_out(limit: Duration, phase: &str, ssh_log: &str) -> Failure {
     if let Some(line) = last_ssh_line(ssh_log) {
         reason.push_str(&format!(" ({})", with_ssh_prefix(line)));
     }
-    Failure::new(Status::Timeout, reason)
+    Failure::new(Status::Timeout, reason).with_stderr(ssh_log)
 }
 
 fn seconds(limit: Duration) -> String {
@@ -104,8 +104,13 @@ pub struct StoreExit<'a> {
     pub code: Option<i32>,
 }
 
-/// A store process that did not complete its handshake.
+/// A store process that did not complete its handshake, with the end of
+/// what it wrote to stderr.
 pub fn store_failure(error: &ProtocolError, exit: &StoreExit<'_>) -> Failure {
+    classify_store_failure(error, exit).with_stderr(exit.stderr)
+}
+
+fn classify_store_failure(error: &ProtocolError, exit: &StoreExit<'_>) -> Failure {
     let stderr_line = last_ssh_line(exit.stderr);
     let words: Vec<String> = exit
         .command
@@ -173,6 +178,31 @@ pub fn store_failure(error: &ProtocolError, exit: &StoreExit<'_>) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_keeps_the_last_lines_of_what_ssh_said() {
+        let log: String = (1..=20)
+            .map(|n| format!("debug1: line {n}\n\n"))
+            .collect::<String>()
+            + "user@host: Permission denied (publickey).\n";
+        let failure = ssh_failure(&log, false);
+        let stderr = failure.stderr.unwrap();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            crate::probe::report::STDERR_LINES,
+            "blank lines dropped too"
+        );
+        assert_eq!(lines[0], "debug1: line 10");
+        assert_eq!(
+            lines.last(),
+            Some(&"user@host: Permission denied (publickey).")
+        );
+        assert_eq!(
+            timed_out(Duration::from_secs(3), "connecting", "").stderr,
+            None
+        );
+    }
 
     #[test]
     fn each_ssh_failure_gets_its_own_status() {

@@ -2,13 +2,15 @@
 //! bound, each under its own deadline, results streamed as they complete.
 //! A hung host costs its own timeout and never delays another's result.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use super::host::HostProber;
-use super::report::HostReport;
+use super::report::{HostReport, Status};
 use crate::machines::Machine;
 use crate::ssh::SshSettings;
 
@@ -83,9 +85,22 @@ impl Fleet {
     /// with an earlier probe is probed when that one ends.
     pub fn probe_all(&self) -> mpsc::UnboundedReceiver<ProbeEvent> {
         let (sender, receiver) = mpsc::unbounded_channel();
+        let all: Vec<usize> = (0..self.hosts.len()).collect();
+        self.probe_hosts(&all, &sender);
+        receiver
+    }
+
+    /// Probe the hosts at `indices` (positions in the list given to
+    /// [`Fleet::new`]; others are ignored), each report sent on `sender` as
+    /// soon as it is ready. For a long-lived consumer such as the dashboard,
+    /// which keeps one channel for every refresh.
+    pub fn probe_hosts(&self, indices: &[usize], sender: &mpsc::UnboundedSender<ProbeEvent>) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         in_flight.retain(|task| !task.is_finished());
-        for (index, host) in self.hosts.iter().enumerate() {
+        for &index in indices {
+            let Some(host) = self.hosts.get(index) else {
+                continue;
+            };
             let host = Arc::clone(host);
             let settings = Arc::clone(&self.settings);
             let permits = Arc::clone(&self.permits);
@@ -96,7 +111,24 @@ impl Fleet {
                     return;
                 };
                 let started = Instant::now();
-                let report = prober.probe(settings.timeout, &settings.ssh).await;
+                // A bug in one probe must not leave its host waiting forever
+                // (the dashboard would never probe it again): it becomes an error.
+                let probe = AssertUnwindSafe(prober.probe(settings.timeout, &settings.ssh));
+                let report = match probe.catch_unwind().await {
+                    Ok(report) => report,
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        HostReport::failed(
+                            Status::Error,
+                            prober.via(),
+                            format!("internal error in rbtop while probing ({what}); see the log"),
+                        )
+                    }
+                };
                 let event = ProbeEvent {
                     index,
                     report,
@@ -108,7 +140,6 @@ impl Fleet {
             });
             in_flight.push(task.abort_handle());
         }
-        receiver
     }
 
     /// Close every session and channel, all hosts at once. Probes still in

@@ -79,7 +79,7 @@ impl HostProber {
         }
     }
 
-    fn via(&self) -> Via {
+    pub fn via(&self) -> Via {
         match self.route {
             Route::Ssh { .. } => Via::Ssh,
             Route::LocalProcess { .. } => Via::LocalProcess,
@@ -180,6 +180,7 @@ impl HostProber {
                 .or_else(|| facts.as_ref().and_then(|f| f.nix_version.clone())),
             trusted: hello.trusted,
             facts,
+            stderr: None,
         }
     }
 }
@@ -340,5 +341,8 @@ fn connect_failure(error: ConnectError) -> Failure {
 }
 
 fn report_failure(failure: Failure, via: Via) -> HostReport {
-    HostReport::failed(failure.status, via, failure.reason)
+    HostReport {
+        stderr: failure.stderr,
+        ..HostReport::failed(failure.status, via, failure.reason)
+    }
 }

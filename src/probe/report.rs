@@ -100,6 +100,9 @@ pub struct HostReport {
     /// Worker protocol ≥ 1.35 only; `None` when the store does not say.
     pub trusted: Option<bool>,
     pub facts: Option<Facts>,
+    /// The last lines ssh (or the store's process) wrote before a failure,
+    /// for the dashboard's detail pane; `reason` quotes only the telling one.
+    pub stderr: Option<String>,
 }
 
 impl HostReport {
@@ -115,6 +118,7 @@ impl HostReport {
             nix_version: None,
             trusted: None,
             facts: None,
+            stderr: None,
         }
     }
 
@@ -123,11 +127,16 @@ impl HostReport {
     }
 }
 
+/// Lines of stderr kept with a failure.
+pub const STDERR_LINES: usize = 12;
+
 /// A failure on the way to a report: the status it maps to and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub status: Status,
     pub reason: String,
+    /// The end of what ssh or the store's process wrote, when anything.
+    pub stderr: Option<String>,
 }
 
 impl Failure {
@@ -135,7 +144,16 @@ impl Failure {
         Failure {
             status,
             reason: reason.into(),
+            stderr: None,
         }
+    }
+
+    /// Keep the last [`STDERR_LINES`] non-blank lines of `text` with the failure.
+    pub fn with_stderr(mut self, text: &str) -> Failure {
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = &lines[lines.len().saturating_sub(STDERR_LINES)..];
+        self.stderr = (!tail.is_empty()).then(|| tail.join("\n"));
+        self
     }
 }
 
