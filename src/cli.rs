@@ -10,16 +10,35 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "top for your Nix remote builders",
     long_about = "top for your Nix remote builders.\n\n\
+        Without a command, opens the live dashboard of every builder. \
         Reads the machines list exactly as Nix does (--builders, --machines, or nix.conf's \
         `builders`, default @/etc/nix/machines) and reports every bad line precisely.",
-    subcommand_required = true,
-    arg_required_else_help = true
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Dashboard options (when no command is given).
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// `rbtop` with no command: the live dashboard.
+#[derive(Clone, Debug, Default, Args)]
+pub struct DashboardArgs {
+    /// Seconds between two probes of an up host, at least 0.5 [config: dashboard.refresh_interval] [default: 5]
+    #[arg(long, value_name = "SECS", value_parser = parse_refresh)]
+    pub refresh: Option<f64>,
+
+    /// Per-host time limit in seconds for one probe [config: probe.timeout] [default: 10]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<f64>,
+
+    /// Hosts probed at the same time [config: probe.concurrency] [default: 64]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Args)]
@@ -86,6 +105,15 @@ pub fn parse_timeout(text: &str) -> Result<f64, String> {
         Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => Ok(secs),
         Ok(_) => Err("must be a number of seconds above 0 (at most 86400)".to_string()),
         Err(_) => Err(format!("'{text}' is not a number of seconds")),
+    }
+}
+
+/// A refresh interval: at least half a second, so that a typo cannot turn
+/// the dashboard into a busy loop over the fleet.
+pub fn parse_refresh(text: &str) -> Result<f64, String> {
+    match parse_timeout(text)? {
+        secs if secs >= 0.5 => Ok(secs),
+        _ => Err("must be at least 0.5 seconds".to_string()),
     }
 }
 

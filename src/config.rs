@@ -1,6 +1,7 @@
 //! rbtop's own configuration file (TOML), layered under the command line:
 //! flag > environment > file > built-in default.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +21,35 @@ pub struct FileConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub probe: ProbeConfig,
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
+    /// Action name → keys, replacing that action's default keys.
+    #[serde(default)]
+    pub keys: BTreeMap<String, KeyList>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Seconds between two probes of an up host.
+    pub refresh_interval: Option<f64>,
+}
+
+/// One key (`quit = "q"`) or several (`quit = ["q", "ctrl-c"]`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeyList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl KeyList {
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            KeyList::One(key) => vec![key.clone()],
+            KeyList::Many(keys) => keys.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -98,6 +128,10 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
         crate::cli::parse_timeout(&timeout.to_string())
             .map_err(|e| format!("[probe] timeout = {timeout}: {e}"))?;
     }
+    if let Some(refresh) = config.dashboard.refresh_interval {
+        crate::cli::parse_refresh(&refresh.to_string())
+            .map_err(|e| format!("[dashboard] refresh_interval = {refresh}: {e}"))?;
+    }
     if config.probe.concurrency == Some(0) {
         return Err("[probe] concurrency must be at least 1".to_string());
     }
@@ -136,6 +170,10 @@ pub struct Settings {
     pub log_filter: String,
     pub log_directory: Option<PathBuf>,
     pub probe: ProbeChoice,
+    /// Time between two probes of an up host in the dashboard.
+    pub refresh: Duration,
+    /// The config file's `[keys]`, checked when the dashboard starts.
+    pub keys: BTreeMap<String, Vec<String>>,
 }
 
 /// Probe settings from the file (or defaults), before per-command flags.
@@ -208,6 +246,15 @@ impl Settings {
             log_filter,
             log_directory: file.log.directory.clone(),
             probe: ProbeChoice::from_file(&file.probe),
+            refresh: file.dashboard.refresh_interval.map_or(
+                crate::dashboard::fleet::DEFAULT_REFRESH,
+                Duration::from_secs_f64,
+            ),
+            keys: file
+                .keys
+                .iter()
+                .map(|(action, keys)| (action.clone(), keys.keys()))
+                .collect(),
         }
     }
 }
@@ -281,6 +328,25 @@ mod tests {
         );
         let err = parse("[probe]\nhost_key_checking = \"no\"\n").unwrap_err();
         assert!(err.contains("accept-new"), "{err}");
+    }
+
+    #[test]
+    fn dashboard_refresh_and_keys_come_from_the_file() {
+        let file = parse(
+            "[dashboard]\nrefresh_interval = 2.5\n[keys]\nquit = \"x\"\ndown = [\"j\", \"ctrl-n\"]\n",
+        )
+        .unwrap();
+        let settings = Settings::layer(&cli(), &file, None, None);
+        assert_eq!(settings.refresh, Duration::from_millis(2500));
+        assert_eq!(settings.keys["quit"], ["x"]);
+        assert_eq!(settings.keys["down"], ["j", "ctrl-n"]);
+        let defaults = Settings::layer(&cli(), &FileConfig::default(), None, None);
+        assert_eq!(defaults.refresh, Duration::from_secs(5));
+        assert!(defaults.keys.is_empty());
+        let err = parse("[dashboard]\nrefresh_interval = -1\n").unwrap_err();
+        assert!(err.contains("refresh_interval"), "{err}");
+        let err = parse("[dashboard]\nrefresh_interval = 0.1\n").unwrap_err();
+        assert!(err.contains("at least 0.5"), "{err}");
     }
 
     #[test]

@@ -49,8 +49,37 @@ fn main() -> ExitCode {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), ?settings.source, "rbtop starting");
 
     match cli.command {
-        Command::Machines(args) => run_machines(&settings, args.json),
-        Command::Check(args) => run_check(&settings, &args),
+        Some(Command::Machines(args)) => run_machines(&settings, args.json),
+        Some(Command::Check(args)) => run_check(&settings, &args),
+        None => {
+            let log_directory = _log_guard.as_ref().and(
+                settings
+                    .log_directory
+                    .clone()
+                    .or_else(logging::default_directory),
+            );
+            dashboard::run(&settings, &cli.dashboard, log_directory)
+        }
+    }
+}
+
+/// `NIX_SSHOPTS`, split as Nix splits it, without the flags that would take
+/// over rbtop's own ControlMaster (each dropped one is passed to `warn`).
+fn ssh_extra_args(mut warn: impl FnMut(String)) -> Result<Vec<String>, ExitCode> {
+    match std::env::var_os("NIX_SSHOPTS").map(|v| v.into_string()) {
+        None => Ok(Vec::new()),
+        Some(Err(_)) => Err(usage_error("NIX_SSHOPTS is not valid UTF-8")),
+        Some(Ok(value)) => match split_nix_sshopts(&value) {
+            Ok(words) => {
+                let (kept, warnings) = without_control_flags(&words);
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                    warn(warning);
+                }
+                Ok(kept)
+            }
+            Err(e) => Err(usage_error(&e)),
+        },
     }
 }
 
@@ -80,20 +109,9 @@ fn resolve_machines(settings: &Settings) -> Result<sources::Resolved, ExitCode> 
 
 fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
     let choice = settings.probe.with_flags(args.timeout, args.concurrency);
-    let extra_args = match std::env::var_os("NIX_SSHOPTS").map(|v| v.into_string()) {
-        None => Vec::new(),
-        Some(Err(_)) => return usage_error("NIX_SSHOPTS is not valid UTF-8"),
-        Some(Ok(value)) => match split_nix_sshopts(&value) {
-            Ok(words) => {
-                let (kept, warnings) = without_control_flags(&words);
-                for warning in warnings {
-                    tracing::warn!("{warning}");
-                    eprintln!("rbtop: warning: {warning}");
-                }
-                kept
-            }
-            Err(e) => return usage_error(&e),
-        },
+    let extra_args = match ssh_extra_args(|warning| eprintln!("rbtop: warning: {warning}")) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
     let resolved = match resolve_machines(settings) {
         Ok(resolved) => resolved,
@@ -118,15 +136,8 @@ fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
         choice.concurrency,
         SshSettings::new(extra_args, choice.host_key_policy),
     );
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("rbtop: cannot start the async runtime: {e}");
-            return ExitCode::from(check::NOT_ALL_UP);
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(check::NOT_ALL_UP);
     };
     let show_progress = !args.json && std::io::stderr().is_terminal();
     let progress = |done: usize, total: usize| {
@@ -172,6 +183,15 @@ fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
     })
 }
 
+/// One thread is plenty: the work is waiting on sockets and child processes.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .inspect_err(|e| eprintln!("rbtop: cannot start the async runtime: {e}"))
+        .ok()
+}
+
 /// Ctrl-C, SIGTERM or SIGHUP: stop probing and close every session.
 async fn shutdown_signal() -> Interrupted {
     use tokio::signal::unix::{SignalKind, signal};
@@ -215,6 +235,132 @@ impl Interrupted {
             Interrupted::Hup => 129,
             Interrupted::Int => 130,
             Interrupted::Term => 143,
+        }
+    }
+}
+
+mod dashboard {
+    //! `rbtop` with no command: the live dashboard.
+
+    use std::io::IsTerminal;
+    use std::panic::AssertUnwindSafe;
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    use futures_util::FutureExt;
+    use rbtop::cli::DashboardArgs;
+    use rbtop::config::Settings;
+    use rbtop::dashboard::{Context, FleetState};
+    use rbtop::probe::fleet::raise_open_file_limit;
+    use rbtop::probe::{Fleet, ProbeSettings};
+    use rbtop::ssh::SshSettings;
+    use rbtop::tui::keymap::Keymap;
+    use rbtop::tui::run::Ended;
+    use rbtop::tui::{App, run, terminal};
+
+    use super::{resolve_machines, ssh_extra_args, usage_error};
+
+    /// SIGINT, SIGTERM or SIGHUP, as a shell's exit status.
+    async fn another_signal() -> i32 {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => 130,
+            _ = term.recv() => 143,
+            _ = hup.recv() => 129,
+        }
+    }
+
+    pub fn run(
+        settings: &Settings,
+        args: &DashboardArgs,
+        log_directory: Option<PathBuf>,
+    ) -> ExitCode {
+        // Configuration mistakes first: they need fixing wherever rbtop runs.
+        let keymap = match Keymap::with_overrides(&settings.keys) {
+            Ok(keymap) => keymap,
+            Err(e) => return usage_error(&format!("config file: {e}")),
+        };
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            return usage_error(
+                "the dashboard needs a terminal; for scripts use `rbtop check` (or `rbtop check --json`)",
+            );
+        }
+        let mut notices = Vec::new();
+        let extra_args = match ssh_extra_args(|warning| notices.push(warning)) {
+            Ok(args) => args,
+            Err(code) => return code,
+        };
+        let resolved = match resolve_machines(settings) {
+            Ok(resolved) => resolved,
+            Err(code) => return code,
+        };
+        let machines = resolved.parsed.machines.clone();
+        if let Some(warning) = raise_open_file_limit(machines.len()) {
+            tracing::warn!("{warning}");
+            notices.push(warning);
+        }
+        let mut context = Context::of(&resolved);
+        context.notices = notices;
+        context.log_directory = log_directory;
+        let refresh = args
+            .refresh
+            .map_or(settings.refresh, Duration::from_secs_f64);
+        let mut app = App::new(FleetState::new(machines.clone(), refresh), context, keymap);
+        let choice = settings.probe.with_flags(args.timeout, args.concurrency);
+        let probe_settings = ProbeSettings::new(
+            choice.timeout,
+            choice.concurrency,
+            SshSettings::new(extra_args, choice.host_key_policy),
+        );
+        let Some(runtime) = super::runtime() else {
+            return ExitCode::FAILURE;
+        };
+        let slots_dir = rbtop::slots::default_dir();
+        let ended = runtime.block_on(async {
+            let fleet = Fleet::new(&machines, probe_settings);
+            // A panic is caught here only to close the SSH sessions; the
+            // panic hook has already restored the terminal and said why.
+            let ended = AssertUnwindSafe(async {
+                let mut tui = terminal::enter()?;
+                let _restore = terminal::Guard;
+                let ended = run::run(&mut tui, &mut app, &fleet, &slots_dir).await;
+                if !matches!(ended, Ok(Ended::Quit | Ended::Signal(130 | 143))) {
+                    // The terminal may be gone (hangup): dropping ratatui's
+                    // handle would complain on stderr that it cannot show the cursor.
+                    std::mem::forget(tui);
+                }
+                ended
+            })
+            .catch_unwind()
+            .await;
+            // The terminal is back before the sessions close (bounded, a
+            // couple of seconds at worst), so the prompt returns at once.
+            terminal::restore();
+            tokio::select! {
+                () = fleet.close() => {}
+                status = another_signal() => {
+                    eprintln!("rbtop: interrupted again; exiting without waiting for the SSH sessions");
+                    std::process::exit(status);
+                }
+            }
+            ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        tracing::info!(?ended, "dashboard finished");
+        match ended {
+            Ok(Ended::Quit) => ExitCode::SUCCESS,
+            Ok(Ended::Signal(status)) => ExitCode::from(status),
+            Err(e) => {
+                eprintln!("rbtop: terminal error: {e}");
+                ExitCode::FAILURE
+            }
         }
     }
 }

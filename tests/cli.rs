@@ -306,11 +306,25 @@ fn usage_errors_exit_2() {
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(!r.stderr.is_empty(), "{args:?}");
     }
-    // No sub-command: help on stderr, usage status, with or without flags.
-    for args in [&[][..], &["--log-level", "info"][..]] {
+    // No sub-command is the dashboard: without a terminal it says to use
+    // `rbtop check`, with or without flags.
+    for args in [&[][..], &["--log-level", "info", "--refresh", "2"][..]] {
         let r = run(sb.rbtop().args(args));
         assert_eq!(r.code, 2, "{args:?}");
-        assert!(r.stderr.contains("Usage:"), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("the dashboard needs a terminal"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("rbtop check"), "{args:?}: {}", r.stderr);
+    }
+    // Dashboard flags belong to the dashboard, not to a command.
+    let r = run(sb.rbtop().args(["--refresh", "2", "check"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    for too_fast in ["0", "0.001"] {
+        let r = run(sb.rbtop().args(["--refresh", too_fast]));
+        assert_eq!(r.code, 2);
+        assert!(r.stderr.contains("--refresh"), "{}", r.stderr);
     }
     // A machines file named on the command line must exist.
     let r = run(sb
@@ -322,6 +336,29 @@ fn usage_errors_exit_2() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn bad_key_bindings_in_the_config_are_usage_errors_naming_the_action() {
+    let sb = Sandbox::new();
+    let config = sb.path("config.toml");
+    std::fs::write(&config, "[keys]\nfly = \"f\"\n").unwrap();
+    // The dashboard checks the keys before it needs a terminal.
+    let r = run(sb.rbtop().arg("--config").arg(&config));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("'fly' is not an action"), "{}", r.stderr);
+    std::fs::write(&config, "[keys]\ndown = \"k\"\n").unwrap();
+    let r = run(sb.rbtop().arg("--config").arg(&config));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("'k' is bound to both up and down"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(&config, "[dashboard]\nrefresh_interval = 0\n").unwrap();
+    let r = run(sb.rbtop().arg("--config").arg(&config));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("refresh_interval"), "{}", r.stderr);
 }
 
 #[test]

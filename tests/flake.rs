@@ -61,6 +61,9 @@ fn flake_defines_the_promised_outputs() {
     }
 }
 
+/// Test files that start the loopback fleet.
+const FLEET_TESTS: [&str; 2] = ["fleet_check", "dashboard_tui"];
+
 #[test]
 fn the_flake_check_runs_every_test_file_but_the_fleet() {
     // checks.default names its test targets; a new file under tests/ must be
@@ -74,12 +77,13 @@ fn the_flake_check_runs_every_test_file_but_the_fleet() {
             continue;
         }
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        // The fleet needs root, namespaces and sshd: tests/run-all.sh runs it.
+        // The fleet needs root, namespaces and sshd: tests/run-all.sh runs
+        // the tests that start one.
+        let needs_fleet = FLEET_TESTS.contains(&name.as_str());
         let listed = flake.contains(&format!("\"{name}\""));
         assert_eq!(
-            listed,
-            name != "fleet_check",
-            "tests/{name}.rs: flake.nix's checks.default cargoTestFlags must list every test file except fleet_check"
+            listed, !needs_fleet,
+            "tests/{name}.rs: flake.nix's checks.default cargoTestFlags must list every test file except {FLEET_TESTS:?}"
         );
     }
 }

@@ -1,0 +1,49 @@
+//! One frame of the hosts view with 1,000 hosts, on ratatui's TestBackend
+//! (the terminal's own cost, writing the changed cells, is left out), and
+//! the filter + sort pass that precedes a frame after each result.
+//! `cargo bench --bench render`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use rbtop::tui::action::Action;
+use rbtop::tui::{fixture, view};
+
+fn frame_of_1000_hosts(c: &mut Criterion) {
+    let mut app = fixture::large_fleet(1000);
+    let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    c.bench_function("render hosts view, 1000 hosts, 200x60", |b| {
+        b.iter(|| {
+            terminal
+                .draw(|frame| view::render(frame, &mut app, Instant::now()))
+                .unwrap();
+        })
+    });
+
+    let mut detail = fixture::large_fleet(1000);
+    detail.update(Action::Bottom);
+    detail.update(Action::Detail);
+    c.bench_function("render hosts + detail, 1000 hosts, 200x60", |b| {
+        b.iter(|| {
+            terminal
+                .draw(|frame| view::render(frame, &mut detail, Instant::now()))
+                .unwrap();
+        })
+    });
+
+    let mut sorted = fixture::large_fleet(1000);
+    sorted.update(Action::NextSort);
+    sorted.filter = "x86".into();
+    c.bench_function("filter + sort rows, 1000 hosts", |b| {
+        b.iter(|| {
+            sorted.refresh_rows();
+            black_box(sorted.rows().len())
+        })
+    });
+}
+
+criterion_group!(benches, frame_of_1000_hosts);
+criterion_main!(benches);

@@ -1,0 +1,266 @@
+//! The whole fleet as the dashboard shows it: every host's state, merged
+//! from probe results as they stream in, and the summary for the header.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::clock::Stamp;
+use super::host::HostState;
+use crate::machines::Machine;
+use crate::probe::ProbeEvent;
+use crate::slots::LocalLoad;
+
+/// The default time between two probes of an up host.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct FleetState {
+    pub hosts: Vec<HostState>,
+    pub refresh: Duration,
+    /// When the latest probe result arrived.
+    pub last_result: Option<SystemTime>,
+    /// Why the local slot files could not be read, if they could not.
+    pub load_problem: Option<String>,
+}
+
+/// Job slots of one system type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemSlots {
+    pub system: String,
+    /// Slots of this machine's builds held now (from the local lock files).
+    pub busy: u32,
+    /// `max-jobs` summed over every host that builds this system, as the
+    /// build hook counts slots (up or not: the table says which are up).
+    pub total: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetSummary {
+    pub total: usize,
+    pub up: usize,
+    /// Not yet answered a first probe.
+    pub probing: usize,
+    pub down: usize,
+    pub slots: Vec<SystemSlots>,
+}
+
+impl FleetState {
+    pub fn new(machines: Vec<Machine>, refresh: Duration) -> FleetState {
+        FleetState {
+            hosts: machines.into_iter().map(HostState::new).collect(),
+            refresh,
+            last_result: None,
+            load_problem: None,
+        }
+    }
+
+    /// Hosts to probe now: every host whose time has come and that is not
+    /// being probed; with `force` (the operator asked), every idle host,
+    /// backoff or not.
+    pub fn due(&self, now: Instant, force: bool) -> Vec<usize> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, host)| {
+                if force {
+                    !host.in_flight
+                } else {
+                    host.is_due(now)
+                }
+            })
+            .map(|(index, _)| index)
+            .collect()
+    }
+
+    /// `forced`: the operator asked for these probes.
+    pub fn start_probes(&mut self, indices: &[usize], now: Instant, forced: bool) {
+        for &index in indices {
+            if let Some(host) = self.hosts.get_mut(index) {
+                host.start_probe(now, forced);
+            }
+        }
+    }
+
+    /// The earliest moment a host becomes due, to sleep until then.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.hosts
+            .iter()
+            .filter(|host| !host.in_flight)
+            .filter_map(|host| host.next_probe)
+            .min()
+    }
+
+    /// Merge one finished probe. Results for unknown indices are ignored.
+    pub fn apply(&mut self, event: ProbeEvent, stamp: Stamp) {
+        let refresh = self.refresh;
+        if let Some(host) = self.hosts.get_mut(event.index) {
+            host.finish_probe(event.report, refresh, stamp);
+            self.last_result = Some(stamp.wall);
+        }
+    }
+
+    /// Merge a reading of the local build slots (one per machine, in order).
+    pub fn apply_load(&mut self, load: LocalLoad) {
+        match load {
+            LocalLoad::Readable { machines } => {
+                for (host, load) in self.hosts.iter_mut().zip(machines) {
+                    host.load = Some(load);
+                }
+                self.load_problem = None;
+            }
+            LocalLoad::Unreadable { reason, .. } => {
+                for host in &mut self.hosts {
+                    host.load = None;
+                }
+                self.load_problem = Some(reason);
+            }
+        }
+    }
+
+    pub fn summary(&self) -> FleetSummary {
+        let mut slots: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+        for host in &self.hosts {
+            for system in &host.machine.systems {
+                let entry = slots.entry(system.as_str()).or_default();
+                entry.0 += host.busy_slots().unwrap_or(0);
+                entry.1 += host.machine.max_jobs;
+            }
+        }
+        let probing = self.hosts.iter().filter(|h| h.report.is_none()).count();
+        let up = self.hosts.iter().filter(|h| h.is_up()).count();
+        FleetSummary {
+            total: self.hosts.len(),
+            up,
+            probing,
+            down: self.hosts.len() - up - probing,
+            slots: slots
+                .into_iter()
+                .map(|(system, (busy, total))| SystemSlots {
+                    system: system.to_string(),
+                    busy,
+                    total,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dashboard::testing::{self, machines};
+    use crate::probe::{HostReport, Status, Via};
+    use crate::slots::MachineLoad;
+
+    fn up() -> HostReport {
+        testing::up(1)
+    }
+
+    fn event(index: usize, report: HostReport) -> ProbeEvent {
+        ProbeEvent {
+            index,
+            report,
+            elapsed: Duration::from_millis(3),
+        }
+    }
+
+    fn load(busy: u32, max: u32) -> MachineLoad {
+        MachineLoad {
+            busy,
+            max,
+            holders: Vec::new(),
+            upload_lock: None,
+        }
+    }
+
+    const FLEET: &str = "ssh://a x86_64-linux - 4\n\
+                         ssh://b x86_64-linux,aarch64-linux - 2\n\
+                         ssh://c aarch64-linux - 8";
+
+    #[test]
+    fn results_merge_as_they_arrive_in_any_order() {
+        let t = Stamp::now();
+        let mut fleet = FleetState::new(machines(FLEET), DEFAULT_REFRESH);
+        let all = fleet.due(t.at, false);
+        assert_eq!(all, [0, 1, 2]);
+        fleet.start_probes(&all, t.at, false);
+        assert!(fleet.due(t.at, false).is_empty(), "all in flight");
+        assert_eq!(fleet.summary().probing, 3);
+
+        fleet.apply(
+            event(2, HostReport::failed(Status::Timeout, Via::Ssh, "x")),
+            t,
+        );
+        fleet.apply(event(0, up()), t);
+        let summary = fleet.summary();
+        assert_eq!((summary.up, summary.down, summary.probing), (1, 1, 1));
+        assert_eq!(fleet.last_result, Some(t.wall));
+        // An event for a host that does not exist changes nothing.
+        fleet.apply(event(9, up()), t);
+        assert_eq!(fleet.summary().up, 1);
+    }
+
+    #[test]
+    fn slots_per_system_count_busy_and_configured_slots_of_every_host() {
+        let t = Stamp::now();
+        let mut fleet = FleetState::new(machines(FLEET), DEFAULT_REFRESH);
+        fleet.apply(event(0, up()), t);
+        fleet.apply(event(1, up()), t);
+        fleet.apply(
+            event(2, HostReport::failed(Status::Refused, Via::Ssh, "x")),
+            t,
+        );
+        fleet.apply_load(LocalLoad::Readable {
+            machines: vec![load(3, 4), load(1, 2), load(0, 8)],
+        });
+        let slots = fleet.summary().slots;
+        assert_eq!(
+            slots,
+            [
+                SystemSlots {
+                    system: "aarch64-linux".into(),
+                    busy: 1,
+                    total: 10
+                },
+                SystemSlots {
+                    system: "x86_64-linux".into(),
+                    busy: 4,
+                    total: 6
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unreadable_slots_are_reported_not_guessed() {
+        let mut fleet = FleetState::new(machines(FLEET), DEFAULT_REFRESH);
+        fleet.apply_load(LocalLoad::Readable {
+            machines: vec![load(1, 4), load(0, 2), load(0, 8)],
+        });
+        fleet.apply_load(LocalLoad::Unreadable {
+            dir: "/nix/var/nix/current-load".into(),
+            reason: "permission denied".into(),
+        });
+        assert!(fleet.hosts.iter().all(|h| h.load.is_none()));
+        assert_eq!(fleet.load_problem.as_deref(), Some("permission denied"));
+    }
+
+    #[test]
+    fn the_next_wake_is_the_earliest_due_host_and_force_ignores_backoff() {
+        let t = Stamp::now();
+        let mut fleet = FleetState::new(machines(FLEET), DEFAULT_REFRESH);
+        fleet.start_probes(&[0, 1, 2], t.at, false);
+        fleet.apply(event(0, up()), t);
+        fleet.apply(event(1, HostReport::failed(Status::Auth, Via::Ssh, "x")), t);
+        assert_eq!(
+            fleet.next_due(),
+            Some(t.at + DEFAULT_REFRESH),
+            "host 2 in flight"
+        );
+        fleet.apply(event(1, HostReport::failed(Status::Auth, Via::Ssh, "x")), t);
+        fleet.apply(event(2, up()), t);
+        let later = t.at + DEFAULT_REFRESH;
+        assert_eq!(fleet.due(later, false), [0, 2], "host 1 backs off");
+        assert_eq!(fleet.due(later, true), [0, 1, 2]);
+    }
+}

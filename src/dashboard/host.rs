@@ -1,0 +1,398 @@
+//! One builder as the dashboard knows it: its machines line, the latest
+//! probe, a short history, and when to probe it next.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::clock::Stamp;
+use crate::commands::check::host_of;
+use crate::machines::Machine;
+use crate::probe::{HostReport, Status};
+use crate::slots::MachineLoad;
+
+/// Probes remembered for the sparkline and the up/down timeline.
+pub const HISTORY: usize = 120;
+/// Events (down, back up, reconnected) remembered for the detail pane.
+pub const EVENTS: usize = 20;
+/// The longest wait between two attempts at a host that keeps failing.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What the table shows in the status column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shown {
+    /// Never probed yet, or the first probe is running.
+    Probing,
+    Known(Status),
+}
+
+impl Shown {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shown::Probing => "probing",
+            Shown::Known(status) => status.name(),
+        }
+    }
+}
+
+/// One probe's outcome, as the history keeps it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub up: bool,
+    /// The store round trip, when up.
+    pub ping: Option<Duration>,
+}
+
+/// Something worth telling the operator about a host, with when it happened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostEvent {
+    pub wall: SystemTime,
+    pub text: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct HostState {
+    pub machine: Machine,
+    /// The latest finished probe.
+    pub report: Option<HostReport>,
+    /// When the latest probe finished.
+    pub reported_at: Option<SystemTime>,
+    /// A probe of this host is running now.
+    pub in_flight: bool,
+    /// When the current or last probe started.
+    pub started: Option<Instant>,
+    /// When this host should be probed next; `None` before the first probe.
+    pub next_probe: Option<Instant>,
+    /// Failed probes in a row, for the backoff.
+    pub failures: u32,
+    pub history: VecDeque<Sample>,
+    pub events: VecDeque<HostEvent>,
+    /// Times the SSH session or a kept channel had to be opened again.
+    pub reconnects: u32,
+    /// This machine's build slots here, from the build hook's lock files.
+    pub load: Option<MachineLoad>,
+    /// The probe running now was asked for by the operator.
+    forced: bool,
+}
+
+impl HostState {
+    pub fn new(machine: Machine) -> HostState {
+        HostState {
+            machine,
+            report: None,
+            reported_at: None,
+            in_flight: false,
+            started: None,
+            next_probe: None,
+            failures: 0,
+            history: VecDeque::new(),
+            events: VecDeque::new(),
+            reconnects: 0,
+            load: None,
+            forced: false,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        host_of(&self.machine)
+    }
+
+    pub fn shown(&self) -> Shown {
+        match &self.report {
+            Some(report) => Shown::Known(report.status),
+            None => Shown::Probing,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.report.as_ref().is_some_and(HostReport::is_up)
+    }
+
+    /// The latest store round trip of an up host.
+    pub fn latency(&self) -> Option<Duration> {
+        self.report
+            .as_ref()
+            .filter(|r| r.is_up())
+            .and_then(|r| r.ping)
+    }
+
+    /// Load average (1 min) divided by the CPU count.
+    pub fn load_per_cpu(&self) -> Option<f64> {
+        let facts = self.report.as_ref()?.facts.as_ref()?;
+        let cpus = facts.cpus.filter(|&c| c > 0)?;
+        Some(facts.load?[0] / f64::from(cpus))
+    }
+
+    pub fn store_free(&self) -> Option<u64> {
+        self.report.as_ref()?.facts.as_ref()?.store_free
+    }
+
+    /// Busy build slots of this machine here, if they could be read.
+    pub fn busy_slots(&self) -> Option<u32> {
+        self.load.as_ref().map(|load| load.busy)
+    }
+
+    pub fn is_due(&self, now: Instant) -> bool {
+        !self.in_flight && self.next_probe.is_none_or(|next| next <= now)
+    }
+
+    /// `forced`: the operator asked (`r`), so a failure of this probe does
+    /// not lengthen the backoff of a host already failing.
+    pub fn start_probe(&mut self, now: Instant, forced: bool) {
+        self.in_flight = true;
+        self.started = Some(now);
+        self.forced = forced;
+    }
+
+    /// Take a finished probe: history, events, and the next attempt
+    /// (`refresh` after the start when up; doubling up to [`MAX_BACKOFF`]
+    /// while it keeps failing).
+    pub fn finish_probe(&mut self, report: HostReport, refresh: Duration, stamp: Stamp) {
+        let previous = self.report.take();
+        let up = report.is_up();
+        self.note_changes(previous.as_ref(), &report, stamp.wall);
+        self.push_sample(Sample {
+            up,
+            ping: report.ping.filter(|_| up),
+        });
+        self.next_probe = Some(if up {
+            self.failures = 0;
+            // From the start of the probe, so a host answering in 5 ms is
+            // probed again every `refresh`, not every `refresh` + 5 ms.
+            (self.started.unwrap_or(stamp.at) + refresh).max(stamp.at)
+        } else {
+            if !(self.forced && self.failures > 0) {
+                self.failures += 1;
+            }
+            // From the end: a host that takes its whole timeout to fail
+            // still waits the backoff before the next attempt.
+            stamp.at + backoff(refresh, self.failures)
+        });
+        self.in_flight = false;
+        self.forced = false;
+        self.report = Some(report);
+        self.reported_at = Some(stamp.wall);
+    }
+
+    /// Time left before the next attempt at a failing host, for the detail pane.
+    pub fn retry_in(&self, now: Instant) -> Option<Duration> {
+        if self.in_flight || self.is_up() {
+            return None;
+        }
+        self.next_probe
+            .map(|next| next.saturating_duration_since(now))
+    }
+
+    fn push_sample(&mut self, sample: Sample) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(sample);
+    }
+
+    fn push_event(&mut self, wall: SystemTime, text: String) {
+        if self.events.len() == EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(HostEvent { wall, text });
+    }
+
+    fn note_changes(
+        &mut self,
+        previous: Option<&HostReport>,
+        report: &HostReport,
+        wall: SystemTime,
+    ) {
+        let down = |report: &HostReport| {
+            let reason = report.reason.as_deref().unwrap_or("no reason given");
+            format!("{}: {reason}", report.status)
+        };
+        let Some(before) = previous else {
+            let text = if report.is_up() {
+                "up".to_string()
+            } else {
+                down(report)
+            };
+            return self.push_event(wall, text);
+        };
+        match (before.is_up(), report.is_up()) {
+            (true, false) => self.push_event(wall, down(report)),
+            (false, false) if before.status != report.status => self.push_event(wall, down(report)),
+            (false, true) => self.push_event(wall, format!("back up after {}", before.status)),
+            (true, true) => {
+                // Up before and up now: a connect or handshake time means the
+                // kept session or channel died and was opened again.
+                let what = if report.connect.is_some() {
+                    "SSH session lost; reconnected"
+                } else if report.handshake.is_some() {
+                    "store channel lost; reopened"
+                } else {
+                    return;
+                };
+                self.reconnects += 1;
+                self.push_event(wall, what.to_string());
+            }
+            (false, false) => {}
+        }
+    }
+}
+
+/// The wait before attempt `failures + 1` at a failing host: one refresh
+/// after the first failure, then doubling, never above [`MAX_BACKOFF`]
+/// (nor below one refresh, if the refresh itself is longer).
+pub fn backoff(refresh: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    let delay = refresh.saturating_mul(1 << doublings);
+    delay.min(MAX_BACKOFF.max(refresh))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dashboard::testing::{self, up};
+    use crate::probe::Via;
+
+    fn machine(uri: &str) -> Machine {
+        testing::machines(uri).remove(0)
+    }
+
+    fn stamp() -> Stamp {
+        Stamp {
+            at: Instant::now(),
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+        }
+    }
+
+    const REFRESH: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn backoff_doubles_from_one_refresh_and_stops_at_a_minute() {
+        let secs: Vec<u64> = (1..=7).map(|n| backoff(REFRESH, n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 60, 60, 60]);
+        // A refresh longer than the cap is never shortened by it.
+        assert_eq!(backoff(Duration::from_secs(90), 3), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn an_up_host_is_due_one_refresh_after_its_probe_started() {
+        let t0 = stamp();
+        let mut host = HostState::new(machine("ssh://b1"));
+        assert!(host.is_due(t0.at), "never probed");
+        host.start_probe(t0.at, false);
+        assert!(!host.is_due(t0.at + REFRESH * 10), "in flight");
+        host.finish_probe(up(1), REFRESH, t0.later(Duration::from_millis(30)));
+        assert!(!host.is_due(t0.at + REFRESH - Duration::from_millis(1)));
+        assert!(host.is_due(t0.at + REFRESH));
+        assert_eq!(host.latency(), Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_failing_host_backs_off_and_recovers_at_once_when_up() {
+        let mut now = stamp();
+        let mut host = HostState::new(machine("ssh://b1"));
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            host.start_probe(now.at, false);
+            host.finish_probe(
+                HostReport::failed(Status::Refused, Via::Ssh, "Connection refused"),
+                REFRESH,
+                now,
+            );
+            let next = host.next_probe.unwrap();
+            waits.push((next - now.at).as_secs());
+            now = Stamp {
+                at: next,
+                wall: now.wall + (next - now.at),
+            };
+        }
+        assert_eq!(waits, [5, 10, 20, 40]);
+        // The operator's `r` retries at once without lengthening the wait.
+        host.start_probe(now.at, true);
+        host.finish_probe(
+            HostReport::failed(Status::Refused, Via::Ssh, "Connection refused"),
+            REFRESH,
+            now,
+        );
+        assert_eq!(host.failures, 4);
+        assert_eq!(host.next_probe, Some(now.at + Duration::from_secs(40)));
+        // A failure that took the whole timeout still waits its backoff after it ends.
+        let slow_end = now.later(Duration::from_secs(10));
+        host.start_probe(now.at, false);
+        host.finish_probe(
+            HostReport::failed(Status::Timeout, Via::Ssh, "no answer"),
+            REFRESH,
+            slow_end,
+        );
+        assert_eq!(host.next_probe, Some(slow_end.at + Duration::from_secs(60)));
+        let now = slow_end.later(Duration::from_secs(60));
+        assert_eq!(host.retry_in(now.at), Some(Duration::ZERO));
+        host.start_probe(now.at, false);
+        host.finish_probe(up(2), REFRESH, now);
+        assert_eq!(host.failures, 0);
+        assert_eq!(host.next_probe, Some(now.at + REFRESH));
+        let texts: Vec<&str> = host.events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "refused: Connection refused",
+                "timeout: no answer",
+                "back up after timeout"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reopened_session_or_channel_is_an_event_and_counted() {
+        let t = stamp();
+        let mut host = HostState::new(machine("ssh://b1"));
+        let mut first = up(1);
+        first.connect = Some(Duration::from_millis(80));
+        first.handshake = Some(Duration::from_millis(20));
+        host.finish_probe(first, REFRESH, t);
+        host.finish_probe(up(1), REFRESH, t.later(REFRESH));
+        assert_eq!(host.reconnects, 0, "a warm refresh is no reconnect");
+        let mut channel = up(1);
+        channel.handshake = Some(Duration::from_millis(20));
+        host.finish_probe(channel, REFRESH, t.later(REFRESH * 2));
+        let mut session = up(1);
+        session.connect = Some(Duration::from_millis(80));
+        session.handshake = Some(Duration::from_millis(20));
+        host.finish_probe(session, REFRESH, t.later(REFRESH * 3));
+        assert_eq!(host.reconnects, 2);
+        let texts: Vec<&str> = host.events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "up",
+                "store channel lost; reopened",
+                "SSH session lost; reconnected"
+            ]
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_last_samples_only() {
+        let t = stamp();
+        let mut host = HostState::new(machine("ssh://b1"));
+        for i in 0..(HISTORY as u64 + 5) {
+            host.finish_probe(up(i), REFRESH, t);
+        }
+        assert_eq!(host.history.len(), HISTORY);
+        assert_eq!(
+            host.history.front().unwrap().ping,
+            Some(Duration::from_millis(5))
+        );
+        host.finish_probe(
+            HostReport::failed(Status::Timeout, Via::Ssh, "no answer"),
+            REFRESH,
+            t,
+        );
+        assert_eq!(
+            host.history.back(),
+            Some(&Sample {
+                up: false,
+                ping: None
+            })
+        );
+        assert_eq!(host.latency(), None, "a down host has no latency");
+    }
+}

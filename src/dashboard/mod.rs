@@ -1,0 +1,62 @@
+//! The dashboard's terminal-free core: the fleet's state merged from probe
+//! results, when each host is probed next, and which rows the table shows.
+//! The TUI (`crate::tui`) only turns this into frames and keys into calls.
+
+pub mod clock;
+pub mod fleet;
+pub mod host;
+pub mod local;
+pub mod rows;
+#[cfg(test)]
+mod testing;
+
+pub use clock::Stamp;
+pub use fleet::{FleetState, FleetSummary, SystemSlots};
+pub use host::{HostState, Shown};
+pub use local::LocalCapacity;
+pub use rows::{Sort, SortKey};
+
+use std::path::PathBuf;
+
+use crate::diagnostics::Diagnostic;
+use crate::sources::Resolved;
+
+/// What the dashboard knows besides the hosts: where the machines came
+/// from and what was wrong with them, for the header, the diagnostics view
+/// and the empty state.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// Each place consulted for the machines, in order.
+    pub consulted: Vec<String>,
+    pub default_machines_file: PathBuf,
+    /// Bad lines and warnings, with `file:line`.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Warnings from rbtop itself (ssh options dropped, open-file limit).
+    pub notices: Vec<String>,
+    pub local: LocalCapacity,
+    /// Where rbtop writes its log, for the help screen.
+    pub log_directory: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn of(resolved: &Resolved) -> Context {
+        Context {
+            consulted: resolved.consulted.clone(),
+            default_machines_file: resolved.default_machines_file.clone(),
+            // nix.conf's own problems are already in, when nix.conf was read.
+            diagnostics: resolved.parsed.diagnostics.clone(),
+            notices: Vec::new(),
+            local: LocalCapacity::of(&resolved.nix_conf),
+            log_directory: None,
+        }
+    }
+
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Everything the header counts as a warning: rejected lines, warnings, notices.
+    pub fn warning_count(&self) -> usize {
+        self.diagnostics.len() + self.notices.len()
+    }
+}

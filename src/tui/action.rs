@@ -1,0 +1,135 @@
+//! What a key can do. The keymap and the config file name these actions, so
+//! their kebab-case names are a stable interface.
+
+use serde::Deserialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    /// Open or close the selected host's detail pane.
+    Detail,
+    /// Start typing a filter.
+    Filter,
+    /// Clear the filter, or close whatever is open.
+    Back,
+    NextSort,
+    ReverseSort,
+    Refresh,
+    NextPane,
+    Diagnostics,
+    Help,
+    Quit,
+}
+
+impl Action {
+    /// Every action, in the order the help screen lists them.
+    pub const ALL: [Action; 16] = [
+        Action::Up,
+        Action::Down,
+        Action::Top,
+        Action::Bottom,
+        Action::PageUp,
+        Action::PageDown,
+        Action::Detail,
+        Action::NextPane,
+        Action::Filter,
+        Action::Back,
+        Action::NextSort,
+        Action::ReverseSort,
+        Action::Refresh,
+        Action::Diagnostics,
+        Action::Help,
+        Action::Quit,
+    ];
+
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::Top => "top",
+            Action::Bottom => "bottom",
+            Action::PageUp => "page-up",
+            Action::PageDown => "page-down",
+            Action::Detail => "detail",
+            Action::Filter => "filter",
+            Action::Back => "back",
+            Action::NextSort => "next-sort",
+            Action::ReverseSort => "reverse-sort",
+            Action::Refresh => "refresh",
+            Action::NextPane => "next-pane",
+            Action::Diagnostics => "diagnostics",
+            Action::Help => "help",
+            Action::Quit => "quit",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// One line for the help screen.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Up => "select the host above (scroll the detail pane when it has focus)",
+            Action::Down => "select the host below (scroll the detail pane when it has focus)",
+            Action::Top => "first host",
+            Action::Bottom => "last host",
+            Action::PageUp => "one page up",
+            Action::PageDown => "one page down",
+            Action::Detail => "open / close the selected host's detail pane",
+            Action::NextPane => "move focus between the hosts table and the detail pane",
+            Action::Filter => "filter by host, system, feature or status (Enter keeps, Esc clears)",
+            Action::Back => "clear the filter, close help, diagnostics or the detail pane",
+            Action::NextSort => "sort by the next column",
+            Action::ReverseSort => "reverse the sort",
+            Action::Refresh => "probe every host now (also those waiting to retry)",
+            Action::Diagnostics => "machines file problems, with file:line",
+            Action::Help => "this help",
+            Action::Quit => "quit (every SSH session is closed)",
+        }
+    }
+
+    /// Short label for the footer.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::Top => "top",
+            Action::Bottom => "bottom",
+            Action::PageUp => "page up",
+            Action::PageDown => "page down",
+            Action::Detail => "detail",
+            Action::Filter => "filter",
+            Action::Back => "back",
+            Action::NextSort => "sort",
+            Action::ReverseSort => "reverse",
+            Action::Refresh => "refresh",
+            Action::NextPane => "pane",
+            Action::Diagnostics => "diagnostics",
+            Action::Help => "help",
+            Action::Quit => "quit",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for action in Action::ALL {
+            assert_eq!(Action::from_name(action.name()), Some(action));
+            let parsed: Action = serde_json::from_str(&format!("\"{}\"", action.name())).unwrap();
+            assert_eq!(parsed, action);
+        }
+        assert_eq!(Action::from_name("explode"), None);
+    }
+}

@@ -1,0 +1,275 @@
+//! The selected host in full: everything `rbtop check --json` says about
+//! it, the machines line and where it was read, and its recent history.
+
+use std::time::Instant;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
+
+use super::{format, hosts, style};
+use crate::dashboard::HostState;
+use crate::dashboard::host::HISTORY;
+use crate::tui::app::{App, Focus};
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
+    app.regions.detail = area;
+    let Some(host) = app.selected.and_then(|i| app.fleet.hosts.get(i)) else {
+        return;
+    };
+    let shown = host.shown();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(if app.focus == Focus::Detail {
+            style::focused_border()
+        } else {
+            style::dim()
+        })
+        .title(Line::from(vec![
+            Span::styled(format!(" {} ", host.name()), style::title()),
+            Span::styled(
+                format!("{} {} ", style::glyph(shown), shown.name()),
+                style::status_style(shown),
+            ),
+        ]));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    let [text_area, history_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(3)]).areas(inner);
+    let lines = lines(host, now);
+    app.detail_scroll =
+        app.detail_scroll
+            .min(super::max_scroll(&lines, text_area.width, text_area.height));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.detail_scroll, 0)),
+        text_area,
+    );
+    history(frame, history_area, host);
+}
+
+fn field(name: &str, value: impl Into<String>) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{name:<12}"), style::dim()),
+        Span::raw(value.into()),
+    ])
+}
+
+fn opt<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
+    let machine = &host.machine;
+    let report = host.report.as_ref();
+    let mut out = Vec::new();
+    match report {
+        None => out.push(field("status", "probing: no answer yet")),
+        Some(report) => {
+            let status = Line::from(vec![
+                Span::styled(format!("{:<12}", "status"), style::dim()),
+                Span::styled(report.status.name(), style::status_style(host.shown())),
+                Span::raw(format!(
+                    " via {}",
+                    serde_json::to_value(report.via)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                )),
+            ]);
+            out.push(status);
+            if let Some(reason) = &report.reason {
+                out.push(Line::from(vec![
+                    Span::styled(format!("{:<12}", "reason"), style::dim()),
+                    Span::styled(reason.clone(), style::error()),
+                ]));
+            }
+        }
+    }
+    out.push(field(
+        "machines",
+        format!("{}  {}", machine.location, machine.uri()),
+    ));
+    out.push(field("line", machine.line.trim().to_string()));
+    if let Some(stderr) = report.and_then(|r| r.stderr.as_deref()) {
+        let who = if matches!(report.map(|r| r.via), Some(crate::probe::Via::Ssh)) {
+            "ssh said"
+        } else {
+            "stderr"
+        };
+        out.push(field(who, ""));
+        for line in stderr.lines() {
+            out.push(Line::styled(format!("  {line}"), style::dim()));
+        }
+    }
+    if let Some(report) = report {
+        let ms = |d: Option<std::time::Duration>| d.map_or("-".into(), format::latency);
+        out.push(field(
+            "timings",
+            format!(
+                "connect {} · handshake {} · ping {}",
+                ms(report.connect),
+                ms(report.handshake),
+                ms(report.ping)
+            ),
+        ));
+        out.push(field(
+            "store",
+            format!(
+                "{} protocol {} · Nix {} · trusted {}",
+                hosts::protocol(machine),
+                opt(report.protocol_version.as_deref()),
+                opt(report.nix_version.as_deref()),
+                match (report.trusted, report.is_up()) {
+                    (Some(true), _) => "yes",
+                    (Some(false), _) => "no",
+                    (None, true) => "not said by this protocol",
+                    (None, false) => "-",
+                }
+            ),
+        ));
+    }
+    let jobs = match &host.load {
+        Some(load) => format!("{}/{} busy here", load.busy, machine.max_jobs),
+        None => format!("max {}", machine.max_jobs),
+    };
+    out.push(field(
+        "builds",
+        format!(
+            "{} · jobs {jobs} · speed factor {}",
+            machine.systems.join(" "),
+            machine.speed_factor
+        ),
+    ));
+    out.push(field(
+        "features",
+        format!(
+            "{} · mandatory: {}",
+            words(&machine.supported_features),
+            words(&machine.mandatory_features)
+        ),
+    ));
+    if let Some(facts) = report.and_then(|r| r.facts.as_ref()) {
+        let mut parts = vec![
+            format!(
+                "{} {}",
+                opt(facts.arch.as_deref()),
+                opt(facts.kernel.as_deref())
+            ),
+            format!("{} CPUs", opt(facts.cpus)),
+        ];
+        if let Some([l1, l5, l15]) = facts.load {
+            parts.push(format!("load {l1:.2} {l5:.2} {l15:.2}"));
+        }
+        if let (Some(available), Some(total)) = (facts.mem_available, facts.mem_total) {
+            parts.push(format!(
+                "memory {} free of {}",
+                format::bytes(available),
+                format::bytes(total)
+            ));
+        }
+        if let Some(free) = facts.store_free {
+            parts.push(format!("store {} free", format::bytes(free)));
+        }
+        if let Some(up) = facts.uptime_s {
+            parts.push(format!(
+                "up {}",
+                format::age(std::time::Duration::from_secs(up))
+            ));
+        }
+        out.push(field("host", parts.join(" · ")));
+    }
+    let mut probe = match host.reported_at {
+        Some(at) => format!("last result {}", format::clock(at)),
+        None => "first probe running".to_string(),
+    };
+    if host.in_flight {
+        probe.push_str(" · probing now");
+    } else if let Some(wait) = host.retry_in(now) {
+        // The countdown is redrawn once a second: under one second is "now".
+        let when = if wait.as_secs() == 0 {
+            "now".to_string()
+        } else {
+            format!("in {}", format::age(wait))
+        };
+        probe.push_str(&format!(
+            " · {} failure{} in a row, next try {when}",
+            host.failures,
+            if host.failures == 1 { "" } else { "s" },
+        ));
+    }
+    if host.reconnects > 0 {
+        probe.push_str(&format!(" · reconnected {} time(s)", host.reconnects));
+    }
+    out.push(field("probe", probe));
+    if !host.events.is_empty() {
+        out.push(field("events", ""));
+        for event in host.events.iter().rev() {
+            out.push(Line::from(vec![
+                Span::styled(format!("  {} ", format::clock(event.wall)), style::dim()),
+                Span::raw(event.text.clone()),
+            ]));
+        }
+    }
+    out
+}
+
+fn words(list: &[String]) -> String {
+    if list.is_empty() {
+        "-".to_string()
+    } else {
+        list.join(" ")
+    }
+}
+
+/// Latency sparkline and the up/down timeline, oldest left.
+fn history(frame: &mut Frame, area: Rect, host: &HostState) {
+    let [label_area, chart_area] =
+        Layout::horizontal([Constraint::Length(12), Constraint::Min(1)]).areas(area);
+    let width = usize::from(chart_area.width).min(HISTORY);
+    let recent: Vec<_> = host
+        .history
+        .iter()
+        .skip(host.history.len().saturating_sub(width))
+        .collect();
+    let peak = recent.iter().filter_map(|s| s.ping).max();
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::styled("latency", style::dim()),
+            Line::styled(
+                peak.map_or_else(|| "  none".into(), |p| format!("  ≤{}", format::latency(p))),
+                style::dim(),
+            ),
+            Line::styled("up/down", style::dim()),
+        ]),
+        label_area,
+    );
+    let [spark_area, timeline_area] =
+        Layout::vertical([Constraint::Length(2), Constraint::Length(1)]).areas(chart_area);
+    let data: Vec<Option<u64>> = recent
+        .iter()
+        .map(|s| s.ping.map(|d| d.as_micros() as u64))
+        .collect();
+    frame.render_widget(
+        Sparkline::default()
+            .data(data)
+            .style(Style::new().fg(Color::Cyan)),
+        spark_area,
+    );
+    // Height as well as colour tells up from down.
+    let timeline: Vec<Span> = recent
+        .iter()
+        .map(|s| {
+            if s.up {
+                Span::styled("█", Style::new().fg(Color::Green))
+            } else {
+                Span::styled("▁", Style::new().fg(Color::Red))
+            }
+        })
+        .collect();
+    frame.render_widget(Line::from(timeline), timeline_area);
+}
