@@ -1,0 +1,1020 @@
+//! The live dashboard (`rbtop` with no command) end to end: the real binary,
+//! typed into a shell in a real terminal (tmux), against the real loopback
+//! fleet (tests/fleet/fleet.sh: Nix 2.8 and 2.26 builders and one host of
+//! each fault). Every trial reads the screen with `tmux capture-pane` and
+//! polls until what it expects is there or a generous deadline passes: no
+//! sleep-and-hope, no wall-clock limits.
+//!
+//! One fleet serves every trial, so this binary has its own main
+//! (libtest-mimic) that starts it first and always stops it. Each trial has its
+//! own tmux server (`tmux -L rbtop-e2e-<pid>-<n>`), killed however the trial
+//! ends. Needs root and tmux; fails, never skips, without them.
+
+#[path = "support/fleet.rs"]
+mod fleet;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use fleet::{Fleet, FleetOptions};
+use libtest_mimic::{Arguments, Failed, Trial};
+use tempfile::TempDir;
+
+const COLS: u16 = 120;
+const ROWS: u16 = 30;
+/// How long any one expected screen may take to appear. Generous: the
+/// machine may be busy building; nothing here measures speed.
+const DEADLINE: Duration = Duration::from_secs(30);
+/// The shell's prompt in the terminal (`PS1`).
+const PROMPT: &str = "e2e$";
+/// The per-host probe limit given to rbtop: the hung host resolves to
+/// `timeout` after this many seconds.
+const PROBE_TIMEOUT: &str = "4";
+/// The terminal-mode flags raw mode turns off; all are on in a fresh tmux pane.
+const COOKED_FLAGS: [&str; 7] = ["icanon", "echo", "isig", "iexten", "icrnl", "ixon", "opost"];
+
+fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
+    if condition {
+        Ok(())
+    } else {
+        Err(message().into())
+    }
+}
+
+/// The status word the dashboard shows for a fleet host of this kind.
+fn expected_status(kind: &str) -> &'static str {
+    match kind {
+        "healthy" => "up",
+        "refused" => "refused",
+        "hung" => "timeout",
+        "authfail" => "auth",
+        "nonix" => "nonix",
+        "wrongkey" => "hostkey",
+        other => panic!("fleet host kind {other:?} has no expected status"),
+    }
+}
+
+/// `(status word, host)` of every hosts-table row on the screen, top to
+/// bottom: the lines that start with a status glyph.
+fn table_rows(screen: &str) -> Vec<(String, String)> {
+    screen
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let glyph = words.next()?;
+            if !["●", "◌", "◷", "✗"].contains(&glyph) {
+                return None;
+            }
+            Some((words.next()?.to_string(), words.next()?.to_string()))
+        })
+        .collect()
+}
+
+/// The hosts table's title line (` Hosts (9) sorted by ... `), if shown.
+fn table_title(screen: &str) -> Option<&str> {
+    screen.lines().find(|l| l.starts_with(" Hosts ("))
+}
+
+/// Text without its ANSI escape sequences, and whether any SGR sequence in
+/// it set the selected row's highlight: background colour 237
+/// (`style::selected`).
+fn strip_ansi(raw: &str) -> (String, bool) {
+    let mut text = String::new();
+    let mut reverse = false;
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            text.push(c);
+            continue;
+        }
+        if chars.peek() != Some(&'[') {
+            chars.next();
+            continue;
+        }
+        chars.next();
+        let mut params = String::new();
+        for c in chars.by_ref() {
+            if c.is_ascii_alphabetic() {
+                if c == 'm' && params.contains("48;5;237") {
+                    reverse = true;
+                }
+                break;
+            }
+            params.push(c);
+        }
+    }
+    (text, reverse)
+}
+
+/// The mount namespaces (`mnt:[4026...]`) of the fleet's hosts: a process
+/// on a builder lives in one of them or descends from one that does; a
+/// process of this machine (another test's local `nix-store --serve`, say)
+/// does not.
+fn builder_namespaces(fleet: &Fleet) -> Vec<String> {
+    fleet
+        .hosts
+        .iter()
+        .filter_map(|h| std::fs::read_to_string(fleet.dir.join(&h.name).join("mntns")).ok())
+        .map(|ns| ns.trim().to_string())
+        .filter(|ns| !ns.is_empty())
+        .collect()
+}
+
+/// Whether `pid` or one of its ancestors is in one of the mount namespaces
+/// `namespaces` (Nix itself may unshare a namespace of its own).
+fn descends_from(pid: &str, namespaces: &[String]) -> bool {
+    let mut pid = pid.to_string();
+    for _ in 0..64 {
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+            .map(|ns| ns.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if namespaces.contains(&ns) {
+            return true;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // `pid (comm) state ppid ...`; comm may hold blanks and parentheses.
+        match stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').nth(1))
+        {
+            Some(parent) if parent != "0" && parent != "1" => pid = parent.to_string(),
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Processes whose command line contains `needle`; with `within`, only
+/// those on a builder (see `descends_from`).
+fn processes_matching(needle: &str, within: Option<&[String]>) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if within.is_some_and(|namespaces| !descends_from(&name, namespaces)) {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(format!("{name}: {cmdline}"));
+            }
+        }
+    }
+    found
+}
+
+/// Wait up to `limit` for no process to match; returns what still matches.
+fn settle(needle: &str, within: Option<&[String]>, limit: Duration) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let left = processes_matching(needle, within);
+        if left.is_empty() || started.elapsed() > limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited: only its parent's wait is missing.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit_once(") ").map(|(_, rest)| rest);
+            !state.is_some_and(|s| s.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn single_quoted(s: &str) -> String {
+    assert!(!s.contains('\''), "{s:?} has a single quote");
+    format!("'{s}'")
+}
+
+static TERMINALS: AtomicUsize = AtomicUsize::new(0);
+
+/// A terminal (a tmux server of its own, `COLS`x`ROWS`) running `sh` with
+/// the prompt `PROMPT`, in an isolated environment: its own HOME, config,
+/// state and runtime dir (where rbtop's ssh masters keep their sockets, so
+/// leftovers can be counted) and its own copy of the fleet's machines file.
+struct Terminal {
+    socket: String,
+    /// The server's socket file, removed with it (tmux leaves it behind).
+    socket_path: Option<PathBuf>,
+    dir: TempDir,
+    machines: PathBuf,
+    /// The rbtop process last started, while it may still run.
+    rbtop: Option<u32>,
+    /// The fleet hosts' mount namespaces (see `builder_namespaces`).
+    builders: Vec<String>,
+}
+
+impl Terminal {
+    fn open(fleet: &Fleet) -> Result<Terminal, Failed> {
+        let socket = format!(
+            "rbtop-e2e-{}-{}",
+            std::process::id(),
+            TERMINALS.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("rbtop-dash")
+            .tempdir()
+            .unwrap();
+        for sub in ["home", "config", "state", "run", "nixconf"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let machines = dir.path().join("machines");
+        std::fs::copy(fleet.machines_file(), &machines).unwrap();
+        let p = |sub: &str| single_quoted(&dir.path().join(sub).display().to_string());
+        // The pane's shell gets only these variables (and tmux's TERM).
+        let shell = format!(
+            "exec env -i TERM=\"$TERM\" LANG=C.UTF-8 PATH={path} HOME={home} \
+             XDG_CONFIG_HOME={config} XDG_STATE_HOME={state} XDG_RUNTIME_DIR={run} \
+             NIX_CONF_DIR={nixconf} NIX_SSHOPTS={sshopts} PS1='{PROMPT} ' sh\n",
+            path = single_quoted(&std::env::var("PATH").unwrap_or_default()),
+            home = p("home"),
+            config = p("config"),
+            state = p("state"),
+            run = p("run"),
+            nixconf = p("nixconf"),
+            sshopts = single_quoted(&fleet.nix_sshopts()),
+        );
+        std::fs::write(dir.path().join("shell.sh"), shell).unwrap();
+        // No status line: the pane is the whole COLS x ROWS window.
+        std::fs::write(dir.path().join("tmux.conf"), "set -g status off\n").unwrap();
+        let builders = builder_namespaces(fleet);
+        ensure(!builders.is_empty(), || {
+            format!("no mntns files in {}", fleet.dir.display())
+        })?;
+        let mut term = Terminal {
+            socket,
+            socket_path: None,
+            dir,
+            machines,
+            rbtop: None,
+            builders,
+        };
+        let conf = term.path("tmux.conf").display().to_string();
+        let shell = format!(
+            "sh {}",
+            single_quoted(&term.path("shell.sh").display().to_string())
+        );
+        let (cols, rows) = (COLS.to_string(), ROWS.to_string());
+        term.tmux(&[
+            "-f",
+            &conf,
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            &cols,
+            "-y",
+            &rows,
+            &shell,
+        ])?;
+        term.socket_path = Some(term.display("#{socket_path}")?.into());
+        let size = term.display("#{pane_width}x#{pane_height}")?;
+        ensure(size == format!("{COLS}x{ROWS}"), || {
+            format!("the pane is {size}, not {COLS}x{ROWS}")
+        })?;
+        term.wait_normal("the shell's prompt", |s| {
+            if last_line(s) == PROMPT {
+                Ok(())
+            } else {
+                Err("no prompt yet".into())
+            }
+        })?;
+        Ok(term)
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    fn tmux(&self, args: &[&str]) -> Result<String, Failed> {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("TMUX")
+            .env("LANG", "C.UTF-8")
+            .output()
+            .map_err(|e| format!("cannot run tmux (apt-get install tmux): {e}"))?;
+        ensure(out.status.success(), || {
+            format!(
+                "tmux {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A tmux format, e.g. `#{alternate_on}`, for the pane.
+    fn display(&self, format: &str) -> Result<String, Failed> {
+        Ok(self
+            .tmux(&["display-message", "-p", "-t", "e2e", format])?
+            .trim()
+            .to_string())
+    }
+
+    fn alternate_screen(&self) -> Result<bool, Failed> {
+        Ok(self.display("#{alternate_on}")? == "1")
+    }
+
+    /// The visible screen as text.
+    fn screen(&self) -> Result<String, Failed> {
+        self.tmux(&["capture-pane", "-p", "-t", "e2e"])
+    }
+
+    /// The visible screen with lines the terminal wrapped joined again (for
+    /// the shell's output, where a long line wraps).
+    fn joined_screen(&self) -> Result<String, Failed> {
+        self.tmux(&["capture-pane", "-p", "-J", "-t", "e2e"])
+    }
+
+    /// The visible screen with its colours and attributes (ANSI escapes).
+    fn coloured_screen(&self) -> Result<String, Failed> {
+        self.tmux(&["capture-pane", "-p", "-e", "-t", "e2e"])
+    }
+
+    /// Keys by tmux name (`Enter`, `Escape`, `j`, `?`).
+    fn keys(&self, keys: &[&str]) -> Result<(), Failed> {
+        let mut args = vec!["send-keys", "-t", "e2e"];
+        args.extend_from_slice(keys);
+        self.tmux(&args).map(drop)
+    }
+
+    /// Text typed literally.
+    fn type_text(&self, text: &str) -> Result<(), Failed> {
+        self.tmux(&["send-keys", "-t", "e2e", "-l", text]).map(drop)
+    }
+
+    /// A command line typed into the shell, with Enter.
+    fn run_line(&self, line: &str) -> Result<(), Failed> {
+        self.type_text(line)?;
+        self.keys(&["Enter"])
+    }
+
+    /// The last lines of rbtop's log files, for failure messages.
+    fn log_tail(&self) -> String {
+        let mut tail = String::new();
+        for entry in walk(&self.path("state")) {
+            let text = std::fs::read_to_string(&entry).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            tail += &format!("--- {}\n", entry.display());
+            for line in &lines[lines.len().saturating_sub(15)..] {
+                tail += line;
+                tail.push('\n');
+            }
+        }
+        tail
+    }
+
+    /// Polls `capture` until `check` returns Ok (its value is returned) or
+    /// `DEADLINE` passes (the error names `what`, the last reason and screen).
+    fn wait_with<T>(
+        &self,
+        what: &str,
+        capture: impl Fn(&Terminal) -> Result<String, Failed>,
+        mut check: impl FnMut(&str) -> Result<T, String>,
+    ) -> Result<T, Failed> {
+        let started = Instant::now();
+        loop {
+            let screen = capture(self)?;
+            match check(&screen) {
+                Ok(value) => return Ok(value),
+                Err(reason) if started.elapsed() > DEADLINE => {
+                    return Err(format!(
+                        "no {what} after {DEADLINE:?}: {reason}\n--- screen\n{screen}\n{}",
+                        self.log_tail()
+                    )
+                    .into());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Waits for the (alternate) screen to satisfy `check`.
+    fn wait<T>(
+        &self,
+        what: &str,
+        check: impl FnMut(&str) -> Result<T, String>,
+    ) -> Result<T, Failed> {
+        self.wait_with(what, Terminal::screen, check)
+    }
+
+    /// Waits for the screen, with wrapped lines joined, to satisfy `check`.
+    fn wait_normal<T>(
+        &self,
+        what: &str,
+        check: impl FnMut(&str) -> Result<T, String>,
+    ) -> Result<T, Failed> {
+        self.wait_with(what, Terminal::joined_screen, check)
+    }
+
+    /// Types `rbtop --machines <copy> --timeout 4 <extra>; echo "exit=$?"`
+    /// into the shell and waits until the dashboard is drawn.
+    fn start_rbtop(&mut self, extra: &str) -> Result<u32, Failed> {
+        self.start_rbtop_with("", extra)
+    }
+
+    /// `env`: assignments put before the command (`NAME=value ...`).
+    fn start_rbtop_with(&mut self, env: &str, extra: &str) -> Result<u32, Failed> {
+        let line = format!(
+            "{env} {} --machines {} --timeout {PROBE_TIMEOUT} {extra}; echo \"exit=$?\"",
+            single_quoted(env!("CARGO_BIN_EXE_rbtop")),
+            single_quoted(&self.machines.display().to_string())
+        );
+        self.run_line(&line)?;
+        self.wait("dashboard", |s| {
+            if s.starts_with(" rbtop ") && table_title(s).is_some() {
+                Ok(())
+            } else {
+                Err("no header and hosts table".into())
+            }
+        })?;
+        ensure(self.alternate_screen()?, || {
+            "the dashboard is not on the alternate screen".into()
+        })?;
+        let pid = self.rbtop_pid()?;
+        self.rbtop = Some(pid);
+        Ok(pid)
+    }
+
+    /// The rbtop process: the child of the pane's shell.
+    fn rbtop_pid(&self) -> Result<u32, Failed> {
+        let shell = self.display("#{pane_pid}")?;
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .unwrap_or_default();
+        let found: Vec<u32> = children
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "rbtop")
+            })
+            .collect();
+        match found[..] {
+            [pid] => Ok(pid),
+            _ => Err(format!(
+                "the shell {shell} has children {children:?}, rbtop among them {found:?}"
+            )
+            .into()),
+        }
+    }
+
+    /// Waits until every fleet host has a row with its expected status (in
+    /// machines-file order) and the header counts them right; returns the screen.
+    fn wait_all_resolved(&self, fleet: &Fleet) -> Result<String, Failed> {
+        let want: Vec<(String, String)> = fleet
+            .hosts
+            .iter()
+            .map(|h| (expected_status(&h.kind).to_string(), h.name.clone()))
+            .collect();
+        let total = fleet.hosts.len();
+        let up = fleet.hosts.iter().filter(|h| h.kind == "healthy").count();
+        let header = format!("hosts {up}/{total} up, {} down ", total - up);
+        let title = format!(" Hosts ({total}) sorted by machines order ");
+        self.wait("every host with its status", |s| {
+            let rows = table_rows(s);
+            if rows != want {
+                return Err(format!("rows (status, host):\n{rows:?}\nwanted:\n{want:?}"));
+            }
+            let first = s.lines().next().unwrap_or_default();
+            if !first.contains(&header) {
+                return Err(format!("header {first:?} lacks {header:?}"));
+            }
+            if table_title(s).is_none_or(|t| !t.starts_with(&title)) {
+                return Err(format!("title is not {title:?}"));
+            }
+            Ok(s.to_string())
+        })
+    }
+
+    /// The host of the highlighted (selected) row.
+    fn selected_host(&self) -> Result<Option<String>, Failed> {
+        let coloured = self.coloured_screen()?;
+        Ok(coloured.lines().find_map(|raw| {
+            let (text, reverse) = strip_ansi(raw);
+            let row = table_rows(&text).pop()?;
+            reverse.then_some(row.1)
+        }))
+    }
+
+    /// Echoes the terminal's mode into the shell: `stty -g`, and which of
+    /// `COOKED_FLAGS` are on (`icanon`) or off (`-icanon`).
+    /// After rbtop ended by `how`: the terminal's mode is exactly `before`
+    /// and nothing of the run is left on the machine.
+    fn ends_clean(&self, before: &(String, Vec<String>), how: &str) -> Result<(), Failed> {
+        let (mode_before, flags_before) = before;
+        let (mode_after, flags_after) = self.terminal_mode("after")?;
+        ensure(&flags_after == flags_before, || {
+            format!("terminal flags after {how}: {flags_after:?} (before: {flags_before:?})")
+        })?;
+        ensure(&mode_after == mode_before, || {
+            format!("stty -g after {how}: {mode_after} (before: {mode_before})")
+        })?;
+        self.nothing_left(&format!("after {how}"))
+    }
+
+    fn terminal_mode(&self, tag: &str) -> Result<(String, Vec<String>), Failed> {
+        let flags = COOKED_FLAGS.join("|");
+        self.run_line(&format!(
+            "echo \"{tag}-g=$(stty -g)\"; echo \"{tag}-flags=$(stty -a | tr -s ' ;' '\\n\\n' | grep -E -x -- '-?({flags})' | tr '\\n' ' ')\""
+        ))?;
+        let g_prefix = format!("{tag}-g=");
+        let flags_prefix = format!("{tag}-flags=");
+        self.wait_normal(&format!("output of stty ({tag})"), |s| {
+            let find = |prefix: &str| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(prefix))
+                    .map(|rest| rest.trim().to_string())
+            };
+            match (find(&g_prefix), find(&flags_prefix)) {
+                (Some(g), Some(flags)) if last_line(s) == PROMPT => {
+                    Ok((g, flags.split_whitespace().map(str::to_string).collect()))
+                }
+                _ => Err("stty has not answered yet".into()),
+            }
+        })
+    }
+
+    /// After rbtop ended with `code`: its `exit=<code>` line and the
+    /// prompt are back on the normal screen, with no dashboard left on it.
+    fn wait_exit(&mut self, code: i32, pid: u32) -> Result<(), Failed> {
+        let exit_line = format!("exit={code}");
+        self.wait_normal(&format!("`{exit_line}` and a prompt"), |s| {
+            let lines: Vec<&str> = s
+                .lines()
+                .map(str::trim_end)
+                .filter(|l| !l.is_empty())
+                .collect();
+            match lines.iter().rposition(|l| l.starts_with("exit=")) {
+                Some(i) if lines[i] == exit_line && lines[i + 1..] == [PROMPT] => Ok(()),
+                Some(i) => Err(format!(
+                    "rbtop said {:?}, then {:?}",
+                    lines[i],
+                    &lines[i + 1..]
+                )),
+                None => Err("no exit line yet".into()),
+            }
+        })?;
+        ensure(!alive(pid), || format!("rbtop {pid} still runs"))?;
+        self.rbtop = None;
+        ensure(!self.alternate_screen()?, || {
+            "the terminal is still on the alternate screen".into()
+        })?;
+        let screen = self.joined_screen()?;
+        ensure(
+            !screen.contains(" Hosts (")
+                && !screen.contains("● up")
+                && !screen.contains(" rbtop   hosts"),
+            || format!("dashboard remnants on the normal screen:\n{screen}"),
+        )
+    }
+
+    /// What a run leaves behind if it does not close its sessions: `(what,
+    /// command-line needle, namespaces to look in)`.
+    fn session_processes(&self) -> [(&'static str, String, Option<&[String]>); 3] {
+        let builders = Some(self.builders.as_slice());
+        [
+            ("ssh masters", self.path("run").display().to_string(), None),
+            (
+                "store processes on builders",
+                "--serve --write".into(),
+                builders,
+            ),
+            ("facts loops on builders", "rbtop-facts".into(), builders),
+        ]
+    }
+
+    /// No ssh master of this terminal's rbtop, no store process or facts
+    /// loop on any builder, no control directory: give each a few seconds.
+    fn nothing_left(&self, when: &str) -> Result<(), Failed> {
+        for (what, needle, within) in self.session_processes() {
+            let left = settle(&needle, within, Duration::from_secs(5));
+            ensure(left.is_empty(), || format!("{what} left {when}: {left:?}"))?;
+        }
+        let dirs: Vec<String> = std::fs::read_dir(self.path("run"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        ensure(dirs.is_empty(), || {
+            format!("control directories left {when}: {dirs:?}")
+        })
+    }
+
+    /// While the dashboard runs with every host resolved: the sessions the
+    /// leftover checks look for do exist (so those checks can fail).
+    fn sessions_are_open(&self) -> Result<(), Failed> {
+        for (what, needle, within) in self.session_processes() {
+            ensure(!processes_matching(&needle, within).is_empty(), || {
+                format!(
+                    "no {what} while the dashboard runs: the leftover check would prove nothing"
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Closes the terminal: the tmux server and everything in it.
+    fn close(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+        if let Some(path) = self.socket_path.take() {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(pid) = self.rbtop.take() {
+            let started = Instant::now();
+            while alive(pid) && started.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if alive(pid) {
+                eprintln!("rbtop {pid} survived its terminal; killing it");
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.close();
+        // ssh masters a failed trial's rbtop may have left (their sockets are ours).
+        for process in settle(
+            &self.path("run").display().to_string(),
+            None,
+            Duration::from_secs(3),
+        ) {
+            if let Some((pid, _)) = process.split_once(':') {
+                let _ = Command::new("kill").args(["-TERM", pid]).status();
+            }
+        }
+    }
+}
+
+/// The last non-empty line of a screen, without trailing blanks.
+fn last_line(screen: &str) -> &str {
+    screen
+        .lines()
+        .map(str::trim_end)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default()
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+// ---- the trials
+
+/// Every host of the fleet gets a row with its own status word, and the
+/// header counts them.
+fn shows_every_host_with_its_status(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    let screen = term.wait_all_resolved(fleet)?;
+    ensure(
+        screen
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(" slots busy/total x86_64-linux ")),
+        || format!("no slots line:\n{screen}"),
+    )?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
+}
+
+/// `/` and a host name narrow the table to that host; Esc brings every row
+/// back, both while typing and after Enter kept the filter.
+fn filter_narrows_the_table(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    let total = fleet.hosts.len();
+    term.wait("a row for every host", |s| {
+        let n = table_rows(s).len();
+        if n == total {
+            Ok(())
+        } else {
+            Err(format!("{n} rows"))
+        }
+    })?;
+    let only = |host: &'static str, status: &'static str| {
+        let title = format!(" Hosts (1 of {total}) ");
+        let filter = format!("filter '{host}'");
+        move |s: &str| {
+            let rows = table_rows(s);
+            if rows != [(status.to_string(), host.to_string())] {
+                return Err(format!("rows {rows:?}"));
+            }
+            match table_title(s) {
+                Some(t) if t.starts_with(&title) && t.contains(&filter) => Ok(()),
+                t => Err(format!("title {t:?}, not {title:?} with {filter:?}")),
+            }
+        }
+    };
+    let filter_prompt = |s: &str| {
+        if last_line(s).starts_with(" filter:") {
+            Ok(())
+        } else {
+            Err("no prompt".to_string())
+        }
+    };
+    let all_rows = |s: &str| {
+        let n = table_rows(s).len();
+        let title = format!(" Hosts ({total}) ");
+        match table_title(s) {
+            Some(t) if n == total && t.starts_with(&title) && !t.contains("filter") => Ok(()),
+            t => Err(format!("{n} rows, title {t:?}")),
+        }
+    };
+
+    term.keys(&["/"])?;
+    term.wait("the filter prompt", filter_prompt)?;
+    term.type_text("b1")?;
+    term.wait("only b1 under filter 'b1'", only("b1", "up"))?;
+    // Esc while typing clears the filter.
+    term.keys(&["Escape"])?;
+    term.wait("every row back after Esc", all_rows)?;
+
+    // Enter keeps the filter and closes the prompt; Esc then clears it.
+    term.keys(&["/"])?;
+    term.wait("the filter prompt", filter_prompt)?;
+    term.type_text("wrongkey")?;
+    term.wait("only wrongkey", only("wrongkey", "hostkey"))?;
+    term.keys(&["Enter"])?;
+    let still_only = only("wrongkey", "hostkey");
+    term.wait("the filter kept, its prompt closed", |s| {
+        still_only(s)?;
+        if last_line(s).starts_with(" filter:") {
+            Err("the prompt is still open".into())
+        } else {
+            Ok(())
+        }
+    })?;
+    term.keys(&["Escape"])?;
+    term.wait("every row back after Esc", all_rows)?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
+}
+
+/// `?` opens the help overlay with the keys; another key closes it and the
+/// dashboard is still there.
+fn help_lists_the_keys(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.keys(&["?"])?;
+    term.wait("the help overlay", |s| {
+        if !s.contains(" Help: keys (j/k scroll, any other key closes) ") {
+            return Err("no help title".into());
+        }
+        let lines: Vec<&str> = s.lines().filter(|l| l.starts_with('│')).collect();
+        for (key, words) in [
+            ("q", "quit"),
+            ("/", "filter"),
+            ("r", "probe every host now"),
+            ("d", "machines file problems"),
+            ("Enter", "detail pane"),
+            ("s", "sort"),
+        ] {
+            let listed = lines.iter().any(|l| {
+                let mut parts = l.trim_start_matches('│').split_whitespace();
+                parts.next() == Some(key) && l.contains(words)
+            });
+            if !listed {
+                return Err(format!("no line for key {key:?} ({words})"));
+            }
+        }
+        Ok(())
+    })?;
+    term.keys(&["x"])?;
+    term.wait("the hosts table back", |s| {
+        if s.contains(" Help: keys") {
+            Err("help still open".into())
+        } else if table_title(s).is_none() {
+            Err("no hosts table".into())
+        } else {
+            Ok(())
+        }
+    })?;
+    ensure(alive(pid) && term.alternate_screen()?, || {
+        "a key that closes help must not quit".into()
+    })?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
+}
+
+/// Enter on a failing host opens its detail pane: the whole reason and the
+/// machines file line it comes from.
+fn detail_pane_says_why_a_host_fails(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    let index = fleet
+        .hosts
+        .iter()
+        .position(|h| h.name == "authfail")
+        .unwrap();
+    let mut keys = vec!["g"];
+    keys.extend(std::iter::repeat_n("j", index));
+    term.keys(&keys)?;
+    let started = Instant::now();
+    loop {
+        let selected = term.selected_host()?;
+        if selected.as_deref() == Some("authfail") {
+            break;
+        }
+        ensure(started.elapsed() < DEADLINE, || {
+            format!(
+                "g and {index} j select {selected:?}, not authfail:\n{}",
+                term.coloured_screen().unwrap_or_default()
+            )
+        })?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    term.keys(&["Enter"])?;
+    let reason = format!(
+        "ssh: root@{}: Permission denied (publickey).",
+        fleet.host("authfail").addr
+    );
+    let origin = format!("{}:{}", term.machines.display(), index + 1);
+    term.wait("authfail's detail pane", |s| {
+        let lines: Vec<&str> = s.lines().collect();
+        let top = lines
+            .iter()
+            .position(|l| l.starts_with("┌ authfail ✗ auth "))
+            .ok_or("no detail pane titled `authfail ✗ auth`")?;
+        let pane = &lines[top..];
+        let field = |name: &str| {
+            pane.iter()
+                .find(|l| l.starts_with(&format!("│{name} ")))
+                .map(|l| {
+                    l.trim_start_matches('│')
+                        .trim_end_matches('│')
+                        .trim()
+                        .to_string()
+                })
+        };
+        let reason_line = field("reason").ok_or("no reason line")?;
+        if !reason_line.ends_with(&reason) {
+            return Err(format!(
+                "{reason_line:?} is not the whole reason {reason:?}"
+            ));
+        }
+        let machines = field("machines").ok_or("no machines line")?;
+        if !machines.contains(&format!("{origin}  ssh://authfail")) {
+            return Err(format!("{machines:?} does not name {origin}"));
+        }
+        Ok(())
+    })?;
+    term.keys(&["Escape"])?;
+    term.wait("the detail pane closed by Esc", |s| {
+        if s.contains("┌ authfail") {
+            Err("still open".into())
+        } else {
+            Ok(())
+        }
+    })?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
+}
+
+/// `q` quits: exit 0, the prompt back on the normal screen, the terminal
+/// out of raw mode, and no SSH session of the run left anywhere.
+fn q_quits_and_restores_the_terminal(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let (mode_before, flags_before) = term.terminal_mode("before")?;
+    ensure(
+        COOKED_FLAGS
+            .iter()
+            .all(|f| flags_before.iter().any(|g| g == f)),
+        || format!("a fresh pane should have {COOKED_FLAGS:?} on, has {flags_before:?}"),
+    )?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    term.sessions_are_open()?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)?;
+    term.ends_clean(&(mode_before, flags_before), "q")
+}
+
+/// SIGTERM: exit 143 and the same clean terminal and fleet as `q`.
+fn sigterm_exits_143_and_restores_the_terminal(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let (mode_before, flags_before) = term.terminal_mode("before")?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    term.sessions_are_open()?;
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    ensure(status.success(), || format!("kill -TERM {pid}: {status}"))?;
+    term.wait_exit(143, pid)?;
+    term.ends_clean(&(mode_before, flags_before), "SIGTERM")
+}
+
+/// A panic (injected with a debug-build-only key): the terminal is given
+/// back first, the message is on the normal screen, rbtop exits 101, and
+/// every SSH session is still closed.
+fn a_panic_restores_the_terminal_and_closes_the_sessions(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let (mode_before, flags_before) = term.terminal_mode("before")?;
+    let pid = term.start_rbtop_with("RUST_BACKTRACE=0 RBTOP_TEST_PANIC_KEY=P", "")?;
+    term.wait_all_resolved(fleet)?;
+    term.sessions_are_open()?;
+    term.keys(&["P"])?;
+    term.wait_exit(101, pid)?;
+    let screen = term.joined_screen()?;
+    ensure(screen.contains("test panic requested"), || {
+        format!("no panic message on the normal screen:\n{screen}")
+    })?;
+    term.ends_clean(&(mode_before, flags_before), "a panic")
+}
+
+/// Closing the terminal (SIGHUP) ends rbtop and every SSH session it had.
+fn closing_the_terminal_leaves_nothing_running(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    term.sessions_are_open()?;
+    term.tmux(&["kill-server"])?;
+    let started = Instant::now();
+    while alive(pid) {
+        ensure(started.elapsed() < DEADLINE, || {
+            format!("rbtop {pid} still runs {DEADLINE:?} after its terminal closed")
+        })?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    term.rbtop = None;
+    term.nothing_left("after the terminal closed")
+}
+
+fn main() {
+    let mut args = Arguments::from_args();
+    // One fleet for every trial, stopped however the trials end.
+    let fleet = std::sync::Arc::new(Fleet::start(FleetOptions::default()));
+    type Test = fn(&Fleet) -> Result<(), Failed>;
+    let tests: [(&str, Test); 8] = [
+        (
+            "shows_every_host_with_its_status",
+            shows_every_host_with_its_status,
+        ),
+        ("filter_narrows_the_table", filter_narrows_the_table),
+        ("help_lists_the_keys", help_lists_the_keys),
+        (
+            "detail_pane_says_why_a_host_fails",
+            detail_pane_says_why_a_host_fails,
+        ),
+        (
+            "q_quits_and_restores_the_terminal",
+            q_quits_and_restores_the_terminal,
+        ),
+        (
+            "sigterm_exits_143_and_restores_the_terminal",
+            sigterm_exits_143_and_restores_the_terminal,
+        ),
+        (
+            "closing_the_terminal_leaves_nothing_running",
+            closing_the_terminal_leaves_nothing_running,
+        ),
+        (
+            "a_panic_restores_the_terminal_and_closes_the_sessions",
+            a_panic_restores_the_terminal_and_closes_the_sessions,
+        ),
+    ];
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            let fleet = std::sync::Arc::clone(&fleet);
+            Trial::test(name, move || test(&fleet))
+        })
+        .collect();
+    // Trials share the fleet and count processes on it: one at a time.
+    args.test_threads = Some(1);
+    let conclusion = libtest_mimic::run(&args, trials);
+    // The trials are gone, so this is the last handle: dropping it stops the
+    // fleet (exit() would skip destructors).
+    drop(fleet);
+    conclusion.exit();
+}
