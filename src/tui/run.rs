@@ -51,21 +51,25 @@ pub async fn run(
     draw(terminal, app)?;
     start_probes(app, fleet, &results, false);
 
+    // Results come in bursts (every host answers within a few ms of the
+    // others): they are drawn together, at most one frame per batch window.
+    let mut draw_due: Option<tokio::time::Instant> = None;
     loop {
         let wake = app
             .fleet
             .next_due()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        let dirty = tokio::select! {
+        let redraw = tokio::select! {
             Some(event) = incoming.recv() => {
                 let stamp = Stamp::now();
                 app.on_probe(event, stamp);
                 while let Ok(event) = incoming.try_recv() {
                     app.on_probe(event, stamp);
                 }
-                true
+                Redraw::Soon
             }
+            () = sleep_until_some(draw_due) => Redraw::Now,
             event = input.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
                     injected_panic(&key);
@@ -74,11 +78,11 @@ pub async fn run(
                         Effect::Refresh => start_probes(app, fleet, &results, true),
                         Effect::None => {}
                     }
-                    true
+                    Redraw::Now
                 }
-                Some(Ok(Event::Mouse(mouse))) => app.on_mouse(mouse),
-                Some(Ok(Event::Resize(..))) => true,
-                Some(Ok(_)) => false,
+                Some(Ok(Event::Mouse(mouse))) if app.on_mouse(mouse) => Redraw::Now,
+                Some(Ok(Event::Resize(..))) => Redraw::Now,
+                Some(Ok(_)) => Redraw::No,
                 // The terminal is gone (its window closed): as a hangup.
                 Some(Err(e)) => {
                     tracing::warn!("terminal input failed: {e}");
@@ -88,16 +92,26 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(wake) => {
                 start_probes(app, fleet, &results, false);
-                true
+                // Only the detail pane shows that a probe is running.
+                if app.detail_open { Redraw::Soon } else { Redraw::No }
             }
             _ = tick.tick() => {
                 let load = slots::read(slots_dir, &machines);
-                let before: Vec<_> = app.fleet.hosts.iter().map(|h| h.load.clone()).collect();
-                let problem = app.fleet.load_problem.clone();
-                app.on_load(load);
-                let changed = app.fleet.hosts.iter().map(|h| &h.load).ne(before.iter())
-                    || problem != app.fleet.load_problem;
-                changed || app.detail_open
+                let changed = match (&load, load.machines()) {
+                    (_, Some(loads)) => {
+                        app.fleet.load_problem.is_some()
+                            || app.fleet.hosts.iter().zip(loads).any(|(h, l)| h.load.as_ref() != Some(l))
+                    }
+                    (slots::LocalLoad::Unreadable { reason, .. }, None) => {
+                        app.fleet.load_problem.as_ref() != Some(reason)
+                    }
+                    _ => false,
+                };
+                if changed {
+                    app.on_load(load);
+                }
+                // The detail pane's countdown moves every second.
+                if changed || app.detail_open { Redraw::Now } else { Redraw::No }
             }
             _ = term.recv() => return Ok(Ended::Signal(143)),
             _ = hup.recv() => return Ok(Ended::Signal(129)),
@@ -108,9 +122,35 @@ pub async fn run(
                 "internal error (the panic is reported above and in the log)",
             ));
         }
-        if dirty {
-            draw(terminal, app)?;
+        match redraw {
+            Redraw::Now => {
+                draw(terminal, app)?;
+                draw_due = None;
+            }
+            Redraw::Soon => {
+                draw_due.get_or_insert_with(|| tokio::time::Instant::now() + RESULT_BATCH);
+            }
+            Redraw::No => {}
         }
+    }
+}
+
+/// How long results are gathered before they are drawn.
+const RESULT_BATCH: Duration = Duration::from_millis(50);
+
+enum Redraw {
+    /// Input or a tick: the operator is looking, draw at once.
+    Now,
+    /// A result: draw within [`RESULT_BATCH`], with whatever else arrives.
+    Soon,
+    No,
+}
+
+/// Sleep until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
