@@ -12,8 +12,7 @@ use clap::{Args, Parser, Subcommand};
     long_about = "top for your Nix remote builders.\n\n\
         Without a command, opens the live dashboard of every builder. \
         Reads the machines list exactly as Nix does (--builders, --machines, or nix.conf's \
-        `builders`, default @/etc/nix/machines) and reports every bad line precisely.",
-    args_conflicts_with_subcommands = true
+        `builders`, default @/etc/nix/machines) and reports every bad line precisely."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -23,6 +22,20 @@ pub struct Cli {
     pub dashboard: DashboardArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl DashboardArgs {
+    /// The first dashboard flag given, to refuse it before a command (where
+    /// `rbtop --timeout 3 check` would otherwise drop it silently).
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--refresh", self.refresh.is_some()),
+            ("--timeout", self.timeout.is_some()),
+            ("--concurrency", self.concurrency.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
 }
 
 /// `rbtop` with no command: the live dashboard.

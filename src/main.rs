@@ -20,6 +20,11 @@ const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let (Some(_), Some(flag)) = (&cli.command, cli.dashboard.first_given()) {
+        return usage_error(&format!(
+            "{flag} before a command is a dashboard option; to give it to the command, put it after the command's name"
+        ));
+    }
     let (file_config, config_path) = match config::load(cli.global.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => return usage_error(&e.to_string()),

@@ -318,9 +318,17 @@ fn usage_errors_exit_2() {
         );
         assert!(r.stderr.contains("rbtop check"), "{args:?}: {}", r.stderr);
     }
-    // Dashboard flags belong to the dashboard, not to a command.
-    let r = run(sb.rbtop().args(["--refresh", "2", "check"]));
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    // Dashboard flags belong to the dashboard: before a command they are
+    // refused, not silently dropped.
+    for flag in [
+        ["--refresh", "2"],
+        ["--timeout", "3"],
+        ["--concurrency", "4"],
+    ] {
+        let r = run(sb.rbtop().args(flag).args(["check", "--builders", "local"]));
+        assert_eq!(r.code, 2, "{flag:?}: {}", r.stderr);
+        assert!(r.stderr.contains("is a dashboard option"), "{}", r.stderr);
+    }
     for too_fast in ["0", "0.001"] {
         let r = run(sb.rbtop().args(["--refresh", too_fast]));
         assert_eq!(r.code, 2);
@@ -359,6 +367,21 @@ fn bad_key_bindings_in_the_config_are_usage_errors_naming_the_action() {
     let r = run(sb.rbtop().arg("--config").arg(&config));
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("refresh_interval"), "{}", r.stderr);
+}
+
+#[test]
+fn source_options_work_before_the_command_as_after_it() {
+    let sb = Sandbox::new();
+    let before =
+        run(sb
+            .rbtop()
+            .args(["--builders", "ssh://b1 x86_64-linux", "machines", "--json"]));
+    let after = run(sb
+        .rbtop()
+        .args(["machines", "--json", "--builders", "ssh://b1 x86_64-linux"]));
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    assert_eq!(before.stdout, after.stdout);
+    assert_eq!(json(&before)["machines"][0]["host"], "b1");
 }
 
 #[test]
