@@ -934,6 +934,33 @@ fn sigterm_exits_143_and_restores_the_terminal(fleet: &Fleet) -> Result<(), Fail
     term.ends_clean(&(mode_before, flags_before), "SIGTERM")
 }
 
+/// No builders: the empty state says where rbtop looked, how to add one,
+/// and what this machine builds by itself; q still quits cleanly.
+fn empty_state_says_where_rbtop_looked(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    std::fs::write(&term.machines, "# no builders yet\n").unwrap();
+    let pid = term.start_rbtop("")?;
+    term.wait("the empty state", |s| {
+        for needle in [
+            " Hosts (0) ",
+            "No builders configured.",
+            "rbtop looked at, in order:",
+            "  - --machines ",
+            "To add a builder, put a line such as",
+            "Meanwhile this machine builds by itself:",
+            "system-features",
+            "max-jobs",
+        ] {
+            if !s.contains(needle) {
+                return Err(format!("no {needle:?}"));
+            }
+        }
+        Ok(())
+    })?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
+}
+
 /// A panic (injected with a debug-build-only key): the terminal is given
 /// back first, the message is on the normal screen, rbtop exits 101, and
 /// every SSH session is still closed.
@@ -975,7 +1002,7 @@ fn main() {
     // One fleet for every trial, stopped however the trials end.
     let fleet = std::sync::Arc::new(Fleet::start(FleetOptions::default()));
     type Test = fn(&Fleet) -> Result<(), Failed>;
-    let tests: [(&str, Test); 8] = [
+    let tests: [(&str, Test); 9] = [
         (
             "shows_every_host_with_its_status",
             shows_every_host_with_its_status,
@@ -1001,6 +1028,10 @@ fn main() {
         (
             "a_panic_restores_the_terminal_and_closes_the_sessions",
             a_panic_restores_the_terminal_and_closes_the_sessions,
+        ),
+        (
+            "empty_state_says_where_rbtop_looked",
+            empty_state_says_where_rbtop_looked,
         ),
     ];
     let trials = tests
