@@ -12,14 +12,17 @@
 
 #[path = "support/fleet.rs"]
 mod fleet;
+#[path = "support/fleet_trials.rs"]
+mod fleet_trials;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fleet::{Fleet, FleetOptions};
-use libtest_mimic::{Arguments, Failed, Trial};
+use fleet::Fleet;
+use fleet_trials::{builder_namespaces, ensure, processes_matching, settle};
+use libtest_mimic::Failed;
 use tempfile::TempDir;
 
 const COLS: u16 = 120;
@@ -34,14 +37,6 @@ const PROMPT: &str = "e2e$";
 const PROBE_TIMEOUT: &str = "4";
 /// The terminal-mode flags raw mode turns off; all are on in a fresh tmux pane.
 const COOKED_FLAGS: [&str; 7] = ["icanon", "echo", "isig", "iexten", "icrnl", "ixon", "opost"];
-
-fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
-}
 
 /// The status word the dashboard shows for a fleet host of this kind.
 fn expected_status(kind: &str) -> &'static str {
@@ -106,78 +101,6 @@ fn strip_ansi(raw: &str) -> (String, bool) {
         }
     }
     (text, reverse)
-}
-
-/// The mount namespaces (`mnt:[4026...]`) of the fleet's hosts: a process
-/// on a builder lives in one of them or descends from one that does; a
-/// process of this machine (another test's local `nix-store --serve`, say)
-/// does not.
-fn builder_namespaces(fleet: &Fleet) -> Vec<String> {
-    fleet
-        .hosts
-        .iter()
-        .filter_map(|h| std::fs::read_to_string(fleet.dir.join(&h.name).join("mntns")).ok())
-        .map(|ns| ns.trim().to_string())
-        .filter(|ns| !ns.is_empty())
-        .collect()
-}
-
-/// Whether `pid` or one of its ancestors is in one of the mount namespaces
-/// `namespaces` (Nix itself may unshare a namespace of its own).
-fn descends_from(pid: &str, namespaces: &[String]) -> bool {
-    let mut pid = pid.to_string();
-    for _ in 0..64 {
-        let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
-            .map(|ns| ns.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if namespaces.contains(&ns) {
-            return true;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // `pid (comm) state ppid ...`; comm may hold blanks and parentheses.
-        match stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.split(' ').nth(1))
-        {
-            Some(parent) if parent != "0" && parent != "1" => pid = parent.to_string(),
-            _ => return false,
-        }
-    }
-    false
-}
-
-/// Processes whose command line contains `needle`; with `within`, only
-/// those on a builder (see `descends_from`).
-fn processes_matching(needle: &str, within: Option<&[String]>) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
-        if within.is_some_and(|namespaces| !descends_from(&name, namespaces)) {
-            continue;
-        }
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(needle) {
-                found.push(format!("{name}: {cmdline}"));
-            }
-        }
-    }
-    found
-}
-
-/// Wait up to `limit` for no process to match; returns what still matches.
-fn settle(needle: &str, within: Option<&[String]>, limit: Duration) -> Vec<String> {
-    let started = Instant::now();
-    loop {
-        let left = processes_matching(needle, within);
-        if left.is_empty() || started.elapsed() > limit {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn alive(pid: u32) -> bool {
@@ -998,11 +921,7 @@ fn closing_the_terminal_leaves_nothing_running(fleet: &Fleet) -> Result<(), Fail
 }
 
 fn main() {
-    let mut args = Arguments::from_args();
-    // One fleet for every trial, stopped however the trials end.
-    let fleet = std::sync::Arc::new(Fleet::start(FleetOptions::default()));
-    type Test = fn(&Fleet) -> Result<(), Failed>;
-    let tests: [(&str, Test); 9] = [
+    fleet_trials::run_on_one_fleet(&[
         (
             "shows_every_host_with_its_status",
             shows_every_host_with_its_status,
@@ -1033,19 +952,5 @@ fn main() {
             "empty_state_says_where_rbtop_looked",
             empty_state_says_where_rbtop_looked,
         ),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let fleet = std::sync::Arc::clone(&fleet);
-            Trial::test(name, move || test(&fleet))
-        })
-        .collect();
-    // Trials share the fleet and count processes on it: one at a time.
-    args.test_threads = Some(1);
-    let conclusion = libtest_mimic::run(&args, trials);
-    // The trials are gone, so this is the last handle: dropping it stops the
-    // fleet (exit() would skip destructors).
-    drop(fleet);
-    conclusion.exit();
+    ]);
 }

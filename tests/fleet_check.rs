@@ -5,13 +5,16 @@
 
 #[path = "support/fleet.rs"]
 mod fleet;
+#[path = "support/fleet_trials.rs"]
+mod fleet_trials;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use fleet::{Fleet, FleetOptions};
-use libtest_mimic::{Arguments, Failed, Trial};
+use fleet::Fleet;
+use fleet_trials::{ensure, processes_matching, settle};
+use libtest_mimic::Failed;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -113,51 +116,6 @@ fn host<'a>(json: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|h| h["host"] == name)
         .unwrap_or_else(|| panic!("no host {name} in {json:#}"))
-}
-
-fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
-}
-
-/// Processes whose command line contains `needle`.
-fn processes_matching(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .chars()
-            .all(|c| c.is_ascii_digit())
-        {
-            continue;
-        }
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(needle) {
-                found.push(format!(
-                    "{}: {cmdline}",
-                    entry.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    found
-}
-
-/// Wait up to `limit` for no process to match; returns what still matches.
-fn settle(needle: &str, limit: Duration) -> Vec<String> {
-    let started = Instant::now();
-    loop {
-        let left = processes_matching(needle);
-        if left.is_empty() || started.elapsed() > limit {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn machines_line(uri: &str, key: Option<&Path>, pin: Option<&str>) -> String {
@@ -526,7 +484,7 @@ fn nothing_left(env: &Env, when: &str) -> Result<(), Failed> {
         ("--serve --write", "store processes on builders"),
         ("rbtop-facts", "facts loops on builders"),
     ] {
-        let left = settle(needle, Duration::from_secs(3));
+        let left = settle(needle, None, Duration::from_secs(3));
         ensure(left.is_empty(), || format!("{what} left {when}: {left:?}"))?;
     }
     let dirs = env.leftover_control_dirs();
@@ -567,7 +525,7 @@ fn a_second_probe_reuses_the_session(fleet: &Fleet) -> Result<(), Failed> {
         while let Some(e) = events.recv().await {
             first.push(e);
         }
-        let masters_after_first = processes_matching(&run_dir).len();
+        let masters_after_first = processes_matching(&run_dir, None).len();
         // The control directories hold the masters' sockets: private.
         for dir in std::fs::read_dir(env.path("run")).unwrap().flatten() {
             use std::os::unix::fs::PermissionsExt;
@@ -581,7 +539,7 @@ fn a_second_probe_reuses_the_session(fleet: &Fleet) -> Result<(), Failed> {
         while let Some(e) = events.recv().await {
             second.push(e);
         }
-        let masters_after_second = processes_matching(&run_dir).len();
+        let masters_after_second = processes_matching(&run_dir, None).len();
         probes.close().await;
         ensure(first.len() == 2 && second.len() == 2, || {
             "two reports per round".into()
@@ -609,18 +567,14 @@ fn a_second_probe_reuses_the_session(fleet: &Fleet) -> Result<(), Failed> {
             || format!("one master per host: {masters_after_first} then {masters_after_second}"),
         )
     })?;
-    let left = settle(&run_dir, Duration::from_secs(3));
+    let left = settle(&run_dir, None, Duration::from_secs(3));
     ensure(left.is_empty(), || {
         format!("closed sessions left processes: {left:?}")
     })
 }
 
 fn main() {
-    let args = Arguments::from_args();
-    // One fleet for every test, stopped however the tests end.
-    let fleet = std::sync::Arc::new(Fleet::start(FleetOptions::default()));
-    type Test = fn(&Fleet) -> Result<(), Failed>;
-    let tests: [(&str, Test); 8] = [
+    fleet_trials::run_on_one_fleet(&[
         (
             "every_fault_gets_its_own_status",
             every_fault_gets_its_own_status,
@@ -650,20 +604,5 @@ fn main() {
             "a_second_probe_reuses_the_session",
             a_second_probe_reuses_the_session,
         ),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let fleet = std::sync::Arc::clone(&fleet);
-            Trial::test(name, move || test(&fleet))
-        })
-        .collect();
-    // Tests share the fleet and count processes: one at a time.
-    let mut args = args;
-    args.test_threads = Some(1);
-    let conclusion = libtest_mimic::run(&args, trials);
-    // The trials are gone, so this is the last handle: dropping it stops the fleet
-    // (exit() would skip destructors).
-    drop(fleet);
-    conclusion.exit();
+    ]);
 }
