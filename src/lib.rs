@@ -38,6 +38,7 @@ pub mod nix_version;
 pub mod nixconf;
 pub mod probe;
 pub mod protocol;
+pub mod signals;
 pub mod slots;
 pub mod sources;
 pub mod ssh;

@@ -11,6 +11,7 @@ use rbtop::nix_version::NixVersion;
 use rbtop::nixconf::NixConfEnv;
 use rbtop::probe::ProbeSettings;
 use rbtop::probe::fleet::raise_open_file_limit;
+use rbtop::signals::shutdown_signal;
 use rbtop::sources;
 use rbtop::ssh::SshSettings;
 use rbtop::ssh::options::{split_nix_sshopts, without_control_flags};
@@ -197,53 +198,6 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
-/// Ctrl-C, SIGTERM or SIGHUP: stop probing and close every session.
-async fn shutdown_signal() -> Interrupted {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return Interrupted::Int;
-    };
-    let first = tokio::select! {
-        _ = tokio::signal::ctrl_c() => Interrupted::Int,
-        _ = term.recv() => Interrupted::Term,
-        _ = hup.recv() => Interrupted::Hup,
-    };
-    // Closing the sessions is bounded, but an operator who insists gets out now.
-    let code = first.exit_status();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-        }
-        eprintln!("rbtop: interrupted twice; exiting without closing sessions");
-        std::process::exit(code.into());
-    });
-    first
-}
-
-/// Which signal stopped a command.
-enum Interrupted {
-    Int,
-    Term,
-    Hup,
-}
-
-impl Interrupted {
-    /// 128 + the signal number, as a shell reports a process killed by it.
-    fn exit_status(&self) -> u8 {
-        match self {
-            Interrupted::Hup => 129,
-            Interrupted::Int => 130,
-            Interrupted::Term => 143,
-        }
-    }
-}
-
 mod dashboard {
     //! `rbtop` with no command: the live dashboard.
 
@@ -264,24 +218,7 @@ mod dashboard {
     use rbtop::tui::run::Ended;
     use rbtop::tui::{App, run, terminal};
 
-    use super::{resolve_machines, ssh_extra_args, usage_error};
-
-    /// SIGINT, SIGTERM or SIGHUP, as a shell's exit status.
-    async fn another_signal() -> i32 {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = int.recv() => 130,
-            _ = term.recv() => 143,
-            _ = hup.recv() => 129,
-        }
-    }
+    use super::{resolve_machines, shutdown_signal, ssh_extra_args, usage_error};
 
     pub fn run(
         settings: &Settings,
@@ -336,7 +273,8 @@ mod dashboard {
             let ended = AssertUnwindSafe(async {
                 let mut tui = terminal::enter()?;
                 let _restore = terminal::Guard;
-                let ended = run::run(&mut tui, &mut app, &fleet, &slots_dir).await;
+                let ended =
+                    run::run(&mut tui, &mut app, &fleet, &slots_dir, shutdown_signal()).await;
                 if !matches!(ended, Ok(Ended::Quit | Ended::Signal(130 | 143))) {
                     // The terminal may be gone (hangup): dropping ratatui's
                     // handle would complain on stderr that it cannot show the cursor.
@@ -351,9 +289,9 @@ mod dashboard {
             terminal::restore();
             tokio::select! {
                 () = fleet.close() => {}
-                status = another_signal() => {
+                signal = shutdown_signal() => {
                     eprintln!("rbtop: interrupted again; exiting without waiting for the SSH sessions");
-                    std::process::exit(status);
+                    std::process::exit(signal.exit_status().into());
                 }
             }
             ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))

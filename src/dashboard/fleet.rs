@@ -100,21 +100,27 @@ impl FleetState {
     }
 
     /// Merge a reading of the local build slots (one per machine, in order).
-    pub fn apply_load(&mut self, load: LocalLoad) {
+    /// Returns whether anything shown changed, so an unchanged reading
+    /// (the usual case, once a second) costs no frame.
+    pub fn apply_load(&mut self, load: LocalLoad) -> bool {
+        let mut changed = false;
         match load {
             LocalLoad::Readable { machines } => {
                 for (host, load) in self.hosts.iter_mut().zip(machines) {
+                    changed |= host.load.as_ref() != Some(&load);
                     host.load = Some(load);
                 }
-                self.load_problem = None;
+                changed |= self.load_problem.take().is_some();
             }
             LocalLoad::Unreadable { reason, .. } => {
                 for host in &mut self.hosts {
-                    host.load = None;
+                    changed |= host.load.take().is_some();
                 }
+                changed |= self.load_problem.as_ref() != Some(&reason);
                 self.load_problem = Some(reason);
             }
         }
+        changed
     }
 
     pub fn summary(&self) -> FleetSummary {
@@ -234,15 +240,24 @@ mod tests {
     #[test]
     fn unreadable_slots_are_reported_not_guessed() {
         let mut fleet = FleetState::new(machines(FLEET), DEFAULT_REFRESH);
-        fleet.apply_load(LocalLoad::Readable {
+        let readable = || LocalLoad::Readable {
             machines: vec![load(1, 4), load(0, 2), load(0, 8)],
-        });
-        fleet.apply_load(LocalLoad::Unreadable {
+        };
+        let unreadable = || LocalLoad::Unreadable {
             dir: "/nix/var/nix/current-load".into(),
             reason: "permission denied".into(),
-        });
+        };
+        assert!(fleet.apply_load(readable()));
+        assert!(
+            !fleet.apply_load(readable()),
+            "the same reading changes nothing"
+        );
+        assert!(fleet.apply_load(unreadable()));
         assert!(fleet.hosts.iter().all(|h| h.load.is_none()));
         assert_eq!(fleet.load_problem.as_deref(), Some("permission denied"));
+        assert!(!fleet.apply_load(unreadable()));
+        assert!(fleet.apply_load(readable()), "readable again");
+        assert_eq!(fleet.load_problem, None);
     }
 
     #[test]

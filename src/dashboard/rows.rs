@@ -63,19 +63,18 @@ pub struct Sort {
 /// Whether a host matches the filter: a case-insensitive substring of its
 /// host name, URI, a system, a feature (supported or mandatory) or its
 /// status word (`down` for any failure). Every word of the filter must
-/// match (`x86 kvm`).
-pub fn matches(host: &HostState, filter: &str) -> bool {
+/// match (`x86 kvm`). `words` are lower-cased once per filter, not per host.
+fn matches(host: &HostState, words: &[String]) -> bool {
     let status = host.shown().name();
     // `down` matches every failure, whatever its kind.
     let down = matches!(host.shown(), super::Shown::Known(s) if s != Status::Up);
     let machine = &host.machine;
-    filter.split_whitespace().all(|word| {
-        let word = word.to_lowercase();
-        let hit = |text: &str| text.to_lowercase().contains(&word);
+    words.iter().all(|word| {
+        let hit = |text: &str| text.to_lowercase().contains(word);
         hit(host.name())
             || hit(machine.uri())
             || hit(status)
-            || (down && "down".contains(&word))
+            || (down && "down".contains(word.as_str()))
             || machine.systems.iter().any(|s| hit(s))
             || machine.supported_features.iter().any(|f| hit(f))
             || machine.mandatory_features.iter().any(|f| hit(f))
@@ -85,11 +84,12 @@ pub fn matches(host: &HostState, filter: &str) -> bool {
 /// Indices of the hosts to show, filtered and sorted. Ties keep the
 /// machines-file order, so the table never shuffles between refreshes.
 pub fn visible(fleet: &FleetState, filter: &str, sort: Sort) -> Vec<usize> {
+    let words: Vec<String> = filter.split_whitespace().map(str::to_lowercase).collect();
     let mut rows: Vec<usize> = fleet
         .hosts
         .iter()
         .enumerate()
-        .filter(|(_, host)| matches(host, filter))
+        .filter(|(_, host)| matches(host, &words))
         .map(|(index, _)| index)
         .collect();
     rows.sort_by(|&a, &b| compare(&fleet.hosts[a], &fleet.hosts[b], sort));

@@ -105,9 +105,13 @@ impl App {
         self.refresh_rows();
     }
 
-    pub fn on_load(&mut self, load: LocalLoad) {
-        self.fleet.apply_load(load);
-        self.refresh_rows();
+    /// Returns whether anything shown changed.
+    pub fn on_load(&mut self, load: LocalLoad) -> bool {
+        let changed = self.fleet.apply_load(load);
+        if changed {
+            self.refresh_rows();
+        }
+        changed
     }
 
     pub fn on_key(&mut self, key: KeyEvent) -> Effect {

@@ -38,11 +38,7 @@ const DEFAULTS: &[(Action, &[&str])] = &[
 
 impl Default for Keymap {
     fn default() -> Keymap {
-        let bindings = DEFAULTS
-            .iter()
-            .map(|(action, keys)| (*action, keys.iter().map(|k| k.to_string()).collect()))
-            .collect();
-        Keymap::build(&bindings).expect("the default keys parse and do not clash")
+        Keymap::with_overrides(&BTreeMap::new()).expect("the default keys parse and do not clash")
     }
 }
 

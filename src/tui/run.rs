@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
@@ -17,6 +16,7 @@ use super::terminal::{self, Tui};
 use super::view;
 use crate::dashboard::Stamp;
 use crate::probe::{Fleet, ProbeEvent};
+use crate::signals::Interrupted;
 use crate::slots;
 
 /// How the dashboard ended.
@@ -28,18 +28,18 @@ pub enum Ended {
     Signal(u8),
 }
 
-/// Run until quit. `slots_dir` is the build hook's `current-load` directory.
+/// Run until quit or `interrupt` (a signal) resolves. `slots_dir` is the
+/// build hook's `current-load` directory.
 pub async fn run(
     terminal: &mut Tui,
     app: &mut App,
     fleet: &Fleet,
     slots_dir: &Path,
+    interrupt: impl Future<Output = Interrupted>,
 ) -> io::Result<Ended> {
+    tokio::pin!(interrupt);
     let (results, mut incoming) = mpsc::unbounded_channel::<ProbeEvent>();
     let mut input = EventStream::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut int = signal(SignalKind::interrupt())?;
     // The clock tick: local slots are re-read and a countdown redrawn, at most once a second.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -96,26 +96,11 @@ pub async fn run(
                 if app.detail_open { Redraw::Soon } else { Redraw::No }
             }
             _ = tick.tick() => {
-                let load = slots::read(slots_dir, &machines);
-                let changed = match (&load, load.machines()) {
-                    (_, Some(loads)) => {
-                        app.fleet.load_problem.is_some()
-                            || app.fleet.hosts.iter().zip(loads).any(|(h, l)| h.load.as_ref() != Some(l))
-                    }
-                    (slots::LocalLoad::Unreadable { reason, .. }, None) => {
-                        app.fleet.load_problem.as_ref() != Some(reason)
-                    }
-                    _ => false,
-                };
-                if changed {
-                    app.on_load(load);
-                }
+                let changed = app.on_load(slots::read(slots_dir, &machines));
                 // The detail pane's countdown moves every second.
                 if changed || app.detail_open { Redraw::Now } else { Redraw::No }
             }
-            _ = term.recv() => return Ok(Ended::Signal(143)),
-            _ = hup.recv() => return Ok(Ended::Signal(129)),
-            _ = int.recv() => return Ok(Ended::Signal(130)),
+            signal = &mut interrupt => return Ok(Ended::Signal(signal.exit_status())),
         };
         if terminal::panicked() {
             return Err(io::Error::other(

@@ -102,7 +102,11 @@ impl Column {
         };
         match self {
             Column::Host => Some(longest(&|h| h.name().chars().count())),
-            Column::Systems => Some(longest(&|h| h.machine.systems.join(",").chars().count())),
+            Column::Systems => Some(longest(&|h| {
+                let systems = &h.machine.systems;
+                let commas = systems.len().saturating_sub(1);
+                systems.iter().map(|s| s.chars().count()).sum::<usize>() + commas
+            })),
             Column::Features => Some(longest(&|h| {
                 let m = &h.machine;
                 let all = m.supported_features.iter().chain(&m.mandatory_features);
