@@ -95,6 +95,37 @@ pub enum Command {
     /// host is up, 1 when any is not (or a machines line was rejected, or no
     /// builder is configured), 2 for usage or configuration errors.
     Check(CheckArgs),
+
+    /// Build with Nix, showing its progress and log; Ctrl-C cancels cleanly.
+    ///
+    /// ARGS: an installable, a .nix file or a .drv path, then extra arguments
+    /// for the build command (all passed as given when the first starts with
+    /// `-`). Nix chooses among the fleet unless --on pins the build to one
+    /// machine (`--builders` = its line, `--max-jobs 0`). Exit status: 0 when
+    /// the build succeeded, Nix's status when it failed, 130 when cancelled,
+    /// 127 when the command could not be started, 2 for usage errors.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build only on this machine: its store URI (`ssh://b1`) or host (`b1`)
+    #[arg(long, value_name = "HOST")]
+    pub on: Option<String>,
+
+    /// The build command: "nix build", "nix-build" or "nix-store --realise"
+    /// [config: jobs.command] [default: "nix build"]
+    #[arg(long, value_name = "COMMAND")]
+    pub command: Option<String>,
+
+    /// What to build, then extra arguments for the command
+    #[arg(
+        value_name = "ARGS",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

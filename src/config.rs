@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub probe: ProbeConfig,
     #[serde(default)]
     pub dashboard: DashboardConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
     /// Action name → keys, replacing that action's default keys.
     #[serde(default)]
     pub keys: BTreeMap<String, KeyList>,
@@ -33,6 +35,23 @@ pub struct FileConfig {
 pub struct DashboardConfig {
     /// Seconds between two probes of an up host.
     pub refresh_interval: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// "nix build", "nix-build" or "nix-store --realise".
+    pub command: Option<String>,
+    /// Seconds without a log line before a job shows as stalled.
+    pub stall_after: Option<f64>,
+    /// Log lines kept in memory per job (the log file has all of them).
+    pub log_lines: Option<usize>,
+    /// Where job log files go.
+    pub log_directory: Option<PathBuf>,
+    /// Seconds between SIGINT and SIGTERM when cancelling.
+    pub interrupt_grace: Option<f64>,
+    /// Seconds between SIGTERM and SIGKILL.
+    pub terminate_grace: Option<f64>,
 }
 
 /// One key (`quit = "q"`) or several (`quit = ["q", "ctrl-c"]`).
@@ -132,11 +151,35 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
         crate::cli::parse_refresh(&refresh.to_string())
             .map_err(|e| format!("[dashboard] refresh_interval = {refresh}: {e}"))?;
     }
+    if let Some(command) = &config.jobs.command {
+        crate::jobs::launch::BuildTool::parse(command)
+            .map_err(|e| format!("[jobs] command: {e}"))?;
+    }
+    for (key, value) in [
+        ("stall_after", config.jobs.stall_after),
+        ("interrupt_grace", config.jobs.interrupt_grace),
+        ("terminate_grace", config.jobs.terminate_grace),
+    ] {
+        if let Some(v) = value
+            && !(v.is_finite() && v > 0.0 && v <= 86_400.0)
+        {
+            return Err(format!(
+                "[jobs] {key} = {v}: must be above 0 (at most 86400)"
+            ));
+        }
+    }
+    if config.jobs.log_lines == Some(0) {
+        return Err("[jobs] log_lines must be at least 1".to_string());
+    }
     if config.probe.concurrency == Some(0) {
         return Err("[probe] concurrency must be at least 1".to_string());
     }
     let home = dirs::home_dir();
-    for path in [&mut config.machines.file, &mut config.log.directory] {
+    for path in [
+        &mut config.machines.file,
+        &mut config.log.directory,
+        &mut config.jobs.log_directory,
+    ] {
         if let Some(p) = path.take() {
             *path = Some(expand_tilde(&p, home.as_deref()));
         }
@@ -174,6 +217,44 @@ pub struct Settings {
     pub refresh: Duration,
     /// The config file's `[keys]`, checked when the dashboard starts.
     pub keys: BTreeMap<String, Vec<String>>,
+    pub jobs: JobsChoice,
+}
+
+/// `[jobs]` after defaults (the SSH and Nix parts come at run time).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobsChoice {
+    pub tool: crate::jobs::launch::BuildTool,
+    pub stall_after: Duration,
+    pub line_cap: usize,
+    pub log_directory: Option<PathBuf>,
+    pub graces: crate::jobs::job::Graces,
+}
+
+impl JobsChoice {
+    fn from_file(file: &JobsConfig) -> JobsChoice {
+        let defaults = crate::jobs::job::Graces::default();
+        JobsChoice {
+            tool: file
+                .command
+                .as_deref()
+                .and_then(|c| crate::jobs::launch::BuildTool::parse(c).ok())
+                .unwrap_or_default(),
+            stall_after: file.stall_after.map_or(
+                crate::jobs::runner::DEFAULT_STALL_AFTER,
+                Duration::from_secs_f64,
+            ),
+            line_cap: file.log_lines.unwrap_or(crate::jobs::log::DEFAULT_LINE_CAP),
+            log_directory: file.log_directory.clone(),
+            graces: crate::jobs::job::Graces {
+                interrupt: file
+                    .interrupt_grace
+                    .map_or(defaults.interrupt, Duration::from_secs_f64),
+                terminate: file
+                    .terminate_grace
+                    .map_or(defaults.terminate, Duration::from_secs_f64),
+            },
+        }
+    }
 }
 
 /// Probe settings from the file (or defaults), before per-command flags.
@@ -255,6 +336,7 @@ impl Settings {
                 .iter()
                 .map(|(action, keys)| (action.clone(), keys.keys()))
                 .collect(),
+            jobs: JobsChoice::from_file(&file.jobs),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod cpu_time;
 pub mod dashboard;
 pub mod diagnostics;
 pub mod include_stack;
+pub mod jobs;
 pub mod logging;
 pub mod machines;
 pub mod nix_text;

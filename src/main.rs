@@ -3,9 +3,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use rbtop::cli::{CheckArgs, Cli, Command};
-use rbtop::commands::{check, machines};
+use rbtop::cli::{BuildArgs, CheckArgs, Cli, Command};
+use rbtop::commands::{build, check, machines};
 use rbtop::config::{self, Settings, SourceChoice};
+use rbtop::jobs::launch::{BuildTool, LaunchRequest, Placement};
+use rbtop::jobs::runner::{JobSettings, Supervisor, lock};
 use rbtop::logging;
 use rbtop::nix_version::NixVersion;
 use rbtop::nixconf::NixConfEnv;
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Machines(args)) => run_machines(&settings, args.json),
         Some(Command::Check(args)) => run_check(&settings, &args),
+        Some(Command::Build(args)) => run_build(&settings, &args),
         None => {
             let log_directory = _log_guard.as_ref().and(
                 settings
@@ -113,17 +116,21 @@ fn resolve_machines(settings: &Settings) -> Result<sources::Resolved, ExitCode> 
     Ok(resolved)
 }
 
+/// What every headless command starts with: `NIX_SSHOPTS` (warnings on
+/// stderr) and the machines, with their problems printed on stderr.
+fn headless_setup(settings: &Settings) -> Result<(Vec<String>, sources::Resolved), ExitCode> {
+    let extra_args = ssh_extra_args(|warning| eprintln!("rbtop: warning: {warning}"))?;
+    let resolved = resolve_machines(settings)?;
+    let _ = std::io::stderr().write_all(machines::render_diagnostics(&resolved).as_bytes());
+    Ok((extra_args, resolved))
+}
+
 fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
     let choice = settings.probe.with_flags(args.timeout, args.concurrency);
-    let extra_args = match ssh_extra_args(|warning| eprintln!("rbtop: warning: {warning}")) {
-        Ok(args) => args,
+    let (extra_args, resolved) = match headless_setup(settings) {
+        Ok(setup) => setup,
         Err(code) => return code,
     };
-    let resolved = match resolve_machines(settings) {
-        Ok(resolved) => resolved,
-        Err(code) => return code,
-    };
-    let _ = std::io::stderr().write_all(machines::render_diagnostics(&resolved).as_bytes());
     let machines_list = &resolved.parsed.machines;
     if machines_list.is_empty() {
         let help = machines::render_empty(&resolved);
@@ -187,6 +194,114 @@ fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
     } else {
         check::NOT_ALL_UP
     })
+}
+
+/// What jobs need from the settings and the machine.
+fn job_settings(settings: &Settings, ssh: SshSettings) -> JobSettings {
+    let choice = &settings.jobs;
+    JobSettings {
+        tool: choice.tool,
+        graces: choice.graces,
+        line_cap: choice.line_cap,
+        stall_after: choice.stall_after,
+        log_dir: choice.log_directory.clone(),
+        ssh,
+        local_nix: NixVersion::local(),
+    }
+}
+
+fn run_build(settings: &Settings, args: &BuildArgs) -> ExitCode {
+    let mut job_choice = settings.clone();
+    if let Some(command) = &args.command {
+        match BuildTool::parse(command) {
+            Ok(tool) => job_choice.jobs.tool = tool,
+            Err(e) => return usage_error(&format!("--command: {e}")),
+        }
+    }
+    let (extra_args, resolved) = match headless_setup(settings) {
+        Ok(setup) => setup,
+        Err(code) => return code,
+    };
+    let machines_list = resolved.parsed.machines;
+    let placement = match &args.on {
+        Some(name) => match build::find_machine(&machines_list, name) {
+            Ok(machine) => build::pinned(machine),
+            Err(e) => return usage_error(&e),
+        },
+        None => Placement::fleet(&settings.source),
+    };
+    let request = LaunchRequest {
+        args: args.args.clone(),
+        placement,
+        tool: job_choice.jobs.tool,
+    };
+    let ssh = SshSettings::new(extra_args, settings.probe.host_key_policy);
+    let jobs = job_settings(&job_choice, ssh);
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(1);
+    };
+    runtime.block_on(headless_build(jobs, machines_list, request))
+}
+
+async fn headless_build(
+    jobs: JobSettings,
+    machines_list: Vec<rbtop::machines::Machine>,
+    request: LaunchRequest,
+) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut supervisor, mut changed) = Supervisor::new(jobs, machines_list);
+    let id = match supervisor.launch(request) {
+        Ok(id) => id,
+        Err(e) => return usage_error(&e),
+    };
+    let job = supervisor.job(id).expect("just launched").clone();
+    if let Some(path) = &lock(&job).log_file {
+        eprintln!("rbtop: log file: {}", path.display());
+    }
+    let mut printer = build::Printer::new(std::io::stdout().is_terminal());
+    let mut stop_signals = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ]
+    .map(|kind| signal(kind).ok());
+    let mut cancels = 0;
+    loop {
+        let stop = async {
+            let waits = stop_signals
+                .iter_mut()
+                .flatten()
+                .map(|s| Box::pin(s.recv()));
+            futures_util::future::select_all(waits).await
+        };
+        tokio::select! {
+            Some(_) = changed.recv() => {
+                // Take every pending change at once: one print per burst.
+                while changed.try_recv().is_ok() {}
+                let (text, finished) = {
+                    let job = lock(&job);
+                    (printer.update(&job), job.is_finished())
+                };
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+                if finished {
+                    break;
+                }
+            }
+            _ = stop => {
+                cancels += 1;
+                eprintln!(
+                    "rbtop: cancelling the build{}",
+                    if cancels == 1 { " (again to stop waiting for it)" } else { "" }
+                );
+                supervisor.cancel(id);
+            }
+        }
+    }
+    let job = lock(&job);
+    let _ = std::io::stdout().write_all(build::summary(&job).as_bytes());
+    ExitCode::from(job.exit_status().unwrap_or(1))
 }
 
 /// One thread is plenty: the work is waiting on sockets and child processes.

@@ -25,6 +25,15 @@ pub fn words(s: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// `s` without ANSI escape sequences: Nix colours store paths and `error:`
+/// in its messages, which must not get in the way of matching them.
+pub fn strip_ansi(s: &str) -> String {
+    if !s.contains('\x1b') {
+        return s.to_string();
+    }
+    strip_ansi_escapes::strip_str(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

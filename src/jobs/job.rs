@@ -1,0 +1,746 @@
+//! One build job as a state machine: events in, effects out, no processes,
+//! no clock of its own. The supervisor ([`super::runner`]) carries the
+//! effects out (signals, timers, checks on builders) and feeds back what
+//! happened.
+//!
+//! Cancelling escalates as Nix's own interrupt handling expects: SIGINT to
+//! the job's process group (Nix then stops its build hook, whose ssh
+//! hang-up makes the builder stop), SIGTERM after a grace period, SIGKILL
+//! after another, then every process the job had started. Once the job has
+//! exited, the builders that had one of its derivations running are asked
+//! whether anything of it is still there.
+
+use std::time::{Duration, Instant};
+
+use super::launch::LaunchRequest;
+use super::log::LogBuffer;
+use super::progress::{BuildProgress, LineKind, LogLine, drv_name};
+use super::record::parse_line;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub u64);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// The steps of a cancel, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Escalation {
+    Interrupt,
+    Terminate,
+    Kill,
+}
+
+impl Escalation {
+    pub fn signal(self) -> Signal {
+        match self {
+            Escalation::Interrupt => Signal::Interrupt,
+            Escalation::Terminate => Signal::Terminate,
+            Escalation::Kill => Signal::Kill,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+    Kill,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Graces {
+    /// SIGINT → SIGTERM.
+    pub interrupt: Duration,
+    /// SIGTERM → SIGKILL.
+    pub terminate: Duration,
+}
+
+impl Default for Graces {
+    fn default() -> Self {
+        Graces {
+            interrupt: Duration::from_secs(5),
+            terminate: Duration::from_secs(3),
+        }
+    }
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ended {
+    Succeeded,
+    /// Nix's exit status (128 + signal when killed) and its last error.
+    Failed {
+        exit_code: i32,
+        error: Option<String>,
+    },
+    Cancelled,
+    /// The command could not be started.
+    LaunchFailed(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum State {
+    Starting,
+    Running {
+        pid: u32,
+    },
+    Cancelling {
+        pid: u32,
+        stage: Escalation,
+    },
+    /// Exited after a cancel; its builders are being checked.
+    CheckingBuilders,
+    Finished(Ended),
+}
+
+/// A derivation that was running on a builder when the job was cancelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteBuild {
+    pub machine: String,
+    pub drv: String,
+}
+
+/// What a builder check found for one derivation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Nothing of the build was running on the builder.
+    Clean,
+    /// Processes of the build were still running; rbtop killed them.
+    Killed { processes: Vec<String> },
+    /// The check could not tell (no connection, not permitted).
+    Unknown(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanupReport {
+    pub build: RemoteBuild,
+    pub cleanup: Cleanup,
+}
+
+impl CleanupReport {
+    pub fn describe(&self) -> String {
+        let name = drv_name(&self.build.drv);
+        let host = &self.build.machine;
+        match &self.cleanup {
+            Cleanup::Clean => format!("{host}: nothing of {name} left running"),
+            Cleanup::Killed { processes } => format!(
+                "{host}: {} process(es) of {name} were still running; rbtop killed them: {}",
+                processes.len(),
+                processes.join("; ")
+            ),
+            Cleanup::Unknown(why) => format!("{host}: could not check {name}: {why}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Spawned {
+        pid: u32,
+    },
+    SpawnFailed(String),
+    /// One line of Nix's stderr.
+    Stderr(String),
+    /// One line of its stdout (output paths).
+    Stdout(String),
+    /// `code` for a normal exit, `signal` when killed.
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    CancelRequested,
+    /// The timer armed for `stage` ran out.
+    GraceElapsed(Escalation),
+    BuildersChecked(Vec<CleanupReport>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Signal the job's process group.
+    Signal {
+        pgid: u32,
+        signal: Signal,
+    },
+    /// SIGKILL every process the job started that is still alive, in or
+    /// out of its process group (the build hook makes a group of its own).
+    KillStragglers,
+    /// Send [`Event::GraceElapsed`] for `stage` after `after`.
+    Arm {
+        stage: Escalation,
+        after: Duration,
+    },
+    CheckBuilders(Vec<RemoteBuild>),
+    /// Append a line to the job's log file.
+    Write(String),
+    /// The job is over; nothing more will happen to it.
+    Finished,
+}
+
+#[derive(Debug)]
+pub struct Job {
+    pub id: JobId,
+    pub request: LaunchRequest,
+    pub argv: Vec<String>,
+    pub state: State,
+    pub progress: BuildProgress,
+    pub log: LogBuffer,
+    /// Output paths Nix reported.
+    pub outputs: Vec<String>,
+    pub started: Instant,
+    pub ended: Option<Instant>,
+    pub last_line: Option<Instant>,
+    /// What the cancel did, for the pane and the log.
+    pub notes: Vec<String>,
+    /// Where the full log is written, when it could be created.
+    pub log_file: Option<std::path::PathBuf>,
+    /// When the operator first asked to cancel.
+    pub cancel_requested: Option<Instant>,
+    graces: Graces,
+    cancel_pending: bool,
+}
+
+impl Job {
+    pub fn new(
+        id: JobId,
+        request: LaunchRequest,
+        argv: Vec<String>,
+        line_cap: usize,
+        graces: Graces,
+        now: Instant,
+    ) -> Job {
+        Job {
+            id,
+            request,
+            argv,
+            state: State::Starting,
+            progress: BuildProgress::new(),
+            log: LogBuffer::new(line_cap),
+            outputs: Vec::new(),
+            started: now,
+            ended: None,
+            last_line: None,
+            notes: Vec::new(),
+            log_file: None,
+            cancel_requested: None,
+            graces,
+            cancel_pending: false,
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Finished(_))
+    }
+
+    pub fn is_active(&self) -> bool {
+        !self.is_finished()
+    }
+
+    pub fn ended(&self) -> Option<&Ended> {
+        match &self.state {
+            State::Finished(ended) => Some(ended),
+            _ => None,
+        }
+    }
+
+    /// The exit status `rbtop build` gives for this job.
+    pub fn exit_status(&self) -> Option<u8> {
+        self.ended().map(|ended| match ended {
+            Ended::Succeeded => 0,
+            Ended::Failed { exit_code, .. } => u8::try_from(*exit_code)
+                .ok()
+                .filter(|&c| c != 0)
+                .unwrap_or(1),
+            Ended::Cancelled => 130,
+            Ended::LaunchFailed(_) => 127,
+        })
+    }
+
+    /// Time since the last log line (or since the start, before any).
+    pub fn quiet_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last_line.unwrap_or(self.started))
+    }
+
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        self.ended
+            .unwrap_or(now)
+            .saturating_duration_since(self.started)
+    }
+
+    /// The machine the job was pinned to, or the one its first remote
+    /// derivation went to.
+    pub fn host(&self) -> Option<&str> {
+        self.request.placement.host().or_else(|| {
+            self.progress
+                .derivations()
+                .iter()
+                .find_map(|d| d.machine.as_deref())
+        })
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Effect> {
+        match event {
+            Event::Spawned { pid } => self.spawned(pid),
+            Event::SpawnFailed(why) => {
+                let line = format!("rbtop: cannot start {}: {why}", self.argv[0]);
+                let mut effects = self.note(line, now);
+                effects.extend(self.finish(Ended::LaunchFailed(why), now));
+                effects
+            }
+            Event::Stderr(line) => self.stderr(line, now),
+            Event::Stdout(line) => self.stdout(line, now),
+            Event::Exited { code, signal } => self.exited(code, signal, now),
+            Event::CancelRequested => {
+                if self.is_active() {
+                    self.cancel_requested.get_or_insert(now);
+                }
+                self.cancel()
+            }
+            Event::GraceElapsed(stage) => self.grace_elapsed(stage),
+            Event::BuildersChecked(reports) => {
+                let mut effects = Vec::new();
+                for report in reports {
+                    effects.extend(self.note(format!("rbtop: {}", report.describe()), now));
+                }
+                effects.extend(self.finish(Ended::Cancelled, now));
+                effects
+            }
+        }
+    }
+
+    fn spawned(&mut self, pid: u32) -> Vec<Effect> {
+        if self.state != State::Starting {
+            return Vec::new();
+        }
+        self.state = State::Running { pid };
+        if self.cancel_pending {
+            return self.cancel();
+        }
+        Vec::new()
+    }
+
+    fn stderr(&mut self, line: String, now: Instant) -> Vec<Effect> {
+        let record = parse_line(&line);
+        match self.progress.apply(record, now) {
+            Some(log_line) => self.append(log_line, now),
+            None => Vec::new(),
+        }
+    }
+
+    fn append(&mut self, line: LogLine, now: Instant) -> Vec<Effect> {
+        if line.kind == LineKind::Build {
+            self.last_line = Some(now);
+        }
+        let file_line = match line.drv.and_then(|i| self.progress.derivations().get(i)) {
+            Some(drv) if line.kind == LineKind::Build => format!("{}> {}", drv.name(), line.text),
+            _ => line.text.clone(),
+        };
+        // Nix's chatty messages go to the file only.
+        let shown = !matches!(line.kind, LineKind::Nix(level) if level > super::record::LEVEL_INFO);
+        if shown {
+            self.log.push(line);
+        }
+        vec![Effect::Write(file_line)]
+    }
+
+    fn note(&mut self, text: String, now: Instant) -> Vec<Effect> {
+        self.notes.push(text.clone());
+        self.append(
+            LogLine {
+                drv: None,
+                kind: LineKind::Nix(super::record::LEVEL_INFO),
+                text,
+            },
+            now,
+        )
+    }
+
+    /// `nix build --json` prints `[{"drvPath":…,"outputs":{"out":…}}]`;
+    /// `nix-build` and `nix-store --realise` print one path per line.
+    fn stdout(&mut self, line: String, now: Instant) -> Vec<Effect> {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            if let Ok(serde_json::Value::Array(built)) = serde_json::from_str(trimmed) {
+                for item in built {
+                    if let Some(outputs) = item.get("outputs").and_then(|o| o.as_object()) {
+                        self.outputs.extend(
+                            outputs
+                                .values()
+                                .filter_map(|p| p.as_str().map(String::from)),
+                        );
+                    }
+                }
+                return Vec::new();
+            }
+        } else if trimmed.starts_with('/') && !trimmed.contains(char::is_whitespace) {
+            self.outputs.push(trimmed.to_string());
+            return Vec::new();
+        }
+        self.append(
+            LogLine {
+                drv: None,
+                kind: LineKind::Plain,
+                text: line,
+            },
+            now,
+        )
+    }
+
+    fn cancel(&mut self) -> Vec<Effect> {
+        match self.state {
+            State::Starting => {
+                self.cancel_pending = true;
+                Vec::new()
+            }
+            State::Running { pid } => self.escalate(pid, Escalation::Interrupt),
+            // Asked again: do not wait for the grace period.
+            State::Cancelling { pid, stage } if stage < Escalation::Kill => {
+                let next = if stage == Escalation::Interrupt {
+                    Escalation::Terminate
+                } else {
+                    Escalation::Kill
+                };
+                self.escalate(pid, next)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn escalate(&mut self, pid: u32, stage: Escalation) -> Vec<Effect> {
+        self.state = State::Cancelling { pid, stage };
+        let mut effects = vec![Effect::Signal {
+            pgid: pid,
+            signal: stage.signal(),
+        }];
+        match stage {
+            Escalation::Interrupt => effects.push(Effect::Arm {
+                stage,
+                after: self.graces.interrupt,
+            }),
+            Escalation::Terminate => effects.push(Effect::Arm {
+                stage,
+                after: self.graces.terminate,
+            }),
+            Escalation::Kill => effects.push(Effect::KillStragglers),
+        }
+        effects
+    }
+
+    fn grace_elapsed(&mut self, stage: Escalation) -> Vec<Effect> {
+        match self.state {
+            State::Cancelling {
+                pid,
+                stage: current,
+            } if current == stage => match stage {
+                Escalation::Interrupt => self.escalate(pid, Escalation::Terminate),
+                Escalation::Terminate => self.escalate(pid, Escalation::Kill),
+                Escalation::Kill => Vec::new(),
+            },
+            // A timer from a stage already passed, or the job is gone.
+            _ => Vec::new(),
+        }
+    }
+
+    fn exited(&mut self, code: Option<i32>, signal: Option<i32>, now: Instant) -> Vec<Effect> {
+        let exit_code = code.unwrap_or_else(|| 128 + signal.unwrap_or(0));
+        match self.state {
+            State::Cancelling { .. } => {
+                // Nix stops its build activities when interrupted: one that
+                // ended after the cancel was interrupted, not finished.
+                let since = self.cancel_requested.unwrap_or(now);
+                let remote: Vec<RemoteBuild> = self
+                    .progress
+                    .interrupted_since(since, now)
+                    .into_iter()
+                    .filter_map(|d| {
+                        Some(RemoteBuild {
+                            machine: d.machine.clone()?,
+                            drv: d.drv.clone(),
+                        })
+                    })
+                    .collect();
+                self.ended = Some(now);
+                // Whatever the hook left behind in its own process group.
+                let mut effects = vec![Effect::KillStragglers];
+                if remote.is_empty() {
+                    effects.extend(self.finish(Ended::Cancelled, now));
+                } else {
+                    self.state = State::CheckingBuilders;
+                    effects.push(Effect::CheckBuilders(remote));
+                }
+                effects
+            }
+            State::Running { .. } | State::Starting => {
+                let ended = if exit_code == 0 {
+                    Ended::Succeeded
+                } else {
+                    let error = self
+                        .progress
+                        .errors()
+                        .first()
+                        .map(|e| crate::nix_text::strip_ansi(e));
+                    Ended::Failed { exit_code, error }
+                };
+                self.finish(ended, now)
+            }
+            State::CheckingBuilders | State::Finished(_) => Vec::new(),
+        }
+    }
+
+    fn finish(&mut self, ended: Ended, now: Instant) -> Vec<Effect> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        self.progress.stop_all(now);
+        self.ended.get_or_insert(now);
+        self.state = State::Finished(ended);
+        vec![Effect::Finished]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::launch::{BuildTool, Placement};
+
+    fn job() -> Job {
+        let request = LaunchRequest {
+            args: vec!["x.nix".into()],
+            placement: Placement::Pinned {
+                uri: "ssh://b1".into(),
+                line: "ssh://b1".into(),
+            },
+            tool: BuildTool::NixBuild,
+        };
+        Job::new(
+            JobId(1),
+            request,
+            vec!["nix".into()],
+            100,
+            Graces::default(),
+            Instant::now(),
+        )
+    }
+
+    const BUILD_ON_B1: &str = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":5,"level":3,"text":"building","type":105}"#;
+
+    fn signals(effects: &[Effect]) -> Vec<Signal> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Signal { signal, .. } => Some(*signal),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn launch_output_and_success() {
+        let mut job = job();
+        let now = Instant::now();
+        assert!(job.handle(Event::Spawned { pid: 42 }, now).is_empty());
+        assert_eq!(job.state, State::Running { pid: 42 });
+        job.handle(Event::Stderr(BUILD_ON_B1.into()), now);
+        let effects = job.handle(
+            Event::Stderr(
+                r#"@nix {"action":"result","fields":["hello"],"id":5,"type":101}"#.into(),
+            ),
+            now,
+        );
+        assert_eq!(effects, [Effect::Write("a> hello".into())]);
+        assert_eq!(job.log.last_build_lines(None, 1), ["hello"]);
+        job.handle(
+            Event::Stdout(
+                r#"[{"drvPath":"/nix/store/x.drv","outputs":{"out":"/nix/store/y"}}]"#.into(),
+            ),
+            now,
+        );
+        assert_eq!(job.outputs, ["/nix/store/y"]);
+        let effects = job.handle(
+            Event::Exited {
+                code: Some(0),
+                signal: None,
+            },
+            now,
+        );
+        assert_eq!(effects, [Effect::Finished]);
+        assert_eq!(job.ended(), Some(&Ended::Succeeded));
+        assert_eq!(job.exit_status(), Some(0));
+    }
+
+    #[test]
+    fn failure_carries_nixs_error_and_code() {
+        let mut job = job();
+        let now = Instant::now();
+        job.handle(Event::Spawned { pid: 42 }, now);
+        job.handle(
+            Event::Stderr(
+                r#"@nix {"action":"msg","level":0,"msg":"\u001b[31;1merror:\u001b[0m boom"}"#
+                    .into(),
+            ),
+            now,
+        );
+        job.handle(
+            Event::Exited {
+                code: Some(100),
+                signal: None,
+            },
+            now,
+        );
+        assert_eq!(
+            job.ended(),
+            Some(&Ended::Failed {
+                exit_code: 100,
+                error: Some("error: boom".into())
+            })
+        );
+        assert_eq!(job.exit_status(), Some(100));
+    }
+
+    #[test]
+    fn cancel_escalates_interrupt_terminate_kill() {
+        let mut job = job();
+        let now = Instant::now();
+        job.handle(Event::Spawned { pid: 42 }, now);
+        let effects = job.handle(Event::CancelRequested, now);
+        assert_eq!(signals(&effects), [Signal::Interrupt]);
+        assert!(effects.contains(&Effect::Arm {
+            stage: Escalation::Interrupt,
+            after: Duration::from_secs(5)
+        }));
+        // A stale timer from another stage does nothing.
+        assert!(
+            job.handle(Event::GraceElapsed(Escalation::Terminate), now)
+                .is_empty()
+        );
+        let effects = job.handle(Event::GraceElapsed(Escalation::Interrupt), now);
+        assert_eq!(signals(&effects), [Signal::Terminate]);
+        let effects = job.handle(Event::GraceElapsed(Escalation::Terminate), now);
+        assert_eq!(signals(&effects), [Signal::Kill]);
+        assert!(effects.contains(&Effect::KillStragglers));
+        assert!(
+            job.handle(Event::GraceElapsed(Escalation::Kill), now)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_second_cancel_skips_the_wait() {
+        let mut job = job();
+        let now = Instant::now();
+        job.handle(Event::Spawned { pid: 42 }, now);
+        job.handle(Event::CancelRequested, now);
+        assert_eq!(
+            signals(&job.handle(Event::CancelRequested, now)),
+            [Signal::Terminate]
+        );
+        assert_eq!(
+            signals(&job.handle(Event::CancelRequested, now)),
+            [Signal::Kill]
+        );
+        assert!(job.handle(Event::CancelRequested, now).is_empty());
+    }
+
+    #[test]
+    fn cancel_before_spawn_waits_for_the_pid() {
+        let mut job = job();
+        let now = Instant::now();
+        assert!(job.handle(Event::CancelRequested, now).is_empty());
+        let effects = job.handle(Event::Spawned { pid: 7 }, now);
+        assert_eq!(
+            effects[0],
+            Effect::Signal {
+                pgid: 7,
+                signal: Signal::Interrupt
+            }
+        );
+    }
+
+    #[test]
+    fn exit_after_cancel_checks_the_builders_then_finishes_cancelled() {
+        let mut job = job();
+        let now = Instant::now();
+        job.handle(Event::Spawned { pid: 42 }, now);
+        job.handle(Event::Stderr(BUILD_ON_B1.into()), now);
+        job.handle(Event::CancelRequested, now);
+        let effects = job.handle(
+            Event::Exited {
+                code: Some(1),
+                signal: None,
+            },
+            now,
+        );
+        let build = RemoteBuild {
+            machine: "ssh://b1".into(),
+            drv: "/nix/store/00000000000000000000000000000000-a.drv".into(),
+        };
+        assert_eq!(
+            effects,
+            [
+                Effect::KillStragglers,
+                Effect::CheckBuilders(vec![build.clone()])
+            ]
+        );
+        assert_eq!(job.state, State::CheckingBuilders);
+        let effects = job.handle(
+            Event::BuildersChecked(vec![CleanupReport {
+                build,
+                cleanup: Cleanup::Killed {
+                    processes: vec!["123 sh".into()],
+                },
+            }]),
+            now,
+        );
+        assert_eq!(effects.last(), Some(&Effect::Finished));
+        assert_eq!(job.ended(), Some(&Ended::Cancelled));
+        assert_eq!(job.exit_status(), Some(130));
+        assert!(
+            job.notes[0].contains("rbtop killed them"),
+            "{:?}",
+            job.notes
+        );
+    }
+
+    #[test]
+    fn exit_after_cancel_with_nothing_remote_finishes_at_once() {
+        let mut job = job();
+        let now = Instant::now();
+        job.handle(Event::Spawned { pid: 42 }, now);
+        job.handle(Event::CancelRequested, now);
+        let effects = job.handle(
+            Event::Exited {
+                code: None,
+                signal: Some(2),
+            },
+            now,
+        );
+        assert_eq!(effects, [Effect::KillStragglers, Effect::Finished]);
+        assert_eq!(job.ended(), Some(&Ended::Cancelled));
+    }
+
+    #[test]
+    fn spawn_failure_ends_the_job() {
+        let mut job = job();
+        let effects = job.handle(Event::SpawnFailed("No such file".into()), Instant::now());
+        assert_eq!(effects.last(), Some(&Effect::Finished));
+        assert_eq!(job.exit_status(), Some(127));
+        assert!(job.notes[0].contains("cannot start nix"));
+    }
+
+    #[test]
+    fn killed_by_a_signal_is_a_failure_with_128_plus() {
+        let mut job = job();
+        job.handle(Event::Spawned { pid: 42 }, Instant::now());
+        job.handle(
+            Event::Exited {
+                code: None,
+                signal: Some(9),
+            },
+            Instant::now(),
+        );
+        assert_eq!(job.exit_status(), Some(137));
+    }
+}

@@ -1,0 +1,114 @@
+//! The full log of a job on disk, whatever the in-memory cap: one file per
+//! job under `$XDG_STATE_HOME/rbtop/jobs`, named by start time and target.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::job::JobId;
+
+pub struct LogFile {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    failed: bool,
+}
+
+impl LogFile {
+    pub fn create(dir: &Path, id: JobId, what: &str, argv: &[String]) -> Result<LogFile, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let now = chrono::Local::now();
+        let name = format!(
+            "{}-{}-{}.log",
+            now.format("%Y%m%d-%H%M%S"),
+            id.0,
+            file_name_part(what)
+        );
+        let path = dir.join(name);
+        let file =
+            File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let mut log = LogFile {
+            path,
+            writer: BufWriter::new(file),
+            failed: false,
+        };
+        log.write_line(&format!("# rbtop job {id}, started {}", now.to_rfc3339()));
+        log.write_line(&format!("# {}", shell_words::join(argv)));
+        Ok(log)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn write_line(&mut self, line: &str) {
+        if self.failed {
+            return;
+        }
+        if let Err(e) = writeln!(self.writer, "{line}") {
+            tracing::error!(path = %self.path.display(), "cannot write the job log: {e}");
+            self.failed = true;
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if !self.failed {
+            let _ = self.writer.flush();
+        }
+    }
+}
+
+/// A target as a safe file-name fragment: `nixpkgs#hello` → `nixpkgs-hello`.
+fn file_name_part(what: &str) -> String {
+    let base = what.rsplit('/').next().unwrap_or(what);
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(48)
+        .collect();
+    let trimmed = cleaned.trim_matches('-');
+    if trimmed.is_empty() {
+        "build".into()
+    } else {
+        trimmed.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_contents() {
+        assert_eq!(file_name_part("nixpkgs#hello"), "nixpkgs-hello");
+        assert_eq!(file_name_part("/nix/store/abc-x.drv"), "abc-x.drv");
+        assert_eq!(file_name_part("///"), "build");
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogFile::create(
+            dir.path(),
+            JobId(3),
+            "a.nix",
+            &["nix".into(), "build".into()],
+        )
+        .unwrap();
+        log.write_line("hello");
+        log.flush();
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(text.contains("# rbtop job #3"), "{text}");
+        assert!(text.ends_with("# nix build\nhello\n"), "{text}");
+        assert!(
+            log.path()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("-3-a.nix.log")
+        );
+    }
+}

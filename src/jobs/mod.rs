@@ -1,0 +1,15 @@
+//! Builds launched from rbtop: the Nix command line, its internal-json log
+//! folded into per-derivation progress, the job state machine, and the
+//! supervisor that runs it (spawn, cancel, check the builders afterwards).
+//! Nothing here draws; the TUI and `rbtop build` read [`job::Job`].
+
+pub mod drv;
+pub mod job;
+pub mod launch;
+pub mod log;
+pub mod logfile;
+pub mod process_tree;
+pub mod progress;
+pub mod record;
+pub mod remote;
+pub mod runner;

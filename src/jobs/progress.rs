@@ -1,0 +1,611 @@
+//! Folds a build's [`Record`]s into what the jobs pane shows: each
+//! derivation with its host and phase, the overall done/expected counts,
+//! Nix's errors, and which log line belongs to which derivation.
+//!
+//! Nix 2.8 sends no `parent`, and the build hook's own steps (`connecting
+//! to`, `waiting for the upload lock to`, `copying dependencies to`,
+//! `copying outputs from`) are activities of their own, named by machine
+//! only (nix-reference §4). They are joined to the derivation running on
+//! that machine whose phase comes just before; when a newer Nix gives a
+//! `parent` that is a build, that wins.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::record::{Activity, LEVEL_ERROR, LEVEL_INFO, Message, Outcome, Record, Start};
+use crate::nix_text::strip_ansi;
+
+/// Where a derivation is, in the order Nix goes through them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Known (Nix is waiting for it) but no build activity yet.
+    Queued,
+    /// `waiting for a machine to build`: every eligible slot is taken.
+    WaitingForSlot,
+    /// `waiting for lock on` output paths, or for a free build user.
+    WaitingForLock,
+    Connecting,
+    WaitingForUploadLock,
+    CopyingInputs,
+    Building,
+    CopyingOutputs,
+    Finished,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Queued => "queued",
+            Phase::WaitingForSlot => "waiting for a slot",
+            Phase::WaitingForLock => "waiting for a lock",
+            Phase::Connecting => "connecting",
+            Phase::WaitingForUploadLock => "waiting for the upload lock",
+            Phase::CopyingInputs => "copying inputs",
+            Phase::Building => "building",
+            Phase::CopyingOutputs => "copying outputs",
+            Phase::Finished => "finished",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum DrvStatus {
+    Running,
+    Succeeded,
+    /// Nix's message, and the builder's exit code when Nix gave one.
+    Failed {
+        message: String,
+        exit_code: Option<i32>,
+    },
+    /// The job ended (cancelled or failed elsewhere) before this one did.
+    Stopped,
+}
+
+#[derive(Clone, Debug)]
+pub struct Derivation {
+    /// `/nix/store/…-name.drv`.
+    pub drv: String,
+    /// The machine's URI, `None` for a local build.
+    pub machine: Option<String>,
+    pub phase: Phase,
+    /// The builder's own phase name (`buildPhase`, …) when it announced one.
+    pub builder_phase: Option<String>,
+    pub status: DrvStatus,
+    pub started: Instant,
+    pub finished: Option<Instant>,
+    pub last_line: Option<Instant>,
+    pub lines: u64,
+}
+
+impl Derivation {
+    /// `hello-2.12` from `/nix/store/<hash>-hello-2.12.drv`.
+    pub fn name(&self) -> &str {
+        drv_name(&self.drv)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status == DrvStatus::Running
+    }
+}
+
+/// The name part of a store path, without `.drv`.
+pub fn drv_name(path: &str) -> &str {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base = base.strip_suffix(".drv").unwrap_or(base);
+    match base.split_once('-') {
+        Some((hash, name)) if hash.len() == 32 => name,
+        _ => base,
+    }
+}
+
+/// Build counts from the top-level `Builds` activity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub done: u64,
+    pub expected: u64,
+    pub running: u64,
+    pub failed: u64,
+}
+
+/// What a line of the job's log is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    /// Printed by a builder.
+    Build,
+    /// Nix's own message or activity text, at this level.
+    Nix(u8),
+    /// Not internal-json: printed by something else (ssh, a wrapper).
+    Plain,
+}
+
+/// A line to append to the job's log, and the derivation it belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogLine {
+    /// Index into [`BuildProgress::derivations`].
+    pub drv: Option<usize>,
+    pub kind: LineKind,
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Running {
+    /// The derivation this activity is about, if any.
+    drv: Option<usize>,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Build,
+    Builds,
+    Realise,
+    /// A build hook step moving its derivation to this phase while it runs.
+    HookStep(Phase),
+    Waiting,
+    Other,
+}
+
+#[derive(Debug, Default)]
+pub struct BuildProgress {
+    derivations: Vec<Derivation>,
+    by_drv: HashMap<String, usize>,
+    activities: HashMap<u64, Running>,
+    /// The first `Builds` activity: later ones are nested (`ssh-ng://`).
+    top_builds: Option<u64>,
+    top_realise: Option<u64>,
+    counts: Counts,
+    /// Paths Nix expects to copy or substitute, from `SetExpected`.
+    expected_copies: u64,
+    errors: Vec<String>,
+}
+
+impl BuildProgress {
+    pub fn new() -> BuildProgress {
+        BuildProgress::default()
+    }
+
+    pub fn derivations(&self) -> &[Derivation] {
+        &self.derivations
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    pub fn expected_copies(&self) -> u64 {
+        self.expected_copies
+    }
+
+    /// Nix's error messages (level 0), as written, colours included.
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// After a cancel: mark as stopped every derivation still running or
+    /// whose build activity ended at or after `since` (Nix ends them when
+    /// interrupted, which is no sign of success), and return them.
+    pub fn interrupted_since(&mut self, since: Instant, now: Instant) -> Vec<Derivation> {
+        let mut interrupted = Vec::new();
+        for drv in &mut self.derivations {
+            let cut_short =
+                drv.status == DrvStatus::Succeeded && drv.finished.is_some_and(|t| t >= since);
+            if drv.is_running() || cut_short {
+                drv.status = DrvStatus::Stopped;
+                drv.finished.get_or_insert(now);
+                interrupted.push(drv.clone());
+            }
+        }
+        interrupted
+    }
+
+    /// Mark every derivation still running as stopped: the job is over.
+    pub fn stop_all(&mut self, now: Instant) {
+        for drv in &mut self.derivations {
+            if drv.is_running() {
+                drv.status = DrvStatus::Stopped;
+                drv.finished = Some(now);
+            }
+        }
+    }
+
+    /// Fold one record in; returns the line it adds to the log, if any.
+    pub fn apply(&mut self, record: Record, now: Instant) -> Option<LogLine> {
+        match record {
+            Record::Start(start) => self.start(start, now),
+            Record::Stop { id } => {
+                self.stop(id, now);
+                None
+            }
+            Record::Result { id, outcome } => self.result(id, outcome, now),
+            Record::Message(message) => Some(self.message(message, now)),
+            Record::SetPhase(phase) => Some(LogLine {
+                drv: None,
+                kind: LineKind::Plain,
+                text: format!("setPhase {phase}"),
+            }),
+            Record::Plain(text) => Some(LogLine {
+                drv: None,
+                kind: LineKind::Plain,
+                text,
+            }),
+        }
+    }
+
+    fn derivation(&mut self, drv: &str, now: Instant) -> usize {
+        if let Some(&index) = self.by_drv.get(drv) {
+            return index;
+        }
+        self.derivations.push(Derivation {
+            drv: drv.to_string(),
+            machine: None,
+            phase: Phase::Queued,
+            builder_phase: None,
+            status: DrvStatus::Running,
+            started: now,
+            finished: None,
+            last_line: None,
+            lines: 0,
+        });
+        let index = self.derivations.len() - 1;
+        self.by_drv.insert(drv.to_string(), index);
+        index
+    }
+
+    fn start(&mut self, start: Start, now: Instant) -> Option<LogLine> {
+        let Start {
+            id,
+            parent,
+            level,
+            activity,
+            text,
+        } = start;
+        let plain = strip_ansi(&text);
+        let running = match activity {
+            Activity::Build { drv, machine } => Running {
+                drv: Some(self.build_started(&drv, &machine, now)),
+                kind: Kind::Build,
+            },
+            Activity::Builds => {
+                self.top_builds.get_or_insert(id);
+                Running {
+                    drv: None,
+                    kind: Kind::Builds,
+                }
+            }
+            Activity::Realise => {
+                self.top_realise.get_or_insert(id);
+                Running {
+                    drv: None,
+                    kind: Kind::Realise,
+                }
+            }
+            Activity::BuildWaiting => self.waiting(&plain, now),
+            Activity::Unknown => self.hook_step(&plain, parent),
+            _ => Running {
+                drv: None,
+                kind: Kind::Other,
+            },
+        };
+        self.activities.insert(id, running);
+        (level <= LEVEL_INFO && !text.is_empty()).then_some(LogLine {
+            drv: running.drv,
+            kind: LineKind::Nix(level),
+            text,
+        })
+    }
+
+    fn build_started(&mut self, drv: &str, machine: &str, now: Instant) -> usize {
+        let index = self.derivation(drv, now);
+        let entry = &mut self.derivations[index];
+        if machine.is_empty() && entry.machine.is_some() && entry.is_running() {
+            // The builder's own build activity, relayed from an ssh-ng://
+            // host: same derivation, now really building.
+            entry.phase = Phase::Building;
+            return index;
+        }
+        entry.machine = (!machine.is_empty()).then(|| machine.to_string());
+        entry.phase = if machine.is_empty() {
+            Phase::Building
+        } else {
+            Phase::Connecting
+        };
+        entry.status = DrvStatus::Running;
+        entry.started = now;
+        entry.finished = None;
+        index
+    }
+
+    fn waiting(&mut self, text: &str, now: Instant) -> Running {
+        let (phase, drv) = if let Some(drv) = quoted_after(text, "waiting for a machine to build ")
+        {
+            (Phase::WaitingForSlot, Some(drv))
+        } else {
+            // `waiting for lock on '<out>'`, `waiting for a free build user ID for '<drv>'`.
+            (Phase::WaitingForLock, store_drv_in(text))
+        };
+        let drv = drv.map(|drv| {
+            let index = self.derivation(drv, now);
+            let entry = &mut self.derivations[index];
+            if entry.phase <= Phase::WaitingForLock {
+                entry.phase = phase;
+            }
+            index
+        });
+        Running {
+            drv,
+            kind: Kind::Waiting,
+        }
+    }
+
+    /// A build hook step: which phase it starts, and for which derivation.
+    fn hook_step(&mut self, text: &str, parent: Option<u64>) -> Running {
+        let steps = [
+            ("connecting to ", Phase::Connecting, Phase::Connecting),
+            (
+                "waiting for the upload lock to ",
+                Phase::WaitingForUploadLock,
+                Phase::Connecting,
+            ),
+            (
+                "copying dependencies to ",
+                Phase::CopyingInputs,
+                Phase::WaitingForUploadLock,
+            ),
+            (
+                "copying outputs from ",
+                Phase::CopyingOutputs,
+                Phase::Building,
+            ),
+        ];
+        let other = Running {
+            drv: None,
+            kind: Kind::Other,
+        };
+        let Some((machine, phase, before)) = steps.iter().find_map(|(prefix, phase, before)| {
+            quoted_after(text, prefix).map(|machine| (machine, *phase, *before))
+        }) else {
+            return other;
+        };
+        let by_parent = parent
+            .and_then(|p| self.activities.get(&p))
+            .filter(|a| a.kind == Kind::Build)
+            .and_then(|a| a.drv);
+        // Otherwise the earliest running derivation on that machine that has
+        // not yet passed the step before this one.
+        let drv = by_parent.or_else(|| {
+            self.derivations
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| {
+                    d.is_running()
+                        && d.machine.as_deref() == Some(machine)
+                        && d.phase >= Phase::Connecting
+                        && d.phase <= before
+                })
+                .min_by_key(|(_, d)| (d.phase, d.started))
+                .map(|(i, _)| i)
+        });
+        if let Some(index) = drv {
+            self.derivations[index].phase = phase;
+        }
+        Running {
+            drv,
+            kind: Kind::HookStep(phase),
+        }
+    }
+
+    fn stop(&mut self, id: u64, now: Instant) {
+        let Some(running) = self.activities.remove(&id) else {
+            return;
+        };
+        let Some(index) = running.drv else {
+            return;
+        };
+        let entry = &mut self.derivations[index];
+        match running.kind {
+            Kind::Build => {
+                // The outer activity of an ssh-ng:// build ends after the
+                // nested one; only a build with no other activity left ends it.
+                let still_open = self
+                    .activities
+                    .values()
+                    .any(|a| a.kind == Kind::Build && a.drv == Some(index));
+                if !still_open && entry.is_running() {
+                    entry.phase = Phase::Finished;
+                    entry.status = DrvStatus::Succeeded;
+                    entry.finished = Some(now);
+                } else if still_open && entry.phase < Phase::CopyingOutputs {
+                    entry.phase = Phase::Building;
+                }
+            }
+            // Copying inputs done: the remote build runs now.
+            Kind::HookStep(Phase::CopyingInputs) if entry.phase == Phase::CopyingInputs => {
+                entry.phase = Phase::Building;
+            }
+            _ => {}
+        }
+    }
+
+    fn result(&mut self, id: u64, outcome: Outcome, now: Instant) -> Option<LogLine> {
+        let running = self.activities.get(&id).copied();
+        let drv = running.and_then(|a| a.drv);
+        match outcome {
+            Outcome::BuildLogLine(text) | Outcome::PostBuildLogLine(text) => {
+                if let Some(index) = drv {
+                    let entry = &mut self.derivations[index];
+                    entry.lines += 1;
+                    entry.last_line = Some(now);
+                    // Lines prove the remote build runs (2.8 loses remote
+                    // setPhase, so this is the only sign of it over ssh://).
+                    if entry.phase < Phase::Building && entry.machine.is_some() {
+                        entry.phase = Phase::Building;
+                    }
+                }
+                Some(LogLine {
+                    drv,
+                    kind: LineKind::Build,
+                    text,
+                })
+            }
+            Outcome::SetPhase(phase) => {
+                if let Some(index) = drv {
+                    let entry = &mut self.derivations[index];
+                    entry.builder_phase = Some(phase);
+                    entry.last_line = Some(now);
+                }
+                None
+            }
+            Outcome::Progress {
+                done,
+                expected,
+                running,
+                failed,
+            } if Some(id) == self.top_builds => {
+                self.counts = Counts {
+                    done,
+                    expected,
+                    running,
+                    failed,
+                };
+                None
+            }
+            Outcome::SetExpected { activity, expected }
+                if Some(id) == self.top_realise && activity == 100 =>
+            {
+                self.expected_copies = expected;
+                None
+            }
+            Outcome::UntrustedPath(path) | Outcome::CorruptedPath(path) => Some(LogLine {
+                drv,
+                kind: LineKind::Nix(1),
+                text: format!("path '{path}' is untrusted or corrupted"),
+            }),
+            _ => None,
+        }
+    }
+
+    fn message(&mut self, message: Message, now: Instant) -> LogLine {
+        let Message { level, text, .. } = message;
+        if level == LEVEL_ERROR {
+            self.errors.push(text.clone());
+            self.record_failure(&text, now);
+        }
+        let plain = strip_ansi(&text);
+        let drv = store_drv_in(&plain).and_then(|d| self.by_drv.get(d).copied());
+        LogLine {
+            drv,
+            kind: LineKind::Nix(level),
+            text,
+        }
+    }
+
+    /// `build of '<drv>' on '<uri>' failed: builder for '<drv>' failed with
+    /// exit code 3` and `builder for '<drv>' failed with exit code 1`: the
+    /// first one names the builder's own code, so it is kept.
+    fn record_failure(&mut self, text: &str, now: Instant) {
+        let plain = strip_ansi(text);
+        let Some(drv) = store_drv_in(&plain) else {
+            return;
+        };
+        if !plain.contains("failed") && !plain.contains("timed out") {
+            return;
+        }
+        let exit_code = plain.rsplit_once("exit code ").and_then(|(_, rest)| {
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse().ok()
+        });
+        let index = self.derivation(drv, now);
+        let entry = &mut self.derivations[index];
+        if !matches!(entry.status, DrvStatus::Failed { .. }) {
+            let message = plain
+                .strip_prefix("error: ")
+                .unwrap_or(&plain)
+                .trim()
+                .to_string();
+            entry.status = DrvStatus::Failed { message, exit_code };
+            entry.phase = Phase::Finished;
+            entry.finished = Some(now);
+        }
+    }
+}
+
+/// The text between the quotes after `prefix`: `connecting to 'ssh://b1'`.
+fn quoted_after<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
+    let rest = text.strip_prefix(prefix)?.strip_prefix('\'')?;
+    rest.find('\'').map(|end| &rest[..end])
+}
+
+/// The first `/nix/store/….drv` path in a message.
+fn store_drv_in(text: &str) -> Option<&str> {
+    let start = text.find("/nix/store/")?;
+    let rest = &text[start..];
+    let end = rest.find(".drv")? + ".drv".len();
+    let path = &rest[..end];
+    (!path.contains(char::is_whitespace) && !path.contains('\'')).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::record::parse_line;
+
+    fn feed(lines: &[&str]) -> (BuildProgress, Vec<LogLine>) {
+        let mut progress = BuildProgress::new();
+        let now = Instant::now();
+        let log = lines
+            .iter()
+            .filter_map(|l| progress.apply(parse_line(l), now))
+            .collect();
+        (progress, log)
+    }
+
+    #[test]
+    fn names_of_derivations() {
+        assert_eq!(
+            drv_name("/nix/store/xwr92aq5411d8hzx7nhj56grfhy96z7v-rbtop-numbered-1.drv"),
+            "rbtop-numbered-1"
+        );
+        assert_eq!(drv_name("odd"), "odd");
+    }
+
+    #[test]
+    fn hook_steps_move_the_build_on_its_machine() {
+        let (progress, _) = feed(&[
+            r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#,
+            r#"@nix {"action":"start","id":2,"level":4,"text":"waiting for the upload lock to 'ssh://b1'","type":0}"#,
+        ]);
+        assert_eq!(progress.derivations()[0].phase, Phase::WaitingForUploadLock);
+        let (progress, _) = feed(&[
+            r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#,
+            r#"@nix {"action":"start","id":2,"level":4,"text":"copying dependencies to 'ssh://b1'","type":0}"#,
+            r#"@nix {"action":"stop","id":2}"#,
+        ]);
+        assert_eq!(progress.derivations()[0].phase, Phase::Building);
+    }
+
+    #[test]
+    fn hook_step_for_another_machine_changes_nothing() {
+        let (progress, _) = feed(&[
+            r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#,
+            r#"@nix {"action":"start","id":2,"level":4,"text":"waiting for the upload lock to 'ssh://b2'","type":0}"#,
+        ]);
+        assert_eq!(progress.derivations()[0].phase, Phase::Connecting);
+    }
+
+    #[test]
+    fn failure_keeps_the_builders_exit_code() {
+        let (progress, _) = feed(&[
+            r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#,
+            r#"@nix {"action":"msg","level":0,"msg":"error: build of '/nix/store/00000000000000000000000000000000-a.drv' on 'ssh://b1' failed: builder for '/nix/store/00000000000000000000000000000000-a.drv' failed with exit code 3"}"#,
+            r#"@nix {"action":"stop","id":1}"#,
+            r#"@nix {"action":"msg","level":0,"msg":"error: builder for '/nix/store/00000000000000000000000000000000-a.drv' failed with exit code 1"}"#,
+        ]);
+        let drv = &progress.derivations()[0];
+        assert!(
+            matches!(&drv.status, DrvStatus::Failed { exit_code: Some(3), message } if message.starts_with("build of")),
+            "{:?}",
+            drv.status
+        );
+        assert_eq!(progress.errors().len(), 2);
+    }
+}

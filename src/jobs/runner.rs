@@ -1,0 +1,444 @@
+//! Runs jobs: spawns the Nix command, feeds its output to the [`Job`] state
+//! machine, and carries out the effects it asks for (signals, timers, the
+//! check on builders, the log file). One task per job; readers (the TUI,
+//! `rbtop build`) look at the shared [`Job`] when told it changed.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use super::job::{CleanupReport, Effect, Event, Graces, Job, JobId, Signal};
+use super::launch::{BuildTool, LaunchRequest};
+use super::log::DEFAULT_LINE_CAP;
+use super::logfile::LogFile;
+use super::process_tree::{self, Process};
+use super::remote;
+use crate::machines::Machine;
+use crate::nix_version::NixVersion;
+use crate::ssh::SshSettings;
+
+/// Default time without a log line after which a job shows as stalled.
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    pub tool: BuildTool,
+    pub graces: Graces,
+    pub line_cap: usize,
+    pub stall_after: Duration,
+    /// Where log files go; `None` for `$XDG_STATE_HOME/rbtop/jobs`.
+    pub log_dir: Option<PathBuf>,
+    pub ssh: SshSettings,
+    pub local_nix: Option<NixVersion>,
+}
+
+impl JobSettings {
+    pub fn new(ssh: SshSettings) -> JobSettings {
+        JobSettings {
+            tool: BuildTool::default(),
+            graces: Graces::default(),
+            line_cap: DEFAULT_LINE_CAP,
+            stall_after: DEFAULT_STALL_AFTER,
+            log_dir: None,
+            ssh,
+            local_nix: None,
+        }
+    }
+
+    pub fn log_dir(&self) -> Option<PathBuf> {
+        self.log_dir
+            .clone()
+            .or_else(|| crate::logging::default_directory().map(|d| d.join("jobs")))
+    }
+}
+
+/// A job shared between its task and its readers.
+pub type SharedJob = Arc<Mutex<Job>>;
+
+/// Lock a job; a reader that panicked while holding it left plain data.
+pub fn lock(job: &SharedJob) -> MutexGuard<'_, Job> {
+    job.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct JobHandle {
+    pub id: JobId,
+    pub job: SharedJob,
+    cancel: mpsc::UnboundedSender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct Supervisor {
+    settings: Arc<JobSettings>,
+    machines: Arc<Vec<Machine>>,
+    jobs: Vec<JobHandle>,
+    next_id: u64,
+    changed: mpsc::UnboundedSender<JobId>,
+}
+
+impl Supervisor {
+    /// The receiver says which job changed, once per change.
+    pub fn new(
+        settings: JobSettings,
+        machines: Vec<Machine>,
+    ) -> (Supervisor, mpsc::UnboundedReceiver<JobId>) {
+        let (changed, receiver) = mpsc::unbounded_channel();
+        let supervisor = Supervisor {
+            settings: Arc::new(settings),
+            machines: Arc::new(machines),
+            jobs: Vec::new(),
+            next_id: 1,
+            changed,
+        };
+        (supervisor, receiver)
+    }
+
+    pub fn settings(&self) -> &JobSettings {
+        &self.settings
+    }
+
+    pub fn machines(&self) -> &[Machine] {
+        &self.machines
+    }
+
+    pub fn jobs(&self) -> &[JobHandle] {
+        &self.jobs
+    }
+
+    pub fn job(&self, id: JobId) -> Option<&SharedJob> {
+        self.jobs.iter().find(|h| h.id == id).map(|h| &h.job)
+    }
+
+    /// Start a job (within a Tokio runtime). Fails only when the request
+    /// makes no command line; a command that cannot run is a failed job.
+    pub fn launch(&mut self, request: LaunchRequest) -> Result<JobId, String> {
+        let argv = request.argv(self.settings.local_nix)?;
+        let id = JobId(self.next_id);
+        self.next_id += 1;
+        let now = Instant::now();
+        let mut job = Job::new(
+            id,
+            request,
+            argv.clone(),
+            self.settings.line_cap,
+            self.settings.graces,
+            now,
+        );
+        let log_file = self
+            .settings
+            .log_dir()
+            .ok_or_else(|| "no state directory for the log file".to_string())
+            .and_then(|dir| LogFile::create(&dir, id, &job.request.what(), &argv));
+        let log_file = match log_file {
+            Ok(file) => {
+                job.log_file = Some(file.path().to_path_buf());
+                Some(file)
+            }
+            Err(e) => {
+                tracing::warn!("job {id}: no log file: {e}");
+                job.notes.push(format!("rbtop: no log file: {e}"));
+                None
+            }
+        };
+        tracing::info!(%id, ?argv, log = ?job.log_file, "launching build");
+        let job = Arc::new(Mutex::new(job));
+        let (cancel, cancelled) = mpsc::unbounded_channel();
+        let task = tokio::spawn(supervise(
+            Arc::clone(&job),
+            argv,
+            log_file,
+            Arc::clone(&self.machines),
+            Arc::clone(&self.settings),
+            self.changed.clone(),
+            cancelled,
+        ));
+        self.jobs.push(JobHandle {
+            id,
+            job,
+            cancel,
+            task,
+        });
+        Ok(id)
+    }
+
+    /// Ask a job to stop; asking again skips the current grace period.
+    pub fn cancel(&self, id: JobId) -> bool {
+        self.jobs
+            .iter()
+            .find(|h| h.id == id)
+            .is_some_and(|h| h.cancel.send(()).is_ok())
+    }
+
+    pub fn active(&self) -> usize {
+        self.jobs
+            .iter()
+            .filter(|h| lock(&h.job).is_active())
+            .count()
+    }
+
+    /// Cancel every running job and wait until each has finished (with its
+    /// builders checked): quitting must leave nothing running.
+    pub async fn shutdown(&mut self) {
+        for handle in &self.jobs {
+            if lock(&handle.job).is_active() {
+                let _ = handle.cancel.send(());
+            }
+        }
+        for handle in self.jobs.drain(..) {
+            let _ = handle.task.await;
+        }
+    }
+}
+
+/// Reads lines as bytes (a builder may print anything), lossily decoded.
+struct Lines<R> {
+    reader: BufReader<R>,
+    buffer: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> Lines<R> {
+    fn new(reader: R) -> Self {
+        Lines {
+            reader: BufReader::with_capacity(64 * 1024, reader),
+            buffer: Vec::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<String> {
+        self.buffer.clear();
+        match self.reader.read_until(b'\n', &mut self.buffer).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                if self.buffer.last() == Some(&b'\n') {
+                    self.buffer.pop();
+                }
+                Some(String::from_utf8_lossy(&self.buffer).into_owned())
+            }
+        }
+    }
+}
+
+/// How long output may keep coming after Nix exited (a leftover child can
+/// hold the pipes open; it is not waited for).
+const DRAIN: Duration = Duration::from_secs(2);
+/// The log file is flushed at least this often while a job runs.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+struct Context {
+    job: SharedJob,
+    id: JobId,
+    log_file: Option<LogFile>,
+    changed: mpsc::UnboundedSender<JobId>,
+    timer: Option<(super::job::Escalation, Pin<Box<tokio::time::Sleep>>)>,
+    /// Every process seen under the job when it was signalled.
+    started: Vec<Process>,
+    root_pid: Option<u32>,
+    check: Option<oneshot::Receiver<Vec<CleanupReport>>>,
+    machines: Arc<Vec<Machine>>,
+    settings: Arc<JobSettings>,
+    finished: bool,
+}
+
+impl Context {
+    fn apply(&mut self, event: Event) {
+        let effects = lock(&self.job).handle(event, Instant::now());
+        for effect in effects {
+            self.carry_out(effect);
+        }
+        let _ = self.changed.send(self.id);
+    }
+
+    fn carry_out(&mut self, effect: Effect) {
+        match effect {
+            Effect::Write(line) => {
+                if let Some(file) = &mut self.log_file {
+                    file.write_line(&line);
+                }
+            }
+            Effect::Signal { pgid, signal } => {
+                self.remember_processes();
+                let number = match signal {
+                    Signal::Interrupt => libc::SIGINT,
+                    Signal::Terminate => libc::SIGTERM,
+                    Signal::Kill => libc::SIGKILL,
+                };
+                tracing::info!(id = %self.id, pgid, ?signal, "signalling the job's process group");
+                if let Ok(pgid) = libc::pid_t::try_from(pgid) {
+                    // SAFETY: killpg(2) with a group id and a signal number touches no memory.
+                    unsafe { libc::killpg(pgid, number) };
+                }
+            }
+            Effect::KillStragglers => {
+                self.remember_processes();
+                let alive: Vec<Process> = self
+                    .started
+                    .iter()
+                    .copied()
+                    .filter(|p| process_tree::is_alive(*p))
+                    .collect();
+                let names: Vec<String> = alive.iter().map(|p| process_tree::describe(*p)).collect();
+                let killed = process_tree::kill_all(&alive);
+                if killed > 0 {
+                    tracing::warn!(id = %self.id, ?names, "processes left after the job's group was signalled");
+                    tracing::warn!(id = %self.id, killed, "killed processes the job left behind");
+                    let note =
+                        format!("rbtop: killed {killed} local process(es) the build left behind");
+                    lock(&self.job).notes.push(note.clone());
+                    if let Some(file) = &mut self.log_file {
+                        file.write_line(&note);
+                    }
+                }
+            }
+            Effect::Arm { stage, after } => {
+                self.timer = Some((stage, Box::pin(tokio::time::sleep(after))));
+            }
+            Effect::CheckBuilders(builds) => {
+                let (send, receive) = oneshot::channel();
+                let machines = Arc::clone(&self.machines);
+                let settings = Arc::clone(&self.settings);
+                tracing::info!(id = %self.id, ?builds, "checking builders after the cancel");
+                tokio::spawn(async move {
+                    let reports = remote::check_builders(builds, &machines, &settings.ssh).await;
+                    let _ = send.send(reports);
+                });
+                self.check = Some(receive);
+            }
+            Effect::Finished => {
+                self.finished = true;
+                self.timer = None;
+                if let Some(file) = &mut self.log_file {
+                    file.flush();
+                }
+            }
+        }
+    }
+
+    /// Add the job's current process tree to what a cancel must end.
+    fn remember_processes(&mut self) {
+        if let Some(root) = self.root_pid {
+            for process in process_tree::descendants(root) {
+                if !self.started.contains(&process) {
+                    self.started.push(process);
+                }
+            }
+        }
+    }
+}
+
+async fn supervise(
+    job: SharedJob,
+    argv: Vec<String>,
+    log_file: Option<LogFile>,
+    machines: Arc<Vec<Machine>>,
+    settings: Arc<JobSettings>,
+    changed: mpsc::UnboundedSender<JobId>,
+    mut cancelled: mpsc::UnboundedReceiver<()>,
+) {
+    let id = lock(&job).id;
+    let mut cx = Context {
+        job,
+        id,
+        log_file,
+        changed,
+        timer: None,
+        started: Vec::new(),
+        root_pid: None,
+        check: None,
+        machines,
+        settings,
+        finished: false,
+    };
+    let spawned = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group: a terminal's Ctrl-C reaches rbtop, which decides,
+        // and a cancel signals Nix and everything it runs in that group.
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            cx.apply(Event::SpawnFailed(e.to_string()));
+            return;
+        }
+    };
+    let pid = child.id().unwrap_or_default();
+    cx.root_pid = Some(pid);
+    cx.apply(Event::Spawned { pid });
+    let mut stdout = child.stdout.take().map(Lines::new);
+    let mut stderr = child.stderr.take().map(Lines::new);
+    let mut exit: Option<std::process::ExitStatus> = None;
+    let mut exit_applied = false;
+    let mut drain_until: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    while !cx.finished {
+        tokio::select! {
+            line = next_line(&mut stderr) => match line {
+                Some(line) => cx.apply(Event::Stderr(line)),
+                None => stderr = None,
+            },
+            line = next_line(&mut stdout) => match line {
+                Some(line) => cx.apply(Event::Stdout(line)),
+                None => stdout = None,
+            },
+            status = child.wait(), if exit.is_none() => {
+                exit = Some(status.unwrap_or_else(|e| {
+                    tracing::error!(%id, "cannot wait for the build: {e}");
+                    std::os::unix::process::ExitStatusExt::from_raw(1 << 8)
+                }));
+                drain_until = Some(Box::pin(tokio::time::sleep(DRAIN)));
+            }
+            Some(()) = cancelled.recv() => cx.apply(Event::CancelRequested),
+            _ = async { cx.timer.as_mut().expect("armed").1.as_mut().await }, if cx.timer.is_some() => {
+                let (stage, _) = cx.timer.take().expect("armed");
+                cx.apply(Event::GraceElapsed(stage));
+            }
+            reports = async { cx.check.as_mut().expect("checking").await }, if cx.check.is_some() => {
+                cx.check = None;
+                cx.apply(Event::BuildersChecked(reports.unwrap_or_default()));
+            }
+            _ = async { drain_until.as_mut().expect("exited").as_mut().await }, if drain_until.is_some() => {
+                // Nix is gone but something still holds its pipes.
+                stdout = None;
+                stderr = None;
+                drain_until = None;
+            }
+            _ = flush.tick() => {
+                if let Some(file) = &mut cx.log_file {
+                    file.flush();
+                }
+            }
+        }
+        if let Some(status) = exit
+            && !exit_applied
+            && stdout.is_none()
+            && stderr.is_none()
+        {
+            exit_applied = true;
+            use std::os::unix::process::ExitStatusExt;
+            cx.apply(Event::Exited {
+                code: status.code(),
+                signal: status.signal(),
+            });
+        }
+    }
+    if let Some(file) = &mut cx.log_file {
+        file.flush();
+    }
+}
+
+/// The next line of a pipe still open; never ready once it is closed.
+async fn next_line<R: AsyncRead + Unpin>(lines: &mut Option<Lines<R>>) -> Option<String> {
+    match lines {
+        Some(lines) => lines.next().await,
+        None => std::future::pending().await,
+    }
+}
