@@ -165,6 +165,8 @@
                 "--test"
                 "flake"
                 "--test"
+                "internal_json"
+                "--test"
                 "machines_grammar"
                 "--test"
                 "nixconf_resolution"

@@ -62,7 +62,7 @@ fn flake_defines_the_promised_outputs() {
 }
 
 /// Test files that start the loopback fleet.
-const FLEET_TESTS: [&str; 2] = ["fleet_check", "dashboard_tui"];
+const FLEET_TESTS: [&str; 3] = ["fleet_check", "dashboard_tui", "build_fleet"];
 
 #[test]
 fn the_flake_check_runs_every_test_file_but_the_fleet() {
