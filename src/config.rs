@@ -432,6 +432,34 @@ mod tests {
     }
 
     #[test]
+    fn jobs_settings_come_from_the_file_and_bad_ones_are_named() {
+        let file = parse(
+            "[jobs]\ncommand = \"nix-build\"\nstall_after = 90\nlog_lines = 50\ninterrupt_grace = 1.5\nterminate_grace = 2\n",
+        )
+        .unwrap();
+        let jobs = Settings::layer(&cli(), &file, None, None).jobs;
+        assert_eq!(jobs.tool, crate::jobs::launch::BuildTool::NixBuildLegacy);
+        assert_eq!(jobs.stall_after, Duration::from_secs(90));
+        assert_eq!(jobs.line_cap, 50);
+        assert_eq!(jobs.graces.interrupt, Duration::from_millis(1500));
+        assert_eq!(jobs.graces.terminate, Duration::from_secs(2));
+        let defaults = Settings::layer(&cli(), &FileConfig::default(), None, None).jobs;
+        assert_eq!(defaults.tool, crate::jobs::launch::BuildTool::NixBuild);
+        assert_eq!(defaults.stall_after, Duration::from_secs(600));
+        assert_eq!(defaults.line_cap, 10_000);
+        for (text, named) in [
+            ("[jobs]\ncommand = \"make\"\n", "[jobs] command"),
+            ("[jobs]\nstall_after = 0\n", "stall_after"),
+            ("[jobs]\nterminate_grace = -1\n", "terminate_grace"),
+            ("[jobs]\nlog_lines = 0\n", "log_lines"),
+            ("[jobs]\nlog_lines = 5\nbogus = 1\n", "bogus"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(named), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn builders_and_file_together_are_refused() {
         let err = parse("[machines]\nbuilders = \"ssh://a\"\nfile = \"/m\"\n").unwrap_err();
         assert!(err.contains("both"), "{err}");
