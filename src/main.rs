@@ -266,6 +266,8 @@ async fn headless_build(
     ]
     .map(|kind| signal(kind).ok());
     let mut cancels = 0;
+    let stall_after = supervisor.settings().stall_after;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         let stop = async {
             let waits = stop_signals
@@ -288,6 +290,10 @@ async fn headless_build(
                 if finished {
                     break;
                 }
+            }
+            _ = tick.tick() => {
+                let text = printer.stall_check(&lock(&job), std::time::Instant::now(), stall_after);
+                let _ = std::io::stdout().write_all(text.as_bytes());
             }
             _ = stop => {
                 cancels += 1;

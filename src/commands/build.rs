@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use crate::jobs::job::{Ended, Job};
 use crate::jobs::launch::Placement;
-use crate::jobs::progress::{DrvStatus, LineKind, Phase};
+use std::time::{Duration, Instant};
+
+use crate::jobs::progress::{Counts, DrvStatus, LineKind, Phase};
 use crate::machines::Machine;
 use crate::nix_text::strip_ansi;
 
@@ -66,6 +68,9 @@ pub fn pinned(machine: &Machine) -> Placement {
 pub struct Printer {
     next_seq: u64,
     phases: Vec<(Phase, Option<String>)>,
+    counts: Counts,
+    /// The job was reported stalled (and has printed nothing since).
+    stalled: bool,
     colour: bool,
 }
 
@@ -124,7 +129,37 @@ impl Printer {
                 .unwrap_or_default();
             let _ = writeln!(out, "rbtop: {}: {}{on}", drv.name(), drv.phase.label());
         }
+        let counts = job.progress.counts();
+        if counts != self.counts && counts.expected > 1 {
+            let _ = writeln!(
+                out,
+                "rbtop: {}/{} built, {} running{}",
+                counts.done,
+                counts.expected,
+                counts.running,
+                if counts.failed > 0 {
+                    format!(", {} failed", counts.failed)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        self.counts = counts;
         out
+    }
+
+    /// A line when the job has printed nothing for `after` (once per
+    /// silence), for the clock tick of a headless build.
+    pub fn stall_check(&mut self, job: &Job, now: Instant, after: Duration) -> String {
+        let quiet = job.quiet_for(now);
+        if job.is_finished() || quiet < after {
+            self.stalled = false;
+            return String::new();
+        }
+        if std::mem::replace(&mut self.stalled, true) {
+            return String::new();
+        }
+        format!("rbtop: stalled: no log line for {} s\n", quiet.as_secs())
     }
 }
 
@@ -180,4 +215,114 @@ pub fn summary(job: &Job) -> String {
         let _ = writeln!(out, "rbtop: full log: {}", path.display());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::job::{Event, Graces, JobId};
+    use crate::jobs::launch::{BuildTool, LaunchRequest};
+
+    fn job(now: Instant) -> Job {
+        let request = LaunchRequest {
+            args: vec!["x.nix".into()],
+            placement: Placement::Fleet { builders: None },
+            tool: BuildTool::NixBuild,
+        };
+        Job::new(
+            JobId(1),
+            request,
+            vec!["nix".into()],
+            3,
+            Graces::default(),
+            now,
+        )
+    }
+
+    const BUILD: &str = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":5,"level":3,"text":"building 'a' on 'ssh://b1'","type":105}"#;
+
+    fn line(n: u32) -> String {
+        format!(
+            r#"@nix {{"action":"result","fields":["\u001b[1mline {n}\u001b[0m"],"id":5,"type":101}}"#
+        )
+    }
+
+    #[test]
+    fn prints_new_lines_phases_and_what_the_cap_dropped() {
+        let now = Instant::now();
+        let mut job = job(now);
+        let mut printer = Printer::new(false);
+        job.handle(Event::Spawned { pid: 1 }, now);
+        job.handle(Event::Stderr(BUILD.into()), now);
+        job.handle(Event::Stderr(line(1)), now);
+        assert_eq!(
+            printer.update(&job),
+            "building 'a' on 'ssh://b1'\na> line 1\nrbtop: a: building (ssh://b1)\n"
+        );
+        assert_eq!(printer.update(&job), "", "nothing new, nothing printed");
+        for n in 2..=6 {
+            job.handle(Event::Stderr(line(n)), now);
+        }
+        // The cap is 3 lines: 2 of the 5 new ones are only in the file.
+        assert_eq!(
+            printer.update(&job),
+            "rbtop: 2 lines not shown (all are in the log file)\na> line 4\na> line 5\na> line 6\n"
+        );
+    }
+
+    #[test]
+    fn colour_is_kept_only_when_asked() {
+        let now = Instant::now();
+        let mut job = job(now);
+        job.handle(Event::Stderr(BUILD.into()), now);
+        job.handle(Event::Stderr(line(1)), now);
+        assert!(Printer::new(true).update(&job).contains("\x1b[1mline 1"));
+    }
+
+    #[test]
+    fn a_stall_is_reported_once_per_silence() {
+        let now = Instant::now();
+        let mut job = job(now);
+        let mut printer = Printer::new(false);
+        job.handle(Event::Spawned { pid: 1 }, now);
+        let after = Duration::from_secs(600);
+        assert_eq!(
+            printer.stall_check(&job, now + Duration::from_secs(599), after),
+            ""
+        );
+        let later = now + Duration::from_secs(601);
+        assert_eq!(
+            printer.stall_check(&job, later, after),
+            "rbtop: stalled: no log line for 601 s\n"
+        );
+        assert_eq!(printer.stall_check(&job, later, after), "");
+    }
+
+    #[test]
+    fn summary_of_a_failure_repeats_the_failed_derivations_last_lines() {
+        let now = Instant::now();
+        let mut job = job(now);
+        job.handle(Event::Spawned { pid: 1 }, now);
+        job.handle(Event::Stderr(BUILD.into()), now);
+        job.handle(Event::Stderr(line(1)), now);
+        job.handle(
+            Event::Stderr(r#"@nix {"action":"msg","level":0,"msg":"error: build of '/nix/store/00000000000000000000000000000000-a.drv' on 'ssh://b1' failed: builder for '/nix/store/00000000000000000000000000000000-a.drv' failed with exit code 3"}"#.into()),
+            now,
+        );
+        job.handle(
+            Event::Exited {
+                code: Some(1),
+                signal: None,
+            },
+            now,
+        );
+        let text = summary(&job);
+        assert!(text.contains("nix exited with 1"), "{text}");
+        assert!(
+            text.contains(
+                "rbtop: a failed on ssh://b1, builder exit code 3; its last lines:\n  line 1\n"
+            ),
+            "{text}"
+        );
+    }
 }
