@@ -352,15 +352,28 @@ async fn supervise(
         settings,
         finished: false,
     };
-    let spawned = tokio::process::Command::new(&argv[0])
+    let mut command = tokio::process::Command::new(&argv[0]);
+    command
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group: a terminal's Ctrl-C reaches rbtop, which decides,
         // and a cancel signals Nix and everything it runs in that group.
-        .process_group(0)
-        .spawn();
+        .process_group(0);
+    // If rbtop itself is killed outright, Nix is interrupted as by a cancel
+    // rather than left building unwatched. The signal follows the thread
+    // that spawned the child: rbtop's runtime has one thread, for its life.
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let spawned = command.spawn();
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
