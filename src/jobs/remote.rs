@@ -84,13 +84,24 @@ pub async fn check_builders(
     ssh: &SshSettings,
 ) -> Vec<CleanupReport> {
     let checks = builds.into_iter().map(|build| async move {
-        let cleanup = match machines.iter().find(|m| m.uri() == build.machine) {
+        let cleanup = match find_machine(machines, &build.machine) {
             None => Cleanup::Unknown("not one of rbtop's machines".into()),
             Some(machine) => check_one(machine, &build.drv, ssh).await,
         };
         CleanupReport { build, cleanup }
     });
     futures_util::future::join_all(checks).await
+}
+
+/// The machine Nix named: its URI as written, else the same URI without its
+/// query (newer Nix re-encodes and sorts query parameters).
+fn find_machine<'m>(machines: &'m [Machine], uri: &str) -> Option<&'m Machine> {
+    let without_query = |u: &str| u.split('?').next().unwrap_or_default().to_string();
+    machines.iter().find(|m| m.uri() == uri).or_else(|| {
+        machines
+            .iter()
+            .find(|m| without_query(m.uri()) == without_query(uri))
+    })
 }
 
 async fn check_one(machine: &Machine, drv_path: &str, ssh: &SshSettings) -> Cleanup {
@@ -199,6 +210,27 @@ mod tests {
             ),
             ["out=/nix/store/bbbb-x", "nix-build-x.drv-"]
         );
+    }
+
+    #[test]
+    fn machines_are_found_by_uri_then_without_the_query() {
+        let mut parser = crate::machines::Parser::new(vec!["x86_64-linux".into()]);
+        parser.parse_text(&crate::machines::MachinesText::whole(
+            "b1 - - 1\nssh-ng://b2?compress=true&ssh-key=/k - - 1",
+            crate::diagnostics::Origin::BuildersFlag,
+        ));
+        let machines = parser.finish().machines;
+        assert_eq!(
+            find_machine(&machines, "ssh://b1").unwrap().uri(),
+            "ssh://b1"
+        );
+        assert_eq!(
+            find_machine(&machines, "ssh-ng://b2?ssh-key=%2Fk&compress=true")
+                .unwrap()
+                .uri(),
+            machines[1].uri()
+        );
+        assert!(find_machine(&machines, "ssh://b3").is_none());
     }
 
     #[test]
