@@ -25,9 +25,15 @@ trap 'exit 129' HUP
 bash "$ROOT/tests/fleet/fleet.sh" start "$DIR/fleet"
 # shellcheck disable=SC1091
 . "$DIR/fleet/env"   # NIX_SSHOPTS='-F <fleet>/ssh_config', as for Nix itself
+# The fleet is offline: no binary cache to ask, and `nix build` enabled.
+export NIX_CONFIG="substituters =
+experimental-features = nix-command"
 echo "\$ rbtop --machines $DIR/fleet/machines --timeout 5 $*"
 echo "Opening the live dashboard: 4 builders up (b1-b3, t1), 5 down for one reason each (refused, hung, authfail, nonix, wrongkey); j/k and Enter show why; q quits."
-sleep 2
+echo "To try a build: select b1, press b and enter"
+echo "    $ROOT/tests/fixtures/builds/numbered.nix --argstr seed $RANDOM --arg lines 300 --arg delay 0.2"
+echo "then l for its live log, x and y to cancel it."
+sleep 3
 status=0
 "${CARGO_TARGET_DIR:-$ROOT/target}/release/rbtop" --machines "$DIR/fleet/machines" --timeout 5 "$@" || status=$?
 echo "(rbtop exited with status $status; stopping the fleet)"
