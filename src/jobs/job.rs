@@ -494,7 +494,11 @@ impl Job {
         if self.is_finished() {
             return Vec::new();
         }
-        self.progress.stop_all(now);
+        if ended == Ended::Succeeded {
+            self.progress.succeed_all(now);
+        } else {
+            self.progress.stop_all(now);
+        }
         self.ended.get_or_insert(now);
         self.state = State::Finished(ended);
         vec![Effect::Finished]

@@ -156,6 +156,10 @@ pub struct BuildProgress {
     counts: Counts,
     /// Paths Nix expects to copy or substitute, from `SetExpected`.
     expected_copies: u64,
+    /// Builds that ended as successes so far. Nix counts a build done (the
+    /// top `Progress`) just before it stops the build's activity; a stop
+    /// with no new "done" behind it is an interruption, not a success.
+    successes: u64,
     errors: Vec<String>,
 }
 
@@ -196,6 +200,18 @@ impl BuildProgress {
             }
         }
         interrupted
+    }
+
+    /// The whole build succeeded: whatever had not been seen to succeed did
+    /// (a Nix that reports its counts late, or not at all).
+    pub fn succeed_all(&mut self, now: Instant) {
+        for drv in &mut self.derivations {
+            if matches!(drv.status, DrvStatus::Running | DrvStatus::Stopped) {
+                drv.status = DrvStatus::Succeeded;
+                drv.phase = Phase::Finished;
+                drv.finished.get_or_insert(now);
+            }
+        }
     }
 
     /// Mark every derivation still running as stopped: the job is over.
@@ -412,8 +428,13 @@ impl BuildProgress {
                     .any(|a| a.kind == Kind::Build && a.drv == Some(index));
                 if !still_open && entry.is_running() {
                     entry.phase = Phase::Finished;
-                    entry.status = DrvStatus::Succeeded;
                     entry.finished = Some(now);
+                    entry.status = if self.counts.done > self.successes {
+                        self.successes += 1;
+                        DrvStatus::Succeeded
+                    } else {
+                        DrvStatus::Stopped
+                    };
                 } else if still_open && entry.phase < Phase::CopyingOutputs {
                     entry.phase = Phase::Building;
                 }
@@ -590,6 +611,18 @@ mod tests {
             r#"@nix {"action":"start","id":2,"level":4,"text":"waiting for the upload lock to 'ssh://b2'","type":0}"#,
         ]);
         assert_eq!(progress.derivations()[0].phase, Phase::Connecting);
+    }
+
+    #[test]
+    fn a_build_stopped_without_being_counted_done_was_interrupted() {
+        let start = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","",1,1],"id":1,"level":3,"text":"building","type":105}"#;
+        let builds = r#"@nix {"action":"start","id":9,"level":0,"text":"","type":104}"#;
+        let done = r#"@nix {"action":"result","fields":[1,1,0,0],"id":9,"type":105}"#;
+        let stop = r#"@nix {"action":"stop","id":1}"#;
+        let (progress, _) = feed(&[builds, start, done, stop]);
+        assert_eq!(progress.derivations()[0].status, DrvStatus::Succeeded);
+        let (progress, _) = feed(&[builds, start, stop]);
+        assert_eq!(progress.derivations()[0].status, DrvStatus::Stopped);
     }
 
     #[test]
