@@ -208,15 +208,25 @@ impl<R: AsyncRead + Unpin> Lines<R> {
         }
     }
 
+    /// The next line, without its newline. Cancel-safe (it runs in a
+    /// `select!`): bytes of a line cut short stay in the buffer, and the
+    /// next call goes on from them.
     async fn next(&mut self) -> Option<String> {
-        self.buffer.clear();
         match self.reader.read_until(b'\n', &mut self.buffer).await {
-            Ok(0) | Err(_) => None,
+            Ok(0) if self.buffer.is_empty() => None,
+            Err(e) => {
+                tracing::warn!("cannot read the build's output: {e}");
+                None
+            }
             Ok(_) => {
-                if self.buffer.last() == Some(&b'\n') {
-                    self.buffer.pop();
+                let mut line = std::mem::take(&mut self.buffer);
+                if line.last() == Some(&b'\n') {
+                    line.pop();
                 }
-                Some(String::from_utf8_lossy(&self.buffer).into_owned())
+                Some(
+                    String::from_utf8(line)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                )
             }
         }
     }
@@ -453,5 +463,33 @@ async fn next_line<R: AsyncRead + Unpin>(lines: &mut Option<Lines<R>>) -> Option
     match lines {
         Some(lines) => lines.next().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A read cut short by another `select!` branch loses nothing.
+    #[tokio::test]
+    async fn lines_survive_cancelled_reads() {
+        let (mut writer, reader) = tokio::io::duplex(64);
+        let mut lines = Lines::new(reader);
+        writer.write_all(b"first half ").await.unwrap();
+        let cut = tokio::time::timeout(Duration::from_millis(50), lines.next()).await;
+        assert!(cut.is_err(), "no full line yet");
+        writer
+            .write_all(b"second half\n\xffbad utf8\nlast")
+            .await
+            .unwrap();
+        drop(writer);
+        assert_eq!(
+            lines.next().await.as_deref(),
+            Some("first half second half")
+        );
+        assert_eq!(lines.next().await.as_deref(), Some("\u{fffd}bad utf8"));
+        assert_eq!(lines.next().await.as_deref(), Some("last"));
+        assert_eq!(lines.next().await, None);
     }
 }
