@@ -332,14 +332,17 @@ mod dashboard {
     use rbtop::cli::DashboardArgs;
     use rbtop::config::Settings;
     use rbtop::dashboard::{Context, FleetState};
+    use rbtop::jobs::launch::Placement;
+    use rbtop::jobs::runner::Supervisor;
     use rbtop::probe::fleet::raise_open_file_limit;
     use rbtop::probe::{Fleet, ProbeSettings};
     use rbtop::ssh::SshSettings;
+    use rbtop::tui::jobs_pane::{JobDefaults, JobsPane};
     use rbtop::tui::keymap::Keymap;
-    use rbtop::tui::run::Ended;
+    use rbtop::tui::run::{Builds, Ended};
     use rbtop::tui::{App, run, terminal};
 
-    use super::{resolve_machines, shutdown_signal, ssh_extra_args, usage_error};
+    use super::{job_settings, resolve_machines, shutdown_signal, ssh_extra_args, usage_error};
 
     pub fn run(
         settings: &Settings,
@@ -377,12 +380,16 @@ mod dashboard {
             .refresh
             .map_or(settings.refresh, Duration::from_secs_f64);
         let mut app = App::new(FleetState::new(machines.clone(), refresh), context, keymap);
+        app.jobs = JobsPane::new(JobDefaults {
+            fleet: Placement::fleet(&settings.source),
+            tool: settings.jobs.tool,
+            stall_after: settings.jobs.stall_after,
+        });
         let choice = settings.probe.with_flags(args.timeout, args.concurrency);
-        let probe_settings = ProbeSettings::new(
-            choice.timeout,
-            choice.concurrency,
-            SshSettings::new(extra_args, choice.host_key_policy),
-        );
+        let ssh = SshSettings::new(extra_args, choice.host_key_policy);
+        let (mut supervisor, mut changed) =
+            Supervisor::new(job_settings(settings, ssh.clone()), machines.clone());
+        let probe_settings = ProbeSettings::new(choice.timeout, choice.concurrency, ssh);
         let Some(runtime) = super::runtime() else {
             return ExitCode::FAILURE;
         };
@@ -394,8 +401,19 @@ mod dashboard {
             let ended = AssertUnwindSafe(async {
                 let mut tui = terminal::enter()?;
                 let _restore = terminal::Guard;
-                let ended =
-                    run::run(&mut tui, &mut app, &fleet, &slots_dir, shutdown_signal()).await;
+                let builds = Builds {
+                    supervisor: &mut supervisor,
+                    changed: &mut changed,
+                };
+                let ended = run::run(
+                    &mut tui,
+                    &mut app,
+                    &fleet,
+                    builds,
+                    &slots_dir,
+                    shutdown_signal(),
+                )
+                .await;
                 if !matches!(ended, Ok(Ended::Quit | Ended::Signal(130 | 143))) {
                     // The terminal may be gone (hangup): dropping ratatui's
                     // handle would complain on stderr that it cannot show the cursor.
@@ -408,8 +426,17 @@ mod dashboard {
             // The terminal is back before the sessions close (bounded, a
             // couple of seconds at worst), so the prompt returns at once.
             terminal::restore();
+            // Builds still running (after a signal, an error or a panic)
+            // are cancelled, their builders checked, before the sessions go.
+            let active = supervisor.active();
+            if active > 0 {
+                eprintln!("rbtop: cancelling {active} build(s)…");
+            }
             tokio::select! {
-                () = fleet.close() => {}
+                () = async {
+                    supervisor.shutdown().await;
+                    fleet.close().await;
+                } => {}
                 signal = shutdown_signal() => {
                     eprintln!("rbtop: interrupted again; exiting without waiting for the SSH sessions");
                     std::process::exit(signal.exit_status().into());

@@ -23,13 +23,24 @@ fn render(app: &mut App, width: u16, height: u16) -> String {
 
 /// Snapshot `make()`'s app at both sizes.
 fn snapshot(name: &str, make: impl Fn() -> App) {
+    snapshot_filtered(name, r"next try in \d+s", "next try in [wait]", make);
+}
+
+/// Like `snapshot`, with elapsed and quiet times (which depend on how fast
+/// the test runs) filtered out instead of the retry countdown.
+fn snapshot_jobs(name: &str, make: impl Fn() -> App) {
+    snapshot_filtered(name, r"\b\d+[smhd]( \d+[smh])?\b", "[dur]", make);
+}
+
+/// Snapshot at both sizes with clock times and `pattern` filtered out.
+fn snapshot_filtered(name: &str, pattern: &str, replacement: &str, make: impl Fn() -> App) {
     for (width, height) in SIZES {
         let mut app = make();
         let screen = render(&mut app, width, height);
         insta::with_settings!({
             filters => vec![
                 (r"\b\d\d:\d\d:\d\d\b", "[time]"),
-                (r"next try in \d+s", "next try in [wait]"),
+                (pattern, replacement),
             ],
             prepend_module_to_snapshot => false,
             omit_expression => true,
@@ -124,4 +135,90 @@ fn many_hosts_scroll_with_the_selection() {
     let screen = render(&mut app, 120, 30);
     assert!(screen.contains("builder-0199"), "{screen}");
     assert!(!screen.contains("builder-0000"), "{screen}");
+}
+
+// ---- builds: the jobs pane, the log pane, the launch form, the cancel question
+
+const SSH_LOG: &str = include_str!("fixtures/internal-json/nix28-ssh.log");
+const FAILURE_LOG: &str = include_str!("fixtures/internal-json/nix28-failure.log");
+
+/// Lines of the ssh:// transcript up to and with `line 3 of 5`.
+fn ssh_lines_until_line_3() -> usize {
+    SSH_LOG
+        .lines()
+        .position(|l| l.contains("\"line 3 of 5\""))
+        .unwrap()
+        + 1
+}
+
+/// The fleet with a build on b1 three lines in.
+fn running_build() -> App {
+    let mut app = fixture::mixed_fleet();
+    let request = fixture::numbered_request(&["--argstr", "seed", "ssh", "--arg", "lines", "5"]);
+    let job = fixture::job(1, request, SSH_LOG, ssh_lines_until_line_3(), None);
+    app.launched(Ok(job));
+    app
+}
+
+/// The fleet with a build whose builder failed, Nix exiting 1.
+fn failed_build() -> App {
+    let mut app = fixture::mixed_fleet();
+    let request = fixture::numbered_request(&["--arg", "fail", "3"]);
+    let lines = FAILURE_LOG.lines().count();
+    let job = fixture::job(2, request, FAILURE_LOG, lines, Some(1));
+    app.launched(Ok(job));
+    app
+}
+
+#[test]
+fn jobs_pane_with_a_running_remote_build() {
+    snapshot_jobs("jobs_running", running_build);
+    let screen = render(&mut running_build(), 120, 30);
+    assert!(screen.contains("#1 numbered.nix"), "{screen}");
+    assert!(screen.contains("rbtop-numbered-ssh-1795259164"), "{screen}");
+}
+
+#[test]
+fn jobs_pane_with_a_failed_build() {
+    snapshot_jobs("jobs_failed", failed_build);
+    let screen = render(&mut failed_build(), 120, 30);
+    assert!(screen.contains("failed (exit 1)"), "{screen}");
+}
+
+#[test]
+fn log_pane_following() {
+    snapshot_jobs("log_following", || {
+        let mut app = running_build();
+        press(&mut app, "l");
+        app
+    });
+}
+
+#[test]
+fn log_pane_with_a_search() {
+    snapshot_jobs("log_search", || {
+        let mut app = failed_build();
+        press(&mut app, "l/line 2");
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        app
+    });
+}
+
+#[test]
+fn launch_form() {
+    snapshot_jobs("launch_form", || {
+        let mut app = fixture::mixed_fleet();
+        press(&mut app, "b./numbered.nix --argstr seed 'open");
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        app
+    });
+}
+
+#[test]
+fn cancel_confirm() {
+    snapshot_jobs("cancel_confirm", || {
+        let mut app = running_build();
+        press(&mut app, "x");
+        app
+    });
 }

@@ -25,11 +25,23 @@ pub enum Action {
     Diagnostics,
     Help,
     Quit,
+    /// Open the form that launches a build.
+    Launch,
+    /// Open the selected job's (or derivation's) log.
+    Log,
+    /// Ask to cancel the selected job (again: skip the grace period).
+    Cancel,
+    /// Stick the log to its newest line again.
+    Follow,
+    NextMatch,
+    PreviousMatch,
+    /// Answer yes to a question (cancel this job?).
+    Confirm,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 23] = [
         Action::Up,
         Action::Down,
         Action::Top,
@@ -44,6 +56,13 @@ impl Action {
         Action::ReverseSort,
         Action::Refresh,
         Action::Diagnostics,
+        Action::Launch,
+        Action::Log,
+        Action::Follow,
+        Action::NextMatch,
+        Action::PreviousMatch,
+        Action::Cancel,
+        Action::Confirm,
         Action::Help,
         Action::Quit,
     ];
@@ -67,6 +86,13 @@ impl Action {
             Action::Diagnostics => "diagnostics",
             Action::Help => "help",
             Action::Quit => "quit",
+            Action::Launch => "launch",
+            Action::Log => "log",
+            Action::Cancel => "cancel",
+            Action::Follow => "follow",
+            Action::NextMatch => "next-match",
+            Action::PreviousMatch => "previous-match",
+            Action::Confirm => "confirm",
         }
     }
 
@@ -77,22 +103,31 @@ impl Action {
     /// One line for the help screen.
     pub fn describe(self) -> &'static str {
         match self {
-            Action::Up => "select the host above (scroll the detail pane when it has focus)",
-            Action::Down => "select the host below (scroll the detail pane when it has focus)",
+            Action::Up => "select the row above (scroll the detail pane or log when shown)",
+            Action::Down => "select the row below (scroll the detail pane or log when shown)",
             Action::Top => "first host",
-            Action::Bottom => "last host",
+            Action::Bottom => "last host (in a log: the end, following it again)",
             Action::PageUp => "one page up",
             Action::PageDown => "one page down",
             Action::Detail => "open / close the selected host's detail pane",
-            Action::NextPane => "move focus between the hosts table and the detail pane",
-            Action::Filter => "filter by host, system, feature or status (Enter keeps, Esc clears)",
-            Action::Back => "clear the filter, close help, diagnostics or the detail pane",
+            Action::NextPane => "move focus: hosts table, detail pane, jobs",
+            Action::Filter => {
+                "filter by host, system, feature or status (Enter keeps, Esc clears); in a log: search"
+            }
+            Action::Back => "clear the filter, close help, diagnostics, the detail pane or the log",
             Action::NextSort => "sort by the next column",
             Action::ReverseSort => "reverse the sort",
             Action::Refresh => "probe every host now (also those waiting to retry)",
             Action::Diagnostics => "machines file problems, with file:line",
             Action::Help => "this help",
-            Action::Quit => "quit (every SSH session is closed)",
+            Action::Quit => "quit (running builds are cancelled, every SSH session closed)",
+            Action::Launch => "launch a build (pinned to the selected host, or Nix chooses)",
+            Action::Log => "the selected job's or derivation's log (follows new lines)",
+            Action::Cancel => "cancel the selected build (again: skip the grace period)",
+            Action::Follow => "in a log: follow new lines again",
+            Action::NextMatch => "in a log: next search match",
+            Action::PreviousMatch => "in a log: previous search match",
+            Action::Confirm => "yes, to a question (cancel this build?)",
         }
     }
 
@@ -115,6 +150,13 @@ impl Action {
             Action::Diagnostics => "diagnostics",
             Action::Help => "help",
             Action::Quit => "quit",
+            Action::Launch => "build",
+            Action::Log => "log",
+            Action::Cancel => "cancel",
+            Action::Follow => "follow",
+            Action::NextMatch => "next",
+            Action::PreviousMatch => "previous",
+            Action::Confirm => "yes",
         }
     }
 }

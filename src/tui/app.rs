@@ -1,12 +1,18 @@
 //! The dashboard's UI state and how keys, mouse and probe results change
 //! it. No terminal here: tests drive `App` directly and read its fields.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
 use super::action::Action;
+use super::jobs_pane::{JobDefaults, JobsPane};
 use super::keymap::Keymap;
+use super::launch_form::LaunchForm;
+use super::log_pane::LogPane;
+use super::text_input::{self, TextKey};
 use crate::dashboard::{Context, FleetState, Sort, Stamp, rows};
+use crate::jobs::job::JobId;
+use crate::jobs::launch::LaunchRequest;
 use crate::probe::ProbeEvent;
 use crate::slots::LocalLoad;
 
@@ -20,15 +26,28 @@ pub enum Overlay {
 pub enum Focus {
     Hosts,
     Detail,
+    Jobs,
 }
 
-/// What the event loop must do after an update.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the event loop must do after an update: job effects are data here,
+/// so the app is tested without starting a process.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     None,
     /// Probe every idle host now.
     Refresh,
     Quit,
+    /// Start this build; the result comes back through [`App::launched`].
+    Launch(LaunchRequest),
+    /// Ask this job to stop (again: skip the grace period).
+    Cancel(JobId),
+}
+
+/// "Cancel this job?", waiting for its answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CancelPrompt {
+    pub job: JobId,
+    pub question: String,
 }
 
 /// Where the last frame put things, for the mouse.
@@ -39,6 +58,10 @@ pub struct Regions {
     pub detail: Rect,
     /// The header's warning count, a click opens the diagnostics.
     pub warnings: Rect,
+    /// The jobs pane's data rows.
+    pub jobs_rows: Rect,
+    /// The log pane, for the wheel.
+    pub log: Rect,
 }
 
 pub struct App {
@@ -61,6 +84,13 @@ pub struct App {
     /// Data rows that fit in the table, set by each frame.
     pub page: usize,
     pub regions: Regions,
+    pub jobs: JobsPane,
+    /// The log pane, over the body while open.
+    pub log: Option<LogPane>,
+    pub form: Option<LaunchForm>,
+    pub confirm: Option<CancelPrompt>,
+    /// Quitting: how many builds are still being cancelled.
+    pub shutting_down: Option<usize>,
     /// Hosts shown, filtered and sorted.
     rows: Vec<usize>,
 }
@@ -83,6 +113,11 @@ impl App {
             detail_scroll: 0,
             page: 10,
             regions: Regions::default(),
+            jobs: JobsPane::new(JobDefaults::default()),
+            log: None,
+            form: None,
+            confirm: None,
+            shutting_down: None,
             rows: Vec::new(),
         };
         app.refresh_rows();
@@ -115,6 +150,15 @@ impl App {
     }
 
     pub fn on_key(&mut self, key: KeyEvent) -> Effect {
+        if self.form.is_some() {
+            return self.form_key(key);
+        }
+        if self.confirm.is_some() {
+            return self.confirm_key(key);
+        }
+        if self.log.as_ref().is_some_and(|log| log.editing_search) {
+            return self.search_key(key);
+        }
         if self.editing_filter {
             return self.edit_filter(key);
         }
@@ -132,8 +176,24 @@ impl App {
         if let Some(overlay) = self.overlay {
             return self.update_overlay(overlay, action);
         }
+        if self.log.is_some() {
+            return self.update_log(action);
+        }
+        if self.focus == Focus::Jobs
+            && let Some(effect) = self.update_jobs(action)
+        {
+            return effect;
+        }
         match action {
             Action::Quit => return Effect::Quit,
+            Action::Launch => self.open_launch_form(),
+            Action::Log => self.open_log(),
+            // These act on a job or a log: nothing to do on the hosts.
+            Action::Cancel
+            | Action::Follow
+            | Action::NextMatch
+            | Action::PreviousMatch
+            | Action::Confirm => {}
             Action::Refresh => return Effect::Refresh,
             Action::Help => self.open(Overlay::Help),
             Action::Diagnostics => self.open(Overlay::Diagnostics),
@@ -151,15 +211,7 @@ impl App {
                 self.focus = Focus::Hosts;
                 self.detail_scroll = 0;
             }
-            Action::NextPane => {
-                self.focus = match self.focus {
-                    Focus::Hosts if self.selected.is_some() => {
-                        self.detail_open = true;
-                        Focus::Detail
-                    }
-                    _ => Focus::Hosts,
-                };
-            }
+            Action::NextPane => self.next_pane(),
             Action::Back => self.back(),
             Action::Up | Action::Down | Action::PageUp | Action::PageDown
                 if self.focus == Focus::Detail =>
@@ -176,14 +228,40 @@ impl App {
         Effect::None
     }
 
+    /// Tab: hosts → the detail pane (when open) → jobs (when any) → hosts.
+    /// With neither, Tab opens the detail pane, as before jobs existed.
+    fn next_pane(&mut self) {
+        let jobs = !self.jobs.is_empty();
+        self.focus = match self.focus {
+            Focus::Hosts if self.detail_open && self.selected.is_some() => Focus::Detail,
+            Focus::Hosts if jobs => Focus::Jobs,
+            Focus::Hosts if self.selected.is_some() => {
+                self.detail_open = true;
+                Focus::Detail
+            }
+            Focus::Detail if jobs => Focus::Jobs,
+            _ => Focus::Hosts,
+        };
+    }
+
     /// Returns whether anything changed: mouse motion, which the terminal
     /// reports too, must not cost a frame.
     pub fn on_mouse(&mut self, mouse: MouseEvent) -> bool {
         let at = Position::new(mouse.column, mouse.row);
+        if self.log.is_some() && self.overlay.is_none() {
+            return self.log_mouse(mouse);
+        }
         match mouse.kind {
             MouseEventKind::Down(MouseButton::Left) => {
                 if self.overlay.is_some() {
                     self.overlay = None;
+                } else if self.regions.jobs_rows.contains(at) {
+                    let row = self.jobs.offset + usize::from(at.y - self.regions.jobs_rows.y);
+                    if row >= self.jobs.rows().len() {
+                        return false;
+                    }
+                    self.jobs.select_index(row);
+                    self.focus = Focus::Jobs;
                 } else if self.regions.warnings.contains(at) {
                     self.open(Overlay::Diagnostics);
                 } else if self.regions.table_rows.contains(at) {
@@ -204,6 +282,8 @@ impl App {
                 let down = mouse.kind == MouseEventKind::ScrollDown;
                 if self.overlay.is_some() {
                     self.overlay_scroll = scrolled(self.overlay_scroll, down, 3);
+                } else if self.regions.jobs_rows.contains(at) {
+                    self.jobs.move_by(if down { 3 } else { -3 });
                 } else if self.regions.detail.contains(at) {
                     self.detail_scroll = scrolled(self.detail_scroll, down, 3);
                 } else {
@@ -219,20 +299,14 @@ impl App {
     /// characters (arrows, PgUp, Tab, F1) and Ctrl combinations keep their
     /// actions, so the table can be moved through and rbtop quit.
     fn edit_filter(&mut self, key: KeyEvent) -> Effect {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        let alt = key.modifiers.contains(KeyModifiers::ALT);
-        match key.code {
-            KeyCode::Esc => {
+        match text_input::edit(&mut self.filter, key) {
+            TextKey::Cancel => {
                 self.filter.clear();
                 self.editing_filter = false;
             }
-            KeyCode::Enter => self.editing_filter = false,
-            KeyCode::Backspace => {
-                self.filter.pop();
-            }
-            KeyCode::Char('u') if ctrl => self.filter.clear(),
-            KeyCode::Char(c) if !ctrl && !alt => self.filter.push(c),
-            _ => {
+            TextKey::Submit => self.editing_filter = false,
+            TextKey::Edited => {}
+            TextKey::Other => {
                 return match self.keymap.action(&key) {
                     Some(action @ (Action::Quit | Action::Refresh)) => self.update(action),
                     Some(
@@ -273,7 +347,7 @@ impl App {
         Effect::None
     }
 
-    fn open(&mut self, overlay: Overlay) {
+    pub(super) fn open(&mut self, overlay: Overlay) {
         // The overlay takes the keyboard; the filter typed so far stays.
         self.editing_filter = false;
         self.overlay = Some(overlay);
@@ -282,7 +356,7 @@ impl App {
 
     /// Esc: undo the innermost thing open.
     fn back(&mut self) {
-        if self.focus == Focus::Detail {
+        if matches!(self.focus, Focus::Jobs | Focus::Detail) {
             self.focus = Focus::Hosts;
         } else if self.detail_open {
             self.detail_open = false;
@@ -330,7 +404,9 @@ impl App {
         }
         if self.selected.is_none() {
             self.detail_open = false;
-            self.focus = Focus::Hosts;
+            if self.focus == Focus::Detail {
+                self.focus = Focus::Hosts;
+            }
         }
         self.keep_selection_visible();
     }
@@ -351,7 +427,7 @@ impl App {
     }
 }
 
-fn scrolled(value: u16, down: bool, by: u16) -> u16 {
+pub(super) fn scrolled(value: u16, down: bool, by: u16) -> u16 {
     if down {
         value.saturating_add(by)
     } else {
@@ -363,7 +439,7 @@ fn scrolled(value: u16, down: bool, by: u16) -> u16 {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use crossterm::event::{KeyEventKind, KeyEventState};
+    use crossterm::event::{KeyCode, KeyEventKind, KeyEventState, KeyModifiers};
 
     use super::*;
     use crate::dashboard::SortKey;

@@ -10,6 +10,9 @@ use super::keymap::Keymap;
 use crate::dashboard::local::{LocalCapacity, Valued};
 use crate::dashboard::{Context, FleetState, Stamp};
 use crate::diagnostics::Origin;
+use crate::jobs::job::{Event, Graces, Job, JobId};
+use crate::jobs::launch::{BuildTool, LaunchRequest, Placement};
+use crate::jobs::runner::SharedJob;
 use crate::machines::{MachinesText, Parser};
 use crate::probe::{Facts, HostReport, ProbeEvent, Status, Via};
 use crate::slots::{LocalLoad, MachineLoad};
@@ -233,4 +236,57 @@ pub fn large_fleet(n: usize) -> App {
         },
     );
     app
+}
+
+/// `numbered.nix <args>` pinned to `ssh://b1`, as the recorded transcripts ran.
+pub fn numbered_request(args: &[&str]) -> LaunchRequest {
+    LaunchRequest {
+        args: std::iter::once("numbered.nix")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect(),
+        placement: Placement::Pinned {
+            uri: "ssh://b1".into(),
+            line: "ssh://b1 x86_64-linux - 2 1 - - -".into(),
+        },
+        tool: BuildTool::NixBuild,
+    }
+}
+
+/// A job as its runner would leave it after Nix wrote the first `lines`
+/// lines of `stderr` (a recorded internal-json transcript), then `exit`
+/// (Nix's exit code) if given. Its log file path is fixed.
+pub fn job(
+    id: u64,
+    request: LaunchRequest,
+    stderr: &str,
+    lines: usize,
+    exit: Option<i32>,
+) -> SharedJob {
+    let now = Instant::now();
+    let mut job = Job::new(
+        JobId(id),
+        request,
+        vec!["nix".into(), "build".into()],
+        crate::jobs::log::DEFAULT_LINE_CAP,
+        Graces::default(),
+        now,
+    );
+    job.log_file = Some(PathBuf::from(format!(
+        "/root/.local/state/rbtop/jobs/{id}-numbered.nix.log"
+    )));
+    job.handle(Event::Spawned { pid: 4242 }, now);
+    for line in stderr.lines().take(lines) {
+        job.handle(Event::Stderr(line.into()), now);
+    }
+    if let Some(code) = exit {
+        job.handle(
+            Event::Exited {
+                code: Some(code),
+                signal: None,
+            },
+            now,
+        );
+    }
+    std::sync::Arc::new(std::sync::Mutex::new(job))
 }

@@ -32,6 +32,13 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::ReverseSort, &["S"]),
     (Action::Refresh, &["r"]),
     (Action::Diagnostics, &["d"]),
+    (Action::Launch, &["b"]),
+    (Action::Log, &["l"]),
+    (Action::Cancel, &["x"]),
+    (Action::Follow, &["F"]),
+    (Action::NextMatch, &["n"]),
+    (Action::PreviousMatch, &["N"]),
+    (Action::Confirm, &["y"]),
     (Action::Help, &["?", "f1"]),
     (Action::Quit, &["q", "ctrl-c"]),
 ];
@@ -239,12 +246,42 @@ mod tests {
                 press(KeyCode::Char('c'), KeyModifiers::CONTROL),
                 Action::Quit,
             ),
+            (
+                press(KeyCode::Char('b'), KeyModifiers::NONE),
+                Action::Launch,
+            ),
+            (press(KeyCode::Char('l'), KeyModifiers::NONE), Action::Log),
+            (
+                press(KeyCode::Char('x'), KeyModifiers::NONE),
+                Action::Cancel,
+            ),
+            (
+                press(KeyCode::Char('F'), KeyModifiers::SHIFT),
+                Action::Follow,
+            ),
+            (
+                press(KeyCode::Char('n'), KeyModifiers::NONE),
+                Action::NextMatch,
+            ),
+            (
+                press(KeyCode::Char('N'), KeyModifiers::SHIFT),
+                Action::PreviousMatch,
+            ),
+            (
+                press(KeyCode::Char('y'), KeyModifiers::NONE),
+                Action::Confirm,
+            ),
         ];
         for (event, action) in cases {
             assert_eq!(keys.action(&event), Some(action), "{event:?}");
         }
         assert_eq!(
             keys.action(&press(KeyCode::Char('c'), KeyModifiers::NONE)),
+            None
+        );
+        // `f` is not `F`: follow needs the capital.
+        assert_eq!(
+            keys.action(&press(KeyCode::Char('f'), KeyModifiers::NONE)),
             None
         );
         assert_eq!(keys.keys_of(Action::Bottom), ["G", "End"]);
@@ -256,13 +293,13 @@ mod tests {
         let overrides = BTreeMap::from([
             (
                 "down".to_string(),
-                vec!["n".to_string(), "ctrl-n".to_string()],
+                vec!["J".to_string(), "ctrl-n".to_string()],
             ),
-            ("quit".to_string(), vec!["x".to_string()]),
+            ("quit".to_string(), vec!["z".to_string()]),
         ]);
         let keys = Keymap::with_overrides(&overrides).unwrap();
         assert_eq!(
-            keys.action(&press(KeyCode::Char('n'), KeyModifiers::NONE)),
+            keys.action(&press(KeyCode::Char('J'), KeyModifiers::SHIFT)),
             Some(Action::Down)
         );
         assert_eq!(

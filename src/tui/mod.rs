@@ -4,10 +4,16 @@
 
 pub mod action;
 pub mod app;
+mod app_jobs;
 pub mod fixture;
+pub mod jobs_pane;
 pub mod keymap;
+pub mod launch_form;
+pub mod log_pane;
 pub mod run;
 pub mod terminal;
+pub mod text_input;
 pub mod view;
 
 pub use app::App;
+pub use app_jobs::host_label;

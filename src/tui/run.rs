@@ -1,6 +1,7 @@
-//! The event loop: keys, mouse, resizes, probe results, the refresh
-//! schedule and signals, one `select!`. A frame is drawn only after
-//! something changed; probe results are drained once per frame.
+//! The event loop: keys, mouse, resizes, probe results, job changes, the
+//! refresh schedule and signals, one `select!`. A frame is drawn only after
+//! something changed; probe results and job changes are drained once per
+//! frame. Launching and cancelling builds happen here, asked for by the app.
 
 use std::io;
 use std::path::Path;
@@ -15,6 +16,8 @@ use super::app::{App, Effect};
 use super::terminal::{self, Tui};
 use super::view;
 use crate::dashboard::Stamp;
+use crate::jobs::job::JobId;
+use crate::jobs::runner::{Supervisor, lock};
 use crate::probe::{Fleet, ProbeEvent};
 use crate::signals::Interrupted;
 use crate::slots;
@@ -28,15 +31,28 @@ pub enum Ended {
     Signal(u8),
 }
 
+/// The builds: who runs them, and its "this job changed" channel.
+pub struct Builds<'a> {
+    pub supervisor: &'a mut Supervisor,
+    pub changed: &'a mut mpsc::UnboundedReceiver<JobId>,
+}
+
 /// Run until quit or `interrupt` (a signal) resolves. `slots_dir` is the
-/// build hook's `current-load` directory.
+/// build hook's `current-load` directory. Quitting with builds running
+/// cancels them and returns once the last has ended; after a signal or an
+/// error the caller must still shut the supervisor down.
 pub async fn run(
     terminal: &mut Tui,
     app: &mut App,
     fleet: &Fleet,
+    builds: Builds<'_>,
     slots_dir: &Path,
     interrupt: impl Future<Output = Interrupted>,
 ) -> io::Result<Ended> {
+    let Builds {
+        supervisor,
+        changed,
+    } = builds;
     tokio::pin!(interrupt);
     let (results, mut incoming) = mpsc::unbounded_channel::<ProbeEvent>();
     let mut input = EventStream::new();
@@ -69,13 +85,39 @@ pub async fn run(
                 }
                 Redraw::Soon
             }
+            Some(_) = changed.recv() => {
+                while changed.try_recv().is_ok() {}
+                app.on_jobs_changed();
+                if app.shutting_down.is_some() {
+                    let active = supervisor.active();
+                    if active == 0 {
+                        return Ok(Ended::Quit);
+                    }
+                    app.shutting_down = Some(active);
+                }
+                Redraw::Soon
+            }
             () = sleep_until_some(draw_due) => Redraw::Now,
             event = input.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
                     injected_panic(&key);
                     match app.on_key(key) {
-                        Effect::Quit => return Ok(Ended::Quit),
+                        Effect::Quit => {
+                            if cancel_all(supervisor) == 0 {
+                                return Ok(Ended::Quit);
+                            }
+                            app.shutting_down = Some(supervisor.active());
+                        }
                         Effect::Refresh => start_probes(app, fleet, &results, true),
+                        Effect::Launch(request) => {
+                            let launched = supervisor
+                                .launch(request)
+                                .map(|id| supervisor.job(id).expect("just launched").clone());
+                            app.launched(launched);
+                        }
+                        Effect::Cancel(id) => {
+                            supervisor.cancel(id);
+                        }
                         Effect::None => {}
                     }
                     Redraw::Now
@@ -97,8 +139,12 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 let changed = app.on_load(slots::read(slots_dir, &machines));
-                // The detail pane's countdown moves every second.
-                if changed || app.detail_open { Redraw::Now } else { Redraw::No }
+                // The detail pane's countdown and running jobs' times move every second.
+                if changed || app.detail_open || app.jobs.any_active() {
+                    Redraw::Now
+                } else {
+                    Redraw::No
+                }
             }
             signal = &mut interrupt => return Ok(Ended::Signal(signal.exit_status())),
         };
@@ -118,6 +164,21 @@ pub async fn run(
             Redraw::No => {}
         }
     }
+}
+
+/// Ask every running build to stop (again: the next signal at once);
+/// returns how many were running.
+fn cancel_all(supervisor: &Supervisor) -> usize {
+    let active: Vec<JobId> = supervisor
+        .jobs()
+        .iter()
+        .filter(|handle| lock(&handle.job).is_active())
+        .map(|handle| handle.id)
+        .collect();
+    for &id in &active {
+        supervisor.cancel(id);
+    }
+    active.len()
 }
 
 /// How long results are gathered before they are drawn.

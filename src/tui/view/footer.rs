@@ -9,7 +9,42 @@ use crate::tui::action::Action;
 use crate::tui::app::{App, Focus};
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let line = if app.editing_filter {
+    let search = app.log.as_ref().filter(|log| log.editing_search);
+    let line = if let Some(n) = app.shutting_down {
+        Line::from(vec![
+            Span::styled(format!(" cancelling {n} builds…"), style::warning()),
+            Span::styled(
+                format!(
+                    "   {} again: stop waiting for the grace period",
+                    app.keymap.first_key(Action::Quit)
+                ),
+                style::dim(),
+            ),
+        ])
+    } else if app.form.is_some() {
+        Line::styled(
+            " Enter launch · Esc close · Tab target · Ctrl-N command · Ctrl-U erase",
+            style::dim(),
+        )
+    } else if app.confirm.is_some() {
+        Line::from(vec![
+            Span::styled(
+                format!(" {}", app.keymap.first_key(Action::Confirm)),
+                style::key(),
+            ),
+            Span::styled(" cancel the build · any other key keeps it", style::dim()),
+        ])
+    } else if let Some(log) = search {
+        Line::from(vec![
+            Span::styled(" search: ", style::key()),
+            Span::raw(log.search.clone()),
+            Span::styled("█", style::key()),
+            Span::styled(
+                "   Enter find · Esc cancel · Ctrl-U erase · case ignored",
+                style::dim(),
+            ),
+        ])
+    } else if app.editing_filter {
         Line::from(vec![
             Span::styled(" filter: ", style::key()),
             Span::raw(app.filter.clone()),
@@ -22,6 +57,31 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         let actions: &[Action] = if app.overlay.is_some() {
             &[Action::Down, Action::Up, Action::Back, Action::Quit]
+        } else if app.log.is_some() {
+            &[
+                Action::Down,
+                Action::Up,
+                Action::Follow,
+                Action::Filter,
+                Action::NextMatch,
+                Action::PreviousMatch,
+                Action::Cancel,
+                Action::Back,
+                Action::Help,
+                Action::Quit,
+            ]
+        } else if app.focus == Focus::Jobs {
+            &[
+                Action::Down,
+                Action::Up,
+                Action::Log,
+                Action::Cancel,
+                Action::Launch,
+                Action::NextPane,
+                Action::Back,
+                Action::Help,
+                Action::Quit,
+            ]
         } else if app.fleet.hosts.is_empty() {
             &[Action::Diagnostics, Action::Help, Action::Quit]
         } else if app.focus == Focus::Detail {
@@ -39,6 +99,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 Action::Down,
                 Action::Up,
                 Action::Detail,
+                Action::Launch,
+                Action::NextPane,
                 Action::Filter,
                 Action::NextSort,
                 Action::ReverseSort,
@@ -52,8 +114,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         // others are dropped from the right when the line is too narrow.
         let mut entries: Vec<(String, &str)> = Vec::new();
         for action in actions {
-            let scrolling = app.overlay.is_some() || app.focus == Focus::Detail;
+            let scrolling =
+                app.overlay.is_some() || app.log.is_some() || app.focus == Focus::Detail;
             let entry = match action {
+                // Tab only matters once there is a pane to go to.
+                Action::NextPane if app.focus == Focus::Hosts && app.jobs.is_empty() => continue,
+                Action::Filter if app.log.is_some() => (app.keymap.first_key(*action), "search"),
                 Action::Up if scrolling => continue,
                 Action::Down if scrolling => (
                     format!(

@@ -171,18 +171,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     let block = Block::default()
         .borders(Borders::TOP)
         .title(title(app))
-        .border_style(if app.focus == Focus::Hosts && app.detail_open {
-            style::focused_border()
-        } else {
-            style::dim()
-        });
+        .border_style(
+            if app.focus == Focus::Hosts && (app.detail_open || !app.jobs.is_empty()) {
+                style::focused_border()
+            } else {
+                style::dim()
+            },
+        );
     let inner = block.inner(area);
     // One line of column titles.
-    app.regions.table_rows = Rect {
-        y: inner.y.saturating_add(1),
-        height: inner.height.saturating_sub(1),
-        ..inner
-    };
+    app.regions.table_rows = super::data_rows(inner);
     app.page = usize::from(app.regions.table_rows.height).max(1);
     app.keep_selection_visible();
 

@@ -7,6 +7,9 @@ pub mod footer;
 pub mod format;
 pub mod header;
 pub mod hosts;
+pub mod jobs;
+pub mod launch;
+pub mod log;
 pub mod overlay;
 pub mod style;
 
@@ -27,6 +30,35 @@ pub fn render(frame: &mut Frame, app: &mut App, now: Instant) {
     .areas(frame.area());
     header::render(frame, header_area, app);
     app.regions.detail = Default::default();
+    app.regions.jobs_rows = Default::default();
+    app.regions.log = Default::default();
+    if app.log.is_some() {
+        app.regions.table_rows = Default::default();
+        log::render(frame, body, app);
+    } else if app.jobs.is_empty() {
+        render_hosts(frame, body, app, now);
+    } else {
+        // The jobs take a third under the hosts.
+        let jobs_height = (body.height / 3).max(5).min(body.height);
+        let [hosts_area, jobs_area] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(jobs_height)]).areas(body);
+        render_hosts(frame, hosts_area, app, now);
+        jobs::render(frame, jobs_area, app, now);
+    }
+    if let Some(overlay) = app.overlay {
+        overlay::render(frame, body, app, overlay);
+    }
+    if let Some(form) = &app.form {
+        launch::render_form(frame, body, form);
+    }
+    if let Some(prompt) = &app.confirm {
+        launch::render_confirm(frame, body, prompt);
+    }
+    footer::render(frame, footer_area, app);
+}
+
+/// The hosts table, with the detail pane under it when open.
+fn render_hosts(frame: &mut Frame, body: ratatui::layout::Rect, app: &mut App, now: Instant) {
     if app.fleet.hosts.is_empty() {
         app.regions.table_rows = Default::default();
         empty::render(frame, body, app);
@@ -42,10 +74,15 @@ pub fn render(frame: &mut Frame, app: &mut App, now: Instant) {
     } else {
         hosts::render(frame, body, app);
     }
-    if let Some(overlay) = app.overlay {
-        overlay::render(frame, body, app, overlay);
+}
+
+/// A table's data rows inside its block: all but the column titles' line.
+pub fn data_rows(inner: ratatui::layout::Rect) -> ratatui::layout::Rect {
+    ratatui::layout::Rect {
+        y: inner.y.saturating_add(1),
+        height: inner.height.saturating_sub(1),
+        ..inner
     }
-    footer::render(frame, footer_area, app);
 }
 
 /// The furthest a text of `lines`, wrapped at `width`, can scroll in

@@ -49,7 +49,7 @@ fn help(app: &App) -> Vec<Line<'static>> {
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![
         Span::styled(format!("  {:<14}", "mouse"), style::key()),
-        Span::raw("click a host to select it, the warning count for diagnostics; wheel scrolls"),
+        Span::raw("click a host or a job to select it, the warning count for diagnostics; wheel scrolls (a log too)"),
     ]));
     lines.push(Line::from(vec![
         Span::styled(format!("  {:<14}", "filter"), style::key()),
