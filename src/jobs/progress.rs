@@ -191,8 +191,10 @@ impl BuildProgress {
     pub fn interrupted_since(&mut self, since: Instant, now: Instant) -> Vec<Derivation> {
         let mut interrupted = Vec::new();
         for drv in &mut self.derivations {
-            let cut_short =
-                drv.status == DrvStatus::Succeeded && drv.finished.is_some_and(|t| t >= since);
+            // Ended at or after the cancel, failed or not: a build activity
+            // Nix stopped without counting it done is `Stopped` already.
+            let cut_short = matches!(drv.status, DrvStatus::Succeeded | DrvStatus::Stopped)
+                && drv.finished.is_some_and(|t| t >= since);
             if drv.is_running() || cut_short {
                 drv.status = DrvStatus::Stopped;
                 drv.finished.get_or_insert(now);
@@ -623,6 +625,24 @@ mod tests {
         assert_eq!(progress.derivations()[0].status, DrvStatus::Succeeded);
         let (progress, _) = feed(&[builds, start, stop]);
         assert_eq!(progress.derivations()[0].status, DrvStatus::Stopped);
+    }
+
+    #[test]
+    fn a_build_nix_stopped_after_the_cancel_counts_as_interrupted() {
+        let builds = r#"@nix {"action":"start","id":9,"level":0,"text":"","type":104}"#;
+        let start = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#;
+        let stop = r#"@nix {"action":"stop","id":1}"#;
+        let mut progress = BuildProgress::new();
+        let t0 = Instant::now();
+        let cancel = t0 + std::time::Duration::from_millis(1);
+        progress.apply(parse_line(builds), t0);
+        progress.apply(parse_line(start), t0);
+        // Nix stops the activity after the cancel, without counting it done.
+        progress.apply(parse_line(stop), cancel);
+        assert_eq!(progress.derivations()[0].status, DrvStatus::Stopped);
+        let interrupted = progress.interrupted_since(cancel, cancel);
+        assert_eq!(interrupted.len(), 1, "the builder must be checked");
+        assert_eq!(interrupted[0].machine.as_deref(), Some("ssh://b1"));
     }
 
     #[test]
