@@ -83,6 +83,18 @@ pub fn descends_from(pid: &str, namespaces: &[String]) -> bool {
 /// Processes whose command line contains `needle`; with `within`, only
 /// those on a builder (see `descends_from`).
 pub fn processes_matching(needle: &str, within: Option<&[String]>) -> Vec<String> {
+    processes_whose("cmdline", needle, within)
+}
+
+/// Processes whose environment contains `needle` (`seed=S`: Nix gives a
+/// builder its derivation's attributes as variables), named by command line;
+/// with `within`, only those on a builder.
+pub fn processes_with_env(needle: &str, within: Option<&[String]>) -> Vec<String> {
+    processes_whose("environ", needle, within)
+}
+
+/// Processes whose `/proc/PID/<file>` (NULs read as blanks) contains `needle`.
+fn processes_whose(file: &str, needle: &str, within: Option<&[String]>) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -92,11 +104,16 @@ pub fn processes_matching(needle: &str, within: Option<&[String]>) -> Vec<String
         if within.is_some_and(|namespaces| !descends_from(&name, namespaces)) {
             continue;
         }
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+        let Ok(content) = std::fs::read(entry.path().join(file)) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&content)
+            .replace('\0', " ")
+            .contains(needle)
+        {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(needle) {
-                found.push(format!("{name}: {cmdline}"));
-            }
+            found.push(format!("{name}: {cmdline}"));
         }
     }
     found
@@ -104,9 +121,14 @@ pub fn processes_matching(needle: &str, within: Option<&[String]>) -> Vec<String
 
 /// Wait up to `limit` for no process to match; returns what still matches.
 pub fn settle(needle: &str, within: Option<&[String]>, limit: Duration) -> Vec<String> {
+    settle_on(limit, || processes_matching(needle, within))
+}
+
+/// Wait up to `limit` for `look` to find nothing; returns what it still finds.
+pub fn settle_on(limit: Duration, look: impl Fn() -> Vec<String>) -> Vec<String> {
     let started = Instant::now();
     loop {
-        let left = processes_matching(needle, within);
+        let left = look();
         if left.is_empty() || started.elapsed() > limit {
             return left;
         }
