@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fleet::Fleet;
-use fleet_trials::{builder_namespaces, ensure, processes_matching, settle};
+use fleet_trials::{
+    builder_namespaces, ensure, processes_matching, processes_with_env, settle, settle_on,
+};
 use libtest_mimic::Failed;
 use tempfile::TempDir;
 
@@ -920,8 +922,173 @@ fn closing_the_terminal_leaves_nothing_running(fleet: &Fleet) -> Result<(), Fail
     term.nothing_left("after the terminal closed")
 }
 
+/// The jobs pane's row for `what` (a job or a derivation), if shown.
+fn jobs_row<'s>(screen: &'s str, what: &str) -> Option<&'s str> {
+    let top = screen.lines().position(|l| l.starts_with(" Jobs ("))?;
+    screen.lines().skip(top).find(|l| l.contains(what))
+}
+
+/// `b` on b1 launches a slow build pinned there: the jobs pane shows it
+/// building on ssh://b1, its log (`l`) shows lines arriving, `x` `y`
+/// cancels it, it ends cancelled with nothing of it left here or on b1,
+/// and `q` gives the terminal back.
+fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let before = term.terminal_mode("before")?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // Short enough for the derivation's whole name to fit the jobs pane.
+    let seed = format!("e2e{}x{}", std::process::id(), nanos % 1_000_000);
+    let env = "NIX_CONFIG=\"$(printf 'substituters =\\nexperimental-features = nix-command')\"";
+    let pid = term.start_rbtop_with(env, "")?;
+    term.wait_all_resolved(fleet)?;
+    let b1 = fleet.hosts.iter().position(|h| h.name == "b1").unwrap();
+    let mut keys = vec!["g"];
+    keys.extend(std::iter::repeat_n("j", b1));
+    term.keys(&keys)?;
+    let started = Instant::now();
+    while term.selected_host()?.as_deref() != Some("b1") {
+        ensure(started.elapsed() < DEADLINE, || "b1 is not selected".into())?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    term.keys(&["b"])?;
+    term.wait("the launch form pinned to b1", |s| {
+        if !s.contains(" Launch a build ") {
+            Err("no form".into())
+        } else if !s.contains("pin to ssh://b1") {
+            Err("not pinned to ssh://b1".into())
+        } else {
+            Ok(())
+        }
+    })?;
+    let numbered = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/builds/numbered.nix");
+    term.type_text(&format!(
+        "{} --argstr seed {seed} --arg lines 200 --arg delay 0.1",
+        numbered.display()
+    ))?;
+    term.keys(&["Enter"])?;
+    let drv_name = format!("rbtop-numbered-{seed}");
+    term.wait("the job building on ssh://b1", |s| {
+        if s.contains(" Launch a build ") {
+            return Err("the form is still open".into());
+        }
+        let job = jobs_row(s, "#1 ").ok_or("no row for job #1")?;
+        if !job.contains("numbered.nix") || !job.contains("ssh://b1") {
+            return Err(format!("job row {job:?}"));
+        }
+        let drv = jobs_row(s, &drv_name).ok_or("no row for its derivation")?;
+        if drv.contains("ssh://b1") && drv.contains("building") {
+            Ok(())
+        } else {
+            Err(format!("derivation row {drv:?}"))
+        }
+    })?;
+
+    term.keys(&["l"])?;
+    // The highest `line N of 200` on screen (lines are padded with blanks).
+    let line_number = |s: &str| {
+        s.lines()
+            .filter_map(|l| {
+                let (_, rest) = l.trim_end().split_once("> line ")?;
+                rest.strip_suffix(" of 200")?.parse::<u32>().ok()
+            })
+            .max()
+    };
+    let first = term.wait("build lines in the log pane", |s| {
+        let title = s
+            .lines()
+            .find(|l| l.starts_with(" #1 "))
+            .unwrap_or_default();
+        if !title.contains("numbered.nix on ssh://b1 ") {
+            return Err("no log pane titled for job #1".into());
+        }
+        match line_number(s) {
+            Some(n) if n >= 3 => Ok(n),
+            other => Err(format!("last line number {other:?}")),
+        }
+    })?;
+    let has_line_3 = |s: &str| s.lines().any(|l| l.trim_end().ends_with("> line 3 of 200"));
+    if !has_line_3(&term.screen()?) {
+        // Followed past it already: go to the top (which pauses), then follow again.
+        term.keys(&["g"])?;
+        term.wait("line 3 of 200 at the top, paused", |s| {
+            if has_line_3(s) && s.contains("· paused") {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        })?;
+        term.keys(&["F"])?;
+    }
+    term.wait("later lines arriving, followed", |s| match line_number(s) {
+        Some(n) if n > first && s.contains("· following") => Ok(()),
+        other => Err(format!("last line number {other:?}, was {first}")),
+    })?;
+    // Nix gives a builder its derivation's attributes as variables: the
+    // builder's processes are found by `seed=S` in their environment.
+    let variable = format!("seed={seed}");
+    let on_builders = || processes_with_env(&variable, Some(term.builders.as_slice()));
+    ensure(!on_builders().is_empty(), || {
+        format!(
+            "no process with {variable} on a builder while it builds: the leftover check would prove nothing"
+        )
+    })?;
+    ensure(!processes_matching(&seed, None).is_empty(), || {
+        format!("no local process naming {seed} while it builds")
+    })?;
+
+    term.keys(&["x"])?;
+    term.wait("the cancel question", |s| {
+        if s.contains("Cancel #1 ") && s.contains(" on ssh://b1? y/n") {
+            Ok(())
+        } else {
+            Err("no question".into())
+        }
+    })?;
+    term.keys(&["y"])?;
+    term.wait("the log titled cancelled", |s| {
+        let title = s
+            .lines()
+            .find(|l| l.starts_with(" #1 "))
+            .unwrap_or_default();
+        if title.contains("· cancelled") {
+            Ok(())
+        } else {
+            Err(format!("title {title:?}"))
+        }
+    })?;
+    term.keys(&["Escape"])?;
+    term.wait("the job cancelled in the jobs pane", |s| {
+        let job = jobs_row(s, "#1 ").ok_or("no row for job #1")?;
+        if job.contains("cancelled") {
+            Ok(())
+        } else {
+            Err(format!("job row {job:?}"))
+        }
+    })?;
+    let local = settle(&seed, None, Duration::from_secs(5));
+    ensure(local.is_empty(), || {
+        format!("processes of the build left on this machine: {local:?}")
+    })?;
+    let remote = settle_on(Duration::from_secs(5), on_builders);
+    ensure(remote.is_empty(), || {
+        format!("processes of the build left on the builder: {remote:?}")
+    })?;
+
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)?;
+    term.ends_clean(&before, "q after a cancelled build")
+}
+
 fn main() {
     fleet_trials::run_on_one_fleet(&[
+        (
+            "a_build_is_launched_followed_and_cancelled",
+            a_build_is_launched_followed_and_cancelled,
+        ),
         (
             "shows_every_host_with_its_status",
             shows_every_host_with_its_status,

@@ -35,24 +35,28 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
     // Narrow terminals lose the counts and the elapsed time first.
     let wide = inner.width >= 100;
     let mut titles = vec!["JOB", "HOST", "PHASE"];
+    let job_width = job_column_width(app, inner.width);
     let mut widths = vec![
-        Constraint::Length(job_column_width(app, inner.width)),
+        Constraint::Length(job_width),
         Constraint::Length(14),
-        Constraint::Length(if wide { 24 } else { 18 }),
+        Constraint::Length(if wide { 20 } else { 16 }),
     ];
     if wide {
         titles.extend(["DONE", "ELAPSED"]);
         widths.extend([Constraint::Length(5), Constraint::Length(7)]);
     }
     titles.extend(["QUIET", "RESULT"]);
-    widths.extend([Constraint::Length(10), Constraint::Fill(3)]);
+    widths.extend([
+        Constraint::Length(if wide { 14 } else { 10 }),
+        Constraint::Fill(3),
+    ]);
     let header = Row::new(titles.iter().map(|t| Cell::from(*t).style(style::title())));
 
     let stall_after = app.jobs.defaults.stall_after;
     let mut rows = Vec::new();
     for handle in &app.jobs.list {
         let job = lock(handle);
-        rows.push(Row::new(job_cells(&job, now, stall_after, wide)));
+        rows.push(Row::new(job_cells(&job, job_width, now, stall_after, wide)));
         for drv in job.progress.derivations() {
             rows.push(Row::new(drv_cells(&job, drv, now, stall_after, wide)));
         }
@@ -79,7 +83,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-/// Wide enough for the longest job or derivation name, up to two fifths.
+/// Wide enough for the longest job or derivation name, up to 30%.
 fn job_column_width(app: &App, width: u16) -> u16 {
     let mut longest = 0;
     for handle in &app.jobs.list {
@@ -91,7 +95,21 @@ fn job_column_width(app: &App, width: u16) -> u16 {
     }
     u16::try_from(longest)
         .unwrap_or(u16::MAX)
-        .clamp(12, (width * 2 / 5).max(12))
+        .clamp(12, (width * 3 / 10).max(12))
+}
+
+/// `#1 numbered.nix`; a path too long keeps its end, the file's name.
+fn job_name(job: &Job, width: u16) -> String {
+    let id = job.id.to_string();
+    let what = job.request.what();
+    let room = usize::from(width).saturating_sub(id.chars().count() + 1);
+    let length = what.chars().count();
+    if length <= room {
+        format!("{id} {what}")
+    } else {
+        let tail: String = what.chars().skip(length + 1 - room.max(1)).collect();
+        format!("{id} …{tail}")
+    }
 }
 
 /// Before a derivation's name, under its job.
@@ -111,7 +129,13 @@ fn title(app: &App) -> Line<'static> {
     ])
 }
 
-fn job_cells(job: &Job, now: Instant, stall_after: Duration, wide: bool) -> Vec<Cell<'static>> {
+fn job_cells(
+    job: &Job,
+    width: u16,
+    now: Instant,
+    stall_after: Duration,
+    wide: bool,
+) -> Vec<Cell<'static>> {
     let running = job.progress.derivations().iter().find(|d| d.is_running());
     let phase = match (&job.state, running) {
         (State::Starting, _) => "starting".to_string(),
@@ -124,7 +148,7 @@ fn job_cells(job: &Job, now: Instant, stall_after: Duration, wide: bool) -> Vec<
         _ => "running".to_string(),
     };
     let mut cells = vec![
-        Cell::from(format!("{} {}", job.id, job.request.what())),
+        Cell::from(job_name(job, width)),
         Cell::from(host_label(job).to_string()),
         Cell::from(phase),
     ];
@@ -134,7 +158,7 @@ fn job_cells(job: &Job, now: Instant, stall_after: Duration, wide: bool) -> Vec<
         cells.push(Cell::from(format::age(job.elapsed(now))));
     }
     cells.push(if job.is_active() {
-        quiet(job.quiet_for(now), stall_after, running.is_some())
+        quiet(job.quiet_for(now), stall_after, running.is_some(), wide)
     } else {
         Cell::from("-").style(style::dim())
     });
@@ -163,7 +187,12 @@ fn drv_cells(
     }
     cells.push(if drv.is_running() {
         let since = drv.last_line.unwrap_or(drv.started);
-        quiet(now.saturating_duration_since(since), stall_after, true)
+        quiet(
+            now.saturating_duration_since(since),
+            stall_after,
+            true,
+            wide,
+        )
     } else {
         Cell::from("-").style(style::dim())
     });
@@ -179,10 +208,16 @@ fn phase_text(drv: &Derivation) -> String {
     }
 }
 
-/// Time since the last log line; past `stall_after`, STALLED.
-fn quiet(for_: Duration, stall_after: Duration, running: bool) -> Cell<'static> {
+/// Time since the last log line; past `stall_after`, STALLED (and for
+/// how long, when there is room).
+fn quiet(for_: Duration, stall_after: Duration, running: bool, wide: bool) -> Cell<'static> {
     if running && for_ >= stall_after {
-        Cell::from(format!("STALLED {}", format::age(for_))).style(style::error())
+        let text = if wide {
+            format!("STALLED {}", format::age(for_))
+        } else {
+            "STALLED".to_string()
+        };
+        Cell::from(text).style(style::error())
     } else {
         Cell::from(format::age(for_))
     }
@@ -270,5 +305,52 @@ pub fn state_word(job: &Job) -> String {
         State::Finished(Ended::Failed { exit_code, .. }) => format!("failed (exit {exit_code})"),
         State::Finished(Ended::Cancelled) => "cancelled".into(),
         State::Finished(Ended::LaunchFailed(_)) => "cannot start".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::fixture;
+
+    fn text(cell: Cell<'static>) -> String {
+        // A cell renders as its content; draw it on a one-line buffer.
+        let area = Rect::new(0, 0, 40, 1);
+        let mut buffer = ratatui::buffer::Buffer::empty(area);
+        let table = Table::new([Row::new([cell])], [Constraint::Length(40)]);
+        ratatui::widgets::Widget::render(table, area, &mut buffer);
+        (0..40)
+            .map(|x| buffer[(x, 0)].symbol().to_string())
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    }
+
+    #[test]
+    fn a_long_path_keeps_its_file_name() {
+        let request = fixture::numbered_request(&[]);
+        let mut request_long = request.clone();
+        request_long.args[0] = "/work/main/tests/fixtures/builds/numbered.nix".into();
+        let short = fixture::job(1, request, "", 0, None);
+        let long = fixture::job(1, request_long, "", 0, None);
+        assert_eq!(job_name(&lock(&short), 30), "#1 numbered.nix");
+        let cut = job_name(&lock(&long), 24);
+        assert_eq!(cut, "#1 …/builds/numbered.nix");
+        assert_eq!(cut.chars().count(), 24);
+    }
+
+    #[test]
+    fn quiet_past_the_stall_limit_is_stalled_only_while_running() {
+        let limit = Duration::from_secs(600);
+        let quiet_for =
+            |secs, running, wide| text(quiet(Duration::from_secs(secs), limit, running, wide));
+        assert_eq!(quiet_for(59, true, true), "59s");
+        assert_eq!(quiet_for(720, true, true), "STALLED 12m 0s");
+        assert_eq!(
+            quiet_for(720, true, false),
+            "STALLED",
+            "narrow: the word alone"
+        );
+        assert_eq!(quiet_for(720, false, true), "12m 0s");
     }
 }
