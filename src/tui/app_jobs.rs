@@ -445,6 +445,38 @@ mod tests {
     }
 
     #[test]
+    fn a_click_selects_a_job_row_and_the_wheel_scrolls_a_log() {
+        use crossterm::event::MouseButton;
+        use ratatui::layout::Rect;
+        // The numbered lines are job #1's; #2 has a derivation.
+        let mut app = app_with(vec![running_job(2, 20), job_with_lines(50)]);
+        app.regions.jobs_rows = Rect::new(0, 20, 120, 5);
+        let mouse = |kind, row| MouseEvent {
+            kind,
+            column: 10,
+            row,
+            modifiers: KeyModifiers::NONE,
+        };
+        let click = MouseEventKind::Down(MouseButton::Left);
+        assert!(app.on_mouse(mouse(click, 21)));
+        assert_eq!(app.focus, Focus::Jobs);
+        let derivation = JobRow {
+            job: JobId(2),
+            drv: Some(0),
+        };
+        assert_eq!(app.jobs.selected, Some(derivation));
+        assert!(!app.on_mouse(mouse(click, 24)), "below the last row");
+        assert_eq!(app.jobs.selected, Some(derivation));
+        // The wheel over an open log scrolls it, pausing the follow.
+        press(&mut app, "G");
+        press(&mut app, "l");
+        app.log.as_mut().unwrap().page = 10;
+        assert!(app.on_mouse(mouse(MouseEventKind::ScrollUp, 5)));
+        assert!(!app.log.as_ref().unwrap().follow);
+        assert_eq!(first_shown(&app), "line 38");
+    }
+
+    #[test]
     fn the_log_follows_until_scrolled_up_and_resumes_on_f_or_end() {
         let job = job_with_lines(100);
         let mut app = app_with(vec![job.clone()]);
