@@ -684,9 +684,10 @@ fn check_never_connects_without_an_unusable_pin() {
 fn build_refuses_unknown_or_ambiguous_hosts_and_lists_the_machines() {
     let sb = Sandbox::new();
     let builders = "ssh://b1 x86_64-linux; ssh://root@b1 x86_64-linux; ssh://b2 x86_64-linux";
-    let unknown = run(sb
-        .rbtop()
-        .args(["--builders", builders, "build", "--on", "b9", "--", "x.nix"]));
+    let unknown =
+        run(sb
+            .rbtop()
+            .args(["--builders", builders, "build", "--on", "b9", "--", "x.nix"]));
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
     assert!(
         unknown.stderr.contains("--on b9: no such machine")
@@ -694,22 +695,30 @@ fn build_refuses_unknown_or_ambiguous_hosts_and_lists_the_machines() {
         "{}",
         unknown.stderr
     );
-    let ambiguous = run(sb
-        .rbtop()
-        .args(["--builders", builders, "build", "--on", "b1", "--", "x.nix"]));
+    let ambiguous =
+        run(sb
+            .rbtop()
+            .args(["--builders", builders, "build", "--on", "b1", "--", "x.nix"]));
     assert_eq!(ambiguous.code, 2, "{}", ambiguous.stderr);
     assert!(
-        ambiguous.stderr.contains("--on b1: 2 machines match (ssh://b1, ssh://root@b1)"),
+        ambiguous
+            .stderr
+            .contains("--on b1: 2 machines match (ssh://b1, ssh://root@b1)"),
         "{}",
         ambiguous.stderr
     );
     // The exact URI, or user@host, picks one; with no nix on PATH the build
     // then fails to start (127), which proves the name was accepted.
     for name in ["ssh://root@b1", "root@b1", "b2"] {
-        let picked = run(sb
-            .rbtop()
-            .env("PATH", sb.path("empty-path"))
-            .args(["--builders", builders, "build", "--on", name, "--", "x.nix"]));
+        let picked = run(sb.rbtop().env("PATH", sb.path("empty-path")).args([
+            "--builders",
+            builders,
+            "build",
+            "--on",
+            name,
+            "--",
+            "x.nix",
+        ]));
         assert_eq!(picked.code, 127, "--on {name}: {}", picked.stderr);
     }
 }
@@ -717,11 +726,21 @@ fn build_refuses_unknown_or_ambiguous_hosts_and_lists_the_machines() {
 #[test]
 fn build_rejects_bad_commands_and_impossible_targets_before_running_anything() {
     let sb = Sandbox::new();
-    let bad = run(sb
-        .rbtop()
-        .args(["--builders", "", "build", "--command", "make", "--", "x.nix"]));
+    let bad = run(sb.rbtop().args([
+        "--builders",
+        "",
+        "build",
+        "--command",
+        "make",
+        "--",
+        "x.nix",
+    ]));
     assert_eq!(bad.code, 2, "{}", bad.stderr);
-    assert!(bad.stderr.contains("unknown build command 'make'"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("unknown build command 'make'"),
+        "{}",
+        bad.stderr
+    );
     let realise = run(sb.rbtop().args([
         "--builders",
         "",
@@ -732,24 +751,36 @@ fn build_rejects_bad_commands_and_impossible_targets_before_running_anything() {
         "x.nix",
     ]));
     assert_eq!(realise.code, 2, "{}", realise.stderr);
-    assert!(realise.stderr.contains(".drv paths only"), "{}", realise.stderr);
+    assert!(
+        realise.stderr.contains(".drv paths only"),
+        "{}",
+        realise.stderr
+    );
     let nothing = run(sb.rbtop().args(["--builders", "", "build"]));
     assert_eq!(nothing.code, 2, "{}", nothing.stderr);
     let config = sb.write("config/rbtop/config.toml", "[jobs]\ncommand = \"ninja\"\n");
-    let bad_config = run(sb
-        .rbtop()
-        .args(["--config", config.to_str().unwrap(), "build", "--", "x.nix"]));
+    let bad_config =
+        run(sb
+            .rbtop()
+            .args(["--config", config.to_str().unwrap(), "build", "--", "x.nix"]));
     assert_eq!(bad_config.code, 2, "{}", bad_config.stderr);
-    assert!(bad_config.stderr.contains("[jobs] command"), "{}", bad_config.stderr);
+    assert!(
+        bad_config.stderr.contains("[jobs] command"),
+        "{}",
+        bad_config.stderr
+    );
 }
 
 #[test]
 fn build_whose_command_cannot_start_exits_127_and_keeps_a_log_file() {
     let sb = Sandbox::new();
-    let out = run(sb
-        .rbtop()
-        .env("PATH", sb.path("empty-path"))
-        .args(["--builders", "", "build", "--", "x.nix"]));
+    let out = run(sb.rbtop().env("PATH", sb.path("empty-path")).args([
+        "--builders",
+        "",
+        "build",
+        "--",
+        "x.nix",
+    ]));
     assert_eq!(out.code, 127, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("cannot start nix"), "{}", out.stdout);
     let jobs = sb.path("state/rbtop/jobs");
