@@ -3,7 +3,9 @@
 # on the project's loopback test fleet in a 120x30 tmux terminal:
 #   assets/dashboard.png         every host resolved (4 up, 5 down, one per fault)
 #   assets/dashboard-detail.png  the detail pane of the failing host `authfail`
-#   assets/dashboard.ansi.txt    both raw captures (`tmux capture-pane -e`, ANSI colours)
+#   assets/dashboard-jobs.png    a build launched on b1 (b), in the jobs pane
+#   assets/dashboard-log.png     its live log (l)
+#   assets/dashboard.ansi.txt    the raw captures (`tmux capture-pane -e`, ANSI colours)
 # The captures are rendered to HTML here (a dark terminal palette) and to PNG
 # by headless Chromium with DejaVu Sans Mono (box drawing and ●◌◷✗ glyphs).
 #
@@ -51,7 +53,8 @@ mkdir -p "$WORK"/{home,config,state,run,nixconf} "$OUT"
 tmux -L "$SOCKET" -f /dev/null new-session -d -s shot -x "$COLS" -y "$ROWS" \
     "env -i TERM=tmux-256color LANG=C.UTF-8 PATH='$PATH' HOME='$WORK/home' XDG_CONFIG_HOME='$WORK/config' \
      XDG_STATE_HOME='$WORK/state' XDG_RUNTIME_DIR='$WORK/run' NIX_CONF_DIR='$WORK/nixconf' \
-     NIX_SSHOPTS='-F $FLEET/ssh_config' '$RBTOP' --machines '$FLEET/machines' --timeout 4" \; \
+     NIX_SSHOPTS='-F $FLEET/ssh_config' NIX_CONFIG='substituters =
+experimental-features = nix-command' '$RBTOP' --machines '$FLEET/machines' --timeout 4" \; \
     set-option -g status off
 SOCKET_PATH=$(tmux -L "$SOCKET" display-message -p '#{socket_path}')
 screen() { tmux -L "$SOCKET" capture-pane -p -t shot "$@"; }
@@ -85,6 +88,27 @@ tmux -L "$SOCKET" send-keys -t shot Enter
 detail_open() { [[ $(screen) == *"┌ authfail ✗ auth"*"Permission denied"* ]]; }
 wait_for "detail pane of authfail" detail_open
 screen -e >"$WORK/detail.ansi"
+
+# A build pinned to b1 (the first row): launched with b, watched, then its log.
+# One key at a time: Esc followed at once by a key reads as Alt+key.
+for key in Escape g b; do
+    tmux -L "$SOCKET" send-keys -t shot "$key"
+    sleep 0.4
+done
+tmux -L "$SOCKET" send-keys -t shot -l "$ROOT/tests/fixtures/builds/numbered.nix --argstr seed shot-$$-$RANDOM --arg lines 400 --arg delay 0.1"
+tmux -L "$SOCKET" send-keys -t shot Enter
+building() { [[ $(screen) == *"building"*"line 12 of 400"* || $(screen) == *"rbtop-numbered-shot"*"building"* ]] && sleep 1.5; }
+wait_for "the build running on b1" building
+screen -e >"$WORK/jobs.ansi"
+tmux -L "$SOCKET" send-keys -t shot l
+logged() { [[ $(screen) == *"line 40 of 400"* ]]; }
+wait_for "its log" logged
+screen -e >"$WORK/log.ansi"
+tmux -L "$SOCKET" send-keys -t shot x
+sleep 0.3
+tmux -L "$SOCKET" send-keys -t shot y
+cancelled() { [[ $(screen) == *"cancelled"* ]]; }
+wait_for "the cancel" cancelled
 tmux -L "$SOCKET" send-keys -t shot q
 
 {
@@ -92,6 +116,10 @@ tmux -L "$SOCKET" send-keys -t shot q
     cat "$WORK/table.ansi"
     echo "# the same with authfail selected and its detail pane open (Enter)"
     cat "$WORK/detail.ansi"
+    echo "# a build launched on b1 (b), in the jobs pane"
+    cat "$WORK/jobs.ansi"
+    echo "# its live log (l)"
+    cat "$WORK/log.ansi"
 } >"$OUT/dashboard.ansi.txt"
 
 # ANSI (SGR) to HTML: xterm's 256 colours with a dark 16-colour base.
@@ -191,4 +219,6 @@ render() { # ANSI PNG
 }
 render "$WORK/table.ansi" "$OUT/dashboard.png"
 render "$WORK/detail.ansi" "$OUT/dashboard-detail.png"
+render "$WORK/jobs.ansi" "$OUT/dashboard-jobs.png"
+render "$WORK/log.ansi" "$OUT/dashboard-log.png"
 echo "screenshot: $OUT/dashboard.ansi.txt"
