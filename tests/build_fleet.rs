@@ -10,9 +10,11 @@
 mod fleet;
 #[path = "support/fleet_trials.rs"]
 mod fleet_trials;
+#[path = "support/sandbox.rs"]
+mod sandbox;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use fleet::Fleet;
 use fleet_trials::{builder_namespaces, ensure, processes_matching, processes_with_env, settle_on};
 use libtest_mimic::Failed;
-use tempfile::TempDir;
+use sandbox::Sandbox;
 
 const NUMBERED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -45,44 +47,17 @@ fn drv_name(seed: &str) -> String {
     format!("rbtop-numbered-{seed}")
 }
 
-/// An isolated home for one rbtop run (config, state, control sockets), with
-/// the fleet's ssh options, and a Nix that asks no binary cache.
-struct Sandbox {
-    dir: TempDir,
+/// One rbtop build in its own sandbox, with the fleet's ssh options and a
+/// Nix that asks no binary cache.
+trait BuildCommand {
+    /// `rbtop --machines <machines> build --on <on> -- numbered.nix <args>`.
+    fn build(&self, fleet: &Fleet, machines: &Path, on: &str, args: &[String]) -> Command;
 }
 
-impl Sandbox {
-    fn new() -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("rbtop-bf")
-            .tempdir()
-            .unwrap();
-        for sub in ["home", "config", "state", "run"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        Sandbox { dir }
-    }
-
-    fn path(&self, sub: &str) -> PathBuf {
-        self.dir.path().join(sub)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    /// `rbtop --machines <machines> build --on <on> -- numbered.nix <args>`.
+impl BuildCommand for Sandbox {
     fn build(&self, fleet: &Fleet, machines: &Path, on: &str, args: &[String]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbtop"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.path("home"))
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .env("XDG_STATE_HOME", self.path("state"))
-            .env("XDG_RUNTIME_DIR", self.path("run"))
-            .env("NIX_SSHOPTS", fleet.nix_sshopts())
+        let mut cmd = self.rbtop();
+        cmd.env("NIX_SSHOPTS", fleet.nix_sshopts())
             .env(
                 "NIX_CONFIG",
                 "substituters =\nexperimental-features = nix-command",
@@ -277,7 +252,7 @@ fn namespace_of(fleet: &Fleet, host: &str) -> Vec<String> {
 /// Pinned to b1: built there (the output is in b1's store and, copied back,
 /// in ours), every line printed in order, and printed while the build ran.
 fn pinned_build_streams_its_lines_and_builds_on_b1(fleet: &Fleet) -> Result<(), Failed> {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::new("rbtop-bf");
     let seed = fresh_seed("pin");
     let name = drv_name(&seed);
     let run = Run::start(sandbox.build(
@@ -354,7 +329,7 @@ fn pinned_build_streams_its_lines_and_builds_on_b1(fleet: &Fleet) -> Result<(), 
 /// fail=3 on b1: Nix 2.8 exits 1 for any remote failure; rbtop says so,
 /// names the builder's own exit code and repeats the last lines.
 fn failing_build_names_the_builders_exit_code(fleet: &Fleet) -> Result<(), Failed> {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::new("rbtop-bf");
     let seed = fresh_seed("fail");
     let name = drv_name(&seed);
     let ran = Run::start(sandbox.build(
@@ -403,7 +378,7 @@ fn cancel_leaves_nothing(
     host: &str,
     uri: &str,
 ) -> Result<(), Failed> {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::new("rbtop-bf");
     let seed = fresh_seed("cancel");
     let name = drv_name(&seed);
     let on_builder = namespace_of(fleet, host);
@@ -471,7 +446,7 @@ fn cancel_on_ssh_leaves_nothing_on_b1(fleet: &Fleet) -> Result<(), Failed> {
 }
 
 fn cancel_on_ssh_ng_leaves_nothing_on_b2(fleet: &Fleet) -> Result<(), Failed> {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::new("rbtop-bf");
     let machines = sandbox.write("machines", "ssh-ng://b2 x86_64-linux - 2 1 - - -\n");
     cancel_leaves_nothing(fleet, &machines, "b2", "ssh-ng://b2")
 }
@@ -486,7 +461,7 @@ fn builder_check_kills_what_a_build_left(fleet: &Fleet) -> Result<(), Failed> {
     use rbtop::ssh::options::split_nix_sshopts;
     use rbtop::ssh::{HostKeyPolicy, SshSettings};
 
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::new("rbtop-bf");
     let seed = fresh_seed("left");
     let instantiate = Command::new("nix-instantiate")
         .args([NUMBERED, "--argstr", "seed", &seed])

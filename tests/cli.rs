@@ -4,45 +4,36 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[path = "support/sandbox.rs"]
+mod sandbox;
+
 use assert_cmd::Command;
 use serde_json::Value;
-use tempfile::TempDir;
 
-/// A sandbox: HOME, XDG dirs and NIX_CONF_DIR all inside a temp dir, so the
-/// machine's real /etc/nix and ~/.config never leak into a test.
+/// A sandbox whose NIX_CONF_DIR is its own too, so the machine's real
+/// /etc/nix and ~/.config never leak into a test.
 struct Sandbox {
-    dir: TempDir,
+    inner: sandbox::Sandbox,
+}
+
+impl std::ops::Deref for Sandbox {
+    type Target = sandbox::Sandbox;
+
+    fn deref(&self) -> &sandbox::Sandbox {
+        &self.inner
+    }
 }
 
 impl Sandbox {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["home", "config", "state", "nixconf"] {
-            fs::create_dir_all(dir.path().join(sub)).unwrap();
+        Sandbox {
+            inner: sandbox::Sandbox::new("rbtop-cli"),
         }
-        Sandbox { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, text).unwrap();
-        path
     }
 
     fn rbtop(&self) -> Command {
-        let mut cmd = Command::cargo_bin("rbtop").unwrap();
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.path("home"))
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .env("XDG_CONFIG_DIRS", self.path("xdg-dirs"))
-            .env("XDG_STATE_HOME", self.path("state"))
-            .env("NIX_CONF_DIR", self.path("nixconf"))
+        let mut cmd = self.inner.rbtop();
+        cmd.env("NIX_CONF_DIR", self.path("nixconf"))
             // ssh finds ~/.ssh through the password database, not $HOME: keep
             // the machine's own ssh config and known hosts out of the tests.
             .env(
@@ -52,7 +43,7 @@ impl Sandbox {
                     self.path("known_hosts").display()
                 ),
             );
-        cmd
+        Command::from_std(cmd)
     }
 }
 
@@ -589,6 +580,15 @@ fn check_probes_local_stores_locally_with_real_nix() {
     // store keeps the test off the machine's own /nix.
     let sb = Sandbox::new();
     let store = sb.path("store");
+    // Created once here: the three probes below start at the same moment,
+    // and three Nix processes creating one new store race on its database.
+    let init = std::process::Command::new("nix-store")
+        .arg("--store")
+        .arg(format!("local?root={}", store.display()))
+        .arg("--init")
+        .status()
+        .unwrap();
+    assert!(init.success(), "nix-store --init: {init}");
     let builders = format!(
         "ssh://localhost?remote-store={0}; ssh-ng://localhost?remote-store={0}; local?root={0}",
         store.display()

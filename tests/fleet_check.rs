@@ -7,55 +7,43 @@
 mod fleet;
 #[path = "support/fleet_trials.rs"]
 mod fleet_trials;
+#[path = "support/sandbox.rs"]
+mod sandbox;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use fleet::Fleet;
 use fleet_trials::{ensure, processes_matching, settle};
 use libtest_mimic::Failed;
+use sandbox::Sandbox;
 use serde_json::Value;
-use tempfile::TempDir;
 
-/// An isolated environment for one rbtop run: its own HOME, config, state
-/// and control-socket directory, so leftovers can be counted.
+/// An isolated environment for one rbtop run (a [`Sandbox`] with its own
+/// NIX_CONF_DIR), so leftovers can be counted.
 struct Env {
-    dir: TempDir,
+    sandbox: Sandbox,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Sandbox;
+
+    fn deref(&self) -> &Sandbox {
+        &self.sandbox
+    }
 }
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("rbtop-fc")
-            .tempdir()
-            .unwrap();
-        for sub in ["home/.ssh", "config", "state", "run", "nixconf"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        Env {
+            sandbox: Sandbox::new("rbtop-fc"),
         }
-        Env { dir }
-    }
-
-    fn path(&self, sub: &str) -> PathBuf {
-        self.dir.path().join(sub)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
     }
 
     fn rbtop(&self, nix_sshopts: Option<&str>) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbtop"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.path("home"))
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .env("XDG_STATE_HOME", self.path("state"))
-            .env("XDG_RUNTIME_DIR", self.path("run"))
-            .env("NIX_CONF_DIR", self.path("nixconf"));
+        let mut cmd = self.sandbox.rbtop();
+        cmd.env("NIX_CONF_DIR", self.path("nixconf"));
         // ssh finds ~/.ssh through the password database, not $HOME: without
         // the fleet's config, point it at this sandbox's files explicitly.
         let isolated = format!(
