@@ -1,8 +1,11 @@
 //! After a cancel: is anything of the build still running on its builder?
 //! Asked over SSH with one fixed script (arguments quoted by the `openssh`
 //! crate, never spliced into the script), which finds the build's processes
-//! by their environment: Nix gives every builder `out=<output path>`
-//! (any Nix) and a build directory named after the derivation (2.8–2.31).
+//! by their environment: Nix gives every builder `out=<output path>` (any
+//! Nix; the path's hash makes it this derivation's alone). Only when no
+//! output path is known (a floating content-addressed derivation) does it
+//! fall back to the build directory's name (Nix 2.8–2.31), which any build
+//! of a derivation with the same name shares.
 
 use std::time::Duration;
 
@@ -30,8 +33,8 @@ for pid in $pids; do
   args=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)
   echo "$pid $pgid $args"
   if [ "$mode" = kill ]; then
-    [ "$pgid" -gt 1 ] && kill -KILL -- "-$pgid" 2>/dev/null
-    kill -KILL "$pid" 2>/dev/null
+    [ "$pgid" -gt 1 ] && kill -s KILL -- "-$pgid" 2>/dev/null
+    kill -s KILL "$pid" 2>/dev/null
   fi
 done
 echo "uid $(id -u)"
@@ -45,12 +48,13 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(15);
 
 /// The `grep -F` patterns that identify `drv`'s build processes.
 pub fn patterns(drv_path: &str, outputs: &[(String, String)]) -> Vec<String> {
-    let mut patterns: Vec<String> = outputs
+    if outputs.is_empty() {
+        return vec![format!("nix-build-{}.drv-", drv_name(drv_path))];
+    }
+    outputs
         .iter()
         .map(|(name, path)| format!("{name}={path}"))
-        .collect();
-    patterns.push(format!("nix-build-{}.drv-", drv_name(drv_path)));
-    patterns
+        .collect()
 }
 
 /// What one run of [`FIND_SCRIPT`] printed.
@@ -84,7 +88,7 @@ pub async fn check_builders(
     ssh: &SshSettings,
 ) -> Vec<CleanupReport> {
     let checks = builds.into_iter().map(|build| async move {
-        let cleanup = match find_machine(machines, &build.machine) {
+        let cleanup = match machine_named_by_nix(machines, &build.machine) {
             None => Cleanup::Unknown("not one of rbtop's machines".into()),
             Some(machine) => check_one(machine, &build.drv, ssh).await,
         };
@@ -95,7 +99,7 @@ pub async fn check_builders(
 
 /// The machine Nix named: its URI as written, else the same URI without its
 /// query (newer Nix re-encodes and sorts query parameters).
-fn find_machine<'m>(machines: &'m [Machine], uri: &str) -> Option<&'m Machine> {
+fn machine_named_by_nix<'m>(machines: &'m [Machine], uri: &str) -> Option<&'m Machine> {
     let without_query = |u: &str| u.split('?').next().unwrap_or_default().to_string();
     machines.iter().find(|m| m.uri() == uri).or_else(|| {
         machines
@@ -201,15 +205,13 @@ mod tests {
     use std::os::unix::process::CommandExt;
 
     #[test]
-    fn patterns_name_outputs_and_build_dir() {
+    fn patterns_are_the_outputs_else_the_build_dir() {
         let outputs = vec![("out".to_string(), "/nix/store/bbbb-x".to_string())];
-        assert_eq!(
-            patterns(
-                "/nix/store/00000000000000000000000000000000-x.drv",
-                &outputs
-            ),
-            ["out=/nix/store/bbbb-x", "nix-build-x.drv-"]
-        );
+        let drv = "/nix/store/00000000000000000000000000000000-x.drv";
+        // The output path is this derivation's alone; the build directory's
+        // name is shared by every derivation called `x`.
+        assert_eq!(patterns(drv, &outputs), ["out=/nix/store/bbbb-x"]);
+        assert_eq!(patterns(drv, &[]), ["nix-build-x.drv-"]);
     }
 
     #[test]
@@ -221,16 +223,16 @@ mod tests {
         ));
         let machines = parser.finish().machines;
         assert_eq!(
-            find_machine(&machines, "ssh://b1").unwrap().uri(),
+            machine_named_by_nix(&machines, "ssh://b1").unwrap().uri(),
             "ssh://b1"
         );
         assert_eq!(
-            find_machine(&machines, "ssh-ng://b2?ssh-key=%2Fk&compress=true")
+            machine_named_by_nix(&machines, "ssh-ng://b2?ssh-key=%2Fk&compress=true")
                 .unwrap()
                 .uri(),
             machines[1].uri()
         );
-        assert!(find_machine(&machines, "ssh://b3").is_none());
+        assert!(machine_named_by_nix(&machines, "ssh://b3").is_none());
     }
 
     #[test]
@@ -248,31 +250,49 @@ mod tests {
         ));
     }
 
-    /// The script itself, run locally on a process that carries a pattern in
-    /// its environment: found in `look` mode, gone after `kill` mode.
+    /// The script itself, run locally (under dash, Debian's `/bin/sh`, when
+    /// installed) on a process group where only the leader carries the
+    /// pattern in its environment: `look` finds it, `kill` ends the whole
+    /// group, the member without the pattern included.
     #[test]
-    fn the_script_finds_and_kills_by_environment() {
+    fn the_script_finds_by_environment_and_kills_the_whole_group() {
+        let shell = ["/bin/dash", "/bin/sh"]
+            .into_iter()
+            .find(|s| std::path::Path::new(s).exists())
+            .unwrap();
         let marker = format!("rbtop-test-marker-{}", std::process::id());
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30 & wait"])
+        let mut leader = std::process::Command::new(shell)
+            .args(["-c", "env -u out sleep 30 & wait"])
             .env("out", &marker)
             .process_group(0)
             .spawn()
             .unwrap();
         let run = |mode: &str| {
-            let output = std::process::Command::new("sh")
+            let output = std::process::Command::new(shell)
                 .args(["-c", FIND_SCRIPT, "rbtop-find", mode, "-e"])
                 .arg(format!("out={marker}"))
                 .output()
                 .unwrap();
             parse_found(&String::from_utf8_lossy(&output.stdout))
         };
-        std::thread::sleep(Duration::from_millis(200));
+        let members = || crate::jobs::process_tree::descendants(leader.id());
+        for _ in 0..100 {
+            if !members().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sleeper = members();
+        assert_eq!(sleeper.len(), 1, "the sleep without the marker: {sleeper:?}");
         let found = run("look");
-        assert_eq!(found.processes.len(), 2, "sh and sleep: {found:?}");
+        assert_eq!(found.processes.len(), 1, "only the leader has it: {found:?}");
         run("kill");
-        let _ = child.wait();
+        let _ = leader.wait();
         std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !crate::jobs::process_tree::is_alive(sleeper[0]),
+            "the group's other member was killed too"
+        );
         assert!(run("look").processes.is_empty());
     }
 }
