@@ -270,11 +270,16 @@ async fn headless_build(
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         let stop = async {
-            let waits = stop_signals
+            let waits: Vec<_> = stop_signals
                 .iter_mut()
                 .flatten()
-                .map(|s| Box::pin(s.recv()));
-            futures_util::future::select_all(waits).await
+                .map(|s| Box::pin(s.recv()))
+                .collect();
+            // select_all of nothing would panic: no handler, no signal.
+            if waits.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            futures_util::future::select_all(waits).await;
         };
         tokio::select! {
             Some(_) = changed.recv() => {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::launch::LaunchRequest;
 use super::log::LogBuffer;
-use super::progress::{BuildProgress, LineKind, LogLine, drv_name};
+use super::progress::{BuildProgress, LineKind, LogLine, Phase, drv_name};
 use super::record::parse_line;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -201,6 +201,7 @@ pub struct Job {
     pub cancel_requested: Option<Instant>,
     graces: Graces,
     cancel_pending: bool,
+    pin_warned: bool,
 }
 
 impl Job {
@@ -228,6 +229,7 @@ impl Job {
             cancel_requested: None,
             graces,
             cancel_pending: false,
+            pin_warned: false,
         }
     }
 
@@ -270,15 +272,14 @@ impl Job {
             .saturating_duration_since(self.started)
     }
 
-    /// The machine the job was pinned to, or the one its first remote
-    /// derivation went to.
+    /// Where the job builds: the machine of its first remote derivation
+    /// (what Nix did), else the machine it was pinned to (what was asked).
     pub fn host(&self) -> Option<&str> {
-        self.request.placement.host().or_else(|| {
-            self.progress
-                .derivations()
-                .iter()
-                .find_map(|d| d.machine.as_deref())
-        })
+        self.progress
+            .derivations()
+            .iter()
+            .find_map(|d| d.machine.as_deref())
+            .or_else(|| self.request.placement.host())
     }
 
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Effect> {
@@ -296,6 +297,16 @@ impl Job {
             Event::CancelRequested => {
                 if self.is_active() {
                     self.cancel_requested.get_or_insert(now);
+                }
+                if self.state == State::CheckingBuilders {
+                    // Asked again while the builders are checked: stop waiting.
+                    let mut effects = self.note(
+                        "rbtop: builder check skipped; the builders were not confirmed clean"
+                            .into(),
+                        now,
+                    );
+                    effects.extend(self.finish(Ended::Cancelled, now));
+                    return effects;
                 }
                 self.cancel()
             }
@@ -324,10 +335,34 @@ impl Job {
 
     fn stderr(&mut self, line: String, now: Instant) -> Vec<Effect> {
         let record = parse_line(&line);
-        match self.progress.apply(record, now) {
+        let mut effects = match self.progress.apply(record, now) {
             Some(log_line) => self.append(log_line, now),
             None => Vec::new(),
+        };
+        if let Some(warning) = self.pin_ignored() {
+            effects.extend(self.note(warning, now));
         }
+        effects
+    }
+
+    /// A pinned build that Nix runs somewhere else: a daemon ignores
+    /// `--builders` from a user it does not trust. Said once.
+    fn pin_ignored(&mut self) -> Option<String> {
+        let pinned = self.request.placement.host()?;
+        if self.pin_warned {
+            return None;
+        }
+        let elsewhere = self
+            .progress
+            .derivations()
+            .iter()
+            .find(|d| d.phase >= Phase::Connecting && d.machine.as_deref() != Some(pinned))?;
+        self.pin_warned = true;
+        Some(format!(
+            "rbtop: warning: {} builds on {}, not on {pinned} as pinned (a Nix daemon ignores --builders from users it does not trust)",
+            elsewhere.name(),
+            elsewhere.machine.as_deref().unwrap_or("this machine")
+        ))
     }
 
     fn append(&mut self, line: LogLine, now: Instant) -> Vec<Effect> {
@@ -346,7 +381,9 @@ impl Job {
         vec![Effect::Write(file_line)]
     }
 
-    fn note(&mut self, text: String, now: Instant) -> Vec<Effect> {
+    /// A line of rbtop's own, kept with the notes and in the log (and so in
+    /// the log file and on `rbtop build`'s stdout).
+    pub fn note(&mut self, text: String, now: Instant) -> Vec<Effect> {
         self.notes.push(text.clone());
         self.append(
             LogLine {
@@ -447,6 +484,8 @@ impl Job {
     fn exited(&mut self, code: Option<i32>, signal: Option<i32>, now: Instant) -> Vec<Effect> {
         let exit_code = code.unwrap_or_else(|| 128 + signal.unwrap_or(0));
         match self.state {
+            // The build won the race with the cancel: it is done, not cancelled.
+            State::Cancelling { .. } if exit_code == 0 => self.finish(Ended::Succeeded, now),
             State::Cancelling { .. } => {
                 // Nix stops its build activities when interrupted: one that
                 // ended after the cancel was interrupted, not finished.
@@ -746,5 +785,75 @@ mod tests {
             Instant::now(),
         );
         assert_eq!(job.exit_status(), Some(137));
+    }
+
+    #[test]
+    fn a_cancel_during_the_builder_check_stops_waiting_for_it() {
+        let mut job = job();
+        let now = Instant::now();
+        job.handle(Event::Spawned { pid: 42 }, now);
+        job.handle(Event::Stderr(BUILD_ON_B1.into()), now);
+        job.handle(Event::CancelRequested, now);
+        job.handle(
+            Event::Exited {
+                code: Some(1),
+                signal: None,
+            },
+            now,
+        );
+        assert_eq!(job.state, State::CheckingBuilders);
+        let effects = job.handle(Event::CancelRequested, now);
+        assert_eq!(effects.last(), Some(&Effect::Finished));
+        assert_eq!(job.ended(), Some(&Ended::Cancelled));
+        assert!(
+            job.notes[0].contains("builder check skipped"),
+            "{:?}",
+            job.notes
+        );
+        // The check's late answer changes nothing.
+        assert!(
+            job.handle(Event::BuildersChecked(Vec::new()), now)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_build_that_finishes_before_the_cancel_lands_succeeded() {
+        let mut job = job();
+        let now = Instant::now();
+        job.handle(Event::Spawned { pid: 42 }, now);
+        job.handle(Event::CancelRequested, now);
+        let effects = job.handle(
+            Event::Exited {
+                code: Some(0),
+                signal: None,
+            },
+            now,
+        );
+        assert_eq!(effects, [Effect::Finished]);
+        assert_eq!(job.exit_status(), Some(0));
+    }
+
+    #[test]
+    fn a_pinned_build_nix_sends_elsewhere_is_said_once_and_shown_where_it_is() {
+        let mut job = job();
+        let now = Instant::now();
+        job.handle(Event::Spawned { pid: 42 }, now);
+        assert_eq!(job.host(), Some("ssh://b1"), "the pin, before Nix says");
+        let on_b2 = BUILD_ON_B1.replace("ssh://b1", "ssh://b2");
+        let effects = job.handle(Event::Stderr(on_b2.clone()), now);
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Write(l) if l.contains("not on ssh://b1 as pinned"))),
+            "{effects:?}"
+        );
+        assert_eq!(job.host(), Some("ssh://b2"));
+        job.handle(Event::Stderr(on_b2), now);
+        assert_eq!(job.notes.len(), 1, "once: {:?}", job.notes);
+        // Built where pinned: nothing to say.
+        let mut job = super::tests::job();
+        job.handle(Event::Stderr(BUILD_ON_B1.into()), now);
+        assert!(job.notes.is_empty());
     }
 }

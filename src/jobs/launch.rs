@@ -116,6 +116,24 @@ impl Placement {
     }
 }
 
+/// The first of `args` that would override what pinning sets (a later
+/// option wins in Nix): `--builders`, `--max-jobs`/`-j`, or either through
+/// `--option NAME`.
+fn undoes_pin(args: &[String]) -> Option<String> {
+    const SETTINGS: [&str; 2] = ["builders", "max-jobs"];
+    args.iter().enumerate().find_map(|(i, arg)| {
+        let option_of =
+            |name: &str| arg == "--option" && args.get(i + 1).is_some_and(|n| n == name);
+        match arg.as_str() {
+            "--builders" | "--max-jobs" | "-j" => Some(arg.clone()),
+            _ => SETTINGS
+                .iter()
+                .find(|name| option_of(name))
+                .map(|name| format!("--option {name}")),
+        }
+    })
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct LaunchRequest {
     /// The operator's words: the target first (unless it is an option),
@@ -193,6 +211,13 @@ impl LaunchRequest {
             (Target::Derivation(what) | Target::NixFile(what) | Target::Installable(what), _) => {
                 argv.push(what.clone());
             }
+        }
+        if let Placement::Pinned { uri, .. } = &self.placement
+            && let Some(flag) = undoes_pin(rest)
+        {
+            return Err(format!(
+                "{flag} would undo pinning the build to {uri}; leave it out, or let Nix choose"
+            ));
         }
         match &self.placement {
             Placement::Fleet { builders: None } => {}
@@ -321,6 +346,39 @@ mod tests {
                 "-E",
                 "with import <nixpkgs> {}; hello"
             ]
+        );
+    }
+
+    #[test]
+    fn a_pin_cannot_be_undone_by_extra_arguments() {
+        for args in [
+            &["x.nix", "--builders", "4"][..],
+            &["x.nix", "--max-jobs", "4"],
+            &["x.nix", "-j", "4"],
+            &["x.nix", "--option", "max-jobs", "4"],
+        ] {
+            let err = request(args, BuildTool::NixBuild, pinned())
+                .argv(None)
+                .unwrap_err();
+            assert!(
+                err.contains("would undo pinning the build to ssh://b1"),
+                "{err}"
+            );
+        }
+        assert!(
+            request(
+                &["x.nix", "--option", "sandbox", "false"],
+                BuildTool::NixBuild,
+                pinned()
+            )
+            .argv(None)
+            .is_ok()
+        );
+        let fleet = Placement::Fleet { builders: None };
+        assert!(
+            request(&["x.nix", "--max-jobs", "4"], BuildTool::NixBuild, fleet)
+                .argv(None)
+                .is_ok()
         );
     }
 

@@ -18,15 +18,13 @@ impl LogFile {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let now = chrono::Local::now();
-        let name = format!(
-            "{}-{}-{}.log",
+        let stem = format!(
+            "{}-{}-{}",
             now.format("%Y%m%d-%H%M%S"),
             id.0,
             file_name_part(what)
         );
-        let path = dir.join(name);
-        let file =
-            File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let (path, file) = create_new(dir, &stem)?;
         let mut log = LogFile {
             path,
             writer: BufWriter::new(file),
@@ -56,6 +54,33 @@ impl LogFile {
             let _ = self.writer.flush();
         }
     }
+}
+
+/// `STEM.log`, or `STEM.2.log`, `STEM.3.log`… when taken: two rbtops
+/// started in the same second both number their first job 1, and neither
+/// may truncate the other's log.
+fn create_new(dir: &Path, stem: &str) -> Result<(PathBuf, File), String> {
+    for n in 1..1000 {
+        let name = if n == 1 {
+            format!("{stem}.log")
+        } else {
+            format!("{stem}.{n}.log")
+        };
+        let path = dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+        }
+    }
+    Err(format!(
+        "cannot create a log file {stem}.N.log in {}: all taken",
+        dir.display()
+    ))
 }
 
 /// A target as a safe file-name fragment: `nixpkgs#hello` → `nixpkgs-hello`.
@@ -109,6 +134,14 @@ mod tests {
                 .to_str()
                 .unwrap()
                 .ends_with("-3-a.nix.log")
+        );
+        // Same job number in the same second: a file of its own.
+        let second = LogFile::create(dir.path(), JobId(3), "a.nix", &["nix".into()]).unwrap();
+        assert_ne!(second.path(), log.path());
+        assert_eq!(
+            std::fs::read_to_string(log.path()).unwrap(),
+            text,
+            "untouched"
         );
     }
 }

@@ -27,6 +27,11 @@ fn read_stat(pid: u32) -> Option<(u32, u64)> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// The running process `pid`, with its start time.
+pub fn process(pid: u32) -> Option<Process> {
+    read_stat(pid).map(|(_, start_time)| Process { pid, start_time })
+}
+
 /// Every live descendant of `root` (not `root` itself).
 pub fn descendants(root: u32) -> Vec<Process> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -283,9 +283,17 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         let sleeper = members();
-        assert_eq!(sleeper.len(), 1, "the sleep without the marker: {sleeper:?}");
+        assert_eq!(
+            sleeper.len(),
+            1,
+            "the sleep without the marker: {sleeper:?}"
+        );
         let found = run("look");
-        assert_eq!(found.processes.len(), 1, "only the leader has it: {found:?}");
+        assert_eq!(
+            found.processes.len(),
+            1,
+            "only the leader has it: {found:?}"
+        );
         run("kill");
         let _ = leader.wait();
         std::thread::sleep(Duration::from_millis(100));

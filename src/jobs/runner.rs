@@ -140,7 +140,8 @@ impl Supervisor {
             }
             Err(e) => {
                 tracing::warn!("job {id}: no log file: {e}");
-                job.notes.push(format!("rbtop: no log file: {e}"));
+                // No file to write the note to: the effects have nowhere to go.
+                let _ = job.note(format!("rbtop: no log file: {e}"), now);
                 None
             }
         };
@@ -246,7 +247,9 @@ struct Context {
     timer: Option<(super::job::Escalation, Pin<Box<tokio::time::Sleep>>)>,
     /// Every process seen under the job when it was signalled.
     started: Vec<Process>,
-    root_pid: Option<u32>,
+    /// Nix itself, until reaped.
+    root: Option<Process>,
+    reaped: bool,
     check: Option<oneshot::Receiver<Vec<CleanupReport>>>,
     machines: Arc<Vec<Machine>>,
     settings: Arc<JobSettings>,
@@ -276,10 +279,20 @@ impl Context {
                     Signal::Terminate => libc::SIGTERM,
                     Signal::Kill => libc::SIGKILL,
                 };
+                // Once Nix is reaped its pid may be another's: what it left
+                // is ended through the processes recorded while it lived.
+                if self.reaped {
+                    return;
+                }
                 tracing::info!(id = %self.id, pgid, ?signal, "signalling the job's process group");
-                if let Ok(pgid) = libc::pid_t::try_from(pgid) {
+                match libc::pid_t::try_from(pgid) {
                     // SAFETY: killpg(2) with a group id and a signal number touches no memory.
-                    unsafe { libc::killpg(pgid, number) };
+                    Ok(pgid) if pgid > 1 => unsafe {
+                        libc::killpg(pgid, number);
+                    },
+                    _ => {
+                        tracing::error!(id = %self.id, pgid, "refusing to signal this process group")
+                    }
                 }
             }
             Effect::KillStragglers => {
@@ -293,13 +306,12 @@ impl Context {
                 let names: Vec<String> = alive.iter().map(|p| process_tree::describe(*p)).collect();
                 let killed = process_tree::kill_all(&alive);
                 if killed > 0 {
-                    tracing::warn!(id = %self.id, ?names, "processes left after the job's group was signalled");
-                    tracing::warn!(id = %self.id, killed, "killed processes the job left behind");
+                    tracing::warn!(id = %self.id, ?names, "killed processes the job left behind");
                     let note =
                         format!("rbtop: killed {killed} local process(es) the build left behind");
-                    lock(&self.job).notes.push(note.clone());
-                    if let Some(file) = &mut self.log_file {
-                        file.write_line(&note);
+                    let effects = lock(&self.job).note(note, Instant::now());
+                    for effect in effects {
+                        self.carry_out(effect);
                     }
                 }
             }
@@ -327,10 +339,14 @@ impl Context {
         }
     }
 
-    /// Add the job's current process tree to what a cancel must end.
+    /// Add the job's current process tree to what a cancel must end (only
+    /// while Nix itself is still the process that was started).
     fn remember_processes(&mut self) {
-        if let Some(root) = self.root_pid {
-            for process in process_tree::descendants(root) {
+        if let Some(root) = self
+            .root
+            .filter(|r| !self.reaped && process_tree::is_alive(*r))
+        {
+            for process in process_tree::descendants(root.pid) {
                 if !self.started.contains(&process) {
                     self.started.push(process);
                 }
@@ -356,7 +372,8 @@ async fn supervise(
         changed,
         timer: None,
         started: Vec::new(),
-        root_pid: None,
+        root: None,
+        reaped: false,
         check: None,
         machines,
         settings,
@@ -367,16 +384,24 @@ async fn supervise(
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group: a terminal's Ctrl-C reaches rbtop, which decides,
-        // and a cancel signals Nix and everything it runs in that group.
-        .process_group(0);
-    // If rbtop itself is killed outright, Nix is interrupted as by a cancel
-    // rather than left building unwatched. The signal follows the thread
-    // that spawned the child: rbtop's runtime has one thread, for its life.
-    // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours.
+        .stderr(Stdio::piped());
+    // SAFETY: setsid(2) and prctl(2) are async-signal-safe and touch no
+    // memory of ours.
     unsafe {
         command.pre_exec(|| {
+            // A session of its own, so also a process group of its own: a
+            // terminal's Ctrl-C reaches rbtop, which decides; a cancel
+            // signals Nix and all it runs in that group; and with no
+            // controlling terminal, an ssh that would prompt (unknown host
+            // key, passphrase) fails at once instead of stopping for ever
+            // on a terminal that is not its own.
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // If rbtop itself is killed outright, Nix is interrupted as by a
+            // cancel rather than left building unwatched. The signal follows
+            // the thread that spawned the child: rbtop's runtime has one
+            // thread, for its life.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -391,8 +416,13 @@ async fn supervise(
             return;
         }
     };
-    let pid = child.id().unwrap_or_default();
-    cx.root_pid = Some(pid);
+    let Some(pid) = child.id() else {
+        cx.apply(Event::SpawnFailed(
+            "it exited before it could be watched".into(),
+        ));
+        return;
+    };
+    cx.root = process_tree::process(pid);
     cx.apply(Event::Spawned { pid });
     let mut stdout = child.stdout.take().map(Lines::new);
     let mut stderr = child.stderr.take().map(Lines::new);
@@ -417,6 +447,7 @@ async fn supervise(
                     tracing::error!(%id, "cannot wait for the build: {e}");
                     std::os::unix::process::ExitStatusExt::from_raw(1 << 8)
                 }));
+                cx.reaped = true;
                 drain_until = Some(Box::pin(tokio::time::sleep(DRAIN)));
             }
             Some(()) = cancelled.recv() => cx.apply(Event::CancelRequested),
