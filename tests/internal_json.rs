@@ -172,6 +172,24 @@ fn pinned_job(uri: &str) -> Job {
     )
 }
 
+/// A job launched as the transcript's build was: pinned to the machine of
+/// its first build, or (a local build) with Nix choosing.
+fn job_launched_as(t: &Transcript) -> Job {
+    let machine = t.lines.iter().find_map(|line| {
+        let record: Value = serde_json::from_str(line.strip_prefix("@nix ")?).ok()?;
+        (record["action"] == "start" && record["type"] == 105)
+            .then(|| record["fields"][1].as_str().unwrap_or_default().to_string())
+    });
+    match machine.filter(|m| !m.is_empty()) {
+        Some(uri) => pinned_job(&uri),
+        None => {
+            let mut job = pinned_job("unused");
+            job.request.placement = Placement::Fleet { builders: None };
+            job
+        }
+    }
+}
+
 // ---- every transcript
 
 #[test]
@@ -254,7 +272,7 @@ fn no_line_is_lost_and_none_is_invented() {
 fn a_job_fed_each_transcript_ends_as_nix_did() {
     for name in ALL {
         let t = transcript(name);
-        let mut job = pinned_job("ssh://b1");
+        let mut job = job_launched_as(&t);
         let start = Instant::now();
         assert!(job.handle(Event::Spawned { pid: 4242 }, start).is_empty());
         let mut writes = Vec::new();
