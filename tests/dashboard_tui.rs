@@ -932,15 +932,20 @@ fn jobs_row<'s>(screen: &'s str, what: &str) -> Option<&'s str> {
 /// building on ssh://b1, its log (`l`) shows lines arriving, `x` `y`
 /// cancels it, it ends cancelled with nothing of it left here or on b1,
 /// and `q` gives the terminal back.
-fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Failed> {
-    let mut term = Terminal::open(fleet)?;
-    let before = term.terminal_mode("before")?;
+/// A seed no earlier run used, short enough for the derivation's whole
+/// name to fit the jobs pane.
+fn fresh_seed() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    // Short enough for the derivation's whole name to fit the jobs pane.
-    let seed = format!("e2e{}x{}", std::process::id(), nanos % 1_000_000);
+    format!("e2e{}x{}", std::process::id(), nanos % 1_000_000)
+}
+
+/// Start rbtop (with a Nix that asks no binary cache), select b1, launch
+/// numbered.nix with `seed` there (200 lines, 0.1 s apart) and wait until
+/// its derivation builds on ssh://b1. Returns rbtop's pid.
+fn launch_on_b1(term: &mut Terminal, fleet: &Fleet, seed: &str) -> Result<u32, Failed> {
     let env = "NIX_CONFIG=\"$(printf 'substituters =\\nexperimental-features = nix-command')\"";
     let pid = term.start_rbtop_with(env, "")?;
     term.wait_all_resolved(fleet)?;
@@ -986,6 +991,47 @@ fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Faile
             Err(format!("derivation row {drv:?}"))
         }
     })?;
+    Ok(pid)
+}
+
+/// The build's processes on the builders: Nix gives a builder its
+/// derivation's attributes as variables, so they carry `seed=S`. Checked
+/// non-empty while it builds, so that the check after a cancel can fail.
+fn builder_processes(
+    term: &Terminal,
+    seed: &str,
+) -> Result<impl Fn() -> Vec<String> + use<>, Failed> {
+    let variable = format!("seed={seed}");
+    let builders = term.builders.clone();
+    let on_builders = move || processes_with_env(&variable, Some(builders.as_slice()));
+    ensure(!on_builders().is_empty(), || {
+        format!(
+            "no process with seed={seed} on a builder while it builds: the leftover check would prove nothing"
+        )
+    })?;
+    ensure(!processes_matching(seed, None).is_empty(), || {
+        format!("no local process naming {seed} while it builds")
+    })?;
+    Ok(on_builders)
+}
+
+/// Nothing of the build left here or on the builders within a few seconds.
+fn nothing_left(seed: &str, on_builders: impl Fn() -> Vec<String>) -> Result<(), Failed> {
+    let local = settle(seed, None, Duration::from_secs(5));
+    ensure(local.is_empty(), || {
+        format!("processes of the build left on this machine: {local:?}")
+    })?;
+    let remote = settle_on(Duration::from_secs(5), on_builders);
+    ensure(remote.is_empty(), || {
+        format!("processes of the build left on the builder: {remote:?}")
+    })
+}
+
+fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let before = term.terminal_mode("before")?;
+    let seed = fresh_seed();
+    let pid = launch_on_b1(&mut term, fleet, &seed)?;
 
     term.keys(&["l"])?;
     // The highest `line N of 200` on screen (lines are padded with blanks).
@@ -1027,18 +1073,7 @@ fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Faile
         Some(n) if n > first && s.contains("· following") => Ok(()),
         other => Err(format!("last line number {other:?}, was {first}")),
     })?;
-    // Nix gives a builder its derivation's attributes as variables: the
-    // builder's processes are found by `seed=S` in their environment.
-    let variable = format!("seed={seed}");
-    let on_builders = || processes_with_env(&variable, Some(term.builders.as_slice()));
-    ensure(!on_builders().is_empty(), || {
-        format!(
-            "no process with {variable} on a builder while it builds: the leftover check would prove nothing"
-        )
-    })?;
-    ensure(!processes_matching(&seed, None).is_empty(), || {
-        format!("no local process naming {seed} while it builds")
-    })?;
+    let on_builders = builder_processes(&term, &seed)?;
 
     term.keys(&["x"])?;
     term.wait("the cancel question", |s| {
@@ -1069,18 +1104,50 @@ fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Faile
             Err(format!("job row {job:?}"))
         }
     })?;
-    let local = settle(&seed, None, Duration::from_secs(5));
-    ensure(local.is_empty(), || {
-        format!("processes of the build left on this machine: {local:?}")
-    })?;
-    let remote = settle_on(Duration::from_secs(5), on_builders);
-    ensure(remote.is_empty(), || {
-        format!("processes of the build left on the builder: {remote:?}")
-    })?;
+    nothing_left(&seed, on_builders)?;
 
     term.keys(&["q"])?;
     term.wait_exit(0, pid)?;
     term.ends_clean(&before, "q after a cancelled build")
+}
+
+/// `q` with a build running: the build is cancelled first (the footer says
+/// so), rbtop exits 0 once it has ended, and nothing of it is left.
+fn quitting_with_a_build_running_cancels_it_first(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let before = term.terminal_mode("before")?;
+    let seed = fresh_seed();
+    let pid = launch_on_b1(&mut term, fleet, &seed)?;
+    let on_builders = builder_processes(&term, &seed)?;
+    term.keys(&["q"])?;
+    term.wait("the footer saying the build is being cancelled", |s| {
+        if s.contains("cancelling 1 build…") {
+            Ok(())
+        } else {
+            Err("no notice".into())
+        }
+    })?;
+    term.wait_exit(0, pid)?;
+    nothing_left(&seed, on_builders)?;
+    term.ends_clean(&before, "q with a build running")
+}
+
+/// SIGTERM with a build running: exit 143, terminal restored, the build
+/// cancelled and nothing of it left.
+fn sigterm_with_a_build_running_leaves_nothing(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let before = term.terminal_mode("before")?;
+    let seed = fresh_seed();
+    let pid = launch_on_b1(&mut term, fleet, &seed)?;
+    let on_builders = builder_processes(&term, &seed)?;
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    ensure(status.success(), || format!("kill -TERM {pid}: {status}"))?;
+    term.wait_exit(143, pid)?;
+    nothing_left(&seed, on_builders)?;
+    term.ends_clean(&before, "SIGTERM with a build running")
 }
 
 fn main() {
@@ -1088,6 +1155,14 @@ fn main() {
         (
             "a_build_is_launched_followed_and_cancelled",
             a_build_is_launched_followed_and_cancelled,
+        ),
+        (
+            "quitting_with_a_build_running_cancels_it_first",
+            quitting_with_a_build_running_cancels_it_first,
+        ),
+        (
+            "sigterm_with_a_build_running_leaves_nothing",
+            sigterm_with_a_build_running_leaves_nothing,
         ),
         (
             "shows_every_host_with_its_status",

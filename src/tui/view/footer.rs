@@ -12,7 +12,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let search = app.log.as_ref().filter(|log| log.editing_search);
     let line = if let Some(n) = app.shutting_down {
         Line::from(vec![
-            Span::styled(format!(" cancelling {n} builds…"), style::warning()),
+            Span::styled(
+                format!(" cancelling {n} build{}…", if n == 1 { "" } else { "s" }),
+                style::warning(),
+            ),
             Span::styled(
                 format!(
                     "   {} again: stop waiting for the grace period",
