@@ -1111,43 +1111,50 @@ fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Faile
     term.ends_clean(&before, "q after a cancelled build")
 }
 
+/// Stop rbtop with `stop` while a build runs on b1, expect `code`, and
+/// check that the build was cancelled: nothing of it left here or on b1, and
+/// the terminal as it was.
+fn stop_with_a_build_running(
+    fleet: &Fleet,
+    how: &str,
+    code: i32,
+    stop: impl FnOnce(&mut Terminal, u32) -> Result<(), Failed>,
+) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let before = term.terminal_mode("before")?;
+    let seed = fresh_seed();
+    let pid = launch_on_b1(&mut term, fleet, &seed)?;
+    let on_builders = builder_processes(&term, &seed)?;
+    stop(&mut term, pid)?;
+    term.wait_exit(code, pid)?;
+    nothing_left(&seed, on_builders)?;
+    term.ends_clean(&before, how)
+}
+
 /// `q` with a build running: the build is cancelled first (the footer says
 /// so), rbtop exits 0 once it has ended, and nothing of it is left.
 fn quitting_with_a_build_running_cancels_it_first(fleet: &Fleet) -> Result<(), Failed> {
-    let mut term = Terminal::open(fleet)?;
-    let before = term.terminal_mode("before")?;
-    let seed = fresh_seed();
-    let pid = launch_on_b1(&mut term, fleet, &seed)?;
-    let on_builders = builder_processes(&term, &seed)?;
-    term.keys(&["q"])?;
-    term.wait("the footer saying the build is being cancelled", |s| {
-        if s.contains("cancelling 1 build…") {
-            Ok(())
-        } else {
-            Err("no notice".into())
-        }
-    })?;
-    term.wait_exit(0, pid)?;
-    nothing_left(&seed, on_builders)?;
-    term.ends_clean(&before, "q with a build running")
+    stop_with_a_build_running(fleet, "q with a build running", 0, |term, _| {
+        term.keys(&["q"])?;
+        term.wait("the footer saying the build is being cancelled", |s| {
+            if s.contains("cancelling 1 build…") {
+                Ok(())
+            } else {
+                Err("no notice".into())
+            }
+        })
+    })
 }
 
-/// SIGTERM with a build running: exit 143, terminal restored, the build
-/// cancelled and nothing of it left.
+/// SIGTERM with a build running: exit 143, the build cancelled.
 fn sigterm_with_a_build_running_leaves_nothing(fleet: &Fleet) -> Result<(), Failed> {
-    let mut term = Terminal::open(fleet)?;
-    let before = term.terminal_mode("before")?;
-    let seed = fresh_seed();
-    let pid = launch_on_b1(&mut term, fleet, &seed)?;
-    let on_builders = builder_processes(&term, &seed)?;
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    ensure(status.success(), || format!("kill -TERM {pid}: {status}"))?;
-    term.wait_exit(143, pid)?;
-    nothing_left(&seed, on_builders)?;
-    term.ends_clean(&before, "SIGTERM with a build running")
+    stop_with_a_build_running(fleet, "SIGTERM with a build running", 143, |_, pid| {
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        ensure(status.success(), || format!("kill -TERM {pid}: {status}"))
+    })
 }
 
 fn main() {
