@@ -38,6 +38,7 @@ pub mod nix_text;
 pub mod nix_version;
 pub mod nixconf;
 pub mod probe;
+pub mod proc_stat;
 pub mod protocol;
 pub mod signals;
 pub mod slots;

@@ -12,24 +12,35 @@ pub struct Process {
     pub start_time: u64,
 }
 
-/// `(ppid, start_time)` from the text of `/proc/PID/stat`. The command name
-/// is in parentheses and may hold spaces, so fields are counted after it.
-pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // fields[0] is field 3 (state): ppid is field 4, starttime field 22.
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start_time = fields.get(19)?.parse().ok()?;
-    Some((ppid, start_time))
+/// What rbtop needs of `/proc/PID/stat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// `R`, `S`, `Z` (zombie), ...
+    pub state: char,
+    pub ppid: u32,
+    pub start_time: u64,
 }
 
-fn read_stat(pid: u32) -> Option<(u32, u64)> {
+/// Fields 3 (state), 4 (ppid) and 22 (starttime) of a `/proc/PID/stat` text.
+pub fn parse_stat(stat: &str) -> Option<Stat> {
+    let fields = crate::proc_stat::fields_after_name(stat)?;
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
 /// The running process `pid`, with its start time.
 pub fn process(pid: u32) -> Option<Process> {
-    read_stat(pid).map(|(_, start_time)| Process { pid, start_time })
+    read_stat(pid).map(|stat| Process {
+        pid,
+        start_time: stat.start_time,
+    })
 }
 
 /// Every live descendant of `root` (not `root` itself).
@@ -46,11 +57,11 @@ pub fn descendants(root: u32) -> Vec<Process> {
         else {
             continue;
         };
-        if let Some((ppid, start_time)) = read_stat(pid) {
-            children
-                .entry(ppid)
-                .or_default()
-                .push(Process { pid, start_time });
+        if let Some(stat) = read_stat(pid) {
+            children.entry(stat.ppid).or_default().push(Process {
+                pid,
+                start_time: stat.start_time,
+            });
         }
     }
     let mut found = Vec::new();
@@ -67,13 +78,8 @@ pub fn descendants(root: u32) -> Vec<Process> {
 /// Whether this exact process still runs: same start time (not a reused
 /// pid) and not a zombie waiting to be reaped.
 pub fn is_alive(process: Process) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", process.pid)) else {
-        return false;
-    };
-    let zombie = stat
-        .rfind(')')
-        .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
-    !zombie && parse_stat(&stat).is_some_and(|(_, start)| start == process.start_time)
+    read_stat(process.pid)
+        .is_some_and(|stat| stat.state != 'Z' && stat.start_time == process.start_time)
 }
 
 /// `PID command line`, for logs.
@@ -109,7 +115,14 @@ mod tests {
     #[test]
     fn stat_with_spaces_and_parens_in_the_name() {
         let stat = "1234 (a (weird) name) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_stat(stat), Some((77, 987654)));
+        assert_eq!(
+            parse_stat(stat),
+            Some(Stat {
+                state: 'S',
+                ppid: 77,
+                start_time: 987654
+            })
+        );
         assert_eq!(parse_stat("garbage"), None);
     }
 
