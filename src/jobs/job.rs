@@ -568,6 +568,28 @@ mod tests {
         )
     }
 
+    /// A job whose Nix runs as pid 42.
+    fn running() -> (Job, Instant) {
+        let mut job = job();
+        let now = Instant::now();
+        assert!(job.handle(Event::Spawned { pid: 42 }, now).is_empty());
+        (job, now)
+    }
+
+    fn exited(code: i32) -> Event {
+        Event::Exited {
+            code: Some(code),
+            signal: None,
+        }
+    }
+
+    fn killed_by(signal: i32) -> Event {
+        Event::Exited {
+            code: None,
+            signal: Some(signal),
+        }
+    }
+
     const BUILD_ON_B1: &str = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":5,"level":3,"text":"building","type":105}"#;
 
     fn signals(effects: &[Effect]) -> Vec<Signal> {
@@ -582,9 +604,7 @@ mod tests {
 
     #[test]
     fn launch_output_and_success() {
-        let mut job = job();
-        let now = Instant::now();
-        assert!(job.handle(Event::Spawned { pid: 42 }, now).is_empty());
+        let (mut job, now) = running();
         assert_eq!(job.state, State::Running { pid: 42 });
         job.handle(Event::Stderr(BUILD_ON_B1.into()), now);
         let effects = job.handle(
@@ -602,13 +622,7 @@ mod tests {
             now,
         );
         assert_eq!(job.outputs, ["/nix/store/y"]);
-        let effects = job.handle(
-            Event::Exited {
-                code: Some(0),
-                signal: None,
-            },
-            now,
-        );
+        let effects = job.handle(exited(0), now);
         assert_eq!(effects, [Effect::Finished]);
         assert_eq!(job.ended(), Some(&Ended::Succeeded));
         assert_eq!(job.exit_status(), Some(0));
@@ -616,9 +630,7 @@ mod tests {
 
     #[test]
     fn failure_carries_nixs_error_and_code() {
-        let mut job = job();
-        let now = Instant::now();
-        job.handle(Event::Spawned { pid: 42 }, now);
+        let (mut job, now) = running();
         job.handle(
             Event::Stderr(
                 r#"@nix {"action":"msg","level":0,"msg":"\u001b[31;1merror:\u001b[0m boom"}"#
@@ -626,13 +638,7 @@ mod tests {
             ),
             now,
         );
-        job.handle(
-            Event::Exited {
-                code: Some(100),
-                signal: None,
-            },
-            now,
-        );
+        job.handle(exited(100), now);
         assert_eq!(
             job.ended(),
             Some(&Ended::Failed {
@@ -645,9 +651,7 @@ mod tests {
 
     #[test]
     fn cancel_escalates_interrupt_terminate_kill() {
-        let mut job = job();
-        let now = Instant::now();
-        job.handle(Event::Spawned { pid: 42 }, now);
+        let (mut job, now) = running();
         let effects = job.handle(Event::CancelRequested, now);
         assert_eq!(signals(&effects), [Signal::Interrupt]);
         assert!(effects.contains(&Effect::Arm {
@@ -672,9 +676,7 @@ mod tests {
 
     #[test]
     fn a_second_cancel_skips_the_wait() {
-        let mut job = job();
-        let now = Instant::now();
-        job.handle(Event::Spawned { pid: 42 }, now);
+        let (mut job, now) = running();
         job.handle(Event::CancelRequested, now);
         assert_eq!(
             signals(&job.handle(Event::CancelRequested, now)),
@@ -704,18 +706,10 @@ mod tests {
 
     #[test]
     fn exit_after_cancel_checks_the_builders_then_finishes_cancelled() {
-        let mut job = job();
-        let now = Instant::now();
-        job.handle(Event::Spawned { pid: 42 }, now);
+        let (mut job, now) = running();
         job.handle(Event::Stderr(BUILD_ON_B1.into()), now);
         job.handle(Event::CancelRequested, now);
-        let effects = job.handle(
-            Event::Exited {
-                code: Some(1),
-                signal: None,
-            },
-            now,
-        );
+        let effects = job.handle(exited(1), now);
         let build = RemoteBuild {
             machine: "ssh://b1".into(),
             drv: "/nix/store/00000000000000000000000000000000-a.drv".into(),
@@ -749,17 +743,9 @@ mod tests {
 
     #[test]
     fn exit_after_cancel_with_nothing_remote_finishes_at_once() {
-        let mut job = job();
-        let now = Instant::now();
-        job.handle(Event::Spawned { pid: 42 }, now);
+        let (mut job, now) = running();
         job.handle(Event::CancelRequested, now);
-        let effects = job.handle(
-            Event::Exited {
-                code: None,
-                signal: Some(2),
-            },
-            now,
-        );
+        let effects = job.handle(killed_by(2), now);
         assert_eq!(effects, [Effect::KillStragglers, Effect::Finished]);
         assert_eq!(job.ended(), Some(&Ended::Cancelled));
     }
@@ -775,32 +761,17 @@ mod tests {
 
     #[test]
     fn killed_by_a_signal_is_a_failure_with_128_plus() {
-        let mut job = job();
-        job.handle(Event::Spawned { pid: 42 }, Instant::now());
-        job.handle(
-            Event::Exited {
-                code: None,
-                signal: Some(9),
-            },
-            Instant::now(),
-        );
+        let (mut job, now) = running();
+        job.handle(killed_by(9), now);
         assert_eq!(job.exit_status(), Some(137));
     }
 
     #[test]
     fn a_cancel_during_the_builder_check_stops_waiting_for_it() {
-        let mut job = job();
-        let now = Instant::now();
-        job.handle(Event::Spawned { pid: 42 }, now);
+        let (mut job, now) = running();
         job.handle(Event::Stderr(BUILD_ON_B1.into()), now);
         job.handle(Event::CancelRequested, now);
-        job.handle(
-            Event::Exited {
-                code: Some(1),
-                signal: None,
-            },
-            now,
-        );
+        job.handle(exited(1), now);
         assert_eq!(job.state, State::CheckingBuilders);
         let effects = job.handle(Event::CancelRequested, now);
         assert_eq!(effects.last(), Some(&Effect::Finished));
@@ -819,26 +790,16 @@ mod tests {
 
     #[test]
     fn a_build_that_finishes_before_the_cancel_lands_succeeded() {
-        let mut job = job();
-        let now = Instant::now();
-        job.handle(Event::Spawned { pid: 42 }, now);
+        let (mut job, now) = running();
         job.handle(Event::CancelRequested, now);
-        let effects = job.handle(
-            Event::Exited {
-                code: Some(0),
-                signal: None,
-            },
-            now,
-        );
+        let effects = job.handle(exited(0), now);
         assert_eq!(effects, [Effect::Finished]);
         assert_eq!(job.exit_status(), Some(0));
     }
 
     #[test]
     fn a_pinned_build_nix_sends_elsewhere_is_said_once_and_shown_where_it_is() {
-        let mut job = job();
-        let now = Instant::now();
-        job.handle(Event::Spawned { pid: 42 }, now);
+        let (mut job, now) = running();
         assert_eq!(job.host(), Some("ssh://b1"), "the pin, before Nix says");
         let on_b2 = BUILD_ON_B1.replace("ssh://b1", "ssh://b2");
         let effects = job.handle(Event::Stderr(on_b2.clone()), now);

@@ -572,6 +572,9 @@ mod tests {
     use super::*;
     use crate::jobs::record::parse_line;
 
+    /// Activity 1: derivation `a` starts building on ssh://b1.
+    const BUILD_A_ON_B1: &str = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#;
+
     fn feed(lines: &[&str]) -> (BuildProgress, Vec<LogLine>) {
         let mut progress = BuildProgress::new();
         let now = Instant::now();
@@ -594,12 +597,12 @@ mod tests {
     #[test]
     fn hook_steps_move_the_build_on_its_machine() {
         let (progress, _) = feed(&[
-            r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#,
+            BUILD_A_ON_B1,
             r#"@nix {"action":"start","id":2,"level":4,"text":"waiting for the upload lock to 'ssh://b1'","type":0}"#,
         ]);
         assert_eq!(progress.derivations()[0].phase, Phase::WaitingForUploadLock);
         let (progress, _) = feed(&[
-            r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#,
+            BUILD_A_ON_B1,
             r#"@nix {"action":"start","id":2,"level":4,"text":"copying dependencies to 'ssh://b1'","type":0}"#,
             r#"@nix {"action":"stop","id":2}"#,
         ]);
@@ -609,7 +612,7 @@ mod tests {
     #[test]
     fn hook_step_for_another_machine_changes_nothing() {
         let (progress, _) = feed(&[
-            r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#,
+            BUILD_A_ON_B1,
             r#"@nix {"action":"start","id":2,"level":4,"text":"waiting for the upload lock to 'ssh://b2'","type":0}"#,
         ]);
         assert_eq!(progress.derivations()[0].phase, Phase::Connecting);
@@ -630,7 +633,7 @@ mod tests {
     #[test]
     fn a_build_nix_stopped_after_the_cancel_counts_as_interrupted() {
         let builds = r#"@nix {"action":"start","id":9,"level":0,"text":"","type":104}"#;
-        let start = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#;
+        let start = BUILD_A_ON_B1;
         let stop = r#"@nix {"action":"stop","id":1}"#;
         let mut progress = BuildProgress::new();
         let t0 = Instant::now();
@@ -648,7 +651,7 @@ mod tests {
     #[test]
     fn failure_keeps_the_builders_exit_code() {
         let (progress, _) = feed(&[
-            r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":1,"level":3,"text":"building","type":105}"#,
+            BUILD_A_ON_B1,
             r#"@nix {"action":"msg","level":0,"msg":"error: build of '/nix/store/00000000000000000000000000000000-a.drv' on 'ssh://b1' failed: builder for '/nix/store/00000000000000000000000000000000-a.drv' failed with exit code 3"}"#,
             r#"@nix {"action":"stop","id":1}"#,
             r#"@nix {"action":"msg","level":0,"msg":"error: builder for '/nix/store/00000000000000000000000000000000-a.drv' failed with exit code 1"}"#,
