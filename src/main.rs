@@ -200,10 +200,8 @@ fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
 fn job_settings(settings: &Settings, ssh: SshSettings) -> JobSettings {
     let choice = &settings.jobs;
     JobSettings {
-        tool: choice.tool,
         graces: choice.graces,
         line_cap: choice.line_cap,
-        stall_after: choice.stall_after,
         log_dir: choice.log_directory.clone(),
         ssh,
         local_nix: NixVersion::local(),
@@ -211,13 +209,11 @@ fn job_settings(settings: &Settings, ssh: SshSettings) -> JobSettings {
 }
 
 fn run_build(settings: &Settings, args: &BuildArgs) -> ExitCode {
-    let mut job_choice = settings.clone();
-    if let Some(command) = &args.command {
-        match BuildTool::parse(command) {
-            Ok(tool) => job_choice.jobs.tool = tool,
-            Err(e) => return usage_error(&format!("--command: {e}")),
-        }
-    }
+    let tool = match args.command.as_deref().map(BuildTool::parse) {
+        None => settings.jobs.tool,
+        Some(Ok(tool)) => tool,
+        Some(Err(e)) => return usage_error(&format!("--command: {e}")),
+    };
     let (extra_args, resolved) = match headless_setup(settings) {
         Ok(setup) => setup,
         Err(code) => return code,
@@ -233,20 +229,26 @@ fn run_build(settings: &Settings, args: &BuildArgs) -> ExitCode {
     let request = LaunchRequest {
         args: args.args.clone(),
         placement,
-        tool: job_choice.jobs.tool,
+        tool,
     };
     let ssh = SshSettings::new(extra_args, settings.probe.host_key_policy);
-    let jobs = job_settings(&job_choice, ssh);
+    let jobs = job_settings(settings, ssh);
     let Some(runtime) = runtime() else {
         return ExitCode::from(1);
     };
-    runtime.block_on(headless_build(jobs, machines_list, request))
+    runtime.block_on(headless_build(
+        jobs,
+        machines_list,
+        request,
+        settings.jobs.stall_after,
+    ))
 }
 
 async fn headless_build(
     jobs: JobSettings,
     machines_list: Vec<rbtop::machines::Machine>,
     request: LaunchRequest,
+    stall_after: std::time::Duration,
 ) -> ExitCode {
     use tokio::signal::unix::{SignalKind, signal};
     let (mut supervisor, mut changed) = Supervisor::new(jobs, machines_list);
@@ -266,7 +268,6 @@ async fn headless_build(
     ]
     .map(|kind| signal(kind).ok());
     let mut cancels = 0;
-    let stall_after = supervisor.settings().stall_after;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         let stop = async {

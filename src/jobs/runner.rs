@@ -13,8 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::job::{CleanupReport, Effect, Event, Graces, Job, JobId, Signal};
-use super::launch::{BuildTool, LaunchRequest};
-use super::log::DEFAULT_LINE_CAP;
+use super::launch::LaunchRequest;
 use super::logfile::LogFile;
 use super::process_tree::{self, Process};
 use super::remote;
@@ -25,12 +24,12 @@ use crate::ssh::SshSettings;
 /// Default time without a log line after which a job shows as stalled.
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(600);
 
+/// What the supervisor needs to run jobs (the build tool comes with each
+/// request; the stall limit is for whoever shows the jobs).
 #[derive(Clone, Debug)]
 pub struct JobSettings {
-    pub tool: BuildTool,
     pub graces: Graces,
     pub line_cap: usize,
-    pub stall_after: Duration,
     /// Where log files go; `None` for `$XDG_STATE_HOME/rbtop/jobs`.
     pub log_dir: Option<PathBuf>,
     pub ssh: SshSettings,
@@ -38,18 +37,6 @@ pub struct JobSettings {
 }
 
 impl JobSettings {
-    pub fn new(ssh: SshSettings) -> JobSettings {
-        JobSettings {
-            tool: BuildTool::default(),
-            graces: Graces::default(),
-            line_cap: DEFAULT_LINE_CAP,
-            stall_after: DEFAULT_STALL_AFTER,
-            log_dir: None,
-            ssh,
-            local_nix: None,
-        }
-    }
-
     pub fn log_dir(&self) -> Option<PathBuf> {
         self.log_dir
             .clone()
@@ -95,14 +82,6 @@ impl Supervisor {
             changed,
         };
         (supervisor, receiver)
-    }
-
-    pub fn settings(&self) -> &JobSettings {
-        &self.settings
-    }
-
-    pub fn machines(&self) -> &[Machine] {
-        &self.machines
     }
 
     pub fn jobs(&self) -> &[JobHandle] {
