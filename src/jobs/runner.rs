@@ -160,14 +160,24 @@ impl Supervisor {
             .count()
     }
 
+    /// Ask every running job to stop (asked again: its next step at once);
+    /// returns how many were running.
+    pub fn cancel_all(&self) -> usize {
+        let active: Vec<&JobHandle> = self
+            .jobs
+            .iter()
+            .filter(|handle| lock(&handle.job).is_active())
+            .collect();
+        for handle in &active {
+            let _ = handle.cancel.send(());
+        }
+        active.len()
+    }
+
     /// Cancel every running job and wait until each has finished (with its
     /// builders checked): quitting must leave nothing running.
     pub async fn shutdown(&mut self) {
-        for handle in &self.jobs {
-            if lock(&handle.job).is_active() {
-                let _ = handle.cancel.send(());
-            }
-        }
+        self.cancel_all();
         for handle in self.jobs.drain(..) {
             let _ = handle.task.await;
         }

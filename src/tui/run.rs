@@ -17,7 +17,7 @@ use super::terminal::{self, Tui};
 use super::view;
 use crate::dashboard::Stamp;
 use crate::jobs::job::JobId;
-use crate::jobs::runner::{Supervisor, lock};
+use crate::jobs::runner::Supervisor;
 use crate::probe::{Fleet, ProbeEvent};
 use crate::signals::Interrupted;
 use crate::slots;
@@ -103,7 +103,7 @@ pub async fn run(
                     injected_panic(&key);
                     match app.on_key(key) {
                         Effect::Quit => {
-                            if cancel_all(supervisor) == 0 {
+                            if supervisor.cancel_all() == 0 {
                                 return Ok(Ended::Quit);
                             }
                             app.shutting_down = Some(supervisor.active());
@@ -164,21 +164,6 @@ pub async fn run(
             Redraw::No => {}
         }
     }
-}
-
-/// Ask every running build to stop (again: the next signal at once);
-/// returns how many were running.
-fn cancel_all(supervisor: &Supervisor) -> usize {
-    let active: Vec<JobId> = supervisor
-        .jobs()
-        .iter()
-        .filter(|handle| lock(&handle.job).is_active())
-        .map(|handle| handle.id)
-        .collect();
-    for &id in &active {
-        supervisor.cancel(id);
-    }
-    active.len()
 }
 
 /// How long results are gathered before they are drawn.
