@@ -40,6 +40,7 @@ pub mod nixconf;
 pub mod probe;
 pub mod proc_stat;
 pub mod protocol;
+pub mod remote_builds;
 pub mod signals;
 pub mod slots;
 pub mod sources;

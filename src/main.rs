@@ -136,7 +136,8 @@ fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
         let help = machines::render_empty(&resolved);
         let _ = std::io::stderr().write_all(help.as_bytes());
         if args.json {
-            println!("{}", check::render_json(&[], &[]));
+            let triage = check::Triage::read(&[], &[]);
+            println!("{}", check::render_json(&[], &[], &triage));
         }
         return ExitCode::from(check::NOT_ALL_UP);
     }
@@ -182,10 +183,11 @@ fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
         own_cpu_ms = rbtop::cpu_time::own().map(|d| d.as_millis() as u64),
         "check finished"
     );
+    let triage = check::Triage::read(machines_list, &reports);
     let stdout = if args.json {
-        check::render_json(machines_list, &reports) + "\n"
+        check::render_json(machines_list, &reports, &triage) + "\n"
     } else {
-        check::render_table(machines_list, &reports, check::use_color())
+        check::render_table(machines_list, &reports, &triage, check::use_color())
     };
     let _ = std::io::stdout().write_all(stdout.as_bytes());
     let all_up = reports.iter().all(|r| r.is_up()) && !resolved.has_errors();
@@ -390,6 +392,7 @@ mod dashboard {
             fleet: Placement::fleet(&settings.source),
             tool: settings.jobs.tool,
             stall_after: settings.jobs.stall_after,
+            upload_lock_after: settings.jobs.upload_lock_after,
         });
         let choice = settings.probe.with_flags(args.timeout, args.concurrency);
         let ssh = SshSettings::new(extra_args, choice.host_key_policy);

@@ -781,12 +781,17 @@ fn canonical_path(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// RFC 3339 in UTC to the second, as the JSON gives a `since`.
+pub fn rfc3339(time: Option<SystemTime>) -> Option<String> {
+    time.map(|time| {
+        chrono::DateTime::<chrono::Utc>::from(time)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    })
+}
+
 fn serialize_time<S: Serializer>(time: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match time {
-        Some(time) => s.serialize_some(
-            &chrono::DateTime::<chrono::Utc>::from(*time)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        ),
+    match rfc3339(*time) {
+        Some(text) => s.serialize_some(&text),
         None => s.serialize_none(),
     }
 }

@@ -10,6 +10,10 @@ use serde::Serialize;
 
 use crate::machines::Machine;
 use crate::probe::{Facts, Fleet, HostReport, ProbeSettings, Status, Via};
+use crate::remote_builds::drv_lookup::DrvLookup;
+use crate::remote_builds::local_links::LocalLinks;
+use crate::remote_builds::{self, Client, HostBuilds, RemoteBuild};
+use crate::slots::{self, LocalLoad, LockHolder, MachineLoad, SlotHolder};
 
 /// Exit status when every host is up.
 pub const ALL_UP: u8 = 0;
@@ -21,6 +25,9 @@ pub const NOT_ALL_UP: u8 = 1;
 pub struct CheckReport<'a> {
     pub hosts: Vec<HostJson<'a>>,
     pub summary: Summary,
+    /// Why this machine's build slots could not be read (then every host's
+    /// `slots` and `upload_lock` are null).
+    pub slots_error: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +47,49 @@ pub struct HostJson<'a> {
     pub supported_features: &'a [String],
     pub mandatory_features: &'a [String],
     pub facts: Option<&'a Facts>,
+    /// This machine's build slots on the host (its local build hooks').
+    pub slots: Option<SlotsJson<'a>>,
+    /// Who is copying inputs to the host, if anyone.
+    pub upload_lock: Option<&'a LockHolder>,
+    /// The builds running on the host; null when it could not be asked.
+    pub builds: Option<&'a [RemoteBuild]>,
+    /// Why the host's builds could not be listed.
+    pub builds_error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SlotsJson<'a> {
+    pub busy: u32,
+    pub max: u32,
+    pub holders: &'a [SlotHolder],
+}
+
+/// What `check` adds to the probes: this machine's slots and the builds on
+/// each host.
+#[derive(Debug)]
+pub struct Triage {
+    pub load: LocalLoad,
+    /// One entry per machine.
+    pub builds: Vec<HostBuilds>,
+}
+
+impl Triage {
+    /// Read this machine's slots now and find the builds in the reports.
+    pub fn read(machines: &[Machine], reports: &[HostReport]) -> Triage {
+        let load = slots::read(&slots::default_dir(), machines);
+        let links = LocalLinks::read(&load);
+        let mut drvs = DrvLookup::new(remote_builds::local_store_dir());
+        let builds = remote_builds::gather(reports, &links, &mut drvs);
+        Triage { load, builds }
+    }
+
+    fn machine_load(&self, index: usize) -> Option<&MachineLoad> {
+        self.load.machines()?.get(index)
+    }
+
+    fn builds(&self, index: usize) -> Option<&Result<Vec<RemoteBuild>, String>> {
+        self.builds.get(index)?.as_ref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -63,11 +113,16 @@ fn millis(d: Option<Duration>) -> Option<f64> {
     d.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0)
 }
 
-pub fn report<'a>(machines: &'a [Machine], reports: &'a [HostReport]) -> CheckReport<'a> {
+pub fn report<'a>(
+    machines: &'a [Machine],
+    reports: &'a [HostReport],
+    triage: &'a Triage,
+) -> CheckReport<'a> {
     let hosts: Vec<HostJson> = machines
         .iter()
         .zip(reports)
-        .map(|(m, r)| HostJson {
+        .enumerate()
+        .map(|(index, (m, r))| HostJson {
             uri: &m.store.uri,
             host: host_of(m),
             status: r.status,
@@ -83,20 +138,41 @@ pub fn report<'a>(machines: &'a [Machine], reports: &'a [HostReport]) -> CheckRe
             supported_features: &m.supported_features,
             mandatory_features: &m.mandatory_features,
             facts: r.facts.as_ref(),
+            slots: triage.machine_load(index).map(|load| SlotsJson {
+                busy: load.busy,
+                max: load.max,
+                holders: &load.holders,
+            }),
+            upload_lock: triage
+                .machine_load(index)
+                .and_then(|load| load.upload_lock.as_ref()),
+            builds: triage
+                .builds(index)
+                .and_then(|b| b.as_ref().ok())
+                .map(Vec::as_slice),
+            builds_error: triage
+                .builds(index)
+                .and_then(|b| b.as_ref().err())
+                .map(String::as_str),
         })
         .collect();
     let up = reports.iter().filter(|r| r.is_up()).count();
+    let slots_error = match &triage.load {
+        LocalLoad::Unreadable { reason, .. } => Some(reason.as_str()),
+        LocalLoad::Readable { .. } => None,
+    };
     CheckReport {
         summary: Summary {
             total: hosts.len(),
             up,
         },
         hosts,
+        slots_error,
     }
 }
 
-pub fn render_json(machines: &[Machine], reports: &[HostReport]) -> String {
-    serde_json::to_string_pretty(&report(machines, reports)).expect("plain data serialises")
+pub fn render_json(machines: &[Machine], reports: &[HostReport], triage: &Triage) -> String {
+    serde_json::to_string_pretty(&report(machines, reports, triage)).expect("plain data serialises")
 }
 
 /// Colour for a status word (the word itself always says it: never colour alone).
@@ -126,7 +202,12 @@ fn bytes(n: Option<u64>) -> String {
 }
 
 /// The human table, hosts in machines-file order, then one line per failure.
-pub fn render_table(machines: &[Machine], reports: &[HostReport], color: bool) -> String {
+pub fn render_table(
+    machines: &[Machine],
+    reports: &[HostReport],
+    triage: &Triage,
+    color: bool,
+) -> String {
     let mut table = super::plain_table();
     table.set_header([
         "HOST",
@@ -138,6 +219,7 @@ pub fn render_table(machines: &[Machine], reports: &[HostReport], color: bool) -
         "TRUSTED",
         "SYSTEMS",
         "JOBS",
+        "BUILDS",
         "SPEED",
         "LOAD/CPU",
         "MEM FREE",
@@ -146,7 +228,7 @@ pub fn render_table(machines: &[Machine], reports: &[HostReport], color: bool) -
     if color {
         table.enforce_styling();
     }
-    for (m, r) in machines.iter().zip(reports) {
+    for (index, (m, r)) in machines.iter().zip(reports).enumerate() {
         let status = Cell::new(r.status.name());
         let status = if color {
             status.fg(status_color(r.status))
@@ -167,7 +249,15 @@ pub fn render_table(machines: &[Machine], reports: &[HostReport], color: bool) -
                 None => "-",
             }),
             Cell::new(super::machines::or_dash(&m.systems)),
-            Cell::new(m.max_jobs),
+            Cell::new(match triage.machine_load(index) {
+                Some(load) => format!("{}/{}", load.busy, m.max_jobs),
+                None => format!("?/{}", m.max_jobs),
+            }),
+            Cell::new(match triage.builds(index) {
+                Some(Ok(builds)) => builds_cell(builds),
+                Some(Err(_)) => "?".into(),
+                None => "-".into(),
+            }),
             Cell::new(m.speed_factor),
             Cell::new(
                 facts
@@ -190,7 +280,68 @@ pub fn render_table(machines: &[Machine], reports: &[HostReport], color: bool) -
             r.reason.as_deref().unwrap_or("")
         ));
     }
+    out.push_str(&render_triage(machines, triage));
     out
+}
+
+/// `2`, or `3 (1 orphan)`.
+fn builds_cell(builds: &[RemoteBuild]) -> String {
+    let orphans = builds.iter().filter(|b| b.client == Client::Orphan).count();
+    match orphans {
+        0 => builds.len().to_string(),
+        n => format!("{} ({n} orphan)", builds.len()),
+    }
+}
+
+/// After the table: whatever holds a slot or the upload lock, each build,
+/// and what could not be read.
+fn render_triage(machines: &[Machine], triage: &Triage) -> String {
+    let mut out = String::new();
+    if let LocalLoad::Unreadable { reason, .. } = &triage.load {
+        out.push_str(&format!("build slots: {reason}\n"));
+    }
+    for (index, m) in machines.iter().enumerate() {
+        let host = host_of(m);
+        if let Some(load) = triage.machine_load(index) {
+            for holder in &load.holders {
+                out.push_str(&format!(
+                    "{host}: slot {} held by pid {} since {}\n",
+                    holder.slot,
+                    holder.pid,
+                    slots::rfc3339(holder.since).unwrap_or_else(|| "?".into())
+                ));
+            }
+            if let Some(lock) = &load.upload_lock {
+                out.push_str(&format!(
+                    "{host}: upload lock held by pid {} since {}\n",
+                    lock.pid,
+                    slots::rfc3339(lock.since).unwrap_or_else(|| "?".into())
+                ));
+            }
+        }
+        match triage.builds(index) {
+            Some(Ok(builds)) => {
+                for b in builds {
+                    out.push_str(&format!(
+                        "{host}: building {} (pid {}, user {}, {} s, {}): {}\n",
+                        b.name,
+                        b.pid,
+                        b.user,
+                        b.elapsed_s,
+                        b.client.name(),
+                        b.detail
+                    ));
+                }
+            }
+            Some(Err(why)) => out.push_str(&format!("{host}: builds unknown: {why}\n")),
+            None => {}
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("\n{out}")
+    }
 }
 
 /// Probe every machine; `progress(done, total)` is called as reports arrive.
@@ -269,9 +420,108 @@ mod tests {
                 store_free: Some(10 << 30),
                 uptime_s: Some(3600),
                 nix_version: Some("2.8.0".into()),
+                processes: None,
             }),
             stderr: None,
         }
+    }
+
+    /// No slot held, no build listed.
+    fn idle(machines: &[Machine]) -> Triage {
+        Triage {
+            load: LocalLoad::Readable {
+                machines: machines
+                    .iter()
+                    .map(|m| MachineLoad {
+                        busy: 0,
+                        max: m.max_jobs,
+                        holders: Vec::new(),
+                        upload_lock: None,
+                    })
+                    .collect(),
+            },
+            builds: vec![None; machines.len()],
+        }
+    }
+
+    /// b1 (of b1, b2): slot 0 and the upload lock held by hook 4242, and
+    /// its build running there.
+    fn busy_b1() -> Triage {
+        let since = Some(
+            std::time::UNIX_EPOCH
+                + Duration::from_secs(
+                    chrono::DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+                        .unwrap()
+                        .timestamp() as u64,
+                ),
+        );
+        let b1 = MachineLoad {
+            busy: 1,
+            max: 2,
+            holders: vec![SlotHolder {
+                slot: 0,
+                pid: 4242,
+                since,
+            }],
+            upload_lock: Some(LockHolder { pid: 4242, since }),
+        };
+        let b2 = MachineLoad {
+            busy: 0,
+            max: 1,
+            holders: Vec::new(),
+            upload_lock: None,
+        };
+        let build = RemoteBuild {
+            drv: Some("/nix/store/aaaa-hello.drv".into()),
+            name: "hello".into(),
+            pid: 5120,
+            user: "nixbld1".into(),
+            elapsed_s: 50,
+            client: Client::ThisMachine,
+            out: Some("/nix/store/bbbb-hello".into()),
+            cpu_s: 1.5,
+            serving_pid: Some(5100),
+            slot: Some(0),
+            detail: "slot 0 of this machine (hook 4242)".into(),
+            cpu_idle_s: None,
+            start_ticks: 95_000,
+            serving_start_ticks: Some(90_010),
+        };
+        Triage {
+            load: LocalLoad::Readable {
+                machines: vec![b1, b2],
+            },
+            builds: vec![Some(Ok(vec![build])), None],
+        }
+    }
+
+    #[test]
+    fn the_table_says_who_holds_slots_and_what_builds() {
+        let ms = machines("ssh://b1 x86_64-linux - 2\nssh-ng://b2");
+        let table = render_table(&ms, &[up(), up()], &busy_b1(), false);
+        let b1_row = table.lines().nth(1).unwrap();
+        assert!(b1_row.contains("1/2") && b1_row.contains(" 1 "), "{table}");
+        for line in [
+            "b1: slot 0 held by pid 4242 since 2026-11-21T10:00:00Z",
+            "b1: upload lock held by pid 4242 since 2026-11-21T10:00:00Z",
+            "b1: building hello (pid 5120, user nixbld1, 50 s, this-machine): slot 0",
+        ] {
+            assert!(table.contains(line), "{line} in\n{table}");
+        }
+        let unreadable = Triage {
+            load: LocalLoad::Unreadable {
+                dir: "/nix/var/nix/current-load".into(),
+                reason: "permission denied reading it".into(),
+            },
+            builds: vec![Some(Err("this host has no Linux /proc".into())), None],
+        };
+        let table = render_table(&ms, &[up(), up()], &unreadable, false);
+        assert!(table.contains("?/2"), "{table}");
+        assert!(table.contains("build slots: permission denied"), "{table}");
+        assert!(
+            table.contains("b1: builds unknown: this host has no Linux /proc"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -285,7 +535,7 @@ mod tests {
                 "ssh: connect to host b2 port 22: Connection refused",
             ),
         ];
-        let text = render_json(&ms, &reports);
+        let text = render_json(&ms, &reports, &busy_b1());
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         let host = &json["hosts"][0];
         // Key order as documented: sort the keys by where they first appear in the text.
@@ -314,9 +564,38 @@ mod tests {
                 "speed_factor",
                 "supported_features",
                 "mandatory_features",
-                "facts"
+                "facts",
+                "slots",
+                "upload_lock",
+                "builds",
+                "builds_error"
             ]
         );
+        assert_eq!(
+            host["slots"],
+            serde_json::json!({"busy": 1, "max": 2, "holders": [
+                {"slot": 0, "pid": 4242, "since": "2026-11-21T10:00:00Z"}
+            ]})
+        );
+        assert_eq!(
+            host["upload_lock"],
+            serde_json::json!({"pid": 4242, "since": "2026-11-21T10:00:00Z"})
+        );
+        let build = &host["builds"][0];
+        for (key, value) in [
+            ("drv", serde_json::json!("/nix/store/aaaa-hello.drv")),
+            ("name", serde_json::json!("hello")),
+            ("pid", serde_json::json!(5120)),
+            ("user", serde_json::json!("nixbld1")),
+            ("elapsed_s", serde_json::json!(50)),
+            ("client", serde_json::json!("this-machine")),
+        ] {
+            assert_eq!(build[key], value, "{key}");
+        }
+        assert_eq!(host["builds_error"], serde_json::Value::Null);
+        assert_eq!(json["hosts"][1]["slots"]["busy"], 0);
+        assert_eq!(json["hosts"][1]["builds"], serde_json::Value::Null);
+        assert_eq!(json["slots_error"], serde_json::Value::Null);
         assert_eq!(host["uri"], "ssh://b1");
         assert_eq!(host["host"], "b1");
         assert_eq!(host["status"], "up");
@@ -386,7 +665,7 @@ mod tests {
                 "cannot run local 'nix-store'",
             ),
         ];
-        let table = render_table(&ms, &reports, false);
+        let table = render_table(&ms, &reports, &idle(&ms), false);
         let rows: Vec<&str> = table.lines().skip(1).take(3).collect();
         assert!(
             rows[0].starts_with("b1") && rows[0].contains("timeout"),
@@ -412,6 +691,6 @@ mod tests {
             "{table}"
         );
         assert!(!table.contains('\x1b'), "no colour unless asked");
-        assert!(render_table(&ms, &reports, true).contains('\x1b'));
+        assert!(render_table(&ms, &reports, &idle(&ms), true).contains('\x1b'));
     }
 }

@@ -13,8 +13,8 @@ use super::drv;
 use super::job::{Cleanup, CleanupReport, RemoteBuild};
 use super::progress::drv_name;
 use crate::machines::Machine;
-use crate::ssh::session::PendingDir;
-use crate::ssh::{ConnectError, HostSession, SshSettings, SshTarget};
+use crate::ssh::oneshot::{self, CONNECT_LIMIT};
+use crate::ssh::{HostSession, SshSettings};
 
 /// Looks for processes whose environment holds one of the patterns given
 /// after the mode (`grep -F -e P …`); prints `PID PGID ARGS` for each and,
@@ -44,7 +44,6 @@ echo "uid $(id -u)"
 /// (it takes about 2 s: nix-reference §5).
 pub const SETTLE: Duration = Duration::from_secs(4);
 const POLL: Duration = Duration::from_millis(500);
-const CONNECT_LIMIT: Duration = Duration::from_secs(15);
 
 /// The `grep -F` patterns that identify `drv`'s build processes.
 pub fn patterns(drv_path: &str, outputs: &[(String, String)]) -> Vec<String> {
@@ -109,40 +108,15 @@ fn machine_named_by_nix<'m>(machines: &'m [Machine], uri: &str) -> Option<&'m Ma
 }
 
 async fn check_one(machine: &Machine, drv_path: &str, ssh: &SshSettings) -> Cleanup {
-    let target = match SshTarget::of(machine) {
-        Ok(Some(target)) => target,
-        Ok(None) => return Cleanup::Unknown("not reached over SSH".into()),
-        Err(e) => return Cleanup::Unknown(e),
-    };
-    let mut pending = match PendingDir::create(ssh) {
-        Ok(dir) => Some(dir),
-        Err(e) => return Cleanup::Unknown(describe(e)),
-    };
-    let connect = HostSession::connect(&target, ssh, &mut pending);
-    let session = match tokio::time::timeout(CONNECT_LIMIT, connect).await {
-        Ok(Ok(session)) => session,
-        Ok(Err(e)) => return Cleanup::Unknown(format!("cannot connect: {}", describe(e))),
-        Err(_) => return Cleanup::Unknown("cannot connect: timed out".into()),
+    let session = match oneshot::connect(machine, ssh).await {
+        Ok(session) => session,
+        Err(why) => return Cleanup::Unknown(why),
     };
     let outputs = drv::read_output_paths(std::path::Path::new(drv_path));
     let patterns = patterns(drv_path, &outputs);
     let result = settle_then_kill(&session, &patterns).await;
     session.close().await;
     result
-}
-
-fn describe(error: ConnectError) -> String {
-    match error {
-        ConnectError::Local(why) => why,
-        // ssh's log ends with its reason.
-        ConnectError::Ssh { log, .. } => log
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("ssh failed")
-            .trim()
-            .to_string(),
-    }
 }
 
 async fn settle_then_kill(session: &HostSession, patterns: &[String]) -> Cleanup {

@@ -11,10 +11,16 @@
 
 use serde::Serialize;
 
+use crate::remote_builds::ProcessListing;
+use crate::remote_builds::listing;
+
 /// The request for a report without the store's free space: no process on Linux.
 pub const REQUEST_QUICK: &str = "quick";
 /// The request for a report with the store's free space: one `df` on the host.
 pub const REQUEST_SPACE: &str = "space";
+/// The second word of a request that also lists the host's processes, for
+/// the builds running there: one `grep` on the host.
+pub const REQUEST_BUILDS: &str = "builds";
 
 /// Runs as `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`;
 /// the words (a `remote-program`, possibly several) are asked `--version`.
@@ -33,7 +39,13 @@ arch=$(uname -m 2>/dev/null)
 cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null)
 [ -d "$store" ] || store=/nix
 [ -d "$store" ] || store=/
-while read -r request _rest; do
+# For the builds listing: clock ticks and user names, read once.
+hz=$(getconf CLK_TCK 2>/dev/null)
+users=""
+if [ -r /etc/passwd ]; then
+  while IFS=: read -r name _pw uid _rest; do users="$users $uid:$name"; done < /etc/passwd
+fi
+while read -r request builds _rest; do
   printf 'nix=%s\nkernel=%s\narch=%s\ncpus=%s\n' "$nix" "$kernel" "$arch" "$cpus"
   # Without /proc (macOS, the BSDs) the fallbacks below run sysctl, tr, sed
   # and date: processes on every report, the price of having no /proc.
@@ -84,6 +96,34 @@ while read -r request _rest; do
     set +f
     printf 'store_free_kib=%s\n' "$avail"
   fi
+  if [ "$builds" = builds ]; then
+    # The processes, for rbtop to find the builds in (remote_builds::listing
+    # reads this): one grep of /proc, printing NUL-ended records on one
+    # line. Only stat's first 22 fields, the uid, the words that tell Nix's
+    # serving processes apart and four environment variables are printed,
+    # never a whole environment.
+    echo builds-begin
+    if [ -r /proc/self/stat ]; then
+      printf 'hz=%s\nuptime=%s\nusers=%s\nprocesses\n' "$hz" "$up" "$users"
+      grep -a -s -z -H -o -E \
+        -e '^[0-9]+ \(.*\) [A-Za-z]( -?[0-9]+){19}' -e 'Uid:.[0-9]+' \
+        -e '^(SSH_CONNECTION|name|out|NIX_BUILD_TOP)=.*' -e '^--(serve|stdio)$' -e '^[0-9]+$' \
+        /proc/[0-9]*/stat /proc/[0-9]*/status /proc/[0-9]*/environ /proc/[0-9]*/cmdline
+      echo
+      # Build directories name a build that cannot be read (another user's):
+      # listed only when there is one, as that costs an ls.
+      for dir in "${TMPDIR:-/tmp}"/nix-build-*.drv-* /nix/var/nix/builds/nix-*; do
+        if [ -e "$dir" ]; then
+          echo build-dirs
+          ls -dn -- "${TMPDIR:-/tmp}"/nix-build-*.drv-* /nix/var/nix/builds/nix-* 2>/dev/null
+          break
+        fi
+      done
+    else
+      echo 'unsupported=this host has no Linux /proc'
+    fi
+    echo builds-end
+  fi
   echo end
 done
 "#;
@@ -112,13 +152,27 @@ pub struct Facts {
     /// `nix-store --version` of the host, when asked for (ssh:// says no version otherwise).
     #[serde(skip)]
     pub nix_version: Option<String>,
+    /// The host's processes, when the report was asked to list them, or why
+    /// they could not be listed.
+    #[serde(skip)]
+    pub processes: Option<Result<ProcessListing, String>>,
 }
 
 impl Facts {
     /// Read one report (the lines before [`END_MARKER`]). Unknown keys and
     /// unparsable values are ignored: a fact is missing, never made up.
     pub fn parse(report: &str) -> Facts {
-        let mut facts = Facts::default();
+        let (report, section) = match report.split_once(&format!("{}\n", listing::BEGIN)) {
+            Some((facts, rest)) => (facts, Some(rest)),
+            None => (report, None),
+        };
+        let mut facts = Facts {
+            processes: section.map(|rest| {
+                let section = rest.split_once(listing::END).map_or(rest, |(s, _)| s);
+                ProcessListing::parse(section)
+            }),
+            ..Facts::default()
+        };
         for (key, value) in report
             .lines()
             .filter_map(|line| line.split_once('='))

@@ -24,6 +24,9 @@ pub struct ProbeSettings {
     /// Hosts probed at the same time.
     pub concurrency: usize,
     pub ssh: SshSettings,
+    /// Whether each probe also lists the builds running on the host (one
+    /// `grep` there per probe).
+    pub list_builds: bool,
 }
 
 impl ProbeSettings {
@@ -37,6 +40,7 @@ impl ProbeSettings {
             timeout,
             concurrency: concurrency.max(1),
             ssh,
+            list_builds: true,
         }
     }
 }
@@ -76,6 +80,10 @@ impl Fleet {
         self.hosts.len()
     }
 
+    pub fn settings(&self) -> &ProbeSettings {
+        &self.settings
+    }
+
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty()
     }
@@ -113,7 +121,7 @@ impl Fleet {
                 let started = Instant::now();
                 // A bug in one probe must not leave its host waiting forever
                 // (the dashboard would never probe it again): it becomes an error.
-                let probe = AssertUnwindSafe(prober.probe(settings.timeout, &settings.ssh));
+                let probe = AssertUnwindSafe(prober.probe(&settings));
                 let report = match probe.catch_unwind().await {
                     Ok(report) => report,
                     Err(panic) => {

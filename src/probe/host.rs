@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::channel::Channel;
 use super::classify;
 use super::facts::Facts;
+use super::fleet::ProbeSettings;
 use super::links::{FactsLink, StoreLink, StoreProtocol};
 use super::report::{Failure, HostReport, Status, Via};
 use super::route::Route;
@@ -46,9 +47,11 @@ impl HostProber {
 
     /// One probe under `limit`. Reuses the session and channels of the last
     /// probe when they are still alive; reopens what died.
-    pub async fn probe(&mut self, limit: Duration, ssh: &SshSettings) -> HostReport {
+    pub async fn probe(&mut self, settings: &ProbeSettings) -> HostReport {
+        let limit = settings.timeout;
         let deadline = tokio::time::Instant::now() + limit;
-        match tokio::time::timeout_at(deadline, self.probe_until(deadline, ssh)).await {
+        let probe = self.probe_until(deadline, &settings.ssh, settings.list_builds);
+        match tokio::time::timeout_at(deadline, probe).await {
             Ok(report) => report,
             Err(_elapsed) => {
                 let log = match (&self.pending, &self.session) {
@@ -92,6 +95,7 @@ impl HostProber {
         &mut self,
         deadline: tokio::time::Instant,
         ssh: &SshSettings,
+        list_builds: bool,
     ) -> HostReport {
         let via = self.via();
         let mut connect = None;
@@ -137,6 +141,7 @@ impl HostProber {
             session.as_ref(),
             self.facts.take(),
             deadline - FACTS_MARGIN,
+            list_builds,
         );
         tokio::pin!(store_future, facts_future);
         let mut early_facts = None;
@@ -306,9 +311,11 @@ async fn facts_round(
     session: Option<&Arc<openssh::Session>>,
     existing: Option<FactsLink>,
     until: tokio::time::Instant,
+    list_builds: bool,
 ) -> Result<(FactsLink, Facts), String> {
     let round = async {
-        if let Some(mut link) = existing {
+        if let Some(link) = existing {
+            let mut link = link.listing_builds(list_builds);
             match link.read().await {
                 Ok(facts) => return Ok((link, facts)),
                 Err(why) => tracing::info!("facts loop lost ({why}); restarting"),
@@ -324,7 +331,7 @@ async fn facts_round(
             }
             _ => return Err("no way to gather facts".to_string()),
         };
-        let mut link = FactsLink::new(channel);
+        let mut link = FactsLink::new(channel).listing_builds(list_builds);
         let facts = link.read().await?;
         Ok((link, facts))
     };

@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::channel::Channel;
 use super::classify::{self, StoreExit};
-use super::facts::{END_MARKER, Facts, REQUEST_QUICK, REQUEST_SPACE};
+use super::facts::{END_MARKER, Facts, REQUEST_BUILDS, REQUEST_QUICK, REQUEST_SPACE};
 use super::report::Failure;
 use crate::protocol::{ProtocolError, ProtocolVersion, serve, worker};
 
@@ -117,9 +117,11 @@ pub const SPACE_INTERVAL: Duration = Duration::from_secs(60);
 /// The facts loop ([`super::facts::FACTS_SCRIPT`]) running on the host.
 pub struct FactsLink {
     writer: super::channel::Writer,
-    lines: tokio::io::Lines<BufReader<super::channel::Reader>>,
+    reader: BufReader<super::channel::Reader>,
     _channel_rest: Channel,
     space_interval: Duration,
+    /// Whether each report also lists the host's processes.
+    list_builds: bool,
     /// When free space was last asked for; `None` before the first report.
     space_asked: Option<Instant>,
     /// The figure of the last report that had one.
@@ -140,12 +142,19 @@ impl FactsLink {
         let writer = std::mem::replace(&mut channel.writer, Box::new(tokio::io::sink()));
         FactsLink {
             writer,
-            lines: BufReader::new(reader).lines(),
+            reader: BufReader::new(reader),
             _channel_rest: channel,
             space_interval,
+            list_builds: false,
             space_asked: None,
             store_free: None,
         }
+    }
+
+    /// Have every report list the host's processes too (one `grep` there).
+    pub fn listing_builds(mut self, list_builds: bool) -> FactsLink {
+        self.list_builds = list_builds;
+        self
     }
 
     /// Ask for one report. Its `store_free` is always the latest figure: fresh
@@ -156,8 +165,9 @@ impl FactsLink {
             .space_asked
             .is_none_or(|asked| now.duration_since(asked) >= self.space_interval);
         let request = if space { REQUEST_SPACE } else { REQUEST_QUICK };
+        let builds = if self.list_builds { REQUEST_BUILDS } else { "" };
         self.writer
-            .write_all(format!("{request}\n").as_bytes())
+            .write_all(format!("{request} {builds}\n").as_bytes())
             .await
             .map_err(|e| format!("facts loop: {e}"))?;
         self.writer
@@ -165,14 +175,21 @@ impl FactsLink {
             .await
             .map_err(|e| format!("facts loop: {e}"))?;
         let mut report = String::new();
+        let mut line = Vec::new();
         loop {
-            match self.lines.next_line().await {
-                Ok(Some(line)) if line == END_MARKER => break,
-                Ok(Some(line)) => {
-                    report.push_str(&line);
+            line.clear();
+            match self.reader.read_until(b'\n', &mut line).await {
+                Ok(0) => return Err("facts loop ended".to_string()),
+                Ok(_) => {
+                    // A process's words or environment need not be UTF-8.
+                    let text = String::from_utf8_lossy(&line);
+                    let text = text.trim_end_matches('\n');
+                    if text == END_MARKER {
+                        break;
+                    }
+                    report.push_str(text);
                     report.push('\n');
                 }
-                Ok(None) => return Err("facts loop ended".to_string()),
                 Err(e) => return Err(format!("facts loop: {e}")),
             }
         }
@@ -286,6 +303,64 @@ done
         for _ in 0..2 {
             assert!(every_time.read().await.unwrap().store_free.is_some());
         }
+    }
+
+    /// The real loop lists this machine's processes, and a stand-in
+    /// `nix-build` (a script of that name) whose child started a session
+    /// of its own is found as a build started on the builder.
+    #[tokio::test]
+    async fn the_real_loop_lists_processes_and_a_build_is_found_in_them() {
+        use crate::remote_builds::classify::{self, Client, LocalEnd, LocalEnds, SshConnection};
+
+        struct Nowhere;
+        impl LocalEnds for Nowhere {
+            fn local_end(&self, _: &SshConnection) -> LocalEnd {
+                LocalEnd::Elsewhere
+            }
+        }
+
+        let dir = std::env::temp_dir().join(format!("rbtop-links-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("nix-build");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nname=stand-in-1.0 setsid sleep 30 &\nwait\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut nix_build = std::process::Command::new(&script).spawn().unwrap();
+
+        let mut link =
+            loop_link(super::super::facts::FACTS_SCRIPT, SPACE_INTERVAL).listing_builds(true);
+        let mut found = Vec::new();
+        for _ in 0..50 {
+            let facts = link.read().await.unwrap();
+            let listing = facts.processes.expect("asked").expect("Linux lists");
+            assert!(
+                listing
+                    .processes
+                    .iter()
+                    .any(|p| p.pid == std::process::id()),
+                "this test's own process is listed"
+            );
+            found = classify::builds(&listing, &Nowhere);
+            found.retain(|b| b.serving_pid == Some(nix_build.id()));
+            if !found.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = nix_build.kill();
+        let _ = nix_build.wait();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].client, Client::BuilderLocal);
+        assert_eq!(found[0].name, "stand-in-1.0", "from its environment");
+        // The sleep lives on (its own session): end it.
+        let _ = std::process::Command::new("kill")
+            .arg(found[0].pid.to_string())
+            .status();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 
 pub mod argv;
 pub mod known_hosts;
+pub mod oneshot;
 pub mod options;
 pub mod session;
 pub mod target;

@@ -111,6 +111,7 @@ fn up(
             store_free: Some(free_gib << 30),
             uptime_s: Some(3 * 86_400 + 4 * 3600),
             nix_version: None,
+            processes: None,
         }),
         stderr: None,
     }
@@ -289,4 +290,70 @@ pub fn job(
         );
     }
     std::sync::Arc::new(std::sync::Mutex::new(job))
+}
+
+/// The mixed fleet with b1 busy: this machine's hook 4242 holds slot 0 and
+/// the upload lock (for 10 minutes: past the threshold), and three builds
+/// run there: this machine's, an orphan, and a stalled one from another
+/// client. The detail pane is open on b1 with the focus, the orphan selected.
+pub fn triage_on_b1() -> App {
+    use crate::remote_builds::{Client, RemoteBuild};
+    use crate::slots::{LockHolder, SlotHolder};
+
+    let mut app = mixed_fleet();
+    let since = Some(SystemTime::now() - Duration::from_secs(600));
+    if let Some(load) = app.fleet.hosts[0].load.as_mut() {
+        load.holders = vec![SlotHolder {
+            slot: 0,
+            pid: 4242,
+            since,
+        }];
+        load.upload_lock = Some(LockHolder { pid: 4242, since });
+    }
+    let build = |name: &str, pid: u32, client: Client, idle: u64, detail: &str| RemoteBuild {
+        drv: None,
+        name: name.into(),
+        pid,
+        user: "nixbld1".into(),
+        elapsed_s: 1260,
+        client,
+        out: None,
+        cpu_s: 12.5,
+        serving_pid: Some(pid - 10),
+        slot: None,
+        detail: detail.into(),
+        cpu_idle_s: Some(idle),
+        start_ticks: 1,
+        serving_start_ticks: Some(1),
+    };
+    let builds = vec![
+        build(
+            "hello-2.12",
+            5120,
+            Client::ThisMachine,
+            0,
+            "slot 0 of this machine (hook 4242)",
+        ),
+        build(
+            "firefox-133.0",
+            6120,
+            Client::Orphan,
+            30,
+            "nix-store --serve (6110) has no SSH session any more",
+        ),
+        build(
+            "llvm-19",
+            7120,
+            Client::Ssh,
+            900,
+            "nix-store --serve for 10.0.0.5:41234",
+        ),
+    ];
+    app.fleet.hosts[0].builds = Some(Ok(builds));
+    app.selected = Some(0);
+    app.detail_open = true;
+    app.focus = super::app::Focus::Detail;
+    app.detail_build = 1;
+    app.refresh_rows();
+    app
 }

@@ -1,0 +1,211 @@
+//! `K`: kill one build on its builder, as Nix's own cancel does: SIGKILL to
+//! the builder's whole process group. An orphan's serving process goes too,
+//! since no client will ever collect it.
+//!
+//! One fixed script takes the pids and their start times as arguments (quoted
+//! by the `openssh` crate, never spliced into the script). Each pid is killed
+//! only while `/proc/PID/stat` still shows the start time rbtop listed, so a
+//! pid reused since the listing is never hit.
+
+use std::time::Duration;
+
+use super::classify::{Client, RemoteBuild};
+use crate::machines::Machine;
+use crate::ssh::{SshSettings, oneshot};
+
+/// `sh -c KILL_SCRIPT rbtop-kill PGID START [PID START]`: the first pair is
+/// the build (its group is killed), the optional second the serving process
+/// (killed alone). Prints one line per pair, `killed PID`, `gone PID` or
+/// `reused PID`, then `left N`: the group's members still alive after up to
+/// 2 s.
+pub const KILL_SCRIPT: &str = r#"check() {
+  stat=""
+  { read -r stat < "/proc/$1/stat"; } 2>/dev/null
+  [ -n "$stat" ] || { echo "gone $1"; return 1; }
+  rest=${stat##*) }
+  set -f
+  set -- "$1" "$2" $rest
+  set +f
+  # $3 is field 3 (state), so field 22 (the start time) is ${22}.
+  [ "${22}" = "$2" ] || { echo "reused $1"; return 1; }
+}
+group=$1 group_start=$2
+if check "$group" "$group_start"; then
+  kill -s KILL -- "-$group" 2>/dev/null
+  echo "killed $group"
+fi
+if [ $# -ge 4 ] && check "$3" "$4"; then
+  kill -s KILL "$3" 2>/dev/null
+  echo "killed $3"
+fi
+n=0
+while kill -0 -- "-$group" 2>/dev/null && [ $n -lt 20 ]; do
+  sleep 0.1
+  n=$((n + 1))
+done
+if kill -0 -- "-$group" 2>/dev/null; then echo "left some"; else echo "left 0"; fi
+"#;
+
+/// How long the builder gets to answer.
+const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+
+/// The script's arguments for `build`.
+pub fn kill_args(build: &RemoteBuild) -> Vec<String> {
+    let mut args = vec![build.pid.to_string(), build.start_ticks.to_string()];
+    if build.client == Client::Orphan
+        && let (Some(pid), Some(start)) = (build.serving_pid, build.serving_start_ticks)
+    {
+        args.extend([pid.to_string(), start.to_string()]);
+    }
+    args
+}
+
+/// What the script said, for a person.
+pub fn describe_outcome(build: &RemoteBuild, output: &str) -> Result<String, String> {
+    let said = |word: &str, pid: u32| output.lines().any(|l| l == format!("{word} {pid}"));
+    if said("gone", build.pid) {
+        return Ok(format!("{} ({}) had already ended", build.name, build.pid));
+    }
+    if said("reused", build.pid) {
+        return Err(format!(
+            "pid {} is now another process; nothing killed",
+            build.pid
+        ));
+    }
+    if !said("killed", build.pid) {
+        return Err(format!("the builder gave no answer: {}", output.trim()));
+    }
+    let serving = match build.serving_pid {
+        Some(pid) if said("killed", pid) => format!(" and its serving process {pid}"),
+        _ => String::new(),
+    };
+    if output.lines().any(|l| l == "left 0") {
+        Ok(format!(
+            "killed {} ({}){serving}: nothing of it is left",
+            build.name, build.pid
+        ))
+    } else {
+        Err(format!(
+            "sent SIGKILL to {} ({}){serving}, but some of its processes are still there",
+            build.name, build.pid
+        ))
+    }
+}
+
+/// Kill `build` on `machine`, over a session of its own.
+pub async fn kill(
+    machine: &Machine,
+    build: &RemoteBuild,
+    ssh: &SshSettings,
+) -> Result<String, String> {
+    let session = oneshot::connect(machine, ssh).await?;
+    let mut command = session.session().command("sh");
+    command.args(["-c", KILL_SCRIPT, "rbtop-kill"]);
+    command.args(kill_args(build));
+    let output = tokio::time::timeout(ANSWER_LIMIT, command.output()).await;
+    session.close().await;
+    let output = output
+        .map_err(|_| "the builder did not answer in time".to_string())?
+        .map_err(|e| format!("cannot run the kill: {e}"))?;
+    describe_outcome(build, &String::from_utf8_lossy(&output.stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    use super::*;
+
+    fn build(pid: u32, start: u64, client: Client, serving: Option<(u32, u64)>) -> RemoteBuild {
+        RemoteBuild {
+            drv: None,
+            name: "x".into(),
+            pid,
+            user: "root".into(),
+            elapsed_s: 1,
+            client,
+            out: None,
+            cpu_s: 0.0,
+            serving_pid: serving.map(|s| s.0),
+            slot: None,
+            detail: String::new(),
+            cpu_idle_s: None,
+            start_ticks: start,
+            serving_start_ticks: serving.map(|s| s.1),
+        }
+    }
+
+    fn start_ticks(pid: u32) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        crate::proc_stat::fields_after_name(&stat).unwrap()[19]
+            .parse()
+            .unwrap()
+    }
+
+    fn run_script(args: &[String]) -> String {
+        let output = Command::new("sh")
+            .args(["-c", KILL_SCRIPT, "rbtop-kill"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// A builder-like group (a session with a child of its own) and a
+    /// separate "serving" process, really killed by the script under dash.
+    #[test]
+    fn the_script_kills_the_group_and_an_orphans_server_but_not_a_reused_pid() {
+        let mut group = Command::new("sh");
+        group.args(["-c", "sleep 60 & sleep 60; wait"]);
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            group.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut group = group.spawn().unwrap();
+        let mut server = Command::new("sleep").arg("60").spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let (gpid, spid) = (group.id(), server.id());
+
+        // A wrong start time: the pid is "reused", nothing is killed.
+        let wrong = build(gpid, start_ticks(gpid) + 1, Client::Orphan, None);
+        let said = run_script(&kill_args(&wrong));
+        assert!(said.contains(&format!("reused {gpid}")), "{said}");
+        assert!(describe_outcome(&wrong, &said).is_err());
+        assert!(group.try_wait().unwrap().is_none(), "still running");
+
+        let orphan = build(
+            gpid,
+            start_ticks(gpid),
+            Client::Orphan,
+            Some((spid, start_ticks(spid))),
+        );
+        let said = run_script(&kill_args(&orphan));
+        let outcome = describe_outcome(&orphan, &said).unwrap();
+        assert!(outcome.contains("nothing of it is left"), "{outcome}");
+        assert!(
+            outcome.contains(&format!("serving process {spid}")),
+            "{outcome}"
+        );
+        assert!(group.wait().unwrap().code().is_none(), "killed by a signal");
+        assert!(server.wait().unwrap().code().is_none());
+
+        let said = run_script(&kill_args(&orphan));
+        assert!(
+            describe_outcome(&orphan, &said)
+                .unwrap()
+                .contains("already ended")
+        );
+    }
+
+    #[test]
+    fn only_an_orphans_server_is_named() {
+        let mine = build(10, 5, Client::ThisMachine, Some((9, 4)));
+        assert_eq!(kill_args(&mine), ["10", "5"]);
+        let orphan = build(10, 5, Client::Orphan, Some((9, 4)));
+        assert_eq!(kill_args(&orphan), ["10", "5", "9", "4"]);
+    }
+}
