@@ -44,6 +44,9 @@ pub struct JobsConfig {
     pub command: Option<String>,
     /// Seconds without a log line before a job shows as stalled.
     pub stall_after: Option<f64>,
+    /// Seconds a build hook may hold a machine's upload lock before the
+    /// dashboard flags it (Nix itself gives up waiting after 15 minutes).
+    pub upload_lock_after: Option<f64>,
     /// Log lines kept in memory per job (the log file has all of them).
     pub log_lines: Option<usize>,
     /// Where job log files go.
@@ -157,6 +160,7 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
     }
     for (key, value) in [
         ("stall_after", config.jobs.stall_after),
+        ("upload_lock_after", config.jobs.upload_lock_after),
         ("interrupt_grace", config.jobs.interrupt_grace),
         ("terminate_grace", config.jobs.terminate_grace),
     ] {
@@ -220,11 +224,15 @@ pub struct Settings {
     pub jobs: JobsChoice,
 }
 
+/// When a held upload lock is flagged, unless `[jobs] upload_lock_after` says.
+pub const DEFAULT_UPLOAD_LOCK_AFTER: Duration = Duration::from_secs(300);
+
 /// `[jobs]` after defaults (the SSH and Nix parts come at run time).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobsChoice {
     pub tool: crate::jobs::launch::BuildTool,
     pub stall_after: Duration,
+    pub upload_lock_after: Duration,
     pub line_cap: usize,
     pub log_directory: Option<PathBuf>,
     pub graces: crate::jobs::job::Graces,
@@ -243,6 +251,9 @@ impl JobsChoice {
                 crate::jobs::runner::DEFAULT_STALL_AFTER,
                 Duration::from_secs_f64,
             ),
+            upload_lock_after: file
+                .upload_lock_after
+                .map_or(DEFAULT_UPLOAD_LOCK_AFTER, Duration::from_secs_f64),
             line_cap: file.log_lines.unwrap_or(crate::jobs::log::DEFAULT_LINE_CAP),
             log_directory: file.log_directory.clone(),
             graces: crate::jobs::job::Graces {
@@ -434,18 +445,20 @@ mod tests {
     #[test]
     fn jobs_settings_come_from_the_file_and_bad_ones_are_named() {
         let file = parse(
-            "[jobs]\ncommand = \"nix-build\"\nstall_after = 90\nlog_lines = 50\ninterrupt_grace = 1.5\nterminate_grace = 2\n",
+            "[jobs]\ncommand = \"nix-build\"\nstall_after = 90\nupload_lock_after = 120\nlog_lines = 50\ninterrupt_grace = 1.5\nterminate_grace = 2\n",
         )
         .unwrap();
         let jobs = Settings::layer(&cli(), &file, None, None).jobs;
         assert_eq!(jobs.tool, crate::jobs::launch::BuildTool::NixBuildLegacy);
         assert_eq!(jobs.stall_after, Duration::from_secs(90));
+        assert_eq!(jobs.upload_lock_after, Duration::from_secs(120));
         assert_eq!(jobs.line_cap, 50);
         assert_eq!(jobs.graces.interrupt, Duration::from_millis(1500));
         assert_eq!(jobs.graces.terminate, Duration::from_secs(2));
         let defaults = Settings::layer(&cli(), &FileConfig::default(), None, None).jobs;
         assert_eq!(defaults.tool, crate::jobs::launch::BuildTool::NixBuild);
         assert_eq!(defaults.stall_after, Duration::from_secs(600));
+        assert_eq!(defaults.upload_lock_after, Duration::from_secs(300));
         assert_eq!(defaults.line_cap, 10_000);
         for (text, named) in [
             ("[jobs]\ncommand = \"make\"\n", "[jobs] command"),

@@ -222,3 +222,19 @@ fn cancel_confirm() {
         app
     });
 }
+
+#[test]
+fn detail_with_slots_and_remote_builds() {
+    // The orphan and the stalled build (no CPU for 15 minutes, past the
+    // 10-minute limit) are flagged; the held upload lock is flagged slow.
+    snapshot_jobs("detail_triage", fixture::triage_on_b1);
+}
+
+#[test]
+fn kill_confirm() {
+    snapshot_jobs("kill_confirm", || {
+        let mut app = fixture::triage_on_b1();
+        app.update(Action::KillBuild);
+        app
+    });
+}

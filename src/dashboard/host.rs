@@ -8,6 +8,8 @@ use super::clock::Stamp;
 use crate::commands::check::host_of;
 use crate::machines::Machine;
 use crate::probe::{HostReport, Status};
+use crate::remote_builds::HostBuilds;
+use crate::remote_builds::stall::CpuWatch;
 use crate::slots::MachineLoad;
 
 /// Probes remembered for the sparkline and the up/down timeline.
@@ -70,6 +72,10 @@ pub struct HostState {
     pub reconnects: u32,
     /// This machine's build slots here, from the build hook's lock files.
     pub load: Option<MachineLoad>,
+    /// The builds running on the host, from its latest probe.
+    pub builds: HostBuilds,
+    /// Their CPU time from one probe to the next, for stalls.
+    cpu_watch: CpuWatch,
     /// The probe running now was asked for by the operator.
     forced: bool,
 }
@@ -88,12 +94,30 @@ impl HostState {
             events: VecDeque::new(),
             reconnects: 0,
             load: None,
+            builds: None,
+            cpu_watch: CpuWatch::default(),
             forced: false,
         }
     }
 
     pub fn name(&self) -> &str {
         host_of(&self.machine)
+    }
+
+    /// Take the builds found in the latest probe, noting their CPU time.
+    pub fn set_builds(&mut self, mut builds: HostBuilds, now: Instant) {
+        if let Some(Ok(list)) = &mut builds {
+            self.cpu_watch.observe(list, now);
+        }
+        self.builds = builds;
+    }
+
+    /// The builds listed, or none.
+    pub fn build_list(&self) -> &[crate::remote_builds::RemoteBuild] {
+        match &self.builds {
+            Some(Ok(list)) => list,
+            _ => &[],
+        }
     }
 
     pub fn shown(&self) -> Shown {

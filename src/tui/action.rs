@@ -37,11 +37,15 @@ pub enum Action {
     PreviousMatch,
     /// Answer yes to a question (cancel this job?).
     Confirm,
+    /// Ask to kill the remote build selected in the detail pane, on its builder.
+    KillBuild,
+    /// Why a derivation goes to which machine: the eligibility explainer.
+    Explain,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 25] = [
         Action::Up,
         Action::Down,
         Action::Top,
@@ -62,6 +66,8 @@ impl Action {
         Action::NextMatch,
         Action::PreviousMatch,
         Action::Cancel,
+        Action::KillBuild,
+        Action::Explain,
         Action::Confirm,
         Action::Help,
         Action::Quit,
@@ -93,6 +99,8 @@ impl Action {
             Action::NextMatch => "next-match",
             Action::PreviousMatch => "previous-match",
             Action::Confirm => "confirm",
+            Action::KillBuild => "kill-build",
+            Action::Explain => "explain",
         }
     }
 
@@ -127,7 +135,11 @@ impl Action {
             Action::Follow => "in a log: follow new lines again",
             Action::NextMatch => "in a log: next search match",
             Action::PreviousMatch => "in a log: previous search match",
-            Action::Confirm => "yes, to a question (cancel this build?)",
+            Action::Confirm => "yes, to a question (cancel this build? kill it?)",
+            Action::KillBuild => {
+                "kill the remote build selected in the detail pane, on its builder (whole process group)"
+            }
+            Action::Explain => "which machines a derivation may go to, and why not the others",
         }
     }
 
@@ -157,6 +169,8 @@ impl Action {
             Action::NextMatch => "next",
             Action::PreviousMatch => "previous",
             Action::Confirm => "yes",
+            Action::KillBuild => "kill build",
+            Action::Explain => "explain",
         }
     }
 }

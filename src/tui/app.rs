@@ -14,6 +14,7 @@ use crate::dashboard::{Context, FleetState, Sort, Stamp, rows};
 use crate::jobs::job::JobId;
 use crate::jobs::launch::LaunchRequest;
 use crate::probe::ProbeEvent;
+use crate::remote_builds::RemoteBuild;
 use crate::slots::LocalLoad;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,13 +42,24 @@ pub enum Effect {
     Launch(LaunchRequest),
     /// Ask this job to stop (again: skip the grace period).
     Cancel(JobId),
+    /// Kill this build on the builder of host `host` (an index into
+    /// `fleet.hosts`); the outcome comes back through [`App::on_kill_outcome`].
+    KillBuild {
+        host: usize,
+        build: Box<RemoteBuild>,
+    },
 }
 
-/// "Cancel this job?", waiting for its answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CancelPrompt {
-    pub job: JobId,
+/// A yes/no question ("Cancel this job?"), waiting for its answer, and what
+/// a yes does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prompt {
+    /// The box's title.
+    pub title: &'static str,
     pub question: String,
+    /// What yes does, for the footer.
+    pub yes: &'static str,
+    pub on_yes: Effect,
 }
 
 /// Where the last frame put things, for the mouse.
@@ -88,7 +100,12 @@ pub struct App {
     /// The log pane, over the body while open.
     pub log: Option<LogPane>,
     pub form: Option<LaunchForm>,
-    pub confirm: Option<CancelPrompt>,
+    pub confirm: Option<Prompt>,
+    /// The remote build selected in the detail pane, by position in the
+    /// selected host's list.
+    pub detail_build: usize,
+    /// What the last `K` did, for the detail pane.
+    pub kill_outcome: Option<(usize, Result<String, String>)>,
     /// Quitting: how many builds are still being cancelled.
     pub shutting_down: Option<usize>,
     /// Hosts shown, filtered and sorted.
@@ -117,6 +134,8 @@ impl App {
             log: None,
             form: None,
             confirm: None,
+            detail_build: 0,
+            kill_outcome: None,
             shutting_down: None,
             rows: Vec::new(),
         };
@@ -213,11 +232,24 @@ impl App {
             }
             Action::NextPane => self.next_pane(),
             Action::Back => self.back(),
+            Action::Up | Action::Down
+                if self.focus == Focus::Detail && !self.selected_builds().is_empty() =>
+            {
+                let last = self.selected_builds().len() - 1;
+                self.detail_build = if action == Action::Up {
+                    self.detail_build.saturating_sub(1)
+                } else {
+                    (self.detail_build + 1).min(last)
+                };
+            }
             Action::Up | Action::Down | Action::PageUp | Action::PageDown
                 if self.focus == Focus::Detail =>
             {
                 self.scroll_detail(action);
             }
+            Action::KillBuild => self.ask_to_kill(),
+            // Wired with the explainer pane.
+            Action::Explain => {}
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-(self.page.max(1) as isize)),
@@ -226,6 +258,60 @@ impl App {
             Action::Bottom => self.select_row(self.rows.len().saturating_sub(1)),
         }
         Effect::None
+    }
+
+    /// The builds running on the selected host, as last listed.
+    pub fn selected_builds(&self) -> &[RemoteBuild] {
+        self.selected
+            .and_then(|i| self.fleet.hosts.get(i))
+            .and_then(|host| host.builds.as_ref())
+            .and_then(|builds| builds.as_ref().ok())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The remote build `K` would kill: the one selected in the detail pane.
+    pub fn selected_build(&self) -> Option<&RemoteBuild> {
+        if !self.detail_open {
+            return None;
+        }
+        let builds = self.selected_builds();
+        builds.get(self.detail_build.min(builds.len().saturating_sub(1)))
+    }
+
+    /// `K`: "Kill this build on its builder?"
+    fn ask_to_kill(&mut self) {
+        let (Some(host), Some(build)) = (self.selected, self.selected_build()) else {
+            return;
+        };
+        let name = self.fleet.hosts[host].name().to_string();
+        let orphan = if build.client == crate::remote_builds::Client::Orphan {
+            format!(
+                " and its serving process {}",
+                build.serving_pid.map_or("?".into(), |p| p.to_string())
+            )
+        } else {
+            String::new()
+        };
+        let question = format!(
+            "Kill {} (pid {}, {}) on {name}: SIGKILL to its process group{orphan}? y/n",
+            build.name,
+            build.pid,
+            build.client.name()
+        );
+        self.confirm = Some(Prompt {
+            title: " Kill a build ",
+            question,
+            yes: "kill it",
+            on_yes: Effect::KillBuild {
+                host,
+                build: Box::new(build.clone()),
+            },
+        });
+    }
+
+    /// What a kill asked with `K` did on host `host`.
+    pub fn on_kill_outcome(&mut self, host: usize, outcome: Result<String, String>) {
+        self.kill_outcome = Some((host, outcome));
     }
 
     /// Tab: hosts → the detail pane (when open) → jobs (when any) → hosts.
@@ -388,6 +474,7 @@ impl App {
         if let Some(&index) = self.rows.get(row) {
             if self.selected != Some(index) {
                 self.detail_scroll = 0;
+                self.detail_build = 0;
             }
             self.selected = Some(index);
         }

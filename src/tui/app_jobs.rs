@@ -5,7 +5,7 @@
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 
 use super::action::Action;
-use super::app::{App, CancelPrompt, Effect, Focus, Overlay};
+use super::app::{App, Effect, Focus, Overlay, Prompt};
 use super::launch_form::{FormOutcome, LaunchForm};
 use super::log_pane::LogPane;
 use super::text_input::{self, TextKey};
@@ -84,13 +84,13 @@ impl App {
         }
     }
 
-    /// `y` cancels; any other key leaves the job alone.
+    /// `y` does what the prompt asked; any other key leaves things alone.
     pub(super) fn confirm_key(&mut self, key: KeyEvent) -> Effect {
         let Some(prompt) = self.confirm.take() else {
             return Effect::None;
         };
         match self.keymap.action(&key) {
-            Some(Action::Confirm) => Effect::Cancel(prompt.job),
+            Some(Action::Confirm) => prompt.on_yes,
             _ => Effect::None,
         }
     }
@@ -225,7 +225,12 @@ impl App {
             }
         );
         drop(job);
-        self.confirm = Some(CancelPrompt { job: id, question });
+        self.confirm = Some(Prompt {
+            title: " Cancel ",
+            question,
+            yes: "cancel the build",
+            on_yes: Effect::Cancel(id),
+        });
     }
 
     pub(super) fn log_mouse(&mut self, mouse: MouseEvent) -> bool {

@@ -23,8 +23,11 @@ pub struct JobDefaults {
     /// "Let Nix choose": the fleet rbtop shows.
     pub fleet: Placement,
     pub tool: BuildTool,
-    /// A running job quiet for longer shows as stalled.
+    /// A running job quiet for longer shows as stalled; so does a remote
+    /// build that used no CPU for as long.
     pub stall_after: Duration,
+    /// An upload lock held longer is flagged.
+    pub upload_lock_after: Duration,
 }
 
 impl Default for JobDefaults {
@@ -33,6 +36,7 @@ impl Default for JobDefaults {
             fleet: Placement::Fleet { builders: None },
             tool: BuildTool::default(),
             stall_after: DEFAULT_STALL_AFTER,
+            upload_lock_after: crate::config::DEFAULT_UPLOAD_LOCK_AFTER,
         }
     }
 }

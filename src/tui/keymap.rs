@@ -39,6 +39,8 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::NextMatch, &["n"]),
     (Action::PreviousMatch, &["N"]),
     (Action::Confirm, &["y"]),
+    (Action::KillBuild, &["K"]),
+    (Action::Explain, &["e"]),
     (Action::Help, &["?", "f1"]),
     (Action::Quit, &["q", "ctrl-c"]),
 ];

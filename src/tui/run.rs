@@ -19,8 +19,11 @@ use crate::dashboard::Stamp;
 use crate::jobs::job::JobId;
 use crate::jobs::runner::Supervisor;
 use crate::probe::{Fleet, ProbeEvent};
+use crate::remote_builds::drv_lookup::DrvLookup;
+use crate::remote_builds::local_links::LocalLinks;
+use crate::remote_builds::{self, HostBuilds};
 use crate::signals::Interrupted;
-use crate::slots;
+use crate::slots::{self, LocalLoad};
 
 /// How the dashboard ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,8 +65,13 @@ pub async fn run(
 
     // Read each tick; cloned once rather than per tick.
     let machines: Vec<_> = app.fleet.hosts.iter().map(|h| h.machine.clone()).collect();
+    let mut triage = Triage {
+        load: slots::read(slots_dir, &machines),
+        drvs: DrvLookup::new(remote_builds::local_store_dir()),
+    };
+    let (kill_outcomes, mut killed) = mpsc::unbounded_channel::<(usize, Result<String, String>)>();
     // The first frame, before any probe can have finished.
-    app.on_load(slots::read(slots_dir, &machines));
+    app.on_load(triage.load.clone());
     draw(terminal, app)?;
     start_probes(app, fleet, &results, false);
 
@@ -79,11 +87,29 @@ pub async fn run(
         let redraw = tokio::select! {
             Some(event) = incoming.recv() => {
                 let stamp = Stamp::now();
-                app.on_probe(event, stamp);
-                while let Ok(event) = incoming.try_recv() {
-                    app.on_probe(event, stamp);
+                // The batch's builds are traced to this machine's hooks with
+                // one reading of its connections.
+                let links = LocalLinks::read(&triage.load);
+                let mut event = Some(event);
+                while let Some(mut next) = event.take().or_else(|| incoming.try_recv().ok()) {
+                    let builds = triage.builds(&mut next, &links);
+                    let index = next.index;
+                    app.on_probe(next, stamp);
+                    if let Some(host) = app.fleet.hosts.get_mut(index) {
+                        host.set_builds(builds, Instant::now());
+                    }
                 }
+                app.refresh_rows();
                 Redraw::Soon
+            }
+            Some((host, outcome)) = killed.recv() => {
+                app.on_kill_outcome(host, outcome);
+                // See what is left at once.
+                if let Some(state) = app.fleet.hosts.get_mut(host) {
+                    state.next_probe = Some(Instant::now());
+                }
+                start_probes(app, fleet, &results, false);
+                Redraw::Now
             }
             Some(_) = changed.recv() => {
                 while changed.try_recv().is_ok() {}
@@ -118,6 +144,18 @@ pub async fn run(
                         Effect::Cancel(id) => {
                             supervisor.cancel(id);
                         }
+                        Effect::KillBuild { host, build } => {
+                            let machine = machines[host].clone();
+                            let ssh = fleet.settings().ssh.clone();
+                            let outcomes = kill_outcomes.clone();
+                            // Connecting and waiting for the group to die take
+                            // seconds: never in the loop itself.
+                            tokio::spawn(async move {
+                                let outcome = remote_builds::kill::kill(&machine, &build, &ssh).await;
+                                tracing::info!(host = %machine.uri(), pid = build.pid, ?outcome, "kill asked with K");
+                                let _ = outcomes.send((host, outcome));
+                            });
+                        }
                         Effect::None => {}
                     }
                     Redraw::Now
@@ -138,7 +176,8 @@ pub async fn run(
                 if app.detail_open { Redraw::Soon } else { Redraw::No }
             }
             _ = tick.tick() => {
-                let changed = app.on_load(slots::read(slots_dir, &machines));
+                triage.load = slots::read(slots_dir, &machines);
+                let changed = app.on_load(triage.load.clone());
                 // The detail pane's countdown and running jobs' times move every second.
                 if changed || app.detail_open || app.jobs.any_active() {
                     Redraw::Now
@@ -163,6 +202,24 @@ pub async fn run(
             }
             Redraw::No => {}
         }
+    }
+}
+
+/// What the loop keeps to find each probe's builds.
+struct Triage {
+    /// The latest reading of this machine's slots.
+    load: LocalLoad,
+    drvs: DrvLookup,
+}
+
+impl Triage {
+    /// The builds in a probe's report. The process listing is taken out of
+    /// the report: the app keeps only the builds.
+    fn builds(&mut self, event: &mut ProbeEvent, links: &LocalLinks) -> HostBuilds {
+        let listing = event.report.facts.as_mut()?.processes.take()?;
+        Some(listing.map(|listing| {
+            remote_builds::builds_of(&listing, &links.for_machine(event.index), &mut self.drvs)
+        }))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The selected host in full: everything `rbtop check --json` says about
 //! it, the machines line and where it was read, and its recent history.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -12,6 +12,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 use super::{format, hosts, style};
 use crate::dashboard::HostState;
 use crate::dashboard::host::HISTORY;
+use crate::remote_builds::{Client, RemoteBuild};
 use crate::tui::app::{App, Focus};
 
 pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
@@ -39,7 +40,22 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
 
     let [text_area, history_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(3)]).areas(inner);
-    let lines = lines(host, now);
+    let index = app.selected.unwrap_or_default();
+    let triage = Triage {
+        selected_build: (app.focus == Focus::Detail).then_some(app.detail_build),
+        stall_after: app.jobs.defaults.stall_after,
+        upload_lock_after: app.jobs.defaults.upload_lock_after,
+        kill_outcome: app
+            .kill_outcome
+            .as_ref()
+            .filter(|(host, _)| *host == index)
+            .map(|(_, outcome)| outcome),
+    };
+    let mut lines = lines(host, now);
+    lines.splice(
+        slots_at(&lines),
+        triage_lines(host, &triage, SystemTime::now()),
+    );
     app.detail_scroll =
         app.detail_scroll
             .min(super::max_scroll(&lines, text_area.width, text_area.height));
@@ -216,6 +232,143 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
         }
     }
     out
+}
+
+/// What the detail pane shows of slots and remote builds, from the app.
+struct Triage<'a> {
+    /// The build selected with Up/Down while the pane has the focus.
+    selected_build: Option<usize>,
+    stall_after: Duration,
+    upload_lock_after: Duration,
+    kill_outcome: Option<&'a Result<String, String>>,
+}
+
+/// Slots and builds go right after the status line (and its reason, for a
+/// host that is down): what is running there is what triage looks at first.
+fn slots_at(lines: &[Line]) -> std::ops::Range<usize> {
+    let at = lines
+        .iter()
+        .position(|l| {
+            l.spans
+                .first()
+                .is_some_and(|s| s.content.starts_with("machines"))
+        })
+        .unwrap_or(lines.len());
+    at..at
+}
+
+/// This machine's slots on the host (who holds them, since when), the
+/// upload lock, and every build running there with its client.
+fn triage_lines(host: &HostState, triage: &Triage, wall: SystemTime) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let held_for = |since: Option<SystemTime>| {
+        since
+            .and_then(|s| wall.duration_since(s).ok())
+            .map_or("?".into(), format::age)
+    };
+    if let Some(load) = &host.load {
+        for holder in &load.holders {
+            out.push(field(
+                "slot",
+                format!(
+                    "{} held by pid {} for {}",
+                    holder.slot,
+                    holder.pid,
+                    held_for(holder.since)
+                ),
+            ));
+        }
+        if let Some(lock) = &load.upload_lock {
+            let held = lock.since.and_then(|s| wall.duration_since(s).ok());
+            let slow = held.is_some_and(|h| h >= triage.upload_lock_after);
+            let text = format!(
+                "held by pid {} for {}{}",
+                lock.pid,
+                held_for(lock.since),
+                if slow {
+                    " · SLOW: inputs still being copied"
+                } else {
+                    ""
+                }
+            );
+            out.push(if slow {
+                Line::from(vec![
+                    Span::styled(format!("{:<12}", "upload"), style::dim()),
+                    Span::styled(text, style::warning()),
+                ])
+            } else {
+                field("upload", text)
+            });
+        }
+    }
+    match &host.builds {
+        Some(Ok(builds)) if builds.is_empty() => out.push(field("running", "no build")),
+        Some(Ok(builds)) => {
+            out.push(field(
+                "running",
+                format!(
+                    "{} build{} (K kills the selected one)",
+                    builds.len(),
+                    if builds.len() == 1 { "" } else { "s" }
+                ),
+            ));
+            let selected = triage
+                .selected_build
+                .map(|i| i.min(builds.len().saturating_sub(1)));
+            for (i, build) in builds.iter().enumerate() {
+                out.push(build_line(build, selected == Some(i), triage.stall_after));
+            }
+        }
+        Some(Err(why)) => out.push(field("running", format!("unknown: {why}"))),
+        None => {}
+    }
+    if let Some(outcome) = triage.kill_outcome {
+        out.push(match outcome {
+            Ok(text) => field("killed", text.clone()),
+            Err(text) => Line::from(vec![
+                Span::styled(format!("{:<12}", "kill"), style::dim()),
+                Span::styled(text.clone(), style::error()),
+            ]),
+        });
+    }
+    out
+}
+
+/// `▸ hello-2.12  pid 5120 nixbld1  3m 20s  cpu idle 10m  orphan: why`
+fn build_line(build: &RemoteBuild, selected: bool, stall_after: Duration) -> Line<'static> {
+    let stalled = hosts::is_stalled(build, stall_after);
+    let marker = if selected { "  ▸ " } else { "    " };
+    let mut spans = vec![
+        Span::raw(marker),
+        Span::styled(build.name.clone(), style::title()),
+        Span::raw(format!(
+            "  pid {} {}  {}",
+            build.pid,
+            build.user,
+            format::age(Duration::from_secs(build.elapsed_s))
+        )),
+    ];
+    if let Some(idle) = build.cpu_idle_s.filter(|&idle| idle > 0) {
+        let text = format!("  cpu idle {}", format::age(Duration::from_secs(idle)));
+        spans.push(if stalled {
+            Span::styled(format!("{text} STALLED"), style::warning())
+        } else {
+            Span::styled(text, style::dim())
+        });
+    }
+    let client = format!("  {}", build.client.name());
+    spans.push(if build.client == Client::Orphan {
+        Span::styled(client, style::error())
+    } else {
+        Span::raw(client)
+    });
+    spans.push(Span::styled(format!(": {}", build.detail), style::dim()));
+    let line = Line::from(spans);
+    if selected {
+        line.style(style::selected())
+    } else {
+        line
+    }
 }
 
 fn words(list: &[String]) -> String {

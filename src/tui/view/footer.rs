@@ -29,13 +29,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             " Enter launch · Esc close · Tab target · Ctrl-N command · Ctrl-U erase",
             style::dim(),
         )
-    } else if app.confirm.is_some() {
+    } else if let Some(prompt) = &app.confirm {
         Line::from(vec![
             Span::styled(
                 format!(" {}", app.keymap.first_key(Action::Confirm)),
                 style::key(),
             ),
-            Span::styled(" cancel the build · any other key keeps it", style::dim()),
+            Span::styled(
+                format!(" {} · any other key keeps it", prompt.yes),
+                style::dim(),
+            ),
         ])
     } else if let Some(log) = search {
         Line::from(vec![

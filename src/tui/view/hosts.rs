@@ -7,9 +7,12 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 
+use std::time::Duration;
+
 use super::{format, style};
 use crate::dashboard::{HostState, SortKey};
 use crate::machines::Machine;
+use crate::remote_builds::{Client, RemoteBuild};
 use crate::tui::app::{App, Focus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +115,14 @@ impl Column {
                 let all = m.supported_features.iter().chain(&m.mandatory_features);
                 all.map(|f| f.chars().count() + 1).sum::<usize>()
             })),
+            // `busy/max`, and ` ·N!` while builds run there.
+            Column::Jobs => Some(longest(&|h| {
+                let slots = format!("-/{}", h.machine.max_jobs).len();
+                match h.build_list().len() {
+                    0 => slots,
+                    n => slots + 3 + n.to_string().len(),
+                }
+            })),
             _ => None,
         }
     }
@@ -155,7 +166,13 @@ pub fn column_widths(width: u16, hosts: &[HostState]) -> Vec<(Column, u16)> {
         columns.iter().map(|c| c.min_width()).sum::<u16>() + columns.len().saturating_sub(1) as u16;
     let mut spare = width.saturating_sub(used);
     let mut widths: Vec<(Column, u16)> = columns.iter().map(|&c| (c, c.min_width())).collect();
-    for grower in [Column::Host, Column::Systems, Column::Features] {
+    // JOBS first: it grows by a few characters only while builds run.
+    for grower in [
+        Column::Jobs,
+        Column::Host,
+        Column::Systems,
+        Column::Features,
+    ] {
         if let Some((column, w)) = widths.iter_mut().find(|(c, _)| *c == grower)
             && let Some(wanted) = column.wanted(hosts)
         {
@@ -195,12 +212,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         Cell::from(text).style(style::title())
     }));
     let widths: Vec<Constraint> = sized.iter().map(|(_, w)| Constraint::Length(*w)).collect();
+    let stall_after = app.jobs.defaults.stall_after;
     let rows_shown = app.rows()[app.offset.min(app.rows().len())..]
         .iter()
         .take(app.page)
         .map(|&index| {
             let host = &app.fleet.hosts[index];
-            Row::new(columns.iter().map(|&c| cell(host, c)))
+            Row::new(columns.iter().map(|&c| cell(host, c, stall_after)))
         });
     let table = Table::new(rows_shown, widths)
         .header(header)
@@ -257,7 +275,42 @@ fn title(app: &App) -> Line<'static> {
     Line::from(spans)
 }
 
-fn cell(host: &HostState, column: Column) -> Cell<'static> {
+/// `busy/max` of this machine's slots, then `·N` for the N builds running
+/// on the builder (anyone's), `!` when one is an orphan or stalled.
+fn jobs_cell(host: &HostState, stall_after: Duration) -> Cell<'static> {
+    let slots = match host.busy_slots() {
+        Some(busy) => format!("{busy}/{}", host.machine.max_jobs),
+        None => format!("-/{}", host.machine.max_jobs),
+    };
+    let builds = host.build_list();
+    if builds.is_empty() {
+        return Cell::from(slots);
+    }
+    let alarming = builds.iter().any(|b| is_alarming(b, stall_after));
+    let text = format!(
+        "{slots} ·{}{}",
+        builds.len(),
+        if alarming { "!" } else { "" }
+    );
+    Cell::from(text).style(if alarming {
+        style::warning()
+    } else {
+        Style::new()
+    })
+}
+
+/// An orphan, or a build that used no CPU for `stall_after`.
+pub fn is_alarming(build: &RemoteBuild, stall_after: Duration) -> bool {
+    build.client == Client::Orphan || is_stalled(build, stall_after)
+}
+
+pub fn is_stalled(build: &RemoteBuild, stall_after: Duration) -> bool {
+    build
+        .cpu_idle_s
+        .is_some_and(|idle| Duration::from_secs(idle) >= stall_after)
+}
+
+fn cell(host: &HostState, column: Column, stall_after: Duration) -> Cell<'static> {
     let machine = &host.machine;
     let report = host.report.as_ref();
     let dash = || Cell::from("-").style(style::dim());
@@ -271,10 +324,7 @@ fn cell(host: &HostState, column: Column) -> Cell<'static> {
         Column::Protocol => Cell::from(protocol(machine)),
         Column::Systems => Cell::from(machine.systems.join(",")),
         Column::Features => features(machine),
-        Column::Jobs => Cell::from(match host.busy_slots() {
-            Some(busy) => format!("{busy}/{}", machine.max_jobs),
-            None => format!("-/{}", machine.max_jobs),
-        }),
+        Column::Jobs => jobs_cell(host, stall_after),
         Column::Speed => Cell::from(format!("{}", machine.speed_factor)),
         Column::Latency => host
             .latency()

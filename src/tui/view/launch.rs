@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::style;
 use crate::jobs::launch::Placement;
-use crate::tui::app::CancelPrompt;
+use crate::tui::app::Prompt;
 use crate::tui::launch_form::LaunchForm;
 
 pub fn render_form(frame: &mut Frame, area: Rect, form: &LaunchForm) {
@@ -61,12 +61,12 @@ pub fn render_form(frame: &mut Frame, area: Rect, form: &LaunchForm) {
     boxed(frame, area, " Launch a build ", lines);
 }
 
-pub fn render_confirm(frame: &mut Frame, area: Rect, prompt: &CancelPrompt) {
+pub fn render_confirm(frame: &mut Frame, area: Rect, prompt: &Prompt) {
     let lines = vec![Line::from(vec![
         Span::raw(" "),
         Span::styled(prompt.question.clone(), style::warning()),
     ])];
-    boxed(frame, area, " Cancel ", lines);
+    boxed(frame, area, prompt.title, lines);
 }
 
 /// A bordered box as tall as its wrapped lines, centred in `area`.
