@@ -21,6 +21,9 @@ pub const REQUEST_SPACE: &str = "space";
 /// The second word of a request that also lists the host's processes, for
 /// the builds running there: one `grep` on the host.
 pub const REQUEST_BUILDS: &str = "builds";
+/// `samestore PID...`: which of these processes see the host's own store
+/// (`same PID`, `other PID` or `unknown PID` each). No process on the host.
+pub const REQUEST_SAME_STORE: &str = "samestore";
 
 /// Runs as `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`;
 /// the words (a `remote-program`, possibly several) are asked `--version`.
@@ -46,6 +49,23 @@ if [ -r /etc/passwd ]; then
   while IFS=: read -r name _pw uid _rest; do users="$users $uid:$name"; done < /etc/passwd
 fi
 while read -r request builds _rest; do
+  if [ "$request" = samestore ]; then
+    # Which of these processes see this host's store: on a machine whose
+    # builders share one process table (containers, the test fleet), the
+    # others' builds are listed too, and only their Nix parent's view of
+    # /nix/store tells them apart. Built-ins only: test -ef compares inodes.
+    for pid in $builds $_rest; do
+      if [ ! -e "/proc/$pid/root$store" ]; then
+        echo "unknown $pid"
+      elif [ "/proc/$pid/root$store" -ef "$store" ]; then
+        echo "same $pid"
+      else
+        echo "other $pid"
+      fi
+    done
+    echo end
+    continue
+  fi
   printf 'nix=%s\nkernel=%s\narch=%s\ncpus=%s\n' "$nix" "$kernel" "$arch" "$cpus"
   # Without /proc (macOS, the BSDs) the fallbacks below run sysctl, tr, sed
   # and date: processes on every report, the price of having no /proc.

@@ -8,9 +8,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::channel::Channel;
 use super::classify::{self, StoreExit};
-use super::facts::{END_MARKER, Facts, REQUEST_BUILDS, REQUEST_QUICK, REQUEST_SPACE};
+use super::facts::{
+    END_MARKER, Facts, REQUEST_BUILDS, REQUEST_QUICK, REQUEST_SAME_STORE, REQUEST_SPACE,
+};
 use super::report::Failure;
 use crate::protocol::{ProtocolError, ProtocolVersion, serve, worker};
+use crate::remote_builds::classify::building_parents;
 
 /// Which handshake a store speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,8 +169,30 @@ impl FactsLink {
             .is_none_or(|asked| now.duration_since(asked) >= self.space_interval);
         let request = if space { REQUEST_SPACE } else { REQUEST_QUICK };
         let builds = if self.list_builds { REQUEST_BUILDS } else { "" };
+        let report = self.ask(&format!("{request} {builds}")).await?;
+        let mut facts = Facts::parse(&report);
+        if let Some(Ok(listing)) = &mut facts.processes {
+            let parents = building_parents(listing);
+            if !parents.is_empty() {
+                let pids: Vec<String> = parents.iter().map(u32::to_string).collect();
+                let answer = self
+                    .ask(&format!("{REQUEST_SAME_STORE} {}", pids.join(" ")))
+                    .await?;
+                listing.other_store = answer
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("other "))
+                    .filter_map(|pid| pid.trim().parse().ok())
+                    .collect();
+            }
+        }
+        self.carry_space(&mut facts, space, now);
+        Ok(facts)
+    }
+
+    /// Send one request line and read the answer up to [`END_MARKER`].
+    async fn ask(&mut self, request: &str) -> Result<String, String> {
         self.writer
-            .write_all(format!("{request} {builds}\n").as_bytes())
+            .write_all(format!("{request}\n").as_bytes())
             .await
             .map_err(|e| format!("facts loop: {e}"))?;
         self.writer
@@ -193,7 +218,12 @@ impl FactsLink {
                 Err(e) => return Err(format!("facts loop: {e}")),
             }
         }
-        let mut facts = Facts::parse(&report);
+        Ok(report)
+    }
+
+    /// Its `store_free` is always the latest figure: fresh when this report
+    /// asked for it, else that of the last report that did.
+    fn carry_space(&mut self, facts: &mut Facts, space: bool, now: Instant) {
         if space {
             // A failed `df` makes the figure unknown, not the old one.
             self.space_asked = Some(now);
@@ -204,7 +234,6 @@ impl FactsLink {
         } else {
             facts.store_free = self.store_free;
         }
-        Ok(facts)
     }
 }
 

@@ -139,7 +139,24 @@ pub struct RemoteBuild {
     pub serving_start_ticks: Option<u64>,
 }
 
-/// The builds in `listing`, oldest first.
+/// The Nix processes that started a build, each once: whether they see
+/// this host's store is asked before the builds are trusted to be its own.
+pub fn building_parents(listing: &ProcessListing) -> Vec<u32> {
+    let by_pid: HashMap<u32, &RemoteProcess> =
+        listing.processes.iter().map(|p| (p.pid, p)).collect();
+    let mut parents: Vec<u32> = listing
+        .processes
+        .iter()
+        .filter_map(|p| by_pid.get(&p.ppid).filter(|parent| is_builder(p, parent)))
+        .map(|parent| parent.pid)
+        .collect();
+    parents.sort_unstable();
+    parents.dedup();
+    parents
+}
+
+/// The builds in `listing`, oldest first. Builds whose Nix parent sees
+/// another machine's store are that machine's, not this host's.
 pub fn builds(listing: &ProcessListing, local: &dyn LocalEnds) -> Vec<RemoteBuild> {
     let by_pid: HashMap<u32, &RemoteProcess> =
         listing.processes.iter().map(|p| (p.pid, p)).collect();
@@ -148,7 +165,9 @@ pub fn builds(listing: &ProcessListing, local: &dyn LocalEnds) -> Vec<RemoteBuil
         .iter()
         .filter_map(|process| {
             let parent = by_pid.get(&process.ppid)?;
-            is_builder(process, parent).then(|| describe(listing, &by_pid, process, parent, local))
+            let ours = !listing.other_store.contains(&parent.pid);
+            (ours && is_builder(process, parent))
+                .then(|| describe(listing, &by_pid, process, parent, local))
         })
         .collect();
     found.sort_by(|a, b| b.elapsed_s.cmp(&a.elapsed_s).then(a.pid.cmp(&b.pid)));
@@ -555,6 +574,14 @@ mod tests {
         let found = builds(&ProcessListing::parse(&text).unwrap(), &Here(Vec::new()));
         let names: Vec<&str> = found.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(names, ["old-layout", "? (make in nix-20-*)"]);
+    }
+
+    #[test]
+    fn builds_under_a_process_that_sees_another_store_are_not_this_hosts() {
+        let mut listing = section(&serve_tree(true));
+        assert_eq!(building_parents(&listing), [20]);
+        listing.other_store.insert(20);
+        assert!(builds(&listing, &Here(Vec::new())).is_empty());
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct ProcessListing {
     pub users: HashMap<u32, String>,
     pub processes: Vec<RemoteProcess>,
     pub build_dirs: Vec<BuildDir>,
+    /// Processes that see another machine's store: their builds are that
+    /// machine's (see [`crate::probe::facts::REQUEST_SAME_STORE`]).
+    pub other_store: std::collections::HashSet<u32>,
 }
 
 impl ProcessListing {
