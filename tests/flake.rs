@@ -62,7 +62,12 @@ fn flake_defines_the_promised_outputs() {
 }
 
 /// Test files that start the loopback fleet.
-const FLEET_TESTS: [&str; 3] = ["fleet_check", "dashboard_tui", "build_fleet"];
+const FLEET_TESTS: [&str; 4] = [
+    "fleet_check",
+    "dashboard_tui",
+    "build_fleet",
+    "triage_fleet",
+];
 
 #[test]
 fn the_flake_check_runs_every_test_file_but_the_fleet() {
