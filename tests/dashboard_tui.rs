@@ -14,6 +14,8 @@
 mod fleet;
 #[path = "support/fleet_trials.rs"]
 mod fleet_trials;
+#[path = "support/triage.rs"]
+mod triage;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1157,8 +1159,72 @@ fn sigterm_with_a_build_running_leaves_nothing(fleet: &Fleet) -> Result<(), Fail
     })
 }
 
+/// An orphan on b1 (its serving process stopped, its client connection
+/// cut, its builder still running) shows in b1's detail pane as `orphan`
+/// and `·1!` in the JOBS column; `K` `y` kills it on b1 and nothing of it
+/// is left there.
+fn k_kills_an_orphaned_build_on_its_builder(fleet: &Fleet) -> Result<(), Failed> {
+    let orphan = triage::make_orphan(fleet, "b1")?;
+    let mut term = Terminal::open(fleet)?;
+    let before = term.terminal_mode("before")?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    let b1 = fleet.hosts.iter().position(|h| h.name == "b1").unwrap();
+    let mut keys = vec!["g"];
+    keys.extend(std::iter::repeat_n("j", b1));
+    keys.push("Enter");
+    term.keys(&keys)?;
+    term.wait("b1's JOBS cell and detail pane showing the orphan", |s| {
+        let row = s
+            .lines()
+            .find(|l| l.contains(" b1 "))
+            .ok_or("no row for b1")?;
+        if !row.contains("·1!") {
+            return Err(format!("b1's row {row:?}"));
+        }
+        let line = s
+            .lines()
+            .find(|l| l.contains(&orphan.name))
+            .ok_or("the build is not in the detail pane")?;
+        if line.contains("orphan") && line.contains(&format!("pid {}", orphan.builder.pid)) {
+            Ok(())
+        } else {
+            Err(format!("its line {line:?}"))
+        }
+    })?;
+    // Focus the detail pane (its only build is selected), then K.
+    term.keys(&["Tab", "K"])?;
+    term.wait("the kill prompt", |s| {
+        if s.contains(" Kill a build ") && s.contains(&orphan.name) {
+            Ok(())
+        } else {
+            Err("no prompt".into())
+        }
+    })?;
+    term.keys(&["y"])?;
+    term.wait("the pane saying it was killed", |s| {
+        // The line may wrap after "nothing of it".
+        if s.contains(&format!("killed {}", orphan.name)) && s.contains("nothing of it") {
+            Ok(())
+        } else {
+            Err("no outcome yet".into())
+        }
+    })?;
+    triage::nothing_left(&orphan)?;
+    ensure(!orphan.serving.alive(), || {
+        "the orphan's serving process was left behind".into()
+    })?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)?;
+    term.ends_clean(&before, "q after K")
+}
+
 fn main() {
     fleet_trials::run_on_one_fleet(&[
+        (
+            "k_kills_an_orphaned_build_on_its_builder",
+            k_kills_an_orphaned_build_on_its_builder,
+        ),
         (
             "a_build_is_launched_followed_and_cancelled",
             a_build_is_launched_followed_and_cancelled,
