@@ -29,6 +29,7 @@ pub mod commands;
 pub mod config;
 pub mod cpu_time;
 pub mod dashboard;
+pub mod derivation;
 pub mod diagnostics;
 pub mod include_stack;
 pub mod jobs;
