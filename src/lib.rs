@@ -31,6 +31,7 @@ pub mod cpu_time;
 pub mod dashboard;
 pub mod derivation;
 pub mod diagnostics;
+pub mod explain;
 pub mod include_stack;
 pub mod jobs;
 pub mod logging;
