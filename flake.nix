@@ -163,6 +163,8 @@
                 "--test"
                 "dashboard_views"
                 "--test"
+                "explain_cli"
+                "--test"
                 "flake"
                 "--test"
                 "internal_json"
