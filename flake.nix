@@ -165,6 +165,8 @@
                 "--test"
                 "explain_cli"
                 "--test"
+                "explain_views"
+                "--test"
                 "flake"
                 "--test"
                 "internal_json"

@@ -296,54 +296,40 @@ pub fn render_text(e: &Explanation, color: bool) -> String {
     out
 }
 
-/// The status column: a rejected machine is not probed, which is no news.
-fn status_word(m: &MachineVerdict) -> &'static str {
-    match (&m.reachability, m.availability) {
-        (Reachability::Unknown { .. }, Availability::NotEligible) => "-",
-        (reachability, _) => reachability.name(),
-    }
-}
-
 fn table(e: &Explanation, color: bool) -> String {
     let mut table = super::plain_table();
-    table.set_header([
-        "HOST",
-        "VERDICT",
-        "STATUS",
-        "SLOTS",
-        "SPEED",
-        "LOAD/SPEED",
-        "RANK",
-    ]);
+    table.set_header(text::COLUMNS);
     if color {
         table.enforce_styling();
     }
-    let paint = |cell: Cell, colour: Color| if color { cell.fg(colour) } else { cell };
     for m in &e.machines {
-        let (verdict, verdict_colour) = if m.is_eligible() {
-            ("eligible", Color::Green)
-        } else {
-            ("rejected", Color::Red)
-        };
-        let status_colour = match m.reachability {
-            Reachability::Up => Color::Green,
-            Reachability::Down { .. } => Color::Red,
-            Reachability::Unknown { .. } => Color::Grey,
-        };
-        let rank_colour = match m.availability {
-            Availability::Free => Color::Green,
-            Availability::NotEligible => Color::Grey,
-            _ => Color::Yellow,
-        };
-        table.add_row([
-            Cell::new(&m.host),
-            paint(Cell::new(verdict), verdict_colour),
-            paint(Cell::new(status_word(m)), status_colour),
-            Cell::new(text::slots(m)),
-            Cell::new(m.speed_factor),
-            Cell::new(m.score.map_or_else(|| "-".to_string(), |s| s.to_string())),
-            paint(Cell::new(text::standing(m)), rank_colour),
-        ]);
+        let colours = [
+            None,
+            Some(if m.is_eligible() {
+                Color::Green
+            } else {
+                Color::Red
+            }),
+            Some(match m.reachability {
+                Reachability::Up => Color::Green,
+                Reachability::Down { .. } => Color::Red,
+                Reachability::Unknown { .. } => Color::Grey,
+            }),
+            None,
+            None,
+            None,
+            Some(match m.availability {
+                Availability::Free => Color::Green,
+                Availability::NotEligible => Color::Grey,
+                _ => Color::Yellow,
+            }),
+        ];
+        table.add_row(text::row(m).into_iter().zip(colours).map(|(cell, colour)| {
+            match colour.filter(|_| color) {
+                Some(colour) => Cell::new(cell).fg(colour),
+                None => Cell::new(cell),
+            }
+        }));
     }
     super::plain_table_text(&table)
 }

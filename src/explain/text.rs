@@ -63,6 +63,49 @@ pub fn standing(machine: &MachineVerdict) -> String {
     }
 }
 
+/// The columns of the machines table, CLI and dashboard alike.
+pub const COLUMNS: [&str; 7] = [
+    "HOST",
+    "VERDICT",
+    "STATUS",
+    "SLOTS",
+    "SPEED",
+    "LOAD/SPEED",
+    "RANK",
+];
+
+/// One machine's cells under [`COLUMNS`].
+pub fn row(machine: &MachineVerdict) -> [String; 7] {
+    [
+        machine.host.clone(),
+        verdict(machine).to_string(),
+        status(machine).to_string(),
+        slots(machine),
+        machine.speed_factor.to_string(),
+        machine
+            .score
+            .map_or_else(|| "-".to_string(), |s| s.to_string()),
+        standing(machine),
+    ]
+}
+
+pub fn verdict(machine: &MachineVerdict) -> &'static str {
+    if machine.is_eligible() {
+        "eligible"
+    } else {
+        "rejected"
+    }
+}
+
+/// The probe's status word; `-` for a rejected machine left unprobed,
+/// which is no news.
+pub fn status(machine: &MachineVerdict) -> &'static str {
+    match (&machine.reachability, machine.availability) {
+        (Reachability::Unknown { .. }, Availability::NotEligible) => "-",
+        (reachability, _) => reachability.name(),
+    }
+}
+
 /// `1/4`, or `?/4` when the slots could not be read.
 pub fn slots(machine: &MachineVerdict) -> String {
     match machine.busy {
@@ -91,8 +134,8 @@ pub fn why_not(machine: &MachineVerdict) -> Vec<String> {
             vec![line]
         }
         Availability::Down => vec![format!(
-            "down ({}): Nix does not know, would pick it in its turn, fail with \
-             \"cannot build on '{}'\" and pick again without it",
+            "down ({}): Nix would still try it in its turn and fail with \
+             \"cannot build on '{}'\"",
             down_reason(machine),
             machine.uri
         )],
