@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,6 +105,49 @@ pub enum Command {
     /// the build succeeded, Nix's status when it failed, 130 when cancelled,
     /// 127 when the command could not be started, 2 for usage errors.
     Build(BuildArgs),
+
+    /// Say which builders Nix would send a build to, and why not the others.
+    ///
+    /// The build is given as --system SYSTEM [--features A,B], or as a .drv
+    /// file (its system and requiredSystemFeatures), not both. Every machine
+    /// gets a verdict with each rule it fails (its systems lack the system; a
+    /// required feature is neither supported nor mandatory; a mandatory
+    /// feature is not required). The eligible ones are probed as `rbtop
+    /// check` probes (unless --no-probe) and their busy slots read from this
+    /// host's build hook; those up with a free slot are ranked as Nix ranks
+    /// them (load / speed factor, in whole numbers before Nix 2.20). Then
+    /// what Nix would do: build on the first, postpone, or decline. Exit
+    /// status: 0 when an eligible machine is up with a free slot (with
+    /// --no-probe: not known to be down), 1 when none is, 2 for usage errors
+    /// and an unreadable .drv.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("build").required(true).args(["drv", "system"])))]
+pub struct ExplainArgs {
+    /// A .drv file: explain a build of it
+    #[arg(value_name = "DRV")]
+    pub drv: Option<PathBuf>,
+
+    /// The system the build needs, e.g. x86_64-linux (`builtin` is accepted everywhere)
+    #[arg(long, value_name = "SYSTEM")]
+    pub system: Option<String>,
+
+    /// Features the build requires, comma-separated (with --system)
+    #[arg(long, value_name = "A,B", requires = "system")]
+    pub features: Option<String>,
+
+    /// Print JSON (fields documented in README.md, `rbtop explain`)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not probe: rank by the local slots alone, every machine's status "unknown"
+    #[arg(long)]
+    pub no_probe: bool,
+
+    #[command(flatten)]
+    pub probe: ProbeFlags,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +177,13 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
 
+    #[command(flatten)]
+    pub probe: ProbeFlags,
+}
+
+/// How a headless command probes the fleet.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ProbeFlags {
     /// Per-host time limit in seconds, for the whole probe [config: probe.timeout] [default: 10]
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: Option<f64>,

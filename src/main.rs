@@ -3,8 +3,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use rbtop::cli::{BuildArgs, CheckArgs, Cli, Command};
-use rbtop::commands::{build, check, machines};
+use rbtop::cli::{BuildArgs, CheckArgs, Cli, Command, ExplainArgs};
+use rbtop::commands::{build, check, explain, machines};
 use rbtop::config::{self, Settings, SourceChoice};
 use rbtop::jobs::launch::{BuildTool, LaunchRequest, Placement};
 use rbtop::jobs::runner::{JobSettings, Supervisor, lock};
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         Some(Command::Machines(args)) => run_machines(&settings, args.json),
         Some(Command::Check(args)) => run_check(&settings, &args),
         Some(Command::Build(args)) => run_build(&settings, &args),
+        Some(Command::Explain(args)) => run_explain(&settings, &args),
         None => {
             let log_directory = _log_guard.as_ref().and(
                 settings
@@ -125,56 +126,42 @@ fn headless_setup(settings: &Settings) -> Result<(Vec<String>, sources::Resolved
     Ok((extra_args, resolved))
 }
 
+/// With no machine configured, say on stderr where rbtop looked and how
+/// to add one; returns whether that was the case.
+fn say_if_no_machines(resolved: &sources::Resolved) -> bool {
+    let empty = resolved.parsed.machines.is_empty();
+    if empty {
+        let help = machines::render_empty(resolved);
+        let _ = std::io::stderr().write_all(help.as_bytes());
+    }
+    empty
+}
+
 fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
-    let choice = settings.probe.with_flags(args.timeout, args.concurrency);
+    let choice = settings
+        .probe
+        .with_flags(args.probe.timeout, args.probe.concurrency);
     let (extra_args, resolved) = match headless_setup(settings) {
         Ok(setup) => setup,
         Err(code) => return code,
     };
     let machines_list = &resolved.parsed.machines;
-    if machines_list.is_empty() {
-        let help = machines::render_empty(&resolved);
-        let _ = std::io::stderr().write_all(help.as_bytes());
+    if say_if_no_machines(&resolved) {
         if args.json {
             let triage = check::Triage::read(&[], &[]);
             println!("{}", check::render_json(&[], &[], &triage));
         }
         return ExitCode::from(check::NOT_ALL_UP);
     }
-    if let Some(warning) = raise_open_file_limit(machines_list.len()) {
-        tracing::warn!("{warning}");
-        eprintln!("rbtop: warning: {warning}");
-    }
     let probe_settings = ProbeSettings::new(
         choice.timeout,
         choice.concurrency,
         SshSettings::new(extra_args, choice.host_key_policy),
     );
-    let Some(runtime) = runtime() else {
-        return ExitCode::from(check::NOT_ALL_UP);
-    };
-    let show_progress = !args.json && std::io::stderr().is_terminal();
-    let progress = |done: usize, total: usize| {
-        if show_progress {
-            eprint!("\r\x1b[Kprobed {done}/{total}");
-        }
-    };
     let started = std::time::Instant::now();
-    let reports = runtime.block_on(check::probe_fleet(
-        machines_list,
-        probe_settings,
-        progress,
-        shutdown_signal(),
-    ));
-    if show_progress {
-        eprint!("\r\x1b[K");
-    }
-    let reports = match reports {
+    let reports = match probe_headless(machines_list, probe_settings, !args.json) {
         Ok(reports) => reports,
-        Err(signal) => {
-            eprintln!("rbtop: interrupted; every SSH session closed");
-            return ExitCode::from(signal.exit_status());
-        }
+        Err(code) => return code.unwrap_or(ExitCode::from(check::NOT_ALL_UP)),
     };
     tracing::info!(
         hosts = reports.len(),
@@ -196,6 +183,94 @@ fn run_check(settings: &Settings, args: &CheckArgs) -> ExitCode {
     } else {
         check::NOT_ALL_UP
     })
+}
+
+/// Probe `machines` at once for a headless command, with a progress count
+/// on stderr when it is a terminal and `show_progress`. `Err(Some(code))`
+/// when interrupted (every session closed), `Err(None)` when the runtime
+/// could not start.
+fn probe_headless(
+    machines: &[rbtop::machines::Machine],
+    settings: ProbeSettings,
+    show_progress: bool,
+) -> Result<Vec<rbtop::probe::HostReport>, Option<ExitCode>> {
+    if let Some(warning) = raise_open_file_limit(machines.len()) {
+        tracing::warn!("{warning}");
+        eprintln!("rbtop: warning: {warning}");
+    }
+    let runtime = runtime().ok_or(None)?;
+    let show_progress = show_progress && std::io::stderr().is_terminal();
+    let progress = |done: usize, total: usize| {
+        if show_progress {
+            eprint!("\r\x1b[Kprobed {done}/{total}");
+        }
+    };
+    let reports = runtime.block_on(check::probe_fleet(
+        machines,
+        settings,
+        progress,
+        shutdown_signal(),
+    ));
+    if show_progress {
+        eprint!("\r\x1b[K");
+    }
+    reports.map_err(|signal| {
+        eprintln!("rbtop: interrupted; every SSH session closed");
+        Some(ExitCode::from(signal.exit_status()))
+    })
+}
+
+fn run_explain(settings: &Settings, args: &ExplainArgs) -> ExitCode {
+    let resolved_query = explain::query(args).and_then(|query| query.resolve());
+    let (requirement, subject) = match resolved_query {
+        Ok(resolved) => resolved,
+        Err(e) => return usage_error(&e),
+    };
+    let (extra_args, resolved) = match headless_setup(settings) {
+        Ok(setup) => setup,
+        Err(code) => return code,
+    };
+    let machines_list = &resolved.parsed.machines;
+    say_if_no_machines(&resolved);
+    let probed = explain::to_probe(machines_list, &requirement);
+    let reports = if args.no_probe {
+        None
+    } else {
+        let choice = settings
+            .probe
+            .with_flags(args.probe.timeout, args.probe.concurrency);
+        let probe_settings = ProbeSettings::new(
+            choice.timeout,
+            choice.concurrency,
+            SshSettings::new(extra_args, choice.host_key_policy),
+        );
+        let eligible: Vec<_> = probed.iter().map(|&i| machines_list[i].clone()).collect();
+        match probe_headless(&eligible, probe_settings, !args.json) {
+            Ok(reports) => Some(reports),
+            Err(code) => return code.unwrap_or(ExitCode::from(explain::NOT_READY)),
+        }
+    };
+    // Read after probing: the slots as close as can be to the answer.
+    let load = rbtop::slots::read(&rbtop::slots::default_dir(), machines_list);
+    let (observed, slots_problem) =
+        explain::observations(machines_list.len(), &probed, reports, &load);
+    let local = rbtop::dashboard::LocalCapacity::of(&resolved.nix_conf);
+    let explanation = rbtop::explain::explain(rbtop::explain::Inputs {
+        requirement,
+        subject,
+        machines: machines_list,
+        observed,
+        slots_problem,
+        local: &local,
+        nix_version: NixVersion::local(),
+    });
+    let stdout = if args.json {
+        explain::render_json(&explanation) + "\n"
+    } else {
+        explain::render_text(&explanation, check::use_color())
+    };
+    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    ExitCode::from(explain::exit_status(&explanation))
 }
 
 /// What jobs need from the settings and the machine.

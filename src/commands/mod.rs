@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod check;
+pub mod explain;
 pub mod machines;
 
 use comfy_table::presets::NOTHING;

@@ -1,47 +1,23 @@
-//! The output paths of a `.drv` file, read from its ATerm text
-//! (`Derive([("out","/nix/store/…","",""),…],…)`). Written by hand: only
-//! the first list is needed, and no crate reads Nix's derivation format.
+//! The output paths of a `.drv` file, for finding what a build produced.
+//! The file is read by [`crate::derivation`].
 
 use std::path::Path;
 
-/// `(output name, path)` for each output named in the derivation; floating
-/// content-addressed outputs (whose paths are not known in advance) are left out.
-pub fn output_paths(aterm: &str) -> Vec<(String, String)> {
-    let Some(mut rest) = aterm.strip_prefix("Derive([") else {
-        return Vec::new();
-    };
-    let mut paths = Vec::new();
-    while let Some(tuple) = rest.strip_prefix('(') {
-        let Some((fields, after)) = split_tuple(tuple) else {
-            break;
-        };
-        if let [name, path, ..] = fields.as_slice()
-            && !path.is_empty()
-        {
-            paths.push((name.clone(), path.clone()));
-        }
-        rest = after.strip_prefix(',').unwrap_or(after);
-        if rest.starts_with(']') {
-            break;
-        }
-    }
-    paths
-}
+use crate::derivation;
 
-/// The quoted strings of one `"a","b",…)` tuple, and the text after `)`.
-fn split_tuple(text: &str) -> Option<(Vec<String>, &str)> {
-    let mut fields = Vec::new();
-    let mut rest = text;
-    loop {
-        let body = rest.strip_prefix('"')?;
-        let end = body.find('"')?;
-        fields.push(body[..end].to_string());
-        rest = &body[end + 1..];
-        if let Some(after) = rest.strip_prefix(')') {
-            return Some((fields, after));
-        }
-        rest = rest.strip_prefix(',')?;
-    }
+/// `(output name, path)` for each output named in the derivation; floating
+/// content-addressed outputs (whose paths are not known in advance) are
+/// left out, and text that is not a derivation gives none.
+pub fn output_paths(aterm: &str) -> Vec<(String, String)> {
+    derivation::parse(aterm)
+        .map(|drv| {
+            drv.outputs
+                .into_iter()
+                .filter(|o| !o.path.is_empty())
+                .map(|o| (o.name, o.path))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Read `drv` and list its outputs; empty if it cannot be read.
@@ -70,6 +46,9 @@ mod tests {
 
     #[test]
     fn floating_outputs_and_garbage_give_nothing() {
+        assert!(
+            output_paths(r#"Derive([("out","","r:sha256","")],[],[],"s","b",[],[])"#).is_empty()
+        );
         assert!(output_paths(r#"Derive([("out","","r:sha256","")],[])"#).is_empty());
         assert!(output_paths("not a derivation").is_empty());
         assert!(output_paths("Derive([(\"out").is_empty());

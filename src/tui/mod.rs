@@ -5,6 +5,7 @@
 pub mod action;
 pub mod app;
 mod app_jobs;
+pub mod explain_pane;
 pub mod fixture;
 pub mod jobs_pane;
 pub mod keymap;

@@ -3,6 +3,7 @@
 
 pub mod detail;
 pub mod empty;
+pub mod explain;
 pub mod footer;
 pub mod format;
 pub mod header;
