@@ -471,8 +471,9 @@ mod dashboard {
         });
         let choice = settings.probe.with_flags(args.timeout, args.concurrency);
         let ssh = SshSettings::new(extra_args, choice.host_key_policy);
-        let (mut supervisor, mut changed) =
-            Supervisor::new(job_settings(settings, ssh.clone()), machines.clone());
+        let jobs = job_settings(settings, ssh.clone());
+        app.nix_version = jobs.local_nix.clone();
+        let (mut supervisor, mut changed) = Supervisor::new(jobs, machines.clone());
         let probe_settings = ProbeSettings::new(choice.timeout, choice.concurrency, ssh);
         let Some(runtime) = super::runtime() else {
             return ExitCode::FAILURE;

@@ -238,3 +238,26 @@ fn kill_confirm() {
         app
     });
 }
+
+#[test]
+fn explain_from_the_dashboard() {
+    // `e` on b1 prefills its system; Enter ranks the fleet's machines for it.
+    snapshot("explain_in_dashboard", || {
+        let mut app = fixture::mixed_fleet();
+        app.update(Action::Explain);
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        app
+    });
+}
+
+#[test]
+fn explain_closes_with_esc_and_keeps_typed_keys_as_text() {
+    let mut app = fixture::mixed_fleet();
+    app.update(Action::Explain);
+    assert_eq!(app.explain.as_ref().unwrap().input, "x86_64-linux");
+    // `q` is text here, not quit.
+    press(&mut app, " q");
+    assert_eq!(app.explain.as_ref().unwrap().input, "x86_64-linux q");
+    app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    assert!(app.explain.is_none());
+}

@@ -5,6 +5,7 @@ use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
 use super::action::Action;
+use super::explain_pane::{ExplainPane, PaneKey};
 use super::jobs_pane::{JobDefaults, JobsPane};
 use super::keymap::Keymap;
 use super::launch_form::LaunchForm;
@@ -106,6 +107,10 @@ pub struct App {
     pub detail_build: usize,
     /// What the last `K` did, for the detail pane.
     pub kill_outcome: Option<(usize, Result<String, String>)>,
+    /// The eligibility explainer (`e`), over the body while open.
+    pub explain: Option<ExplainPane>,
+    /// The local Nix's version, which decides how the explainer ranks.
+    pub nix_version: Option<crate::nix_version::NixVersion>,
     /// Quitting: how many builds are still being cancelled.
     pub shutting_down: Option<usize>,
     /// Hosts shown, filtered and sorted.
@@ -136,6 +141,8 @@ impl App {
             confirm: None,
             detail_build: 0,
             kill_outcome: None,
+            explain: None,
+            nix_version: None,
             shutting_down: None,
             rows: Vec::new(),
         };
@@ -157,6 +164,14 @@ impl App {
     pub fn on_probe(&mut self, event: ProbeEvent, stamp: Stamp) {
         self.fleet.apply(event, stamp);
         self.refresh_rows();
+        self.refresh_explain();
+    }
+
+    /// Re-rank the open explanation with the latest probes and slots.
+    fn refresh_explain(&mut self) {
+        if let Some(pane) = &mut self.explain {
+            pane.refresh(&self.fleet, &self.context.local);
+        }
     }
 
     /// Returns whether anything shown changed.
@@ -164,6 +179,7 @@ impl App {
         let changed = self.fleet.apply_load(load);
         if changed {
             self.refresh_rows();
+            self.refresh_explain();
         }
         changed
     }
@@ -174,6 +190,22 @@ impl App {
         }
         if self.confirm.is_some() {
             return self.confirm_key(key);
+        }
+        if let Some(pane) = &mut self.explain {
+            // Typed characters are the pane's text, as in the launch form.
+            match pane.on_key(key, &self.fleet, &self.context.local) {
+                PaneKey::Stay => return Effect::None,
+                PaneKey::Close => {
+                    self.explain = None;
+                    return Effect::None;
+                }
+                PaneKey::NotMine => {
+                    return match self.keymap.action(&key) {
+                        Some(Action::Quit) => Effect::Quit,
+                        _ => Effect::None,
+                    };
+                }
+            }
         }
         if self.log.as_ref().is_some_and(|log| log.editing_search) {
             return self.search_key(key);
@@ -248,8 +280,7 @@ impl App {
                 self.scroll_detail(action);
             }
             Action::KillBuild => self.ask_to_kill(),
-            // Wired with the explainer pane.
-            Action::Explain => {}
+            Action::Explain => self.open_explain(),
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-(self.page.max(1) as isize)),
@@ -276,6 +307,21 @@ impl App {
         }
         let builds = self.selected_builds();
         builds.get(self.detail_build.min(builds.len().saturating_sub(1)))
+    }
+
+    /// `e`: the explainer, its line prefilled with the selected host's first
+    /// system, ready to be edited or replaced by a `.drv` path.
+    fn open_explain(&mut self) {
+        self.editing_filter = false;
+        let mut pane = ExplainPane::new(self.nix_version.clone());
+        if let Some(system) = self
+            .selected
+            .and_then(|i| self.fleet.hosts.get(i))
+            .and_then(|h| h.machine.systems.first())
+        {
+            pane.input = system.clone();
+        }
+        self.explain = Some(pane);
     }
 
     /// `K`: "Kill this build on its builder?"

@@ -24,6 +24,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 style::dim(),
             ),
         ])
+    } else if app.explain.is_some() {
+        Line::styled(
+            " Enter explain · Esc close · ↑↓ PgUp PgDn scroll · a system and features (x86_64-linux kvm), or a .drv path",
+            style::dim(),
+        )
     } else if app.form.is_some() {
         Line::styled(
             " Enter launch · Esc close · Tab target · Ctrl-N command · Ctrl-U erase",

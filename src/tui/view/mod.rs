@@ -46,6 +46,9 @@ pub fn render(frame: &mut Frame, app: &mut App, now: Instant) {
         render_hosts(frame, hosts_area, app, now);
         jobs::render(frame, jobs_area, app, now);
     }
+    if let Some(pane) = &mut app.explain {
+        explain::render(frame, body, pane);
+    }
     if let Some(overlay) = app.overlay {
         overlay::render(frame, body, app, overlay);
     }
