@@ -472,7 +472,7 @@ mod dashboard {
         let choice = settings.probe.with_flags(args.timeout, args.concurrency);
         let ssh = SshSettings::new(extra_args, choice.host_key_policy);
         let jobs = job_settings(settings, ssh.clone());
-        app.nix_version = jobs.local_nix.clone();
+        app.nix_version = jobs.local_nix;
         let (mut supervisor, mut changed) = Supervisor::new(jobs, machines.clone());
         let probe_settings = ProbeSettings::new(choice.timeout, choice.concurrency, ssh);
         let Some(runtime) = super::runtime() else {

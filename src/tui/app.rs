@@ -313,7 +313,7 @@ impl App {
     /// system, ready to be edited or replaced by a `.drv` path.
     fn open_explain(&mut self) {
         self.editing_filter = false;
-        let mut pane = ExplainPane::new(self.nix_version.clone());
+        let mut pane = ExplainPane::new(self.nix_version);
         if let Some(system) = self
             .selected
             .and_then(|i| self.fleet.hosts.get(i))
