@@ -2,8 +2,12 @@
 //! fleet (tests/fleet/fleet.sh; root only), after one cold probe.
 //!
 //! ```sh
-//! cargo bench --bench warm_refresh -- [HOSTS] [--rounds R] [--no-space-round]
+//! cargo bench --bench warm_refresh -- [HOSTS] [--rounds R] [--no-space-round] [--no-builds]
 //! ```
+//!
+//! Each refresh also lists the builds on every host (one `grep` there), as
+//! the dashboard and `check` do; `--no-builds` leaves that out, to see what
+//! the listing costs.
 //!
 //! Starts HOSTS (default 50) healthy Nix 2.8 builders, probes them once cold,
 //! then runs R (default 10) warm refreshes back to back, each drained to its
@@ -12,8 +16,9 @@
 //! started machine-wide (`processes` in /proc/stat, the kernel's count of
 //! forks and clones, threads included). The fleet's sshd and nix run on this
 //! machine, so that count covers rbtop's side *and* the builders' side; it is
-//! only meaningful on an otherwise quiet machine. A warm refresh must start
-//! none: it pings the kept store channel and asks the kept facts loop for a
+//! only meaningful on an otherwise quiet machine. A warm refresh starts one
+//! process per host, the `grep` listing its builds (none with `--no-builds`):
+//! it pings the kept store channel and asks the kept facts loop for a
 //! quick report. The facts loop asks for the store's free space (one `df`
 //! per host) on its first report and then once per `SPACE_INTERVAL`: the
 //! warm rounds say whether a `df` could have been due, and a last "space"
@@ -36,7 +41,7 @@ use rbtop::ssh::options::split_nix_sshopts;
 use rbtop::ssh::{HostKeyPolicy, SshSettings};
 
 const USAGE: &str =
-    "usage: cargo bench --bench warm_refresh -- [HOSTS] [--rounds R] [--no-space-round]";
+    "usage: cargo bench --bench warm_refresh -- [HOSTS] [--rounds R] [--no-space-round] [--no-builds]";
 
 /// Generous: the cold probe of 50 hosts is bounded by key exchanges sharing 2 cores.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,6 +50,7 @@ struct Options {
     hosts: usize,
     rounds: usize,
     space_round: bool,
+    list_builds: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -52,6 +58,7 @@ fn options() -> Result<Options, String> {
         hosts: 50,
         rounds: 10,
         space_round: true,
+        list_builds: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -59,6 +66,7 @@ fn options() -> Result<Options, String> {
             // cargo bench passes `--bench` to every bench target.
             "--bench" => {}
             "--no-space-round" => options.space_round = false,
+            "--no-builds" => options.list_builds = false,
             "--rounds" => {
                 options.rounds = args
                     .next()
@@ -350,7 +358,8 @@ fn run(options: &Options, test_fleet: &fleet::Fleet) -> Result<(), String> {
         HostKeyPolicy::Strict,
     );
     ssh.control_parent = control.path().to_path_buf();
-    let settings = ProbeSettings::new(TIMEOUT, DEFAULT_CONCURRENCY, ssh);
+    let mut settings = ProbeSettings::new(TIMEOUT, DEFAULT_CONCURRENCY, ssh);
+    settings.list_builds = options.list_builds;
     // One thread, as the rbtop binary runs.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
