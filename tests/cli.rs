@@ -540,7 +540,7 @@ fn check_with_no_builders_says_where_it_looked_and_fails() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(
         json(&r),
-        serde_json::json!({"hosts": [], "summary": {"total": 0, "up": 0}})
+        serde_json::json!({"hosts": [], "summary": {"total": 0, "up": 0}, "slots_error": null})
     );
     assert!(r.stderr.contains("No builders configured"), "{}", r.stderr);
 }
