@@ -261,3 +261,24 @@ fn explain_closes_with_esc_and_keeps_typed_keys_as_text() {
     app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
     assert!(app.explain.is_none());
 }
+
+#[test]
+fn the_selected_remote_build_follows_its_process_and_k_needs_the_detail_focus() {
+    let mut app = fixture::triage_on_b1();
+    assert_eq!(app.selected_build().unwrap().pid, 6120);
+    // The oldest build ends: the selection stays on 6120, now first.
+    let mut rest = app.selected_builds()[1..].to_vec();
+    app.on_builds(0, Some(Ok(rest.clone())), Instant::now());
+    assert_eq!(app.selected_build().unwrap().pid, 6120);
+    // 6120 ends too: the selection falls on what is left.
+    rest.remove(0);
+    app.on_builds(0, Some(Ok(rest)), Instant::now());
+    assert_eq!(app.selected_build().unwrap().pid, 7120);
+    // From the hosts table, K only moves the focus to the pane.
+    app.focus = rbtop::tui::app::Focus::Hosts;
+    app.update(Action::KillBuild);
+    assert!(app.confirm.is_none());
+    assert_eq!(app.focus, rbtop::tui::app::Focus::Detail);
+    app.update(Action::KillBuild);
+    assert!(app.confirm.as_ref().unwrap().question.contains("llvm-19"));
+}

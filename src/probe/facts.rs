@@ -18,12 +18,13 @@ use crate::remote_builds::listing;
 pub const REQUEST_QUICK: &str = "quick";
 /// The request for a report with the store's free space: one `df` on the host.
 pub const REQUEST_SPACE: &str = "space";
-/// The second word of a request that also lists the host's processes, for
-/// the builds running there: one `grep` on the host.
+/// The third word of a request that also lists the host's processes, for
+/// the builds running there: one `grep` of their `stat` on the host.
 pub const REQUEST_BUILDS: &str = "builds";
-/// `samestore PID...`: which of these processes see the host's own store
-/// (`same PID`, `other PID` or `unknown PID` each). No process on the host.
-pub const REQUEST_SAME_STORE: &str = "samestore";
+/// `detail NONCE PID...`: those processes' uid, serving words and four
+/// environment variables (one `grep` on the host), whether each sees the
+/// host's own store, and the build directories.
+pub const REQUEST_DETAIL: &str = "detail";
 
 /// Runs as `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`;
 /// the words (a `remote-program`, possibly several) are asked `--version`.
@@ -48,13 +49,31 @@ users=""
 if [ -r /etc/passwd ]; then
   while IFS=: read -r name _pw uid _rest; do users="$users $uid:$name"; done < /etc/passwd
 fi
-while read -r request builds _rest; do
-  if [ "$request" = samestore ]; then
-    # Which of these processes see this host's store: on a machine whose
-    # builders share one process table (containers, the test fleet), the
-    # others' builds are listed too, and only their Nix parent's view of
-    # /nix/store tells them apart. Built-ins only: test -ef compares inodes.
-    for pid in $builds $_rest; do
+# Each request is `WORD NONCE [ARGS]`; each answer ends with `end NONCE`,
+# and every block of text that comes from processes (their names, their
+# environment, file names) with `records-end NONCE`: rbtop made up the
+# nonce, so nothing a process prints can end a block early.
+while read -r request nonce args; do
+  if [ "$request" = detail ]; then
+    # The few processes that matter for the builds found in a listing:
+    # their uid, the words that tell Nix's serving processes apart, and
+    # four environment variables (never a whole environment), in one grep;
+    # then whether each sees this host's store (on a machine whose builders
+    # share one process table, as containers or the test fleet do, only a
+    # process's view of /nix/store tells whose build it is; test -ef
+    # compares inodes, no process); then the build directories, which name
+    # builds whose environment cannot be read.
+    printf 'users=%s\nrecords\n' "$users"
+    files=""
+    for pid in $args; do
+      files="$files /proc/$pid/status /proc/$pid/environ /proc/$pid/cmdline"
+    done
+    # shellcheck disable=SC2086 # the pids are words on purpose
+    grep -a -s -z -H -o -E -e 'Uid:.[0-9]+' \
+      -e '^(SSH_CONNECTION|name|out|NIX_BUILD_TOP)=.*' -e '^--(serve|stdio)$' -e '^[0-9]+$' \
+      $files
+    printf '\nrecords-end %s\n' "$nonce"
+    for pid in $args; do
       if [ ! -e "/proc/$pid/root$store" ]; then
         echo "unknown $pid"
       elif [ "/proc/$pid/root$store" -ef "$store" ]; then
@@ -63,7 +82,16 @@ while read -r request builds _rest; do
         echo "other $pid"
       fi
     done
-    echo end
+    for dir in "${TMPDIR:-/tmp}"/nix-build-*.drv-* /nix/var/nix/builds/nix-*; do
+      if [ -e "$dir" ]; then
+        # -b: a newline in a name is printed as \n, so one line each.
+        echo build-dirs
+        ls -dnb -- "${TMPDIR:-/tmp}"/nix-build-*.drv-* /nix/var/nix/builds/nix-* 2>/dev/null
+        printf 'records-end %s\n' "$nonce"
+        break
+      fi
+    done
+    echo "end${nonce:+ $nonce}"
     continue
   fi
   printf 'nix=%s\nkernel=%s\narch=%s\ncpus=%s\n' "$nix" "$kernel" "$arch" "$cpus"
@@ -116,35 +144,21 @@ while read -r request builds _rest; do
     set +f
     printf 'store_free_kib=%s\n' "$avail"
   fi
-  if [ "$builds" = builds ]; then
-    # The processes, for rbtop to find the builds in (remote_builds::listing
-    # reads this): one grep of /proc, printing NUL-ended records on one
-    # line. Only stat's first 22 fields, the uid, the words that tell Nix's
-    # serving processes apart and four environment variables are printed,
-    # never a whole environment.
+  if [ "$args" = builds ]; then
+    # Every process's first 22 stat fields (pid, name, state, parent,
+    # group, CPU times, start time), for rbtop to find the builds in, in one
+    # grep of /proc: NUL-ended records. The details of the few that matter
+    # come with a `detail` request.
     echo builds-begin
     if [ -r /proc/self/stat ]; then
-      printf 'hz=%s\nuptime=%s\nusers=%s\nprocesses\n' "$hz" "$up" "$users"
-      grep -a -s -z -H -o -E \
-        -e '^[0-9]+ \(.*\) [A-Za-z]( -?[0-9]+){19}' -e 'Uid:.[0-9]+' \
-        -e '^(SSH_CONNECTION|name|out|NIX_BUILD_TOP)=.*' -e '^--(serve|stdio)$' -e '^[0-9]+$' \
-        /proc/[0-9]*/stat /proc/[0-9]*/status /proc/[0-9]*/environ /proc/[0-9]*/cmdline
-      echo
-      # Build directories name a build that cannot be read (another user's):
-      # listed only when there is one, as that costs an ls.
-      for dir in "${TMPDIR:-/tmp}"/nix-build-*.drv-* /nix/var/nix/builds/nix-*; do
-        if [ -e "$dir" ]; then
-          echo build-dirs
-          ls -dn -- "${TMPDIR:-/tmp}"/nix-build-*.drv-* /nix/var/nix/builds/nix-* 2>/dev/null
-          break
-        fi
-      done
+      printf 'hz=%s\nuptime=%s\nprocesses\n' "$hz" "$up"
+      grep -a -s -z -H -o -E -e '^[0-9]+ \(.*\) [A-Za-z]( -?[0-9]+){19}' /proc/[0-9]*/stat
+      printf '\nrecords-end %s\n' "$nonce"
     else
       echo 'unsupported=this host has no Linux /proc'
     fi
-    echo builds-end
   fi
-  echo end
+  echo "end${nonce:+ $nonce}"
 done
 "#;
 
@@ -182,15 +196,18 @@ impl Facts {
     /// Read one report (the lines before [`END_MARKER`]). Unknown keys and
     /// unparsable values are ignored: a fact is missing, never made up.
     pub fn parse(report: &str) -> Facts {
+        Facts::parse_with(report, "")
+    }
+
+    /// [`Facts::parse`] of a report whose blocks end with `nonce` (see
+    /// [`FACTS_SCRIPT`]); the facts come before the builds section.
+    pub fn parse_with(report: &str, nonce: &str) -> Facts {
         let (report, section) = match report.split_once(&format!("{}\n", listing::BEGIN)) {
             Some((facts, rest)) => (facts, Some(rest)),
             None => (report, None),
         };
         let mut facts = Facts {
-            processes: section.map(|rest| {
-                let section = rest.split_once(listing::END).map_or(rest, |(s, _)| s);
-                ProcessListing::parse(section)
-            }),
+            processes: section.map(|section| ProcessListing::parse(section, nonce)),
             ..Facts::default()
         };
         for (key, value) in report
@@ -319,8 +336,20 @@ mod tests {
         String::from_utf8(output.stdout).unwrap()
     }
 
-    fn reports(text: &str) -> Vec<&str> {
-        text.split_terminator("end\n").collect()
+    /// The reports in the loop's output: each ends with a line `end` or
+    /// `end NONCE`.
+    fn reports(text: &str) -> Vec<String> {
+        let mut reports = Vec::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            if line == "end" || line.starts_with("end ") {
+                reports.push(std::mem::take(&mut current));
+            } else {
+                current.push_str(line);
+                current.push('\n');
+            }
+        }
+        reports
     }
 
     #[test]
@@ -334,7 +363,7 @@ mod tests {
         );
         let reports = reports(&text);
         assert_eq!(reports.len(), 3, "one report per request line: {text}");
-        let facts = Facts::parse(reports[1]);
+        let facts = Facts::parse(&reports[1]);
         // Every word of a multi-word program is run: `env nix-store --version`.
         let local = Command::new("nix-store").arg("--version").output().unwrap();
         let local = String::from_utf8(local.stdout).unwrap();
@@ -348,7 +377,7 @@ mod tests {
         assert!(facts.arch.is_some() && facts.kernel.is_some());
         // Only `space` asks df.
         assert!(facts.store_free.unwrap() > 0, "{text}");
-        for quick in [reports[0], reports[2]] {
+        for quick in [&reports[0], &reports[2]] {
             let facts = Facts::parse(quick);
             assert_eq!(facts.store_free, None, "{quick}");
             assert!(!quick.contains("store_free"), "{quick}");
@@ -390,11 +419,15 @@ mod tests {
     /// a newer rbtop may ask for more than this script knows.
     #[test]
     fn unknown_request_words_get_a_quick_report() {
-        let text = run_script(&["sh"], &[], None, "tomorrow\nspace please\n");
+        let text = run_script(&["sh"], &[], None, "tomorrow\nspace N1 please\n");
         let reports = reports(&text);
         assert_eq!(reports.len(), 2, "{text}");
-        assert_eq!(Facts::parse(reports[0]).store_free, None, "{text}");
-        assert!(Facts::parse(reports[1]).store_free.is_some(), "{text}");
+        assert!(
+            text.ends_with("end N1\n"),
+            "the nonce ends the answer: {text}"
+        );
+        assert_eq!(Facts::parse(&reports[0]).store_free, None, "{text}");
+        assert!(Facts::parse(&reports[1]).store_free.is_some(), "{text}");
     }
 
     /// A quick report needs no external command at all: with `PATH` an empty
@@ -487,5 +520,8 @@ mod tests {
         // The count can see the loop fork: each `space` request is one `df`.
         let space = format!("{REQUEST_SPACE}\n").repeat(3);
         assert_eq!(forks_of(&format!("\n{space}")), startup + 3);
+        // Listing the processes costs one grep each time.
+        let builds = format!("{REQUEST_QUICK} N {REQUEST_BUILDS}\n").repeat(3);
+        assert_eq!(forks_of(&format!("\n{builds}")), startup + 3);
     }
 }

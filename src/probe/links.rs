@@ -9,11 +9,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use super::channel::Channel;
 use super::classify::{self, StoreExit};
 use super::facts::{
-    END_MARKER, Facts, REQUEST_BUILDS, REQUEST_QUICK, REQUEST_SAME_STORE, REQUEST_SPACE,
+    END_MARKER, Facts, REQUEST_BUILDS, REQUEST_DETAIL, REQUEST_QUICK, REQUEST_SPACE,
 };
 use super::report::Failure;
 use crate::protocol::{ProtocolError, ProtocolVersion, serve, worker};
-use crate::remote_builds::classify::building_parents;
 
 /// Which handshake a store speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +111,15 @@ async fn fail(channel: Channel, error: &ProtocolError) -> Failure {
     )
 }
 
+/// A word nobody else can guess, to end one answer of the facts loop: the
+/// processes whose names and environment it prints cannot forge it.
+/// `RandomState` keys come from the OS's randomness.
+fn nonce() -> String {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    format!("{:016x}", state.hash_one(Instant::now()))
+}
+
 /// How often the facts loop is asked for the store's free space. Every other
 /// fact is read with shell built-ins and costs the host no process; free space
 /// costs one `df`, so a refresh asks for it only when the last figure is this old.
@@ -169,28 +177,33 @@ impl FactsLink {
             .is_none_or(|asked| now.duration_since(asked) >= self.space_interval);
         let request = if space { REQUEST_SPACE } else { REQUEST_QUICK };
         let builds = if self.list_builds { REQUEST_BUILDS } else { "" };
-        let report = self.ask(&format!("{request} {builds}")).await?;
-        let mut facts = Facts::parse(&report);
+        let nonce = nonce();
+        let report = self
+            .ask(&format!("{request} {nonce} {builds}"), &nonce)
+            .await?;
+        let mut facts = Facts::parse_with(&report, &nonce);
         if let Some(Ok(listing)) = &mut facts.processes {
-            let parents = building_parents(listing);
-            if !parents.is_empty() {
-                let pids: Vec<String> = parents.iter().map(u32::to_string).collect();
+            // Only when the listing shows builds: their details.
+            let pids = listing.detail_pids();
+            if !pids.is_empty() {
+                let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+                let nonce = self::nonce();
                 let answer = self
-                    .ask(&format!("{REQUEST_SAME_STORE} {}", pids.join(" ")))
+                    .ask(
+                        &format!("{REQUEST_DETAIL} {nonce} {}", pids.join(" ")),
+                        &nonce,
+                    )
                     .await?;
-                listing.other_store = answer
-                    .lines()
-                    .filter_map(|line| line.strip_prefix("other "))
-                    .filter_map(|pid| pid.trim().parse().ok())
-                    .collect();
+                listing.apply_detail(&answer, &nonce);
             }
         }
         self.carry_space(&mut facts, space, now);
         Ok(facts)
     }
 
-    /// Send one request line and read the answer up to [`END_MARKER`].
-    async fn ask(&mut self, request: &str) -> Result<String, String> {
+    /// Send one request line and read the answer up to `end NONCE`.
+    async fn ask(&mut self, request: &str, nonce: &str) -> Result<String, String> {
+        let end = format!("{END_MARKER} {nonce}");
         self.writer
             .write_all(format!("{request}\n").as_bytes())
             .await
@@ -209,7 +222,7 @@ impl FactsLink {
                     // A process's words or environment need not be UTF-8.
                     let text = String::from_utf8_lossy(&line);
                     let text = text.trim_end_matches('\n');
-                    if text == END_MARKER {
+                    if text == end {
                         break;
                     }
                     report.push_str(text);
@@ -253,11 +266,11 @@ mod tests {
     /// so the tests see exactly what was asked and what came back.
     const NUMBERING_LOOP: &str = r#"
 n=0
-while read -r request; do
+while read -r request nonce _rest; do
   n=$((n + 1))
   echo "uptime_s=$n"
   [ "$request" = space ] && echo "store_free_kib=$n"
-  echo end
+  echo "end $nonce"
 done
 "#;
 
@@ -299,10 +312,10 @@ done
         // Reports 1 (space) and 3 (quick) carry a figure, report 2 and 4 none.
         let script = r#"
 n=0
-while read -r request; do
+while read -r request nonce _rest; do
   n=$((n + 1))
   case $n in 1|3) echo "store_free_kib=$n" ;; esac
-  echo end
+  echo "end $nonce"
 done
 "#;
         let mut link = loop_link(script, SPACE_INTERVAL);

@@ -174,7 +174,7 @@ pub fn builds(listing: &ProcessListing, local: &dyn LocalEnds) -> Vec<RemoteBuil
     found
 }
 
-fn is_nix(process: &RemoteProcess) -> bool {
+pub(crate) fn is_nix(process: &RemoteProcess) -> bool {
     NIX_PROGRAMS.contains(&process.comm.as_str())
 }
 
@@ -290,7 +290,11 @@ fn client_of(
     // A daemon worker shows its client's pid as its only argument.
     let requester = if building.comm == "nix-daemon" && building.serve_flag.is_none() {
         match building.numbers.first() {
-            Some(client_pid) => match by_pid.get(client_pid) {
+            // A client that started after its worker is a reused pid.
+            Some(client_pid) => match by_pid
+                .get(client_pid)
+                .filter(|client| client.start_ticks <= building.start_ticks)
+            {
                 Some(client) => *client,
                 None => {
                     return verdict(
@@ -328,7 +332,7 @@ fn client_of(
         ServeFlag::Serve => "nix-store --serve",
         ServeFlag::Stdio => "nix-daemon --stdio",
     };
-    if !has_sshd_ancestor(by_pid, requester) {
+    if is_orphaned(by_pid, requester) {
         return verdict(
             Client::Orphan,
             Some(requester.pid),
@@ -375,6 +379,17 @@ fn client_of(
     }
 }
 
+/// A serving process with no SSH server above it that was re-parented to
+/// init (or to systemd, the usual subreaper): its SSH session is gone. One
+/// under another SSH server (dropbear, tailscaled) is not re-parented.
+fn is_orphaned(by_pid: &HashMap<u32, &RemoteProcess>, process: &RemoteProcess) -> bool {
+    let reparented = process.ppid <= 1
+        || by_pid
+            .get(&process.ppid)
+            .is_some_and(|parent| parent.comm == "systemd");
+    reparented && !has_sshd_ancestor(by_pid, process)
+}
+
 fn has_sshd_ancestor(by_pid: &HashMap<u32, &RemoteProcess>, process: &RemoteProcess) -> bool {
     let mut pid = process.ppid;
     for _ in 0..64 {
@@ -417,11 +432,7 @@ mod tests {
     }
 
     fn section(records: &[String]) -> ProcessListing {
-        let text = format!(
-            "hz=100\nuptime=1000\nusers= 0:root\nprocesses\n{}\n",
-            records.concat()
-        );
-        ProcessListing::parse(&text).unwrap()
+        crate::remote_builds::listing::tests::listing_of(records, " 0:root", "", "", "N")
     }
 
     const FROM_HERE: &str = "127.0.0.1 40022 127.0.0.11 2222";
@@ -539,6 +550,29 @@ mod tests {
     }
 
     #[test]
+    fn another_ssh_server_is_no_orphan_and_a_reused_client_pid_is() {
+        // nix-store --serve under dropbear, not re-parented: a live client.
+        let mut records = serve_tree(false);
+        records[0] = stat(20, "nix-store", 15, 20, 100);
+        records.push(stat(15, "dropbear", 1, 15, 90));
+        let found = builds(&section(&records), &Here(Vec::new()));
+        assert_eq!(found[0].client, Client::Ssh, "{found:?}");
+
+        // A daemon worker (started at 200) whose client pid 20 now names a
+        // process started later (at 300): its client is gone.
+        let records = vec![
+            stat(5, "nix-daemon", 1, 5, 10),
+            stat(20, "nix-store", 1, 20, 300),
+            "/proc/20/cmdline:--serve\0".to_string(),
+            stat(40, "nix-daemon", 5, 40, 200),
+            "/proc/40/cmdline:20\0".to_string(),
+            stat(41, "bash", 40, 41, 250),
+        ];
+        let found = builds(&section(&records), &Here(Vec::new()));
+        assert_eq!(found[0].client, Client::Orphan, "{found:?}");
+    }
+
+    #[test]
     fn builds_started_on_the_builder_are_builder_local() {
         let records = vec![
             stat(10, "bash", 1, 10, 90),
@@ -565,13 +599,10 @@ mod tests {
             stat(40, "make", 20, 40, 500),
             "/proc/40/status:Uid:\t30004\0".to_string(),
         ];
-        let text = format!(
-            "hz=100\nuptime=1000\nusers=\nprocesses\n{}\nbuild-dirs\n\
-             drwx------ 2 30003 30000 4096 Nov 21 10:00 /nix/var/nix/builds/nix-build-old-layout.drv-0\n\
-             drwx------ 2 30004 30000 4096 Nov 21 10:00 /nix/var/nix/builds/nix-20-1\n",
-            records.concat()
-        );
-        let found = builds(&ProcessListing::parse(&text).unwrap(), &Here(Vec::new()));
+        let dirs = "drwx------ 2 30003 30000 4096 Nov 21 10:00 /nix/var/nix/builds/nix-build-old-layout.drv-0\n\
+                    drwx------ 2 30004 30000 4096 Nov 21 10:00 /nix/var/nix/builds/nix-20-1\n";
+        let listing = crate::remote_builds::listing::tests::listing_of(&records, "", "", dirs, "N");
+        let found = builds(&listing, &Here(Vec::new()));
         let names: Vec<&str> = found.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(names, ["old-layout", "? (make in nix-20-*)"]);
     }

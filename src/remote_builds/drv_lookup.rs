@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::jobs::drv::read_output_paths;
 
+/// Answers remembered at most (builds running at once, with room to spare).
+const KEPT: usize = 4096;
+
 pub struct DrvLookup {
     store: PathBuf,
     /// Output path → its derivation, or `None` when this store has none.
@@ -29,6 +32,11 @@ impl DrvLookup {
     pub fn find(&mut self, name: &str, out: &str) -> Option<String> {
         if let Some(known) = self.known.get(out) {
             return known.clone();
+        }
+        // Answers for builds long gone are of no use: start over now and
+        // then rather than grow without end.
+        if self.known.len() >= KEPT {
+            self.known.clear();
         }
         let found = search(&self.store, name, out);
         self.known.insert(out.to_string(), found.clone());

@@ -15,9 +15,10 @@ use crate::ssh::{SshSettings, oneshot};
 
 /// `sh -c KILL_SCRIPT rbtop-kill PGID START [PID START]`: the first pair is
 /// the build (its group is killed), the optional second the serving process
-/// (killed alone). Prints one line per pair, `killed PID`, `gone PID` or
-/// `reused PID`, then `left N`: the group's members still alive after up to
-/// 2 s.
+/// (killed alone). Prints one line per pair, `killed PID`, `denied PID` (not
+/// the SSH user's to kill), `gone PID` (then `killed-rest PID` if members of
+/// its group were left) or `reused PID`, then `left 0` or `left some`: the
+/// group's members still alive after up to 2 s.
 pub const KILL_SCRIPT: &str = r#"check() {
   stat=""
   { read -r stat < "/proc/$1/stat"; } 2>/dev/null
@@ -31,12 +32,14 @@ pub const KILL_SCRIPT: &str = r#"check() {
 }
 group=$1 group_start=$2
 if check "$group" "$group_start"; then
-  kill -s KILL -- "-$group" 2>/dev/null
-  echo "killed $group"
+  if kill -s KILL -- "-$group" 2>/dev/null; then echo "killed $group"; else echo "denied $group"; fi
+elif [ ! -e "/proc/$group" ]; then
+  # The leader is gone, so no new process can have its pid while members of
+  # its group live: whatever answers to the group is what is left of it.
+  kill -s KILL -- "-$group" 2>/dev/null && echo "killed-rest $group"
 fi
 if [ $# -ge 4 ] && check "$3" "$4"; then
-  kill -s KILL "$3" 2>/dev/null
-  echo "killed $3"
+  if kill -s KILL "$3" 2>/dev/null; then echo "killed $3"; else echo "denied $3"; fi
 fi
 n=0
 while kill -0 -- "-$group" 2>/dev/null && [ $n -lt 20 ]; do
@@ -63,8 +66,22 @@ pub fn kill_args(build: &RemoteBuild) -> Vec<String> {
 /// What the script said, for a person.
 pub fn describe_outcome(build: &RemoteBuild, output: &str) -> Result<String, String> {
     let said = |word: &str, pid: u32| output.lines().any(|l| l == format!("{word} {pid}"));
+    if said("denied", build.pid) {
+        return Err(format!(
+            "not allowed to kill {} ({}): the SSH user may not signal the build user {}; \
+             log in as root (or as that user) to kill it",
+            build.name, build.pid, build.user
+        ));
+    }
     if said("gone", build.pid) {
-        return Ok(format!("{} ({}) had already ended", build.name, build.pid));
+        return Ok(if said("killed-rest", build.pid) {
+            format!(
+                "{} ({}) had ended; killed what was left of its process group",
+                build.name, build.pid
+            )
+        } else {
+            format!("{} ({}) had already ended", build.name, build.pid)
+        });
     }
     if said("reused", build.pid) {
         return Err(format!(
@@ -193,12 +210,20 @@ mod tests {
         assert!(group.wait().unwrap().code().is_none(), "killed by a signal");
         assert!(server.wait().unwrap().code().is_none());
 
+        // Again: the leader is gone (its child may linger as a zombie until
+        // init reaps it, which the group kill then hits harmlessly).
         let said = run_script(&kill_args(&orphan));
-        assert!(
-            describe_outcome(&orphan, &said)
-                .unwrap()
-                .contains("already ended")
-        );
+        let again = describe_outcome(&orphan, &said).unwrap();
+        assert!(again.contains("ended"), "{again}");
+    }
+
+    #[test]
+    fn a_refused_kill_is_an_error_not_a_success() {
+        let b = build(10, 5, Client::Ssh, None);
+        let outcome = describe_outcome(&b, "denied 10\nleft 0\n").unwrap_err();
+        assert!(outcome.contains("not allowed"), "{outcome}");
+        let rest = describe_outcome(&b, "gone 10\nkilled-rest 10\nleft 0\n").unwrap();
+        assert!(rest.contains("what was left"), "{rest}");
     }
 
     #[test]

@@ -1,34 +1,46 @@
-//! The builder's process table, as the facts loop's `builds` section
-//! prints it ([`crate::probe::facts::FACTS_SCRIPT`]).
+//! The builder's process table, as the facts loop prints it
+//! ([`crate::probe::facts::FACTS_SCRIPT`]), in two rounds:
 //!
-//! The section is what one `grep` gathers from `/proc` (Linux), so listing a
-//! host's builds costs it one process per refresh:
+//! 1. with every report, the `builds` section: each process's first 22
+//!    `stat` fields, from one `grep` of `/proc/*/stat`;
+//! 2. only when that shows builds, a `detail` request for the few processes
+//!    that matter (builders and Nix's processes): their real uid, the
+//!    command-line words that tell Nix's serving processes apart, four
+//!    environment variables (never a whole environment: it may hold
+//!    secrets), whether each sees the host's own store, and the build
+//!    directories.
 //!
 //! ```text
 //! builds-begin
 //! hz=100
 //! uptime=12345.67
-//! users= 0:root 30001:nixbld1
 //! processes
-//! /proc/7/stat:7 (nix-store) S 1 7 …\0/proc/7/status:Uid:\t0\0/proc/7/cmdline:--serve\0…
-//! build-dirs
-//! drwx------ 2 30001 30000 4096 Nov 21 10:00 /tmp/nix-build-hello.drv-0
-//! builds-end
+//! /proc/7/stat:7 (nix-store) S 1 7 …\0/proc/9/stat:9 (bash) S 7 9 …\0
+//! records-end NONCE
 //! ```
 //!
-//! Only what triage needs is asked of each process: the first 22 fields of
-//! `stat`, the real uid, the few environment variables that name a build or
-//! its SSH client (never the whole environment: it may hold secrets), and the
-//! command-line words that tell Nix's serving processes apart. A process
-//! whose files are not readable (another user's, without root) simply lacks
-//! them. Written by hand: the format is rbtop's own.
+//! ```text
+//! users= 0:root 30001:nixbld1
+//! records
+//! /proc/9/status:Uid:\t30001\0/proc/7/cmdline:--serve\0/proc/9/environ:name=hello\0
+//! records-end NONCE
+//! same 7
+//! build-dirs
+//! drwx------ 2 30001 30000 4096 Nov 21 10:00 /tmp/nix-build-hello.drv-0
+//! records-end NONCE
+//! ```
+//!
+//! Process names, environment values and file names are anyone's to
+//! choose, so blocks of them end at `records-end NONCE`, with a nonce rbtop
+//! made up for the request, and records are split on NUL only: no process
+//! can end a block early or add a line. A process whose files are not
+//! readable (another user's, without root) simply lacks them. Written by
+//! hand: the format is rbtop's own.
 
 use std::collections::HashMap;
 
 /// The line that opens the section.
 pub const BEGIN: &str = "builds-begin";
-/// The line that closes it.
-pub const END: &str = "builds-end";
 
 /// One process on the builder.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -86,37 +98,32 @@ pub struct ProcessListing {
 }
 
 impl ProcessListing {
-    /// Read the section's lines (between [`BEGIN`] and [`END`], both
-    /// excluded). A host without `/proc` says `unsupported=<why>`.
-    pub fn parse(section: &str) -> Result<ProcessListing, String> {
+    /// Read the `builds` section (after [`BEGIN`]). A host without `/proc`
+    /// says `unsupported=<why>`.
+    pub fn parse(section: &str, nonce: &str) -> Result<ProcessListing, String> {
         let mut listing = ProcessListing {
             hz: 100,
             ..ProcessListing::default()
         };
-        let mut lines = section.lines();
-        let mut by_pid: HashMap<u32, RemoteProcess> = HashMap::new();
-        while let Some(line) = lines.next() {
+        let Some((header, records)) = section.split_once("processes\n") else {
+            return Err(header_error(section));
+        };
+        for line in header.lines() {
             if let Some(why) = line.strip_prefix("unsupported=") {
                 return Err(why.to_string());
             } else if let Some(hz) = line.strip_prefix("hz=") {
                 listing.hz = hz.trim().parse().ok().filter(|&hz| hz > 0).unwrap_or(100);
             } else if let Some(uptime) = line.strip_prefix("uptime=") {
                 listing.uptime = uptime.trim().parse().unwrap_or(0.0);
-            } else if let Some(users) = line.strip_prefix("users=") {
-                listing.users = parse_users(users);
-            } else if line == "processes" {
-                // One line of NUL-ended records, maybe empty.
-                for record in lines.next().unwrap_or("").split('\0') {
-                    apply_record(&mut by_pid, record);
-                }
-            } else if line == "build-dirs" {
-                listing
-                    .build_dirs
-                    .extend(lines.by_ref().filter_map(parse_ls_line));
             }
         }
         if listing.uptime <= 0.0 {
             return Err("the builder did not say its uptime".to_string());
+        }
+        let (records, _) = block(records, nonce).ok_or("the process list was cut short")?;
+        let mut by_pid: HashMap<u32, RemoteProcess> = HashMap::new();
+        for record in records.split('\0') {
+            apply_record(&mut by_pid, record);
         }
         let mut processes: Vec<RemoteProcess> = by_pid
             .into_values()
@@ -125,6 +132,61 @@ impl ProcessListing {
         processes.sort_by_key(|p| p.pid);
         listing.processes = processes;
         Ok(listing)
+    }
+
+    /// Add the answer to a `detail` request: records, `same`/`other` lines
+    /// and build directories.
+    pub fn apply_detail(&mut self, answer: &str, nonce: &str) {
+        let (header, rest) = answer.split_once("records\n").unwrap_or(("", answer));
+        if let Some(users) = header.lines().find_map(|l| l.strip_prefix("users=")) {
+            self.users = parse_users(users);
+        }
+        let Some((records, rest)) = block(rest, nonce) else {
+            return;
+        };
+        let mut by_pid: HashMap<u32, RemoteProcess> = std::mem::take(&mut self.processes)
+            .into_iter()
+            .map(|p| (p.pid, p))
+            .collect();
+        for record in records.split('\0') {
+            // Details of a process that was not listed are of no use.
+            if let Some(pid) = record_pid(record)
+                && by_pid.contains_key(&pid)
+            {
+                apply_record(&mut by_pid, record);
+            }
+        }
+        let mut processes: Vec<RemoteProcess> = by_pid.into_values().collect();
+        processes.sort_by_key(|p| p.pid);
+        self.processes = processes;
+        let (verdicts, dirs) = rest.split_once("build-dirs\n").unwrap_or((rest, ""));
+        self.other_store = verdicts
+            .lines()
+            .filter_map(|line| line.strip_prefix("other "))
+            .filter_map(|pid| pid.trim().parse().ok())
+            .collect();
+        if let Some((dirs, _)) = block(dirs, nonce) {
+            self.build_dirs = dirs.lines().filter_map(parse_ls_line).collect();
+        }
+    }
+
+    /// The processes a `detail` request should ask about: every builder
+    /// and every Nix process (the serving ones, daemon workers and their
+    /// clients among them).
+    pub fn detail_pids(&self) -> Vec<u32> {
+        let parents = super::classify::building_parents(self);
+        if parents.is_empty() {
+            return Vec::new();
+        }
+        let mut pids: Vec<u32> = self
+            .processes
+            .iter()
+            .filter(|p| super::classify::is_nix(p) || parents.contains(&p.ppid))
+            .map(|p| p.pid)
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 
     /// Seconds the process has been running.
@@ -144,6 +206,34 @@ impl ProcessListing {
             None => "?".to_string(),
         }
     }
+}
+
+/// The text before `\nrecords-end NONCE\n` (or at the very start), and
+/// what follows it; `None` when the block never ended.
+fn block<'t>(text: &'t str, nonce: &str) -> Option<(&'t str, &'t str)> {
+    let end = format!("records-end {nonce}\n");
+    if let Some(rest) = text.strip_prefix(&end) {
+        return Some(("", rest));
+    }
+    let (inside, rest) = text.split_once(&format!("\n{end}"))?;
+    Some((inside, rest))
+}
+
+fn header_error(section: &str) -> String {
+    section
+        .lines()
+        .find_map(|l| l.strip_prefix("unsupported="))
+        .unwrap_or("the builder's answer has no process list")
+        .to_string()
+}
+
+fn record_pid(record: &str) -> Option<u32> {
+    record
+        .strip_prefix("/proc/")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// ` 0:root 30001:nixbld1` (the first name wins for a shared uid).
@@ -237,35 +327,79 @@ fn parse_ls_line(line: &str) -> Option<BuildDir> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A real section, recorded on a 2.8 builder (pids and numbers kept):
-    /// the serving `nix-store --serve --write` (5100) under sshd (5090), its
-    /// builder (5120) and that builder's child (5121).
-    pub(crate) const RECORDED: &str = "hz=100\nuptime=1000.50\nusers= 0:root 30001:nixbld1\nprocesses\n\
-/proc/5090/stat:5090 (sshd) S 700 5090 5090 0 -1 4194560 10 0 0 0 1 2 0 0 20 0 1 0 90000\0\
-/proc/5090/status:Uid:\t0\0\
-/proc/5100/stat:5100 (nix-store) S 5090 5100 5100 0 -1 4194560 10 0 0 0 30 5 0 0 20 0 1 0 90010\0\
-/proc/5100/status:Uid:\t0\0\
-/proc/5100/environ:SSH_CONNECTION=127.0.0.1 40022 127.0.0.11 2222\0\
-/proc/5100/cmdline:--serve\0\
-/proc/5120/stat:5120 (bash) S 5100 5120 5120 0 -1 4194560 10 0 0 0 7 3 40 2 20 0 1 0 95000\0\
-/proc/5120/status:Uid:\t30001\0\
-/proc/5120/environ:name=hello-2.12\0\
-/proc/5120/environ:out=/nix/store/aaaa-hello-2.12\0\
-/proc/5120/environ:NIX_BUILD_TOP=/tmp/nix-build-hello-2.12.drv-0\0\
-/proc/5121/stat:5121 (cc1 (weird) x) R 5120 5120 5120 0 -1 4194560 10 0 0 0 300 20 0 0 20 0 1 0 99000\0\
-/proc/5121/status:Uid:\t30001\0\
-/proc/5121/cmdline:5\0\
-/proc/9/cmdline:60\0\n\
-build-dirs\n\
-drwx------ 2 30001 30000 4096 Nov 21 10:00 /tmp/nix-build-hello-2.12.drv-0\n\
-drwx------ 2 30002 30000 4096 Nov 21  2025 /nix/var/nix/builds/nix-5100-0\n";
+    /// A listing and its detail answer, as the loop prints them for
+    /// `nonce`: the stat records go in the listing, the others in the
+    /// answer, with `users`, `verdicts` (`same 7`...) and `dirs` (ls lines).
+    pub(crate) fn listing_of(
+        records: &[String],
+        users: &str,
+        verdicts: &str,
+        dirs: &str,
+        nonce: &str,
+    ) -> ProcessListing {
+        let (stats, details): (Vec<&String>, Vec<&String>) =
+            records.iter().partition(|r| r.contains("/stat:"));
+        let concat = |list: Vec<&String>| list.iter().map(|s| s.as_str()).collect::<String>();
+        let section = format!(
+            "hz=100\nuptime=1000.50\nprocesses\n{}\nrecords-end {nonce}\n",
+            concat(stats)
+        );
+        let mut listing = ProcessListing::parse(&section, nonce).unwrap();
+        let mut answer = format!(
+            "users={users}\nrecords\n{}\nrecords-end {nonce}\n{verdicts}",
+            concat(details)
+        );
+        if !dirs.is_empty() {
+            answer.push_str(&format!("build-dirs\n{dirs}records-end {nonce}\n"));
+        }
+        listing.apply_detail(&answer, nonce);
+        listing
+    }
+
+    fn record(text: &str) -> String {
+        format!("{text}\0")
+    }
+
+    /// Recorded on a 2.8 builder (pids and numbers kept): the serving
+    /// `nix-store --serve --write` (5100) under sshd (5090), its builder
+    /// (5120) and that builder's child (5121).
+    fn recorded() -> Vec<String> {
+        [
+            "/proc/5090/stat:5090 (sshd) S 700 5090 5090 0 -1 4194560 10 0 0 0 1 2 0 0 20 0 1 0 90000",
+            "/proc/5090/status:Uid:\t0",
+            "/proc/5100/stat:5100 (nix-store) S 5090 5100 5100 0 -1 4194560 10 0 0 0 30 5 0 0 20 0 1 0 90010",
+            "/proc/5100/status:Uid:\t0",
+            "/proc/5100/environ:SSH_CONNECTION=127.0.0.1 40022 127.0.0.11 2222",
+            "/proc/5100/cmdline:--serve",
+            "/proc/5120/stat:5120 (bash) S 5100 5120 5120 0 -1 4194560 10 0 0 0 7 3 40 2 20 0 1 0 95000",
+            "/proc/5120/status:Uid:\t30001",
+            "/proc/5120/environ:name=hello-2.12",
+            "/proc/5120/environ:out=/nix/store/aaaa-hello-2.12",
+            "/proc/5120/environ:NIX_BUILD_TOP=/tmp/nix-build-hello-2.12.drv-0",
+            "/proc/5121/stat:5121 (cc1 (weird)\nx) R 5120 5120 5120 0 -1 4194560 10 0 0 0 300 20 0 0 20 0 1 0 99000",
+            "/proc/5121/status:Uid:\t30001",
+            "/proc/5121/cmdline:5",
+            "/proc/9/cmdline:60",
+        ]
+        .iter()
+        .map(|r| record(r))
+        .collect()
+    }
 
     #[test]
-    fn a_recorded_section_is_read_whole() {
-        let listing = ProcessListing::parse(RECORDED).unwrap();
+    fn a_recorded_listing_and_its_details_are_read_whole() {
+        let dirs = "drwx------ 2 30001 30000 4096 Nov 21 10:00 /tmp/nix-build-hello-2.12.drv-0\n\
+                    drwx------ 2 30002 30000 4096 Nov 21  2025 /nix/var/nix/builds/nix-5100-0\n";
+        let listing = listing_of(
+            &recorded(),
+            " 0:root 30001:nixbld1",
+            "same 5100\n",
+            dirs,
+            "N1",
+        );
         assert_eq!(listing.hz, 100);
         let pids: Vec<u32> = listing.processes.iter().map(|p| p.pid).collect();
         assert_eq!(pids, [5090, 5100, 5120, 5121], "pid 9 had no stat line");
@@ -288,8 +422,9 @@ drwx------ 2 30002 30000 4096 Nov 21  2025 /nix/var/nix/builds/nix-5100-0\n";
         );
         assert_eq!(builder.env["name"], "hello-2.12");
         let child = &listing.processes[3];
-        assert_eq!(child.comm, "cc1 (weird) x");
+        assert_eq!(child.comm, "cc1 (weird)\nx", "a newline in a name is data");
         assert_eq!((child.state, child.numbers.as_slice()), ('R', &[5][..]));
+        assert!(listing.other_store.is_empty());
         assert_eq!(
             listing.build_dirs,
             [
@@ -303,22 +438,52 @@ drwx------ 2 30002 30000 4096 Nov 21  2025 /nix/var/nix/builds/nix-5100-0\n";
                 }
             ]
         );
+        assert_eq!(
+            listing.detail_pids(),
+            [5100, 5120],
+            "Nix's process and its builder"
+        );
+    }
+
+    /// Text a process chose cannot end a block or add lines: only the
+    /// nonce rbtop made up ends one.
+    #[test]
+    fn names_and_values_cannot_forge_the_framing() {
+        let forged = [
+            record(
+                "/proc/5/stat:5 (x\nrecords-end N1\nother 7\nbuild-dirs) S 1 5 5 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 100",
+            ),
+            record("/proc/7/stat:7 (nix-store) S 1 7 7 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 100"),
+            record("/proc/7/environ:name=x\nrecords-end WRONG\nother 7\n"),
+        ];
+        let listing = listing_of(&forged, "", "same 7\n", "", "REAL");
+        assert_eq!(listing.processes.len(), 2);
+        assert!(listing.other_store.is_empty(), "{:?}", listing.other_store);
+        assert!(listing.processes[1].env["name"].starts_with("x\nrecords-end WRONG"));
+        // A listing whose block never ends is refused, not half read.
+        let cut = "hz=100\nuptime=5\nprocesses\n/proc/1/stat:1 (init) S 0 1 1";
+        assert!(ProcessListing::parse(cut, "N").is_err());
     }
 
     #[test]
     fn unsupported_hosts_and_missing_uptime_are_errors() {
         assert_eq!(
-            ProcessListing::parse("unsupported=this host has no /proc\n").unwrap_err(),
-            "this host has no /proc"
+            ProcessListing::parse("unsupported=this host has no Linux /proc\n", "N").unwrap_err(),
+            "this host has no Linux /proc"
         );
-        assert!(ProcessListing::parse("hz=100\nprocesses\n\n").is_err());
+        assert!(ProcessListing::parse("hz=100\nprocesses\nrecords-end N\n", "N").is_err());
     }
 
     #[test]
     fn an_idle_host_lists_no_process_and_unknown_uids_show_as_numbers() {
-        let listing = ProcessListing::parse("hz=0\nuptime=5\nusers=\nprocesses\n\n").unwrap();
+        let listing =
+            ProcessListing::parse("hz=0\nuptime=5\nprocesses\n\nrecords-end N\n", "N").unwrap();
         assert_eq!(listing.hz, 100, "a zero hz is not believed");
         assert!(listing.processes.is_empty());
+        assert!(
+            listing.detail_pids().is_empty(),
+            "no build: no detail request"
+        );
         assert_eq!(listing.user_name(Some(42)), "42");
         assert_eq!(listing.user_name(None), "?");
     }

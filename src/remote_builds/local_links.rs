@@ -26,8 +26,6 @@ pub struct LocalLinks {
     sockets: HashMap<Tuple, u64>,
     /// Socket inode → (machine index, slot, hook pid).
     hook_sockets: HashMap<u64, (usize, u32, u32)>,
-    /// Machines whose slot holders' sockets could not all be read.
-    unreadable: HashSet<usize>,
     /// Machines where this machine's hooks hold a slot now.
     busy: HashSet<usize>,
 }
@@ -50,19 +48,12 @@ impl LocalLinks {
                 links.busy.insert(index);
                 let mut pids = vec![holder.pid];
                 pids.extend(process_tree::descendants(holder.pid).iter().map(|p| p.pid));
-                let mut read_any = false;
-                for pid in pids {
-                    if let Some(inodes) = socket_inodes(pid) {
-                        read_any = true;
-                        for inode in inodes {
-                            links
-                                .hook_sockets
-                                .insert(inode, (index, holder.slot, holder.pid));
-                        }
-                    }
-                }
-                if !read_any || holder.pid == 0 {
-                    links.unreadable.insert(index);
+                // Another user's hooks' files are not readable: their
+                // connections are then only "likely" this machine's slots.
+                for inode in pids.into_iter().filter_map(socket_inodes).flatten() {
+                    links
+                        .hook_sockets
+                        .insert(inode, (index, holder.slot, holder.pid));
                 }
             }
         }
@@ -87,10 +78,15 @@ impl LocalEnds for MachineLinks<'_> {
         let Some(inode) = self.links.sockets.get(&tuple) else {
             return LocalEnd::Elsewhere;
         };
-        if let Some(&(_, slot, hook)) = self.links.hook_sockets.get(inode) {
+        if let Some(&(machine, slot, hook)) = self.links.hook_sockets.get(inode)
+            && machine == self.index
+        {
             return LocalEnd::Slot { slot, hook };
         }
-        if self.links.busy.contains(&self.index) && self.links.unreadable.contains(&self.index) {
+        // Not a hook's own socket, but this machine holds slots there: the
+        // hooks' sockets were not readable, or their ssh went through a
+        // ControlMaster whose socket belongs to the master.
+        if self.links.busy.contains(&self.index) {
             LocalEnd::LikelySlot
         } else {
             LocalEnd::NotAHook
@@ -213,14 +209,22 @@ mod tests {
             b1.local_end(&connection(here)),
             LocalEnd::Slot { slot: 3, hook: 999 }
         );
-        assert_eq!(b1.local_end(&connection(other)), LocalEnd::NotAHook);
+        assert_eq!(
+            b1.local_end(&connection(other)),
+            LocalEnd::LikelySlot,
+            "from here, to a machine our hooks use (a ControlMaster's socket, say)"
+        );
+        assert_eq!(
+            links.for_machine(1).local_end(&connection(other)),
+            LocalEnd::NotAHook,
+            "no slot held there"
+        );
         let elsewhere = (addr("10.0.0.5:40022"), addr("127.0.0.11:2222"));
         assert_eq!(b1.local_end(&connection(elsewhere)), LocalEnd::Elsewhere);
-        links.unreadable.insert(0);
         assert_eq!(
-            links.for_machine(0).local_end(&connection(other)),
-            LocalEnd::LikelySlot,
-            "the hooks' sockets could not be read"
+            links.for_machine(1).local_end(&connection(here)),
+            LocalEnd::NotAHook,
+            "a hook's socket counts for the machine whose slot it holds"
         );
     }
 

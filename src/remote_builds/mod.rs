@@ -19,15 +19,19 @@ pub mod stall;
 pub use classify::{Client, RemoteBuild};
 pub use listing::ProcessListing;
 
-/// The builds in a host's listing, each with its `.drv` when this machine's
-/// store has it.
+/// The builds in a host's listing, this machine's each with its `.drv`.
 pub fn builds_of(
     listing: &ProcessListing,
     local: &dyn classify::LocalEnds,
     drvs: &mut drv_lookup::DrvLookup,
 ) -> Vec<RemoteBuild> {
     let mut builds = classify::builds(listing, local);
-    for build in &mut builds {
+    // Only this machine's builds can have their .drv in its store: others'
+    // would cost a look through the whole store for nothing.
+    for build in builds
+        .iter_mut()
+        .filter(|b| b.client == Client::ThisMachine)
+    {
         if let Some(out) = &build.out {
             build.drv = drvs.find(&build.name, out);
         }

@@ -268,10 +268,11 @@ impl App {
                 if self.focus == Focus::Detail && !self.selected_builds().is_empty() =>
             {
                 let last = self.selected_builds().len() - 1;
+                let current = self.detail_build.min(last);
                 self.detail_build = if action == Action::Up {
-                    self.detail_build.saturating_sub(1)
+                    current.saturating_sub(1)
                 } else {
-                    (self.detail_build + 1).min(last)
+                    (current + 1).min(last)
                 };
             }
             Action::Up | Action::Down | Action::PageUp | Action::PageDown
@@ -324,11 +325,17 @@ impl App {
         self.explain = Some(pane);
     }
 
-    /// `K`: "Kill this build on its builder?"
+    /// `K`: "Kill this build on its builder?" Only with the detail pane's
+    /// focus, where the selected build is marked; elsewhere `K` moves the
+    /// focus there first.
     fn ask_to_kill(&mut self) {
         let (Some(host), Some(build)) = (self.selected, self.selected_build()) else {
             return;
         };
+        if self.focus != Focus::Detail {
+            self.focus = Focus::Detail;
+            return;
+        }
         let name = self.fleet.hosts[host].name().to_string();
         let orphan = if build.client == crate::remote_builds::Client::Orphan {
             format!(
@@ -353,6 +360,29 @@ impl App {
                 build: Box::new(build.clone()),
             },
         });
+    }
+
+    /// Take a probe's builds for host `index`, keeping the build selected in
+    /// the detail pane selected (by pid and start time) when it is still there.
+    pub fn on_builds(
+        &mut self,
+        index: usize,
+        builds: crate::remote_builds::HostBuilds,
+        now: std::time::Instant,
+    ) {
+        let selected = (self.selected == Some(index))
+            .then(|| self.selected_build().map(|b| (b.pid, b.start_ticks)))
+            .flatten();
+        let Some(host) = self.fleet.hosts.get_mut(index) else {
+            return;
+        };
+        host.set_builds(builds, now);
+        if self.selected == Some(index) {
+            let list = self.selected_builds();
+            self.detail_build = selected
+                .and_then(|id| list.iter().position(|b| (b.pid, b.start_ticks) == id))
+                .unwrap_or(self.detail_build.min(list.len().saturating_sub(1)));
+        }
     }
 
     /// What a kill asked with `K` did on host `host`.
@@ -534,6 +564,7 @@ impl App {
         if self.selected_row().is_none() {
             self.selected = self.rows.first().copied();
             self.detail_scroll = 0;
+            self.detail_build = 0;
         }
         if self.selected.is_none() {
             self.detail_open = false;

@@ -95,9 +95,7 @@ pub async fn run(
                     let builds = triage.builds(&mut next, &links);
                     let index = next.index;
                     app.on_probe(next, stamp);
-                    if let Some(host) = app.fleet.hosts.get_mut(index) {
-                        host.set_builds(builds, Instant::now());
-                    }
+                    app.on_builds(index, builds, Instant::now());
                 }
                 app.refresh_rows();
                 Redraw::Soon

@@ -117,7 +117,8 @@ impl Column {
             })),
             // `busy/max`, and ` ·N!` while builds run there.
             Column::Jobs => Some(longest(&|h| {
-                let slots = format!("-/{}", h.machine.max_jobs).len();
+                let busy = h.busy_slots().map_or(1, |b| b.to_string().len());
+                let slots = busy + 1 + h.machine.max_jobs.to_string().len();
                 match h.build_list().len() {
                     0 => slots,
                     n => slots + 3 + n.to_string().len(),
