@@ -9,8 +9,6 @@
 //! a daemon worker `nix-daemon <client pid>` when a daemon builds, or a
 //! `nix-build`/`nix build` run on the builder itself (reference §5).
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::listing::{ProcessListing, RemoteProcess, ServeFlag};
@@ -142,12 +140,14 @@ pub struct RemoteBuild {
 /// The Nix processes that started a build, each once: whether they see
 /// this host's store is asked before the builds are trusted to be its own.
 pub fn building_parents(listing: &ProcessListing) -> Vec<u32> {
-    let by_pid: HashMap<u32, &RemoteProcess> =
-        listing.processes.iter().map(|p| (p.pid, p)).collect();
     let mut parents: Vec<u32> = listing
         .processes
         .iter()
-        .filter_map(|p| by_pid.get(&p.ppid).filter(|parent| is_builder(p, parent)))
+        .filter_map(|p| {
+            listing
+                .process(p.ppid)
+                .filter(|parent| is_builder(p, parent))
+        })
         .map(|parent| parent.pid)
         .collect();
     parents.sort_unstable();
@@ -158,8 +158,7 @@ pub fn building_parents(listing: &ProcessListing) -> Vec<u32> {
 /// The builds in `listing`, oldest first. Builds whose Nix parent sees
 /// another machine's store are that machine's, not this host's.
 pub fn builds(listing: &ProcessListing, local: &dyn LocalEnds) -> Vec<RemoteBuild> {
-    let by_pid: HashMap<u32, &RemoteProcess> =
-        listing.processes.iter().map(|p| (p.pid, p)).collect();
+    let by_pid = ByPid(listing);
     let mut found: Vec<RemoteBuild> = listing
         .processes
         .iter()
@@ -172,6 +171,16 @@ pub fn builds(listing: &ProcessListing, local: &dyn LocalEnds) -> Vec<RemoteBuil
         .collect();
     found.sort_by(|a, b| b.elapsed_s.cmp(&a.elapsed_s).then(a.pid.cmp(&b.pid)));
     found
+}
+
+/// Processes by pid: the listing is sorted by pid, so a binary search (a
+/// map would cost more to build than all the lookups of a listing).
+struct ByPid<'a>(&'a ProcessListing);
+
+impl<'a> ByPid<'a> {
+    fn get(&self, pid: &u32) -> Option<&'a RemoteProcess> {
+        self.0.process(*pid)
+    }
 }
 
 pub(crate) fn is_nix(process: &RemoteProcess) -> bool {
@@ -190,7 +199,7 @@ fn is_builder(process: &RemoteProcess, parent: &RemoteProcess) -> bool {
 
 fn describe(
     listing: &ProcessListing,
-    by_pid: &HashMap<u32, &RemoteProcess>,
+    by_pid: &ByPid,
     builder: &RemoteProcess,
     parent: &RemoteProcess,
     local: &dyn LocalEnds,
@@ -282,11 +291,7 @@ fn verdict(client: Client, serving: Option<u32>, detail: String) -> Verdict {
 }
 
 /// Who the Nix process `building` builds for.
-fn client_of(
-    by_pid: &HashMap<u32, &RemoteProcess>,
-    building: &RemoteProcess,
-    local: &dyn LocalEnds,
-) -> Verdict {
+fn client_of(by_pid: &ByPid, building: &RemoteProcess, local: &dyn LocalEnds) -> Verdict {
     // A daemon worker shows its client's pid as its only argument.
     let requester = if building.comm == "nix-daemon" && building.serve_flag.is_none() {
         match building.numbers.first() {
@@ -295,7 +300,7 @@ fn client_of(
                 .get(client_pid)
                 .filter(|client| client.start_ticks <= building.start_ticks)
             {
-                Some(client) => *client,
+                Some(client) => client,
                 None => {
                     return verdict(
                         Client::Orphan,
@@ -382,7 +387,7 @@ fn client_of(
 /// A serving process with no SSH server above it that was re-parented to
 /// init (or to systemd, the usual subreaper): its SSH session is gone. One
 /// under another SSH server (dropbear, tailscaled) is not re-parented.
-fn is_orphaned(by_pid: &HashMap<u32, &RemoteProcess>, process: &RemoteProcess) -> bool {
+fn is_orphaned(by_pid: &ByPid, process: &RemoteProcess) -> bool {
     let reparented = process.ppid <= 1
         || by_pid
             .get(&process.ppid)
@@ -390,7 +395,7 @@ fn is_orphaned(by_pid: &HashMap<u32, &RemoteProcess>, process: &RemoteProcess) -
     reparented && !has_sshd_ancestor(by_pid, process)
 }
 
-fn has_sshd_ancestor(by_pid: &HashMap<u32, &RemoteProcess>, process: &RemoteProcess) -> bool {
+fn has_sshd_ancestor(by_pid: &ByPid, process: &RemoteProcess) -> bool {
     let mut pid = process.ppid;
     for _ in 0..64 {
         let Some(ancestor) = by_pid.get(&pid) else {

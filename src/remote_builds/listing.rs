@@ -121,15 +121,21 @@ impl ProcessListing {
             return Err("the builder did not say its uptime".to_string());
         }
         let (records, _) = block(records, nonce).ok_or("the process list was cut short")?;
-        let mut by_pid: HashMap<u32, RemoteProcess> = HashMap::new();
-        for record in records.split('\0') {
-            apply_record(&mut by_pid, record);
-        }
-        let mut processes: Vec<RemoteProcess> = by_pid
-            .into_values()
-            .filter(|p| p.state != '\0') // a stat line was read
+        // Only stat records here: straight into a list, sorted by pid.
+        let mut processes: Vec<RemoteProcess> = records
+            .split('\0')
+            .filter_map(|record| {
+                let (pid, stat) = record.strip_prefix("/proc/")?.split_once("/stat:")?;
+                let mut process = RemoteProcess {
+                    pid: pid.parse().ok()?,
+                    ..RemoteProcess::default()
+                };
+                apply_stat(&mut process, stat);
+                (process.state != '\0').then_some(process)
+            })
             .collect();
         processes.sort_by_key(|p| p.pid);
+        processes.dedup_by_key(|p| p.pid);
         listing.processes = processes;
         Ok(listing)
     }
@@ -187,6 +193,12 @@ impl ProcessListing {
         pids.sort_unstable();
         pids.dedup();
         pids
+    }
+
+    /// The process `pid`, if listed.
+    pub fn process(&self, pid: u32) -> Option<&RemoteProcess> {
+        let at = self.processes.binary_search_by_key(&pid, |p| p.pid).ok()?;
+        self.processes.get(at)
     }
 
     /// Seconds the process has been running.
@@ -295,16 +307,22 @@ fn apply_stat(process: &mut RemoteProcess, stat: &str) {
     if close < open {
         return;
     }
-    let Some(fields) = crate::proc_stat::fields_after_name(stat) else {
+    // Fields after the name, without collecting them: this runs for every
+    // process of every host on every refresh.
+    let mut fields = stat[close + 1..].split_ascii_whitespace();
+    let Some(state) = fields.next().and_then(|s| s.chars().next()) else {
         return;
     };
-    let number = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
-    let (Some(state), Some(ppid), Some(pgid), Some(start)) = (
-        fields.first().and_then(|s| s.chars().next()),
-        number(1),
-        number(2),
-        number(19),
-    ) else {
+    // Index 0 was the state; these are indices 1..=19.
+    let mut numbers = [0u64; 20];
+    for slot in numbers.iter_mut().skip(1) {
+        match fields.next().and_then(|f| f.parse::<i64>().ok()) {
+            Some(n) => *slot = n.max(0) as u64,
+            None => return,
+        }
+    }
+    let number = |index: usize| Some(numbers[index]);
+    let (Some(ppid), Some(pgid), Some(start)) = (number(1), number(2), number(19)) else {
         return;
     };
     process.comm = stat[open + 1..close].to_string();
@@ -312,7 +330,7 @@ fn apply_stat(process: &mut RemoteProcess, stat: &str) {
     process.ppid = ppid as u32;
     process.pgid = pgid as u32;
     process.start_ticks = start;
-    process.cpu_ticks = (11..=14).filter_map(number).sum();
+    process.cpu_ticks = numbers[11..=14].iter().sum();
 }
 
 /// `drwx------ 2 30001 30000 4096 Nov 21 10:00 /tmp/nix-build-x.drv-0`: the
