@@ -282,3 +282,16 @@ fn the_selected_remote_build_follows_its_process_and_k_needs_the_detail_focus() 
     app.update(Action::KillBuild);
     assert!(app.confirm.as_ref().unwrap().question.contains("llvm-19"));
 }
+
+#[test]
+fn a_remote_build_of_our_own_job_says_how_long_its_log_has_been_quiet() {
+    let app = running_build();
+    let drv = {
+        let job = rbtop::jobs::runner::lock(&app.jobs.list[0]);
+        job.progress.derivations()[0].drv.clone()
+    };
+    let later = Instant::now() + std::time::Duration::from_secs(700);
+    let quiet = app.log_quiet_for(&drv, later).expect("our job builds it");
+    assert!(quiet.as_secs() >= 700, "{quiet:?}");
+    assert_eq!(app.log_quiet_for("/nix/store/x-other.drv", later), None);
+}

@@ -385,6 +385,20 @@ impl App {
         }
     }
 
+    /// How long since the last log line of `drv`, when one of rbtop's own
+    /// jobs is building it now: a remote build's other sign of life.
+    pub fn log_quiet_for(&self, drv: &str, now: std::time::Instant) -> Option<std::time::Duration> {
+        self.jobs.list.iter().find_map(|job| {
+            let job = crate::jobs::runner::lock(job);
+            let derivation = job
+                .progress
+                .derivations()
+                .iter()
+                .find(|d| d.drv == drv && d.finished.is_none())?;
+            Some(now.saturating_duration_since(derivation.last_line.unwrap_or(derivation.started)))
+        })
+    }
+
     /// What a kill asked with `K` did on host `host`.
     pub fn on_kill_outcome(&mut self, host: usize, outcome: Result<String, String>) {
         self.kill_outcome = Some((host, outcome));

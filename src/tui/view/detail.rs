@@ -41,7 +41,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
     let [text_area, history_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(3)]).areas(inner);
     let index = app.selected.unwrap_or_default();
+    let log_quiet = host
+        .build_list()
+        .iter()
+        .map(|b| b.drv.as_deref().and_then(|drv| app.log_quiet_for(drv, now)))
+        .collect();
     let triage = Triage {
+        log_quiet,
         selected_build: (app.focus == Focus::Detail).then_some(app.detail_build),
         stall_after: app.jobs.defaults.stall_after,
         upload_lock_after: app.jobs.defaults.upload_lock_after,
@@ -236,6 +242,9 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
 
 /// What the detail pane shows of slots and remote builds, from the app.
 struct Triage<'a> {
+    /// For each build this machine's jobs are building: time since its
+    /// last log line.
+    log_quiet: Vec<Option<Duration>>,
     /// The build selected with Up/Down while the pane has the focus.
     selected_build: Option<usize>,
     stall_after: Duration,
@@ -316,7 +325,13 @@ fn triage_lines(host: &HostState, triage: &Triage, wall: SystemTime) -> Vec<Line
                 .selected_build
                 .map(|i| i.min(builds.len().saturating_sub(1)));
             for (i, build) in builds.iter().enumerate() {
-                out.push(build_line(build, selected == Some(i), triage.stall_after));
+                let log_quiet = triage.log_quiet.get(i).copied().flatten();
+                out.push(build_line(
+                    build,
+                    selected == Some(i),
+                    log_quiet,
+                    triage.stall_after,
+                ));
             }
         }
         Some(Err(why)) => out.push(field("running", format!("unknown: {why}"))),
@@ -334,8 +349,13 @@ fn triage_lines(host: &HostState, triage: &Triage, wall: SystemTime) -> Vec<Line
     out
 }
 
-/// `▸ hello-2.12  pid 5120 nixbld1  3m 20s  cpu idle 10m  orphan: why`
-fn build_line(build: &RemoteBuild, selected: bool, stall_after: Duration) -> Line<'static> {
+/// `▸ hello-2.12  pid 5120 nixbld1  3m 20s  cpu idle 10m  log quiet 2m  orphan: why`
+fn build_line(
+    build: &RemoteBuild,
+    selected: bool,
+    log_quiet: Option<Duration>,
+    stall_after: Duration,
+) -> Line<'static> {
     let stalled = hosts::is_stalled(build, stall_after);
     let marker = if selected { "  ▸ " } else { "    " };
     let mut spans = vec![
@@ -351,6 +371,15 @@ fn build_line(build: &RemoteBuild, selected: bool, stall_after: Duration) -> Lin
     if let Some(idle) = build.cpu_idle_s.filter(|&idle| idle > 0) {
         let text = format!("  cpu idle {}", format::age(Duration::from_secs(idle)));
         spans.push(if stalled {
+            Span::styled(format!("{text} STALLED"), style::warning())
+        } else {
+            Span::styled(text, style::dim())
+        });
+    }
+    // Our own job's log: no line for stall_after is a stall too.
+    if let Some(quiet) = log_quiet.filter(|q| q.as_secs() > 0) {
+        let text = format!("  log quiet {}", format::age(quiet));
+        spans.push(if quiet >= stall_after {
             Span::styled(format!("{text} STALLED"), style::warning())
         } else {
             Span::styled(text, style::dim())
