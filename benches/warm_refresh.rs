@@ -40,8 +40,7 @@ use rbtop::probe::{Fleet, ProbeSettings};
 use rbtop::ssh::options::split_nix_sshopts;
 use rbtop::ssh::{HostKeyPolicy, SshSettings};
 
-const USAGE: &str =
-    "usage: cargo bench --bench warm_refresh -- [HOSTS] [--rounds R] [--no-space-round] [--no-builds]";
+const USAGE: &str = "usage: cargo bench --bench warm_refresh -- [HOSTS] [--rounds R] [--no-space-round] [--no-builds]";
 
 /// Generous: the cold probe of 50 hosts is bounded by key exchanges sharing 2 cores.
 const TIMEOUT: Duration = Duration::from_secs(30);
