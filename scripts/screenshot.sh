@@ -5,6 +5,8 @@
 #   assets/dashboard-detail.png  the detail pane of the failing host `authfail`
 #   assets/dashboard-jobs.png    a build launched on b1 (b), in the jobs pane
 #   assets/dashboard-log.png     its live log (l)
+#   assets/dashboard-triage.png  a second build on b1: b1's detail pane with its
+#                                slot's holder and the build running there
 #   assets/dashboard.ansi.txt    the raw captures (`tmux capture-pane -e`, ANSI colours)
 # The captures are rendered to HTML here (a dark terminal palette) and to PNG
 # by headless Chromium with DejaVu Sans Mono (box drawing and ●◌◷✗ glyphs).
@@ -109,6 +111,23 @@ sleep 0.3
 tmux -L "$SOCKET" send-keys -t shot y
 cancelled() { [[ $(screen) == *"cancelled"* ]]; }
 wait_for "the cancel" cancelled
+
+# Triage: another build on b1, then b1's detail pane with the focus, showing
+# which hook holds the slot and the build running on b1 for this machine.
+for key in Escape Escape g b; do
+    tmux -L "$SOCKET" send-keys -t shot "$key"
+    sleep 0.4
+done
+tmux -L "$SOCKET" send-keys -t shot -l "$ROOT/tests/fixtures/builds/numbered.nix --argstr seed triage-$$-$RANDOM --arg lines 400 --arg delay 0.2"
+tmux -L "$SOCKET" send-keys -t shot Enter
+wait_for "the second build running on b1" building
+for key in Escape g Enter Tab; do
+    tmux -L "$SOCKET" send-keys -t shot "$key"
+    sleep 0.4
+done
+triaged() { [[ $(screen) == *"┌ b1 "*"slot "*"this-machine"* ]] && sleep 6; }
+wait_for "b1's slot and its build in the detail pane" triaged
+screen -e >"$WORK/triage.ansi"
 tmux -L "$SOCKET" send-keys -t shot q
 
 {
@@ -120,6 +139,8 @@ tmux -L "$SOCKET" send-keys -t shot q
     cat "$WORK/jobs.ansi"
     echo "# its live log (l)"
     cat "$WORK/log.ansi"
+    echo "# a second build on b1: b1's detail pane (Enter, Tab) with its slot and the build running there"
+    cat "$WORK/triage.ansi"
 } >"$OUT/dashboard.ansi.txt"
 
 # ANSI (SGR) to HTML: xterm's 256 colours with a dark 16-colour base.
@@ -221,4 +242,5 @@ render "$WORK/table.ansi" "$OUT/dashboard.png"
 render "$WORK/detail.ansi" "$OUT/dashboard-detail.png"
 render "$WORK/jobs.ansi" "$OUT/dashboard-jobs.png"
 render "$WORK/log.ansi" "$OUT/dashboard-log.png"
+render "$WORK/triage.ansi" "$OUT/dashboard-triage.png"
 echo "screenshot: $OUT/dashboard.ansi.txt"

@@ -95,6 +95,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             ]
         } else if app.fleet.hosts.is_empty() {
             &[Action::Diagnostics, Action::Help, Action::Quit]
+        } else if app.focus == Focus::Detail && !app.selected_builds().is_empty() {
+            &[
+                Action::Down,
+                Action::Up,
+                Action::KillBuild,
+                Action::NextPane,
+                Action::Back,
+                Action::Refresh,
+                Action::Help,
+                Action::Quit,
+            ]
         } else if app.focus == Focus::Detail {
             &[
                 Action::Down,
@@ -138,7 +149,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                         app.keymap.first_key(Action::Down),
                         app.keymap.first_key(Action::Up)
                     ),
-                    "scroll",
+                    // In the detail pane with builds, they select one.
+                    if app.focus == Focus::Detail
+                        && app.overlay.is_none()
+                        && app.log.is_none()
+                        && !app.selected_builds().is_empty()
+                    {
+                        "select build"
+                    } else {
+                        "scroll"
+                    },
                 ),
                 Action::Back if app.overlay.is_some() => {
                     (app.keymap.first_key(Action::Back), "close")
