@@ -19,9 +19,14 @@ use crate::ssh::{SshSettings, oneshot};
 /// the SSH user's to kill), `gone PID` (then `killed-rest PID` if members of
 /// its group were left) or `reused PID`, then `left 0` or `left some`: the
 /// group's members still alive after up to 2 s.
-pub const KILL_SCRIPT: &str = r#"check() {
+pub const KILL_SCRIPT: &str = r#"case "$1$2$3$4" in *[!0-9]*) echo "bad arguments"; exit 2 ;; esac
+# The whole stat file into $stat: a process name may hold newlines.
+read_stat() {
   stat=""
-  { read -r stat < "/proc/$1/stat"; } 2>/dev/null
+  { while IFS= read -r line || [ -n "$line" ]; do stat="$stat$line "; done < "$1"; } 2>/dev/null
+}
+check() {
+  read_stat "/proc/$1/stat"
   [ -n "$stat" ] || { echo "gone $1"; return 1; }
   rest=${stat##*) }
   set -f
@@ -30,23 +35,30 @@ pub const KILL_SCRIPT: &str = r#"check() {
   # $3 is field 3 (state), so field 22 (the start time) is ${22}.
   [ "${22}" = "$2" ] || { echo "reused $1"; return 1; }
 }
+# Whether a live (not zombie) process is in group $1. Not kill -0: it fails
+# alike for "none left" and "not yours to signal". One grep of /proc.
+members() {
+  grep -q -s -z -E "^[0-9]+ \(.*\) [A-WYa-z] -?[0-9]+ $1 " /proc/[0-9]*/stat
+}
 group=$1 group_start=$2
 if check "$group" "$group_start"; then
-  if kill -s KILL -- "-$group" 2>/dev/null; then echo "killed $group"; else echo "denied $group"; fi
-elif [ ! -e "/proc/$group" ]; then
+  if kill -s KILL -- "-$group" 2>/dev/null; then echo "killed $group"
+  elif members "$group"; then echo "denied $group"
+  else echo "gone $group"; fi
+elif [ ! -e "/proc/$group" ] && members "$group"; then
   # The leader is gone, so no new process can have its pid while members of
   # its group live: whatever answers to the group is what is left of it.
-  kill -s KILL -- "-$group" 2>/dev/null && echo "killed-rest $group"
+  if kill -s KILL -- "-$group" 2>/dev/null; then echo "killed-rest $group"; else echo "denied $group"; fi
 fi
 if [ $# -ge 4 ] && check "$3" "$4"; then
   if kill -s KILL "$3" 2>/dev/null; then echo "killed $3"; else echo "denied $3"; fi
 fi
 n=0
-while kill -0 -- "-$group" 2>/dev/null && [ $n -lt 20 ]; do
+while members "$group" && [ $n -lt 20 ]; do
   sleep 0.1
   n=$((n + 1))
 done
-if kill -0 -- "-$group" 2>/dev/null; then echo "left some"; else echo "left 0"; fi
+if members "$group"; then echo "left some"; else echo "left 0"; fi
 "#;
 
 /// How long the builder gets to answer.
@@ -94,6 +106,9 @@ pub fn describe_outcome(build: &RemoteBuild, output: &str) -> Result<String, Str
     }
     let serving = match build.serving_pid {
         Some(pid) if said("killed", pid) => format!(" and its serving process {pid}"),
+        Some(pid) if said("denied", pid) => {
+            format!(" (its serving process {pid} is not the SSH user's to kill: still there)")
+        }
         _ => String::new(),
     };
     if output.lines().any(|l| l == "left 0") {
@@ -215,6 +230,62 @@ mod tests {
         let said = run_script(&kill_args(&orphan));
         let again = describe_outcome(&orphan, &said).unwrap();
         assert!(again.contains("ended"), "{again}");
+    }
+
+    /// A session whose leader exits at once, leaving a child in its group.
+    fn leaderless_group() -> (u32, u64) {
+        let mut leader = Command::new("sh");
+        leader.args(["-c", "sleep 60 >/dev/null & echo $!"]);
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            leader.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        leader.stdout(std::process::Stdio::piped());
+        let child = leader.spawn().unwrap();
+        let (group, start) = (child.id(), start_ticks(child.id()));
+        let output = child.wait_with_output().unwrap();
+        let sleeper: u32 = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(std::path::Path::new(&format!("/proc/{sleeper}")).exists());
+        (group, start)
+    }
+
+    /// The leader gone, the rest of its group is still killed; run as
+    /// another user (nobody), the same kill is refused and said so.
+    #[test]
+    fn what_is_left_of_a_group_is_killed_and_a_refusal_is_reported() {
+        let (group, start) = leaderless_group();
+        let b = build(group, start, Client::Ssh, None);
+        let said = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+                KILL_SCRIPT,
+            ])
+            .arg("rbtop-kill")
+            .args(kill_args(&b))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&said.stdout).into_owned();
+        assert!(said.contains(&format!("denied {group}")), "{said}");
+        assert!(describe_outcome(&b, &said).is_err(), "{said}");
+
+        let said = run_script(&kill_args(&b));
+        assert!(said.contains(&format!("killed-rest {group}")), "{said}");
+        assert!(said.contains("left 0"), "{said}");
+        assert!(
+            describe_outcome(&b, &said)
+                .unwrap()
+                .contains("what was left")
+        );
     }
 
     #[test]

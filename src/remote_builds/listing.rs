@@ -143,7 +143,11 @@ impl ProcessListing {
     /// Add the answer to a `detail` request: records, `same`/`other` lines
     /// and build directories.
     pub fn apply_detail(&mut self, answer: &str, nonce: &str) {
-        let (header, rest) = answer.split_once("records\n").unwrap_or(("", answer));
+        // The `records` line, not a user name that happens to end so.
+        let (header, rest) = match answer.strip_prefix("records\n") {
+            Some(rest) => ("", rest),
+            None => answer.split_once("\nrecords\n").unwrap_or(("", answer)),
+        };
         if let Some(users) = header.lines().find_map(|l| l.strip_prefix("users=")) {
             self.users = parse_users(users);
         }
@@ -481,6 +485,17 @@ pub(crate) mod tests {
         // A listing whose block never ends is refused, not half read.
         let cut = "hz=100\nuptime=5\nprocesses\n/proc/1/stat:1 (init) S 0 1 1";
         assert!(ProcessListing::parse(cut, "N").is_err());
+    }
+
+    #[test]
+    fn a_user_name_ending_in_records_is_a_name() {
+        let records = [
+            record("/proc/7/stat:7 (nix-store) S 1 7 7 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 100"),
+            record("/proc/7/status:Uid:\t1001"),
+        ];
+        let listing = listing_of(&records, " 1001:records", "", "", "N");
+        assert_eq!(listing.processes[0].uid, Some(1001), "the uid is kept");
+        assert_eq!(listing.user_name(Some(1001)), "records");
     }
 
     #[test]
