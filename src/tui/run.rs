@@ -19,6 +19,7 @@ use crate::dashboard::Stamp;
 use crate::jobs::job::JobId;
 use crate::jobs::runner::Supervisor;
 use crate::probe::{Fleet, ProbeEvent};
+use crate::remote_builds::classify::building_parents;
 use crate::remote_builds::drv_lookup::DrvLookup;
 use crate::remote_builds::local_links::LocalLinks;
 use crate::remote_builds::{self, HostBuilds};
@@ -88,16 +89,16 @@ pub async fn run(
             Some(event) = incoming.recv() => {
                 let stamp = Stamp::now();
                 // The batch's builds are traced to this machine's hooks with
-                // one reading of its connections.
-                let links = LocalLinks::read(&triage.load);
+                // at most one reading of its connections, taken only if a
+                // host has a build.
+                let mut links = None;
                 let mut event = Some(event);
                 while let Some(mut next) = event.take().or_else(|| incoming.try_recv().ok()) {
-                    let builds = triage.builds(&mut next, &links);
+                    let builds = triage.builds(&mut next, &mut links);
                     let index = next.index;
                     app.on_probe(next, stamp);
                     app.on_builds(index, builds, Instant::now());
                 }
-                app.refresh_rows();
                 Redraw::Soon
             }
             Some((host, outcome)) = killed.recv() => {
@@ -213,9 +214,13 @@ struct Triage {
 impl Triage {
     /// The builds in a probe's report. The process listing is taken out of
     /// the report: the app keeps only the builds.
-    fn builds(&mut self, event: &mut ProbeEvent, links: &LocalLinks) -> HostBuilds {
+    fn builds(&mut self, event: &mut ProbeEvent, links: &mut Option<LocalLinks>) -> HostBuilds {
         let listing = event.report.facts.as_mut()?.processes.take()?;
         Some(listing.map(|listing| {
+            if building_parents(&listing).is_empty() {
+                return Vec::new(); // the usual case: nothing to trace
+            }
+            let links = links.get_or_insert_with(|| LocalLinks::read(&self.load));
             remote_builds::builds_of(&listing, &links.for_machine(event.index), &mut self.drvs)
         }))
     }
