@@ -410,9 +410,29 @@ fn has_sshd_ancestor(by_pid: &ByPid, process: &RemoteProcess) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::listing::ProcessListing;
     use super::*;
+
+    /// A build with plain values, for tests to change what they look at.
+    pub(crate) fn sample_build(pid: u32, client: Client) -> RemoteBuild {
+        RemoteBuild {
+            drv: None,
+            name: "x".into(),
+            pid,
+            user: "root".into(),
+            elapsed_s: 1,
+            client,
+            out: None,
+            cpu_s: 0.0,
+            serving_pid: None,
+            slot: None,
+            detail: String::new(),
+            cpu_idle_s: None,
+            start_ticks: 7,
+            serving_start_ticks: None,
+        }
+    }
 
     /// A stand-in for this machine: the given connections are slot 0's.
     struct Here(Vec<(SshConnection, LocalEnd)>);

@@ -148,23 +148,14 @@ mod tests {
     use std::process::Command;
 
     use super::*;
+    use crate::remote_builds::classify::tests::sample_build;
 
     fn build(pid: u32, start: u64, client: Client, serving: Option<(u32, u64)>) -> RemoteBuild {
         RemoteBuild {
-            drv: None,
-            name: "x".into(),
-            pid,
-            user: "root".into(),
-            elapsed_s: 1,
-            client,
-            out: None,
-            cpu_s: 0.0,
             serving_pid: serving.map(|s| s.0),
-            slot: None,
-            detail: String::new(),
-            cpu_idle_s: None,
             start_ticks: start,
             serving_start_ticks: serving.map(|s| s.1),
+            ..sample_build(pid, client)
         }
     }
 

@@ -42,23 +42,13 @@ impl CpuWatch {
 mod tests {
     use super::*;
     use crate::remote_builds::classify::Client;
+    use crate::remote_builds::classify::tests::sample_build;
 
     fn build(pid: u32, cpu_s: f64, elapsed_s: u64) -> RemoteBuild {
         RemoteBuild {
-            drv: None,
-            name: "x".into(),
-            pid,
-            user: "root".into(),
-            elapsed_s,
-            client: Client::Ssh,
-            out: None,
             cpu_s,
-            serving_pid: None,
-            slot: None,
-            detail: String::new(),
-            cpu_idle_s: None,
-            start_ticks: 7,
-            serving_start_ticks: None,
+            elapsed_s,
+            ..sample_build(pid, Client::Ssh)
         }
     }
 
