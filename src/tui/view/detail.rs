@@ -75,9 +75,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
 }
 
 fn field(name: &str, value: impl Into<String>) -> Line<'static> {
+    styled_field(name, value, Style::new())
+}
+
+/// A field whose value stands out (an error, a warning).
+fn styled_field(name: &str, value: impl Into<String>, value_style: Style) -> Line<'static> {
     Line::from(vec![
         Span::styled(format!("{name:<12}"), style::dim()),
-        Span::raw(value.into()),
+        Span::styled(value.into(), value_style),
     ])
 }
 
@@ -105,10 +110,7 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
             ]);
             out.push(status);
             if let Some(reason) = &report.reason {
-                out.push(Line::from(vec![
-                    Span::styled(format!("{:<12}", "reason"), style::dim()),
-                    Span::styled(reason.clone(), style::error()),
-                ]));
+                out.push(styled_field("reason", reason.clone(), style::error()));
             }
         }
     }
@@ -300,14 +302,8 @@ fn triage_lines(host: &HostState, triage: &Triage, wall: SystemTime) -> Vec<Line
                     ""
                 }
             );
-            out.push(if slow {
-                Line::from(vec![
-                    Span::styled(format!("{:<12}", "upload"), style::dim()),
-                    Span::styled(text, style::warning()),
-                ])
-            } else {
-                field("upload", text)
-            });
+            let value_style = if slow { style::warning() } else { Style::new() };
+            out.push(styled_field("upload", text, value_style));
         }
     }
     match &host.builds {
@@ -340,10 +336,7 @@ fn triage_lines(host: &HostState, triage: &Triage, wall: SystemTime) -> Vec<Line
     if let Some(outcome) = triage.kill_outcome {
         out.push(match outcome {
             Ok(text) => field("killed", text.clone()),
-            Err(text) => Line::from(vec![
-                Span::styled(format!("{:<12}", "kill"), style::dim()),
-                Span::styled(text.clone(), style::error()),
-            ]),
+            Err(text) => styled_field("kill", text.clone(), style::error()),
         });
     }
     out
