@@ -158,14 +158,12 @@
               doCheck = true;
               cargoTestFlags = [
                 "--lib"
+                # The front end's own tests, the TUI's view snapshots among them.
+                "--bins"
                 "--test"
                 "cli"
                 "--test"
-                "dashboard_views"
-                "--test"
                 "explain_cli"
-                "--test"
-                "explain_views"
                 "--test"
                 "flake"
                 "--test"

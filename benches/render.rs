@@ -2,6 +2,32 @@
 //! (the terminal's own cost, writing the changed cells, is left out), and
 //! the filter + sort pass that precedes a frame after each result.
 //! `cargo bench --bench render`.
+//!
+//! The TUI is the binary's, not the library's: the bench compiles the front
+//! end's modules itself, at the paths `src/bin/rbtop/main.rs` declares them,
+//! so that `crate::tui::…` means the same here as there.
+#![allow(dead_code, unused_imports)]
+
+#[path = "../src/bin/rbtop/cli.rs"]
+mod cli;
+#[path = "../src/bin/rbtop/commands/mod.rs"]
+mod commands;
+#[path = "../src/bin/rbtop/config.rs"]
+mod config;
+// Under `cfg(test)` (clippy --all-targets) the TUI declares its fixture itself.
+#[cfg(not(test))]
+#[path = "../src/bin/rbtop/tui/fixture.rs"]
+mod fixture;
+#[cfg(test)]
+use tui::fixture;
+#[path = "../src/bin/rbtop/logging.rs"]
+mod logging;
+#[path = "../src/bin/rbtop/setup.rs"]
+mod setup;
+#[path = "../src/bin/rbtop/signals.rs"]
+mod signals;
+#[path = "../src/bin/rbtop/tui/mod.rs"]
+mod tui;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -9,8 +35,8 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use rbtop::tui::action::Action;
-use rbtop::tui::{fixture, view};
+use tui::action::Action;
+use tui::view;
 
 fn frame_of_1000_hosts(c: &mut Criterion) {
     let mut app = fixture::large_fleet(1000);

@@ -24,9 +24,6 @@
 //! assert!(error.message.contains("max jobs (column #3) 'eight'"));
 //! ```
 
-pub mod cli;
-pub mod commands;
-pub mod config;
 pub mod cpu_time;
 pub mod dashboard;
 pub mod derivation;
@@ -34,7 +31,6 @@ pub mod diagnostics;
 pub mod explain;
 pub mod include_stack;
 pub mod jobs;
-pub mod logging;
 pub mod machines;
 pub mod nix_text;
 pub mod nix_version;
@@ -42,10 +38,15 @@ pub mod nixconf;
 pub mod probe;
 pub mod proc_stat;
 pub mod protocol;
+pub mod remote;
 pub mod remote_builds;
-pub mod signals;
 pub mod slots;
 pub mod sources;
 pub mod ssh;
 pub mod system;
-pub mod tui;
+
+/// `$XDG_STATE_HOME/rbtop` (default `~/.local/state/rbtop`): where rbtop
+/// keeps its own log and, under `jobs/`, the builds' logs.
+pub fn state_directory() -> Option<std::path::PathBuf> {
+    dirs::state_dir().map(|d| d.join("rbtop"))
+}

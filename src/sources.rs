@@ -3,12 +3,22 @@
 
 use std::path::PathBuf;
 
-use crate::config::SourceChoice;
-use crate::diagnostics::{Diagnostic, Location};
+use crate::diagnostics::{Diagnostic, Location, Origin};
 use crate::machines::{MachinesText, Parsed, Parser};
 use crate::nix_version::NixVersion;
 use crate::nixconf::{FileState, NixConf, NixConfEnv, Setting};
 use crate::system;
+
+/// Where the machine list comes from, once flags and file are layered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceChoice {
+    /// A `builders`-syntax string (`--builders`, or the config file's `builders`).
+    Builders { text: String, origin: Origin },
+    /// A machines file (`--machines`, or the config file's `file`).
+    File(PathBuf),
+    /// nix.conf's `builders` setting, as Nix resolves it.
+    NixConf,
+}
 
 /// The machine list and how it was found.
 #[derive(Debug)]
@@ -164,7 +174,6 @@ fn extra_builders_warnings(conf: &NixConf) -> Vec<Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::Origin;
 
     #[test]
     fn builders_flag_is_read_as_text() {

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rbtop::config::SourceChoice;
 use rbtop::diagnostics::{Diagnostic, Origin, Severity};
 use rbtop::nixconf::{FileState, NixConf, NixConfEnv};
+use rbtop::sources::SourceChoice;
 use rbtop::sources::{Resolved, resolve};
 use tempfile::TempDir;
 

@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::clock::Stamp;
-use crate::commands::check::host_of;
 use crate::machines::Machine;
 use crate::probe::{HostReport, Status};
 use crate::remote_builds::HostBuilds;
@@ -101,7 +100,7 @@ impl HostState {
     }
 
     pub fn name(&self) -> &str {
-        host_of(&self.machine)
+        self.machine.host_name()
     }
 
     /// Take the builds found in the latest probe, noting their CPU time.

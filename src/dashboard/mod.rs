@@ -1,11 +1,10 @@
 //! The dashboard's terminal-free core: the fleet's state merged from probe
 //! results, when each host is probed next, and which rows the table shows.
-//! The TUI (`crate::tui`) only turns this into frames and keys into calls.
+//! The front end's TUI only turns this into frames and keys into calls.
 
 pub mod clock;
 pub mod fleet;
 pub mod host;
-pub mod local;
 pub mod rows;
 #[cfg(test)]
 mod testing;
@@ -13,12 +12,12 @@ mod testing;
 pub use clock::Stamp;
 pub use fleet::{FleetState, FleetSummary, SystemSlots};
 pub use host::{HostState, Shown};
-pub use local::LocalCapacity;
 pub use rows::{Sort, SortKey};
 
 use std::path::PathBuf;
 
 use crate::diagnostics::Diagnostic;
+use crate::nixconf::LocalCapacity;
 use crate::sources::Resolved;
 
 /// What the dashboard knows besides the hosts: where the machines came

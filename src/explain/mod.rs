@@ -21,10 +21,9 @@ pub use ranking::{Division, Score};
 pub use requirement::{Query, Requirement, Subject};
 pub use rules::Rejection;
 
-use crate::commands::check::host_of;
-use crate::dashboard::LocalCapacity;
 use crate::machines::Machine;
 use crate::nix_version::NixVersion;
+use crate::nixconf::LocalCapacity;
 
 /// One machine, judged.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,7 +115,7 @@ pub fn explain(inputs: Inputs) -> Explanation {
             );
             MachineVerdict {
                 uri: machine.uri().to_string(),
-                host: host_of(machine).to_string(),
+                host: machine.host_name().to_string(),
                 rejections,
                 reachability: seen.reachability,
                 busy: seen.busy,
@@ -171,8 +170,10 @@ pub fn explain(inputs: Inputs) -> Explanation {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testing;
+/// Fixtures for tests of the explainer and of what shows it (the front
+/// end's tests reach them through the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 #[cfg(test)]
 mod tests;

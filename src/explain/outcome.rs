@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Requirement;
 use super::availability::Availability;
 use super::rules::comma_list;
-use crate::dashboard::LocalCapacity;
+use crate::nixconf::LocalCapacity;
 
 /// Whether this machine could build it itself (the hook's
 /// `couldBuildLocally`): max-jobs above 0, its system or an extra platform,
@@ -142,7 +142,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::local::Valued;
+    use crate::nixconf::Valued;
 
     fn valued<T>(value: T) -> Valued<T> {
         Valued {

@@ -2,11 +2,11 @@
 //! a local machine, and observations written compactly.
 
 use super::{Explanation, Inputs, Observed, Reachability, Requirement, Subject, explain};
-use crate::dashboard::LocalCapacity;
-use crate::dashboard::local::Valued;
 use crate::diagnostics::Origin;
 use crate::machines::{Machine, MachinesText, Parser};
 use crate::nix_version::NixVersion;
+use crate::nixconf::LocalCapacity;
+use crate::nixconf::Valued;
 use crate::probe::{HostReport, Status, Via};
 use crate::slots::MachineLoad;
 

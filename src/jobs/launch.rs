@@ -9,8 +9,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::config::SourceChoice;
+use crate::machines::Machine;
 use crate::nix_version::NixVersion;
+use crate::sources::SourceChoice;
 
 /// Which Nix command runs the build.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -106,6 +107,14 @@ impl Placement {
             SourceChoice::NixConf => None,
         };
         Placement::Fleet { builders }
+    }
+
+    /// Pinned to `machine`: Nix may use only its line, and no local slot.
+    pub fn pinned(machine: &Machine) -> Placement {
+        Placement::Pinned {
+            uri: machine.uri().to_string(),
+            line: machine.line.clone(),
+        }
     }
 
     pub fn host(&self) -> Option<&str> {

@@ -40,7 +40,7 @@ impl JobSettings {
     pub fn log_dir(&self) -> Option<PathBuf> {
         self.log_dir
             .clone()
-            .or_else(|| crate::logging::default_directory().map(|d| d.join("jobs")))
+            .or_else(|| crate::state_directory().map(|d| d.join("jobs")))
     }
 }
 

@@ -11,8 +11,7 @@
 
 use serde::Serialize;
 
-use crate::remote_builds::ProcessListing;
-use crate::remote_builds::listing;
+use crate::remote::listing::{self, ProcessListing};
 
 /// The request for a report without the store's free space: no process on Linux.
 pub const REQUEST_QUICK: &str = "quick";

@@ -190,3 +190,46 @@ pub fn raise_open_file_limit(hosts: usize) -> Option<String> {
         Err(e) => Some(format!("cannot raise the open file limit: {e}")),
     }
 }
+
+/// Probe every machine once, as a headless command does; `progress(done, total)` is called as reports arrive.
+/// Returns the reports in machines order, or what `interrupt` gave if it
+/// fired first. Sessions are closed either way.
+pub async fn probe_once<I>(
+    machines: &[Machine],
+    settings: ProbeSettings,
+    mut progress: impl FnMut(usize, usize),
+    interrupt: impl std::future::Future<Output = I>,
+) -> Result<Vec<HostReport>, I> {
+    let fleet = Fleet::new(machines, settings);
+    let mut events = fleet.probe_all();
+    let mut reports: Vec<Option<HostReport>> = vec![None; machines.len()];
+    let collect = async {
+        let mut done = 0;
+        while let Some(event) = events.recv().await {
+            reports[event.index] = Some(event.report);
+            done += 1;
+            progress(done, machines.len());
+        }
+    };
+    let interrupted = tokio::select! {
+        () = collect => None,
+        signal = interrupt => Some(signal),
+    };
+    fleet.close().await;
+    match interrupted {
+        Some(signal) => Err(signal),
+        // A probe task that panicked sent nothing: say so for that host alone.
+        None => Ok(reports
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    HostReport::failed(
+                        Status::Error,
+                        super::report::Via::Unsupported,
+                        "the probe task failed (see the log)",
+                    )
+                })
+            })
+            .collect()),
+    }
+}

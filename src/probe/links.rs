@@ -347,64 +347,6 @@ done
         }
     }
 
-    /// The real loop lists this machine's processes, and a stand-in
-    /// `nix-build` (a script of that name) whose child started a session
-    /// of its own is found as a build started on the builder.
-    #[tokio::test]
-    async fn the_real_loop_lists_processes_and_a_build_is_found_in_them() {
-        use crate::remote_builds::classify::{self, Client, LocalEnd, LocalEnds, SshConnection};
-
-        struct Nowhere;
-        impl LocalEnds for Nowhere {
-            fn local_end(&self, _: &SshConnection) -> LocalEnd {
-                LocalEnd::Elsewhere
-            }
-        }
-
-        let dir = std::env::temp_dir().join(format!("rbtop-links-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = dir.join("nix-build");
-        std::fs::write(
-            &script,
-            "#!/bin/sh\nname=stand-in-1.0 setsid sleep 30 &\nwait\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let mut nix_build = std::process::Command::new(&script).spawn().unwrap();
-
-        let mut link =
-            loop_link(super::super::facts::FACTS_SCRIPT, SPACE_INTERVAL).listing_builds(true);
-        let mut found = Vec::new();
-        for _ in 0..50 {
-            let facts = link.read().await.unwrap();
-            let listing = facts.processes.expect("asked").expect("Linux lists");
-            assert!(
-                listing
-                    .processes
-                    .iter()
-                    .any(|p| p.pid == std::process::id()),
-                "this test's own process is listed"
-            );
-            found = classify::builds(&listing, &Nowhere);
-            found.retain(|b| b.serving_pid == Some(nix_build.id()));
-            if !found.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = nix_build.kill();
-        let _ = nix_build.wait();
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].client, Client::BuilderLocal);
-        assert_eq!(found[0].name, "stand-in-1.0", "from its environment");
-        // The sleep lives on (its own session): end it.
-        let _ = std::process::Command::new("kill")
-            .arg(found[0].pid.to_string())
-            .status();
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
     #[tokio::test]
     async fn a_loop_that_ended_is_an_error() {
         let mut link = loop_link("read -r request; echo uptime_s=1", SPACE_INTERVAL);

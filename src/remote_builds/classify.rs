@@ -11,18 +11,8 @@
 
 use serde::Serialize;
 
-use super::listing::{ProcessListing, RemoteProcess, ServeFlag};
+use crate::remote::listing::{ProcessListing, RemoteProcess, ServeFlag};
 
-/// Nix's programs: a builder is a child of one of these, and never one itself.
-const NIX_PROGRAMS: &[&str] = &[
-    "nix",
-    "nix-store",
-    "nix-daemon",
-    "nix-build",
-    "nix-shell",
-    "nix-env",
-    "build-remote",
-];
 /// The SSH server's per-connection processes (`sshd-session` from OpenSSH 9.8).
 const SSHD: &[&str] = &["sshd", "sshd-session"];
 
@@ -137,24 +127,6 @@ pub struct RemoteBuild {
     pub serving_start_ticks: Option<u64>,
 }
 
-/// The Nix processes that started a build, each once: whether they see
-/// this host's store is asked before the builds are trusted to be its own.
-pub fn building_parents(listing: &ProcessListing) -> Vec<u32> {
-    let mut parents: Vec<u32> = listing
-        .processes
-        .iter()
-        .filter_map(|p| {
-            listing
-                .process(p.ppid)
-                .filter(|parent| is_builder(p, parent))
-        })
-        .map(|parent| parent.pid)
-        .collect();
-    parents.sort_unstable();
-    parents.dedup();
-    parents
-}
-
 /// The builds in `listing`, oldest first. Builds whose Nix parent sees
 /// another machine's store are that machine's, not this host's.
 pub fn builds(listing: &ProcessListing, local: &dyn LocalEnds) -> Vec<RemoteBuild> {
@@ -165,7 +137,7 @@ pub fn builds(listing: &ProcessListing, local: &dyn LocalEnds) -> Vec<RemoteBuil
         .filter_map(|process| {
             let parent = by_pid.get(&process.ppid)?;
             let ours = !listing.other_store.contains(&parent.pid);
-            (ours && is_builder(process, parent))
+            (ours && process.is_builder_under(parent))
                 .then(|| describe(listing, &by_pid, process, parent, local))
         })
         .collect();
@@ -181,20 +153,6 @@ impl<'a> ByPid<'a> {
     fn get(&self, pid: &u32) -> Option<&'a RemoteProcess> {
         self.0.process(*pid)
     }
-}
-
-pub(crate) fn is_nix(process: &RemoteProcess) -> bool {
-    NIX_PROGRAMS.contains(&process.comm.as_str())
-}
-
-/// A session leader whose parent is a Nix program, and no Nix program or
-/// hook's ssh itself.
-fn is_builder(process: &RemoteProcess, parent: &RemoteProcess) -> bool {
-    process.pgid == process.pid
-        && process.state != 'Z'
-        && is_nix(parent)
-        && !is_nix(process)
-        && process.comm != "ssh"
 }
 
 fn describe(
@@ -323,7 +281,7 @@ fn client_of(by_pid: &ByPid, building: &RemoteProcess, local: &dyn LocalEnds) ->
     } else {
         building
     };
-    let Some(flag) = requester.serve_flag.filter(|_| is_nix(requester)) else {
+    let Some(flag) = requester.serve_flag.filter(|_| requester.is_nix()) else {
         return verdict(
             Client::BuilderLocal,
             Some(requester.pid),
@@ -411,8 +369,8 @@ fn has_sshd_ancestor(by_pid: &ByPid, process: &RemoteProcess) -> bool {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::listing::ProcessListing;
     use super::*;
+    use crate::remote::listing::ProcessListing;
 
     /// A build with plain values, for tests to change what they look at.
     pub(crate) fn sample_build(pid: u32, client: Client) -> RemoteBuild {
@@ -457,7 +415,7 @@ pub(crate) mod tests {
     }
 
     fn section(records: &[String]) -> ProcessListing {
-        crate::remote_builds::listing::tests::listing_of(records, " 0:root", "", "", "N")
+        crate::remote::listing::tests::listing_of(records, " 0:root", "", "", "N")
     }
 
     const FROM_HERE: &str = "127.0.0.1 40022 127.0.0.11 2222";
@@ -626,7 +584,7 @@ pub(crate) mod tests {
         ];
         let dirs = "drwx------ 2 30003 30000 4096 Nov 21 10:00 /nix/var/nix/builds/nix-build-old-layout.drv-0\n\
                     drwx------ 2 30004 30000 4096 Nov 21 10:00 /nix/var/nix/builds/nix-20-1\n";
-        let listing = crate::remote_builds::listing::tests::listing_of(&records, "", "", dirs, "N");
+        let listing = crate::remote::listing::tests::listing_of(&records, "", "", dirs, "N");
         let found = builds(&listing, &Here(Vec::new()));
         let names: Vec<&str> = found.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(names, ["old-layout", "? (make in nix-20-*)"]);
@@ -635,7 +593,7 @@ pub(crate) mod tests {
     #[test]
     fn builds_under_a_process_that_sees_another_store_are_not_this_hosts() {
         let mut listing = section(&serve_tree(true));
-        assert_eq!(building_parents(&listing), [20]);
+        assert_eq!(listing.building_parents(), [20]);
         listing.other_store.insert(20);
         assert!(builds(&listing, &Here(Vec::new())).is_empty());
     }

@@ -12,12 +12,15 @@
 pub mod classify;
 pub mod drv_lookup;
 pub mod kill;
-pub mod listing;
 pub mod local_links;
 pub mod stall;
 
+pub use crate::remote::listing::ProcessListing;
 pub use classify::{Client, RemoteBuild};
-pub use listing::ProcessListing;
+
+use crate::machines::Machine;
+use crate::probe::HostReport;
+use crate::slots::{self, LocalLoad, MachineLoad};
 
 /// The builds in a host's listing, this machine's each with its `.drv`.
 pub fn builds_of(
@@ -47,7 +50,7 @@ pub type HostBuilds = Option<Result<Vec<RemoteBuild>, String>>;
 /// The builds of every host, in the order of `reports` (the machines'
 /// order, as for [`local_links::LocalLinks::read`]).
 pub fn gather(
-    reports: &[crate::probe::HostReport],
+    reports: &[HostReport],
     links: &local_links::LocalLinks,
     drvs: &mut drv_lookup::DrvLookup,
 ) -> Vec<HostBuilds> {
@@ -64,9 +67,106 @@ pub fn gather(
         .collect()
 }
 
+/// What the probes say about builds, with this machine's side: its build
+/// slots on each machine, and the builds running on each host.
+#[derive(Debug)]
+pub struct Triage {
+    pub load: LocalLoad,
+    /// One entry per machine.
+    pub builds: Vec<HostBuilds>,
+}
+
+impl Triage {
+    /// Read this machine's slots now and find the builds in the reports.
+    pub fn read(machines: &[Machine], reports: &[HostReport]) -> Triage {
+        let load = slots::read(&slots::default_dir(), machines);
+        let links = local_links::LocalLinks::read(&load);
+        let mut drvs = drv_lookup::DrvLookup::new(local_store_dir());
+        let builds = gather(reports, &links, &mut drvs);
+        Triage { load, builds }
+    }
+
+    pub fn machine_load(&self, index: usize) -> Option<&MachineLoad> {
+        self.load.machines()?.get(index)
+    }
+
+    pub fn builds(&self, index: usize) -> Option<&Result<Vec<RemoteBuild>, String>> {
+        self.builds.get(index)?.as_ref()
+    }
+}
+
 /// This machine's store, where the `.drv` files of its builds are.
 pub fn local_store_dir() -> std::path::PathBuf {
     std::env::var_os("NIX_STORE_DIR")
         .filter(|dir| !dir.is_empty())
         .map_or_else(|| crate::probe::route::STORE_DIR.into(), Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::classify::{self, Client, LocalEnd, LocalEnds, SshConnection};
+    use crate::probe::channel::Channel;
+    use crate::probe::facts::FACTS_SCRIPT;
+    use crate::probe::links::FactsLink;
+
+    /// The real loop lists this machine's processes, and a stand-in
+    /// `nix-build` (a script of that name) whose child started a session
+    /// of its own is found as a build started on the builder.
+    #[tokio::test]
+    async fn the_real_loop_lists_processes_and_a_build_is_found_in_them() {
+        struct Nowhere;
+        impl LocalEnds for Nowhere {
+            fn local_end(&self, _: &SshConnection) -> LocalEnd {
+                LocalEnd::Elsewhere
+            }
+        }
+
+        let dir = std::env::temp_dir().join(format!("rbtop-links-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("nix-build");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nname=stand-in-1.0 setsid sleep 30 &\nwait\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut nix_build = std::process::Command::new(&script).spawn().unwrap();
+
+        let words: Vec<String> = ["sh", "-c", FACTS_SCRIPT, "rbtop-facts", "/"]
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        let mut link = FactsLink::new(Channel::local(&words).unwrap()).listing_builds(true);
+        let mut found = Vec::new();
+        for _ in 0..50 {
+            let facts = link.read().await.unwrap();
+            let listing = facts.processes.expect("asked").expect("Linux lists");
+            assert!(
+                listing
+                    .processes
+                    .iter()
+                    .any(|p| p.pid == std::process::id()),
+                "this test's own process is listed"
+            );
+            found = classify::builds(&listing, &Nowhere);
+            found.retain(|b| b.serving_pid == Some(nix_build.id()));
+            if !found.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = nix_build.kill();
+        let _ = nix_build.wait();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].client, Client::BuilderLocal);
+        assert_eq!(found[0].name, "stand-in-1.0", "from its environment");
+        // The sleep lives on (its own session): end it.
+        let _ = std::process::Command::new("kill")
+            .arg(found[0].pid.to_string())
+            .status();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,0 +1,659 @@
+//! `rbtop check [--json]`: probe every machine at once and say, per host,
+//! whether its store answers and, if not, why.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use comfy_table::{Cell, Color};
+use humansize::{BINARY, format_size};
+use serde::Serialize;
+
+use rbtop::machines::Machine;
+use rbtop::probe::{Facts, HostReport, Status};
+use rbtop::remote_builds::{Client, RemoteBuild, Triage};
+use rbtop::slots::{self, LocalLoad, LockHolder, SlotHolder};
+
+use crate::cli::CheckArgs;
+use crate::config::Settings;
+use crate::setup::{self, ProbeStopped};
+
+/// Exit status when every host is up.
+pub const ALL_UP: u8 = 0;
+/// Exit status when any host is not up, a machines line was rejected, or there are no machines.
+pub const NOT_ALL_UP: u8 = 1;
+
+/// `rbtop check`: probe every machine, print the table or JSON.
+pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
+    let (extra_args, resolved) = match setup::headless(settings) {
+        Ok(setup) => setup,
+        Err(code) => return code,
+    };
+    let machines = &resolved.parsed.machines;
+    if setup::say_if_no_machines(&resolved) {
+        if args.json {
+            let triage = Triage::read(&[], &[]);
+            println!("{}", render_json(&[], &[], &triage));
+        }
+        return ExitCode::from(NOT_ALL_UP);
+    }
+    let probe_settings = settings.probe_settings(&args.probe, extra_args);
+    let started = std::time::Instant::now();
+    let reports = match setup::probe_headless(machines, probe_settings, !args.json) {
+        Ok(reports) => reports,
+        Err(ProbeStopped::Interrupted(code)) => return code,
+        Err(ProbeStopped::NoRuntime) => return ExitCode::from(NOT_ALL_UP),
+    };
+    tracing::info!(
+        hosts = reports.len(),
+        up = reports.iter().filter(|r| r.is_up()).count(),
+        wall_ms = started.elapsed().as_millis() as u64,
+        own_cpu_ms = rbtop::cpu_time::own().map(|d| d.as_millis() as u64),
+        "check finished"
+    );
+    let triage = Triage::read(machines, &reports);
+    let stdout = if args.json {
+        render_json(machines, &reports, &triage) + "\n"
+    } else {
+        render_table(machines, &reports, &triage, use_color())
+    };
+    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    let all_up = reports.iter().all(|r| r.is_up()) && !resolved.has_errors();
+    ExitCode::from(if all_up { ALL_UP } else { NOT_ALL_UP })
+}
+
+/// The `--json` document. Field order and names are a stable interface.
+#[derive(Debug, Serialize)]
+pub struct CheckReport<'a> {
+    pub hosts: Vec<HostJson<'a>>,
+    pub summary: Summary,
+    /// Why this machine's build slots could not be read (then every host's
+    /// `slots` and `upload_lock` are null).
+    pub slots_error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostJson<'a> {
+    pub uri: &'a str,
+    pub host: &'a str,
+    pub status: Status,
+    pub reason: Option<&'a str>,
+    pub connect_ms: Option<f64>,
+    pub handshake_ms: Option<f64>,
+    pub protocol_version: Option<&'a str>,
+    pub nix_version: Option<&'a str>,
+    pub trusted: Option<bool>,
+    pub systems: &'a [String],
+    pub max_jobs: u32,
+    pub speed_factor: f64,
+    pub supported_features: &'a [String],
+    pub mandatory_features: &'a [String],
+    pub facts: Option<&'a Facts>,
+    /// This machine's build slots on the host (its local build hooks').
+    pub slots: Option<SlotsJson<'a>>,
+    /// Who is copying inputs to the host, if anyone.
+    pub upload_lock: Option<&'a LockHolder>,
+    /// The builds running on the host; null when it could not be asked.
+    pub builds: Option<&'a [RemoteBuild]>,
+    /// Why the host's builds could not be listed.
+    pub builds_error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SlotsJson<'a> {
+    pub busy: u32,
+    pub max: u32,
+    pub holders: &'a [SlotHolder],
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub up: usize,
+}
+
+/// Milliseconds with one decimal, as the JSON shows them.
+fn millis(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0)
+}
+
+pub fn report<'a>(
+    machines: &'a [Machine],
+    reports: &'a [HostReport],
+    triage: &'a Triage,
+) -> CheckReport<'a> {
+    let hosts: Vec<HostJson> = machines
+        .iter()
+        .zip(reports)
+        .enumerate()
+        .map(|(index, (m, r))| HostJson {
+            uri: &m.store.uri,
+            host: m.host_name(),
+            status: r.status,
+            reason: r.reason.as_deref(),
+            connect_ms: millis(r.connect),
+            handshake_ms: millis(r.handshake),
+            protocol_version: r.protocol_version.as_deref(),
+            nix_version: r.nix_version.as_deref(),
+            trusted: r.trusted,
+            systems: &m.systems,
+            max_jobs: m.max_jobs,
+            speed_factor: m.speed_factor,
+            supported_features: &m.supported_features,
+            mandatory_features: &m.mandatory_features,
+            facts: r.facts.as_ref(),
+            slots: triage.machine_load(index).map(|load| SlotsJson {
+                busy: load.busy,
+                max: load.max,
+                holders: &load.holders,
+            }),
+            upload_lock: triage
+                .machine_load(index)
+                .and_then(|load| load.upload_lock.as_ref()),
+            builds: triage
+                .builds(index)
+                .and_then(|b| b.as_ref().ok())
+                .map(Vec::as_slice),
+            builds_error: triage
+                .builds(index)
+                .and_then(|b| b.as_ref().err())
+                .map(String::as_str),
+        })
+        .collect();
+    let up = reports.iter().filter(|r| r.is_up()).count();
+    let slots_error = match &triage.load {
+        LocalLoad::Unreadable { reason, .. } => Some(reason.as_str()),
+        LocalLoad::Readable { .. } => None,
+    };
+    CheckReport {
+        summary: Summary {
+            total: hosts.len(),
+            up,
+        },
+        hosts,
+        slots_error,
+    }
+}
+
+pub fn render_json(machines: &[Machine], reports: &[HostReport], triage: &Triage) -> String {
+    serde_json::to_string_pretty(&report(machines, reports, triage)).expect("plain data serialises")
+}
+
+/// Colour for a status word (the word itself always says it: never colour alone).
+fn status_color(status: Status) -> Color {
+    match status {
+        Status::Up => Color::Green,
+        Status::Timeout => Color::Yellow,
+        _ => Color::Red,
+    }
+}
+
+/// Whether to colour stdout: a terminal, and `NO_COLOR` unset or empty.
+pub fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn ms_cell(d: Option<Duration>) -> String {
+    match d {
+        Some(d) if d < Duration::from_millis(10) => format!("{:.1}ms", d.as_secs_f64() * 1e3),
+        Some(d) => format!("{:.0}ms", d.as_secs_f64() * 1e3),
+        None => "-".into(),
+    }
+}
+
+fn bytes(n: Option<u64>) -> String {
+    n.map_or("-".into(), |n| format_size(n, BINARY))
+}
+
+/// The human table, hosts in machines-file order, then one line per failure.
+pub fn render_table(
+    machines: &[Machine],
+    reports: &[HostReport],
+    triage: &Triage,
+    color: bool,
+) -> String {
+    let mut table = super::plain_table();
+    table.set_header([
+        "HOST",
+        "STATUS",
+        "CONNECT",
+        "HANDSHAKE",
+        "PROTO",
+        "NIX",
+        "TRUSTED",
+        "SYSTEMS",
+        "JOBS",
+        "BUILDS",
+        "SPEED",
+        "LOAD/CPU",
+        "MEM FREE",
+        "STORE FREE",
+    ]);
+    if color {
+        table.enforce_styling();
+    }
+    for (index, (m, r)) in machines.iter().zip(reports).enumerate() {
+        let status = Cell::new(r.status.name());
+        let status = if color {
+            status.fg(status_color(r.status))
+        } else {
+            status
+        };
+        let facts = r.facts.as_ref();
+        table.add_row([
+            Cell::new(m.host_name()),
+            status,
+            Cell::new(ms_cell(r.connect)),
+            Cell::new(ms_cell(r.handshake)),
+            Cell::new(r.protocol_version.as_deref().unwrap_or("-")),
+            Cell::new(r.nix_version.as_deref().unwrap_or("-")),
+            Cell::new(match r.trusted {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            }),
+            Cell::new(super::machines::or_dash(&m.systems)),
+            Cell::new(match triage.machine_load(index) {
+                Some(load) => format!("{}/{}", load.busy, m.max_jobs),
+                None => format!("?/{}", m.max_jobs),
+            }),
+            Cell::new(match triage.builds(index) {
+                Some(Ok(builds)) => builds_cell(builds),
+                Some(Err(_)) => "?".into(),
+                None => "-".into(),
+            }),
+            Cell::new(m.speed_factor),
+            Cell::new(
+                facts
+                    .and_then(Facts::load_per_cpu)
+                    .map_or("-".into(), |l| format!("{l:.2}")),
+            ),
+            Cell::new(bytes(facts.and_then(|f| f.mem_available))),
+            Cell::new(bytes(facts.and_then(|f| f.store_free))),
+        ]);
+    }
+    let mut out = super::plain_table_text(&table);
+    let up = reports.iter().filter(|r| r.is_up()).count();
+    out.push_str(&format!("\n{up} of {} up\n", reports.len()));
+    for (m, r) in machines.iter().zip(reports).filter(|(_, r)| !r.is_up()) {
+        out.push_str(&format!(
+            "{} ({}): {}: {}\n",
+            m.host_name(),
+            m.location,
+            r.status,
+            r.reason.as_deref().unwrap_or("")
+        ));
+    }
+    out.push_str(&render_triage(machines, triage));
+    out
+}
+
+/// `2`, or `3 (1 orphan)`.
+fn builds_cell(builds: &[RemoteBuild]) -> String {
+    let orphans = builds.iter().filter(|b| b.client == Client::Orphan).count();
+    match orphans {
+        0 => builds.len().to_string(),
+        n => format!("{} ({n} orphan)", builds.len()),
+    }
+}
+
+/// After the table: whatever holds a slot or the upload lock, each build,
+/// and what could not be read.
+fn render_triage(machines: &[Machine], triage: &Triage) -> String {
+    let mut out = String::new();
+    if let LocalLoad::Unreadable { reason, .. } = &triage.load {
+        out.push_str(&format!("build slots: {reason}\n"));
+    }
+    for (index, m) in machines.iter().enumerate() {
+        let host = m.host_name();
+        if let Some(load) = triage.machine_load(index) {
+            for holder in &load.holders {
+                out.push_str(&format!(
+                    "{host}: slot {} held by pid {} since {}\n",
+                    holder.slot,
+                    holder.pid,
+                    slots::rfc3339(holder.since).unwrap_or_else(|| "?".into())
+                ));
+            }
+            if let Some(lock) = &load.upload_lock {
+                out.push_str(&format!(
+                    "{host}: upload lock held by pid {} since {}\n",
+                    lock.pid,
+                    slots::rfc3339(lock.since).unwrap_or_else(|| "?".into())
+                ));
+            }
+        }
+        match triage.builds(index) {
+            Some(Ok(builds)) => {
+                for b in builds {
+                    out.push_str(&format!(
+                        "{host}: building {} (pid {}, user {}, {} s, {}): {}\n",
+                        b.name,
+                        b.pid,
+                        b.user,
+                        b.elapsed_s,
+                        b.client.name(),
+                        b.detail
+                    ));
+                }
+            }
+            Some(Err(why)) => out.push_str(&format!("{host}: builds unknown: {why}\n")),
+            None => {}
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("\n{out}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rbtop::diagnostics::Origin;
+    use rbtop::machines::{MachinesText, Parser};
+    use rbtop::probe::Via;
+    use rbtop::slots::MachineLoad;
+
+    fn machines(text: &str) -> Vec<Machine> {
+        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
+        parser.parse_text(&MachinesText::whole(text, Origin::BuildersFlag));
+        parser.finish().machines
+    }
+
+    fn up() -> HostReport {
+        HostReport {
+            status: Status::Up,
+            reason: None,
+            via: Via::Ssh,
+            connect: Some(Duration::from_micros(231_040)),
+            handshake: Some(Duration::from_micros(3_149)),
+            ping: Some(Duration::from_micros(240)),
+            protocol_version: Some("2.7".into()),
+            nix_version: Some("2.8.0".into()),
+            trusted: None,
+            facts: Some(Facts {
+                arch: Some("x86_64".into()),
+                kernel: Some("Linux 6.1.0".into()),
+                cpus: Some(2),
+                load: Some([0.1, 0.2, 0.3]),
+                mem_total: Some(4 << 30),
+                mem_available: Some(1 << 30),
+                store_free: Some(10 << 30),
+                uptime_s: Some(3600),
+                nix_version: Some("2.8.0".into()),
+                processes: None,
+            }),
+            stderr: None,
+        }
+    }
+
+    /// No slot held, no build listed.
+    fn idle(machines: &[Machine]) -> Triage {
+        Triage {
+            load: LocalLoad::Readable {
+                machines: machines
+                    .iter()
+                    .map(|m| MachineLoad {
+                        busy: 0,
+                        max: m.max_jobs,
+                        holders: Vec::new(),
+                        upload_lock: None,
+                    })
+                    .collect(),
+            },
+            builds: vec![None; machines.len()],
+        }
+    }
+
+    /// b1 (of b1, b2): slot 0 and the upload lock held by hook 4242, and
+    /// its build running there.
+    fn busy_b1() -> Triage {
+        let since = Some(
+            std::time::UNIX_EPOCH
+                + Duration::from_secs(
+                    chrono::DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+                        .unwrap()
+                        .timestamp() as u64,
+                ),
+        );
+        let b1 = MachineLoad {
+            busy: 1,
+            max: 2,
+            holders: vec![SlotHolder {
+                slot: 0,
+                pid: 4242,
+                since,
+            }],
+            upload_lock: Some(LockHolder { pid: 4242, since }),
+        };
+        let b2 = MachineLoad {
+            busy: 0,
+            max: 1,
+            holders: Vec::new(),
+            upload_lock: None,
+        };
+        let build = RemoteBuild {
+            drv: Some("/nix/store/aaaa-hello.drv".into()),
+            name: "hello".into(),
+            pid: 5120,
+            user: "nixbld1".into(),
+            elapsed_s: 50,
+            client: Client::ThisMachine,
+            out: Some("/nix/store/bbbb-hello".into()),
+            cpu_s: 1.5,
+            serving_pid: Some(5100),
+            slot: Some(0),
+            detail: "slot 0 of this machine (hook 4242)".into(),
+            cpu_idle_s: None,
+            start_ticks: 95_000,
+            serving_start_ticks: Some(90_010),
+        };
+        Triage {
+            load: LocalLoad::Readable {
+                machines: vec![b1, b2],
+            },
+            builds: vec![Some(Ok(vec![build])), None],
+        }
+    }
+
+    #[test]
+    fn the_table_says_who_holds_slots_and_what_builds() {
+        let ms = machines("ssh://b1 x86_64-linux - 2\nssh-ng://b2");
+        let table = render_table(&ms, &[up(), up()], &busy_b1(), false);
+        let b1_row = table.lines().nth(1).unwrap();
+        assert!(b1_row.contains("1/2") && b1_row.contains(" 1 "), "{table}");
+        for line in [
+            "b1: slot 0 held by pid 4242 since 2026-11-21T10:00:00Z",
+            "b1: upload lock held by pid 4242 since 2026-11-21T10:00:00Z",
+            "b1: building hello (pid 5120, user nixbld1, 50 s, this-machine): slot 0",
+        ] {
+            assert!(table.contains(line), "{line} in\n{table}");
+        }
+        let unreadable = Triage {
+            load: LocalLoad::Unreadable {
+                dir: "/nix/var/nix/current-load".into(),
+                reason: "permission denied reading it".into(),
+            },
+            builds: vec![Some(Err("this host has no Linux /proc".into())), None],
+        };
+        let table = render_table(&ms, &[up(), up()], &unreadable, false);
+        assert!(table.contains("?/2"), "{table}");
+        assert!(table.contains("build slots: permission denied"), "{table}");
+        assert!(
+            table.contains("b1: builds unknown: this host has no Linux /proc"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn json_has_exactly_the_documented_shape() {
+        let ms = machines("ssh://b1 x86_64-linux,i686-linux - 2 1 kvm big-parallel\nssh-ng://b2");
+        let reports = [
+            up(),
+            HostReport::failed(
+                Status::Refused,
+                Via::Ssh,
+                "ssh: connect to host b2 port 22: Connection refused",
+            ),
+        ];
+        let text = render_json(&ms, &reports, &busy_b1());
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let host = &json["hosts"][0];
+        // Key order as documented: sort the keys by where they first appear in the text.
+        let first_host = &text[..text.find("\"ssh-ng://b2\"").unwrap()];
+        let mut keys: Vec<&str> = host
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_by_key(|k| first_host.find(&format!("\"{k}\":")).unwrap());
+        assert_eq!(
+            keys,
+            [
+                "uri",
+                "host",
+                "status",
+                "reason",
+                "connect_ms",
+                "handshake_ms",
+                "protocol_version",
+                "nix_version",
+                "trusted",
+                "systems",
+                "max_jobs",
+                "speed_factor",
+                "supported_features",
+                "mandatory_features",
+                "facts",
+                "slots",
+                "upload_lock",
+                "builds",
+                "builds_error"
+            ]
+        );
+        assert_eq!(
+            host["slots"],
+            serde_json::json!({"busy": 1, "max": 2, "holders": [
+                {"slot": 0, "pid": 4242, "since": "2026-11-21T10:00:00Z"}
+            ]})
+        );
+        assert_eq!(
+            host["upload_lock"],
+            serde_json::json!({"pid": 4242, "since": "2026-11-21T10:00:00Z"})
+        );
+        let build = &host["builds"][0];
+        for (key, value) in [
+            ("drv", serde_json::json!("/nix/store/aaaa-hello.drv")),
+            ("name", serde_json::json!("hello")),
+            ("pid", serde_json::json!(5120)),
+            ("user", serde_json::json!("nixbld1")),
+            ("elapsed_s", serde_json::json!(50)),
+            ("client", serde_json::json!("this-machine")),
+        ] {
+            assert_eq!(build[key], value, "{key}");
+        }
+        assert_eq!(host["builds_error"], serde_json::Value::Null);
+        assert_eq!(json["hosts"][1]["slots"]["busy"], 0);
+        assert_eq!(json["hosts"][1]["builds"], serde_json::Value::Null);
+        assert_eq!(json["slots_error"], serde_json::Value::Null);
+        assert_eq!(host["uri"], "ssh://b1");
+        assert_eq!(host["host"], "b1");
+        assert_eq!(host["status"], "up");
+        assert_eq!(host["reason"], serde_json::Value::Null);
+        assert_eq!(host["connect_ms"], 231.0);
+        assert_eq!(host["handshake_ms"], 3.1);
+        assert_eq!(host["protocol_version"], "2.7");
+        assert_eq!(host["trusted"], serde_json::Value::Null);
+        assert_eq!(
+            host["systems"],
+            serde_json::json!(["i686-linux", "x86_64-linux"])
+        );
+        assert_eq!(host["max_jobs"], 2);
+        assert_eq!(host["speed_factor"], 1.0);
+        assert_eq!(host["supported_features"], serde_json::json!(["kvm"]));
+        assert_eq!(
+            host["mandatory_features"],
+            serde_json::json!(["big-parallel"])
+        );
+        let mut facts: Vec<&str> = host["facts"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        facts.sort_by_key(|k| first_host.find(&format!("\"{k}\":")).unwrap());
+        assert_eq!(
+            facts,
+            [
+                "arch",
+                "kernel",
+                "cpus",
+                "load",
+                "mem_total",
+                "mem_available",
+                "store_free",
+                "uptime_s"
+            ]
+        );
+        assert_eq!(host["facts"]["load"], serde_json::json!([0.1, 0.2, 0.3]));
+        let down = &json["hosts"][1];
+        assert_eq!(down["status"], "refused");
+        assert_eq!(down["facts"], serde_json::Value::Null);
+        assert_eq!(down["connect_ms"], serde_json::Value::Null);
+        assert!(
+            down["reason"]
+                .as_str()
+                .unwrap()
+                .contains("Connection refused")
+        );
+        assert_eq!(json["summary"], serde_json::json!({"total": 2, "up": 1}));
+    }
+
+    #[test]
+    fn table_keeps_file_order_and_explains_each_failure() {
+        let ms = machines("ssh://b1\nssh://b2\nlocal");
+        let reports = [
+            HostReport::failed(
+                Status::Timeout,
+                Via::Ssh,
+                "no answer within 3 s while connecting over SSH",
+            ),
+            up(),
+            HostReport::failed(
+                Status::Nonix,
+                Via::LocalProcess,
+                "cannot run local 'nix-store'",
+            ),
+        ];
+        let table = render_table(&ms, &reports, &idle(&ms), false);
+        let rows: Vec<&str> = table.lines().skip(1).take(3).collect();
+        assert!(
+            rows[0].starts_with("b1") && rows[0].contains("timeout"),
+            "{table}"
+        );
+        assert!(
+            rows[1].starts_with("b2") && rows[1].contains("up"),
+            "{table}"
+        );
+        assert!(
+            rows[1].contains("1 GiB") && rows[1].contains("10 GiB"),
+            "{table}"
+        );
+        assert!(
+            rows[2].starts_with("local") && rows[2].contains("nonix"),
+            "{table}"
+        );
+        assert!(table.contains("1 of 3 up"), "{table}");
+        assert!(
+            table.contains(
+                "b1 (--builders): timeout: no answer within 3 s while connecting over SSH"
+            ),
+            "{table}"
+        );
+        assert!(!table.contains('\x1b'), "no colour unless asked");
+        assert!(render_table(&ms, &reports, &idle(&ms), true).contains('\x1b'));
+    }
+}

@@ -1,0 +1,133 @@
+//! `rbtop` with no command: the live dashboard, from its start (a
+//! terminal, the fleet, the builds) to its shutdown (the terminal back
+//! first, then every build cancelled and every session closed).
+
+use std::io::IsTerminal;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rbtop::dashboard::{Context, FleetState};
+use rbtop::jobs::launch::Placement;
+use rbtop::jobs::runner::Supervisor;
+use rbtop::probe::Fleet;
+use rbtop::probe::fleet::raise_open_file_limit;
+
+use super::jobs_pane::{JobDefaults, JobsPane};
+use super::keymap::Keymap;
+use super::run::{Builds, Ended};
+use super::{App, run as event_loop, terminal};
+use crate::cli::DashboardArgs;
+use crate::config::Settings;
+use crate::setup::{resolve_machines, runtime, usage_error};
+use crate::signals::shutdown_signal;
+
+/// Run the dashboard until the operator quits or a signal comes.
+pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<PathBuf>) -> ExitCode {
+    // Configuration mistakes first: they need fixing wherever rbtop runs.
+    let keymap = match Keymap::with_overrides(&settings.keys) {
+        Ok(keymap) => keymap,
+        Err(e) => return usage_error(&format!("config file: {e}")),
+    };
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return usage_error(
+            "the dashboard needs a terminal; for scripts use `rbtop check` (or `rbtop check --json`)",
+        );
+    }
+    let mut notices = Vec::new();
+    let extra_args = match settings.ssh_extra_args(|warning| notices.push(warning)) {
+        Ok(args) => args,
+        Err(e) => return usage_error(&e),
+    };
+    let resolved = match resolve_machines(settings) {
+        Ok(resolved) => resolved,
+        Err(code) => return code,
+    };
+    let machines = resolved.parsed.machines.clone();
+    if let Some(warning) = raise_open_file_limit(machines.len()) {
+        tracing::warn!("{warning}");
+        notices.push(warning);
+    }
+    let mut context = Context::of(&resolved);
+    context.notices = notices;
+    context.log_directory = log_directory;
+    let refresh = args
+        .refresh
+        .map_or(settings.refresh, Duration::from_secs_f64);
+    let mut app = App::new(FleetState::new(machines.clone(), refresh), context, keymap);
+    app.jobs = JobsPane::new(JobDefaults {
+        fleet: Placement::fleet(&settings.source),
+        tool: settings.jobs.tool,
+        stall_after: settings.jobs.stall_after,
+        upload_lock_after: settings.jobs.upload_lock_after,
+    });
+    let probe_settings = settings.probe_settings(&args.probe_flags(), extra_args);
+    let jobs = settings.job_settings(probe_settings.ssh.clone());
+    app.nix_version = jobs.local_nix;
+    let (mut supervisor, mut changed) = Supervisor::new(jobs, machines.clone());
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let slots_dir = rbtop::slots::default_dir();
+    let ended = runtime.block_on(async {
+        let fleet = Fleet::new(&machines, probe_settings);
+        // A panic is caught here only to close the SSH sessions; the
+        // panic hook has already restored the terminal and said why.
+        let ended = AssertUnwindSafe(async {
+            let mut tui = terminal::enter()?;
+            let _restore = terminal::Guard;
+            let builds = Builds {
+                supervisor: &mut supervisor,
+                changed: &mut changed,
+            };
+            let ended = event_loop::run(
+                &mut tui,
+                &mut app,
+                &fleet,
+                builds,
+                &slots_dir,
+                shutdown_signal(),
+            )
+            .await;
+            if !matches!(ended, Ok(Ended::Quit | Ended::Signal(130 | 143))) {
+                // The terminal may be gone (hangup): dropping ratatui's
+                // handle would complain on stderr that it cannot show the cursor.
+                std::mem::forget(tui);
+            }
+            ended
+        })
+        .catch_unwind()
+        .await;
+        // The terminal is back before the sessions close (bounded, a
+        // couple of seconds at worst), so the prompt returns at once.
+        terminal::restore();
+        // Builds still running (after a signal, an error or a panic)
+        // are cancelled, their builders checked, before the sessions go.
+        let active = supervisor.active();
+        if active > 0 {
+            eprintln!("rbtop: cancelling {active} build(s)…");
+        }
+        tokio::select! {
+            () = async {
+                supervisor.shutdown().await;
+                fleet.close().await;
+            } => {}
+            signal = shutdown_signal() => {
+                eprintln!("rbtop: interrupted again; exiting without waiting for the SSH sessions");
+                std::process::exit(signal.exit_status().into());
+            }
+        }
+        ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    tracing::info!(?ended, "dashboard finished");
+    match ended {
+        Ok(Ended::Quit) => ExitCode::SUCCESS,
+        Ok(Ended::Signal(status)) => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("rbtop: terminal error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The selected host in full: everything `rbtop check --json` says about
+//! it, the machines line and where it was read, and its recent history.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
+
+use super::{format, hosts, style};
+use crate::tui::app::{App, Focus};
+use rbtop::dashboard::HostState;
+use rbtop::dashboard::host::HISTORY;
+use rbtop::remote_builds::{Client, RemoteBuild};
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
+    app.regions.detail = area;
+    let Some(host) = app.selected.and_then(|i| app.fleet.hosts.get(i)) else {
+        return;
+    };
+    let shown = host.shown();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(if app.focus == Focus::Detail {
+            style::focused_border()
+        } else {
+            style::dim()
+        })
+        .title(Line::from(vec![
+            Span::styled(format!(" {} ", host.name()), style::title()),
+            Span::styled(
+                format!("{} {} ", style::glyph(shown), shown.name()),
+                style::status_style(shown),
+            ),
+        ]));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    let [text_area, history_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(3)]).areas(inner);
+    let index = app.selected.unwrap_or_default();
+    let log_quiet = host
+        .build_list()
+        .iter()
+        .map(|b| b.drv.as_deref().and_then(|drv| app.log_quiet_for(drv, now)))
+        .collect();
+    let triage = Triage {
+        log_quiet,
+        selected_build: (app.focus == Focus::Detail).then_some(app.detail_build),
+        stall_after: app.jobs.defaults.stall_after,
+        upload_lock_after: app.jobs.defaults.upload_lock_after,
+        kill_outcome: app
+            .kill_outcome
+            .as_ref()
+            .filter(|(host, _)| *host == index)
+            .map(|(_, outcome)| outcome),
+    };
+    let mut lines = lines(host, now);
+    lines.splice(
+        slots_at(&lines),
+        triage_lines(host, &triage, SystemTime::now()),
+    );
+    app.detail_scroll =
+        app.detail_scroll
+            .min(super::max_scroll(&lines, text_area.width, text_area.height));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.detail_scroll, 0)),
+        text_area,
+    );
+    history(frame, history_area, host);
+}
+
+fn field(name: &str, value: impl Into<String>) -> Line<'static> {
+    styled_field(name, value, Style::new())
+}
+
+/// A field whose value stands out (an error, a warning).
+fn styled_field(name: &str, value: impl Into<String>, value_style: Style) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{name:<12}"), style::dim()),
+        Span::styled(value.into(), value_style),
+    ])
+}
+
+fn opt<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
+    let machine = &host.machine;
+    let report = host.report.as_ref();
+    let mut out = Vec::new();
+    match report {
+        None => out.push(field("status", "probing: no answer yet")),
+        Some(report) => {
+            let status = Line::from(vec![
+                Span::styled(format!("{:<12}", "status"), style::dim()),
+                Span::styled(report.status.name(), style::status_style(host.shown())),
+                Span::raw(format!(
+                    " via {}",
+                    serde_json::to_value(report.via)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                )),
+            ]);
+            out.push(status);
+            if let Some(reason) = &report.reason {
+                out.push(styled_field("reason", reason.clone(), style::error()));
+            }
+        }
+    }
+    out.push(field(
+        "machines",
+        format!("{}  {}", machine.location, machine.uri()),
+    ));
+    out.push(field("line", machine.line.trim().to_string()));
+    if let Some(stderr) = report.and_then(|r| r.stderr.as_deref()) {
+        let who = if matches!(report.map(|r| r.via), Some(rbtop::probe::Via::Ssh)) {
+            "ssh said"
+        } else {
+            "stderr"
+        };
+        out.push(field(who, ""));
+        for line in stderr.lines() {
+            out.push(Line::styled(format!("  {line}"), style::dim()));
+        }
+    }
+    if let Some(report) = report {
+        let ms = |d: Option<std::time::Duration>| d.map_or("-".into(), format::latency);
+        out.push(field(
+            "timings",
+            format!(
+                "connect {} · handshake {} · ping {}",
+                ms(report.connect),
+                ms(report.handshake),
+                ms(report.ping)
+            ),
+        ));
+        out.push(field(
+            "store",
+            format!(
+                "{} protocol {} · Nix {} · trusted {}",
+                hosts::protocol(machine),
+                opt(report.protocol_version.as_deref()),
+                opt(report.nix_version.as_deref()),
+                match (report.trusted, report.is_up()) {
+                    (Some(true), _) => "yes",
+                    (Some(false), _) => "no",
+                    (None, true) => "not said by this protocol",
+                    (None, false) => "-",
+                }
+            ),
+        ));
+    }
+    let jobs = match &host.load {
+        Some(load) => format!("{}/{} busy here", load.busy, machine.max_jobs),
+        None => format!("max {}", machine.max_jobs),
+    };
+    out.push(field(
+        "builds",
+        format!(
+            "{} · jobs {jobs} · speed factor {}",
+            machine.systems.join(" "),
+            machine.speed_factor
+        ),
+    ));
+    out.push(field(
+        "features",
+        format!(
+            "{} · mandatory: {}",
+            words(&machine.supported_features),
+            words(&machine.mandatory_features)
+        ),
+    ));
+    if let Some(facts) = report.and_then(|r| r.facts.as_ref()) {
+        let mut parts = vec![
+            format!(
+                "{} {}",
+                opt(facts.arch.as_deref()),
+                opt(facts.kernel.as_deref())
+            ),
+            format!("{} CPUs", opt(facts.cpus)),
+        ];
+        if let Some([l1, l5, l15]) = facts.load {
+            parts.push(format!("load {l1:.2} {l5:.2} {l15:.2}"));
+        }
+        if let (Some(available), Some(total)) = (facts.mem_available, facts.mem_total) {
+            parts.push(format!(
+                "memory {} free of {}",
+                format::bytes(available),
+                format::bytes(total)
+            ));
+        }
+        if let Some(free) = facts.store_free {
+            parts.push(format!("store {} free", format::bytes(free)));
+        }
+        if let Some(up) = facts.uptime_s {
+            parts.push(format!(
+                "up {}",
+                format::age(std::time::Duration::from_secs(up))
+            ));
+        }
+        out.push(field("host", parts.join(" · ")));
+    }
+    let mut probe = match host.reported_at {
+        Some(at) => format!("last result {}", format::clock(at)),
+        None => "first probe running".to_string(),
+    };
+    if host.in_flight {
+        probe.push_str(" · probing now");
+    } else if let Some(wait) = host.retry_in(now) {
+        // The countdown is redrawn once a second: under one second is "now".
+        let when = if wait.as_secs() == 0 {
+            "now".to_string()
+        } else {
+            format!("in {}", format::age(wait))
+        };
+        probe.push_str(&format!(
+            " · {} failure{} in a row, next try {when}",
+            host.failures,
+            if host.failures == 1 { "" } else { "s" },
+        ));
+    }
+    if host.reconnects > 0 {
+        probe.push_str(&format!(" · reconnected {} time(s)", host.reconnects));
+    }
+    out.push(field("probe", probe));
+    if !host.events.is_empty() {
+        out.push(field("events", ""));
+        for event in host.events.iter().rev() {
+            out.push(Line::from(vec![
+                Span::styled(format!("  {} ", format::clock(event.wall)), style::dim()),
+                Span::raw(event.text.clone()),
+            ]));
+        }
+    }
+    out
+}
+
+/// What the detail pane shows of slots and remote builds, from the app.
+struct Triage<'a> {
+    /// For each build this machine's jobs are building: time since its
+    /// last log line.
+    log_quiet: Vec<Option<Duration>>,
+    /// The build selected with Up/Down while the pane has the focus.
+    selected_build: Option<usize>,
+    stall_after: Duration,
+    upload_lock_after: Duration,
+    kill_outcome: Option<&'a Result<String, String>>,
+}
+
+/// Slots and builds go right after the status line (and its reason, for a
+/// host that is down): what is running there is what triage looks at first.
+fn slots_at(lines: &[Line]) -> std::ops::Range<usize> {
+    let at = lines
+        .iter()
+        .position(|l| {
+            l.spans
+                .first()
+                .is_some_and(|s| s.content.starts_with("machines"))
+        })
+        .unwrap_or(lines.len());
+    at..at
+}
+
+/// This machine's slots on the host (who holds them, since when), the
+/// upload lock, and every build running there with its client.
+fn triage_lines(host: &HostState, triage: &Triage, wall: SystemTime) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let held_for = |since: Option<SystemTime>| {
+        since
+            .and_then(|s| wall.duration_since(s).ok())
+            .map_or("?".into(), format::age)
+    };
+    if let Some(load) = &host.load {
+        for holder in &load.holders {
+            out.push(field(
+                "slot",
+                format!(
+                    "{} held by pid {} for {}",
+                    holder.slot,
+                    holder.pid,
+                    held_for(holder.since)
+                ),
+            ));
+        }
+        if let Some(lock) = &load.upload_lock {
+            let held = lock.since.and_then(|s| wall.duration_since(s).ok());
+            let slow = held.is_some_and(|h| h >= triage.upload_lock_after);
+            let text = format!(
+                "held by pid {} for {}{}",
+                lock.pid,
+                held_for(lock.since),
+                if slow {
+                    " · SLOW: inputs still being copied"
+                } else {
+                    ""
+                }
+            );
+            let value_style = if slow { style::warning() } else { Style::new() };
+            out.push(styled_field("upload", text, value_style));
+        }
+    }
+    match &host.builds {
+        Some(Ok(builds)) if builds.is_empty() => out.push(field("running", "no build")),
+        Some(Ok(builds)) => {
+            out.push(field(
+                "running",
+                format!(
+                    "{} build{} (K kills the selected one)",
+                    builds.len(),
+                    if builds.len() == 1 { "" } else { "s" }
+                ),
+            ));
+            let selected = triage
+                .selected_build
+                .map(|i| i.min(builds.len().saturating_sub(1)));
+            for (i, build) in builds.iter().enumerate() {
+                let log_quiet = triage.log_quiet.get(i).copied().flatten();
+                out.push(build_line(
+                    build,
+                    selected == Some(i),
+                    log_quiet,
+                    triage.stall_after,
+                ));
+            }
+        }
+        Some(Err(why)) => out.push(field("running", format!("unknown: {why}"))),
+        None => {}
+    }
+    if let Some(outcome) = triage.kill_outcome {
+        out.push(match outcome {
+            Ok(text) => field("killed", text.clone()),
+            Err(text) => styled_field("kill", text.clone(), style::error()),
+        });
+    }
+    out
+}
+
+/// `▸ hello-2.12  pid 5120 nixbld1  3m 20s  cpu idle 10m  log quiet 2m  orphan: why`
+fn build_line(
+    build: &RemoteBuild,
+    selected: bool,
+    log_quiet: Option<Duration>,
+    stall_after: Duration,
+) -> Line<'static> {
+    let stalled = hosts::is_stalled(build, stall_after);
+    let marker = if selected { "  ▸ " } else { "    " };
+    let mut spans = vec![
+        Span::raw(marker),
+        Span::styled(build.name.clone(), style::title()),
+        Span::raw(format!(
+            "  pid {} {}  {}",
+            build.pid,
+            build.user,
+            format::age(Duration::from_secs(build.elapsed_s))
+        )),
+    ];
+    if let Some(idle) = build.cpu_idle_s.filter(|&idle| idle > 0) {
+        let text = format!("  cpu idle {}", format::age(Duration::from_secs(idle)));
+        spans.push(if stalled {
+            Span::styled(format!("{text} STALLED"), style::warning())
+        } else {
+            Span::styled(text, style::dim())
+        });
+    }
+    // Our own job's log: no line for stall_after is a stall too.
+    if let Some(quiet) = log_quiet.filter(|q| q.as_secs() > 0) {
+        let text = format!("  log quiet {}", format::age(quiet));
+        spans.push(if quiet >= stall_after {
+            Span::styled(format!("{text} STALLED"), style::warning())
+        } else {
+            Span::styled(text, style::dim())
+        });
+    }
+    let client = format!("  {}", build.client.name());
+    spans.push(if build.client == Client::Orphan {
+        Span::styled(client, style::error())
+    } else {
+        Span::raw(client)
+    });
+    spans.push(Span::styled(format!(": {}", build.detail), style::dim()));
+    let line = Line::from(spans);
+    if selected {
+        line.style(style::selected())
+    } else {
+        line
+    }
+}
+
+fn words(list: &[String]) -> String {
+    if list.is_empty() {
+        "-".to_string()
+    } else {
+        list.join(" ")
+    }
+}
+
+/// Latency sparkline and the up/down timeline, oldest left.
+fn history(frame: &mut Frame, area: Rect, host: &HostState) {
+    let [label_area, chart_area] =
+        Layout::horizontal([Constraint::Length(12), Constraint::Min(1)]).areas(area);
+    let width = usize::from(chart_area.width).min(HISTORY);
+    let recent: Vec<_> = host
+        .history
+        .iter()
+        .skip(host.history.len().saturating_sub(width))
+        .collect();
+    let peak = recent.iter().filter_map(|s| s.ping).max();
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::styled("latency", style::dim()),
+            Line::styled(
+                peak.map_or_else(|| "  none".into(), |p| format!("  ≤{}", format::latency(p))),
+                style::dim(),
+            ),
+            Line::styled("up/down", style::dim()),
+        ]),
+        label_area,
+    );
+    let [spark_area, timeline_area] =
+        Layout::vertical([Constraint::Length(2), Constraint::Length(1)]).areas(chart_area);
+    let data: Vec<Option<u64>> = recent
+        .iter()
+        .map(|s| s.ping.map(|d| d.as_micros() as u64))
+        .collect();
+    frame.render_widget(
+        Sparkline::default()
+            .data(data)
+            .style(Style::new().fg(Color::Cyan)),
+        spark_area,
+    );
+    // Height as well as colour tells up from down.
+    let timeline: Vec<Span> = recent
+        .iter()
+        .map(|s| {
+            if s.up {
+                Span::styled("█", Style::new().fg(Color::Green))
+            } else {
+                Span::styled("▁", Style::new().fg(Color::Red))
+            }
+        })
+        .collect();
+    frame.render_widget(Line::from(timeline), timeline_area);
+}

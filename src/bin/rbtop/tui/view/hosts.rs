@@ -1,0 +1,429 @@
+//! The hosts table. Columns have a priority: when the terminal is too
+//! narrow for all of them, the least important go first.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
+
+use std::time::Duration;
+
+use super::{format, style};
+use crate::tui::app::{App, Focus};
+use rbtop::dashboard::{HostState, SortKey};
+use rbtop::machines::Machine;
+use rbtop::remote_builds::{Client, RemoteBuild};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Status,
+    Host,
+    Protocol,
+    Systems,
+    Features,
+    Jobs,
+    Speed,
+    Latency,
+    Load,
+    FreeStore,
+    Nix,
+    Trusted,
+}
+
+/// Left to right.
+const ORDER: [Column; 12] = [
+    Column::Status,
+    Column::Host,
+    Column::Protocol,
+    Column::Systems,
+    Column::Features,
+    Column::Jobs,
+    Column::Speed,
+    Column::Latency,
+    Column::Load,
+    Column::FreeStore,
+    Column::Nix,
+    Column::Trusted,
+];
+
+/// Dropped first to last when space runs out; status and host always stay.
+const DROP_ORDER: [Column; 10] = [
+    Column::Trusted,
+    Column::Speed,
+    Column::Protocol,
+    Column::Nix,
+    Column::Features,
+    Column::FreeStore,
+    Column::Systems,
+    Column::Load,
+    Column::Jobs,
+    Column::Latency,
+];
+
+impl Column {
+    fn title(self) -> &'static str {
+        match self {
+            Column::Status => "STATUS",
+            Column::Host => "HOST",
+            Column::Protocol => "PROTO",
+            Column::Systems => "SYSTEMS",
+            Column::Features => "FEATURES",
+            Column::Jobs => "JOBS",
+            Column::Speed => "SPEED",
+            Column::Latency => "LATENCY",
+            Column::Load => "LOAD/CPU",
+            Column::FreeStore => "FREE STORE",
+            Column::Nix => "NIX",
+            Column::Trusted => "TRUSTED",
+        }
+    }
+
+    /// Narrowest useful width.
+    fn min_width(self) -> u16 {
+        match self {
+            Column::Status => 10,
+            Column::Host => 10,
+            Column::Protocol => 6,
+            Column::Systems => 12,
+            Column::Features => 10,
+            Column::Jobs => 5,
+            Column::Speed => 5,
+            Column::Latency => 7,
+            Column::Load => 8,
+            Column::FreeStore => 10,
+            Column::Nix => 7,
+            Column::Trusted => 7,
+        }
+    }
+
+    /// For the columns that grow into space left over: the width their
+    /// longest value wants (capped, so one odd host cannot take the table).
+    fn wanted(self, hosts: &[HostState]) -> Option<u16> {
+        let longest = |text: &dyn Fn(&HostState) -> usize| {
+            hosts.iter().map(text).max().unwrap_or(0).min(40) as u16
+        };
+        match self {
+            Column::Host => Some(longest(&|h| h.name().chars().count())),
+            Column::Systems => Some(longest(&|h| {
+                let systems = &h.machine.systems;
+                let commas = systems.len().saturating_sub(1);
+                systems.iter().map(|s| s.chars().count()).sum::<usize>() + commas
+            })),
+            Column::Features => Some(longest(&|h| {
+                let m = &h.machine;
+                let all = m.supported_features.iter().chain(&m.mandatory_features);
+                all.map(|f| f.chars().count() + 1).sum::<usize>()
+            })),
+            // `busy/max`, and ` ·N!` while builds run there.
+            Column::Jobs => Some(longest(&|h| {
+                let busy = h.busy_slots().map_or(1, |b| b.to_string().len());
+                let slots = busy + 1 + h.machine.max_jobs.to_string().len();
+                match h.build_list().len() {
+                    0 => slots,
+                    n => slots + 3 + n.to_string().len(),
+                }
+            })),
+            _ => None,
+        }
+    }
+
+    /// The column the current sort uses, to mark its header.
+    fn of_sort(key: SortKey) -> Option<Column> {
+        match key {
+            SortKey::Listed => None,
+            SortKey::Status => Some(Column::Status),
+            SortKey::Host => Some(Column::Host),
+            SortKey::Latency => Some(Column::Latency),
+            SortKey::Load => Some(Column::Load),
+            SortKey::Jobs => Some(Column::Jobs),
+            SortKey::FreeStore => Some(Column::FreeStore),
+            SortKey::Speed => Some(Column::Speed),
+        }
+    }
+}
+
+/// The columns that fit in `width` (one space between columns).
+pub fn columns_for(width: u16) -> Vec<Column> {
+    let mut shown = ORDER.to_vec();
+    let needed = |cols: &[Column]| -> u16 {
+        cols.iter().map(|c| c.min_width()).sum::<u16>() + cols.len().saturating_sub(1) as u16
+    };
+    for drop in DROP_ORDER {
+        if needed(&shown) <= width {
+            break;
+        }
+        shown.retain(|&c| c != drop);
+    }
+    shown
+}
+
+/// The columns that fit in `width` and their widths: every column gets its
+/// minimum, then host, systems and features (in that order) grow towards
+/// their longest value with what is left.
+pub fn column_widths(width: u16, hosts: &[HostState]) -> Vec<(Column, u16)> {
+    let columns = columns_for(width);
+    let used: u16 =
+        columns.iter().map(|c| c.min_width()).sum::<u16>() + columns.len().saturating_sub(1) as u16;
+    let mut spare = width.saturating_sub(used);
+    let mut widths: Vec<(Column, u16)> = columns.iter().map(|&c| (c, c.min_width())).collect();
+    // JOBS first: it grows by a few characters only while builds run.
+    for grower in [
+        Column::Jobs,
+        Column::Host,
+        Column::Systems,
+        Column::Features,
+    ] {
+        if let Some((column, w)) = widths.iter_mut().find(|(c, _)| *c == grower)
+            && let Some(wanted) = column.wanted(hosts)
+        {
+            let extra = wanted.saturating_sub(*w).min(spare);
+            *w += extra;
+            spare -= extra;
+        }
+    }
+    widths
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(title(app))
+        .border_style(
+            if app.focus == Focus::Hosts && (app.detail_open || !app.jobs.is_empty()) {
+                style::focused_border()
+            } else {
+                style::dim()
+            },
+        );
+    let inner = block.inner(area);
+    // One line of column titles.
+    app.regions.table_rows = super::data_rows(inner);
+    app.page = usize::from(app.regions.table_rows.height).max(1);
+    app.keep_selection_visible();
+
+    let sized = column_widths(inner.width, &app.fleet.hosts);
+    let columns: Vec<Column> = sized.iter().map(|(c, _)| *c).collect();
+    let sorted = Column::of_sort(app.sort.key);
+    let header = Row::new(columns.iter().map(|&c| {
+        let mut text = c.title().to_string();
+        if Some(c) == sorted {
+            text.push(if app.sort.reversed { '▲' } else { '▼' });
+        }
+        Cell::from(text).style(style::title())
+    }));
+    let widths: Vec<Constraint> = sized.iter().map(|(_, w)| Constraint::Length(*w)).collect();
+    let stall_after = app.jobs.defaults.stall_after;
+    let rows_shown = app.rows()[app.offset.min(app.rows().len())..]
+        .iter()
+        .take(app.page)
+        .map(|&index| {
+            let host = &app.fleet.hosts[index];
+            Row::new(columns.iter().map(|&c| cell(host, c, stall_after)))
+        });
+    let table = Table::new(rows_shown, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(style::selected())
+        .block(block);
+    let mut state = TableState::default()
+        .with_selected(app.selected_row().map(|row| row.saturating_sub(app.offset)));
+    frame.render_stateful_widget(table, area, &mut state);
+
+    if app.rows().is_empty() {
+        let message = if app.filter.is_empty() {
+            "no hosts".to_string()
+        } else {
+            format!(
+                "no host matches '{}' ({} clears the filter)",
+                app.filter,
+                app.keymap.first_key(crate::tui::action::Action::Back)
+            )
+        };
+        let at = app.regions.table_rows;
+        frame.render_widget(
+            Line::styled(message, style::dim()),
+            Rect { height: 1, ..at }.intersection(area),
+        );
+    }
+}
+
+fn title(app: &App) -> Line<'static> {
+    let shown = app.rows().len();
+    let total = app.fleet.hosts.len();
+    let mut spans = vec![Span::styled(
+        if shown == total {
+            format!(" Hosts ({total}) ")
+        } else {
+            format!(" Hosts ({shown} of {total}) ")
+        },
+        style::title(),
+    )];
+    spans.push(Span::styled(
+        format!(
+            "sorted by {}{} ",
+            app.sort.key.name(),
+            if app.sort.reversed { ", reversed" } else { "" }
+        ),
+        style::dim(),
+    ));
+    if !app.filter.is_empty() || app.editing_filter {
+        spans.push(Span::styled(
+            format!("filter '{}' ", app.filter),
+            style::warning(),
+        ));
+    }
+    Line::from(spans)
+}
+
+/// `busy/max` of this machine's slots, then `·N` for the N builds running
+/// on the builder (anyone's), `!` when one is an orphan or stalled.
+fn jobs_cell(host: &HostState, stall_after: Duration) -> Cell<'static> {
+    let slots = match host.busy_slots() {
+        Some(busy) => format!("{busy}/{}", host.machine.max_jobs),
+        None => format!("-/{}", host.machine.max_jobs),
+    };
+    let builds = host.build_list();
+    if builds.is_empty() {
+        return Cell::from(slots);
+    }
+    let alarming = builds.iter().any(|b| is_alarming(b, stall_after));
+    let text = format!(
+        "{slots} ·{}{}",
+        builds.len(),
+        if alarming { "!" } else { "" }
+    );
+    Cell::from(text).style(if alarming {
+        style::warning()
+    } else {
+        Style::new()
+    })
+}
+
+/// An orphan, or a build that used no CPU for `stall_after`.
+pub fn is_alarming(build: &RemoteBuild, stall_after: Duration) -> bool {
+    build.client == Client::Orphan || is_stalled(build, stall_after)
+}
+
+pub fn is_stalled(build: &RemoteBuild, stall_after: Duration) -> bool {
+    build
+        .cpu_idle_s
+        .is_some_and(|idle| Duration::from_secs(idle) >= stall_after)
+}
+
+fn cell(host: &HostState, column: Column, stall_after: Duration) -> Cell<'static> {
+    let machine = &host.machine;
+    let report = host.report.as_ref();
+    let dash = || Cell::from("-").style(style::dim());
+    match column {
+        Column::Status => {
+            let shown = host.shown();
+            Cell::from(format!("{} {}", style::glyph(shown), shown.name()))
+                .style(style::status_style(shown))
+        }
+        Column::Host => Cell::from(host.name().to_string()),
+        Column::Protocol => Cell::from(protocol(machine)),
+        Column::Systems => Cell::from(machine.systems.join(",")),
+        Column::Features => features(machine),
+        Column::Jobs => jobs_cell(host, stall_after),
+        Column::Speed => Cell::from(format!("{}", machine.speed_factor)),
+        Column::Latency => host
+            .latency()
+            .map_or_else(dash, |d| Cell::from(format::latency(d))),
+        Column::Load => match host.load_per_cpu() {
+            Some(load) => Cell::from(format!("{load:.2}")).style(if load >= 1.0 {
+                style::warning()
+            } else {
+                Style::new()
+            }),
+            None => dash(),
+        },
+        Column::FreeStore => host
+            .store_free()
+            .map_or_else(dash, |n| Cell::from(format::bytes(n))),
+        Column::Nix => report
+            .and_then(|r| r.nix_version.clone())
+            .map_or_else(dash, Cell::from),
+        Column::Trusted => match report.and_then(|r| r.trusted) {
+            Some(true) => Cell::from("yes"),
+            Some(false) => Cell::from("no").style(style::warning()),
+            None => dash(),
+        },
+    }
+}
+
+/// The store's scheme: `ssh`, `ssh-ng`, `local`, `daemon`, `unix`.
+pub fn protocol(machine: &Machine) -> String {
+    let uri = machine.uri();
+    match uri.split_once("://") {
+        Some((scheme, _)) => scheme.to_string(),
+        None => uri.split('?').next().unwrap_or(uri).to_string(),
+    }
+}
+
+/// Supported features, then mandatory ones marked with `*`.
+fn features(machine: &Machine) -> Cell<'static> {
+    let mut spans = Vec::new();
+    for feature in &machine.supported_features {
+        if machine.mandatory_features.contains(feature) {
+            continue;
+        }
+        if !spans.is_empty() {
+            spans.push(Span::raw(","));
+        }
+        spans.push(Span::raw(feature.clone()));
+    }
+    for feature in &machine.mandatory_features {
+        if !spans.is_empty() {
+            spans.push(Span::raw(","));
+        }
+        spans.push(Span::styled(format!("{feature}*"), style::warning()));
+    }
+    if spans.is_empty() {
+        return Cell::from("-").style(style::dim());
+    }
+    Cell::from(Line::from(spans))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_terminals_drop_the_least_important_columns_first() {
+        assert_eq!(columns_for(200), ORDER);
+        let at_80 = columns_for(80);
+        assert!(at_80.starts_with(&[Column::Status, Column::Host]));
+        assert!(!at_80.contains(&Column::Trusted) && !at_80.contains(&Column::Speed));
+        assert!(at_80.contains(&Column::Latency) && at_80.contains(&Column::Jobs));
+        let at_30 = columns_for(30);
+        assert_eq!(at_30, [Column::Status, Column::Host, Column::Latency]);
+        // The widths never exceed the terminal and never go below a minimum.
+        let app = crate::tui::fixture::mixed_fleet();
+        for width in [30, 80, 100, 120, 200] {
+            let sized = column_widths(width, &app.fleet.hosts);
+            let total: u16 = sized.iter().map(|(_, w)| w + 1).sum::<u16>() - 1;
+            assert!(total <= width, "{total} > {width}");
+            assert!(sized.iter().all(|(c, w)| *w >= c.min_width()));
+        }
+        let at_120 = column_widths(120, &app.fleet.hosts);
+        let systems = at_120
+            .iter()
+            .find(|(c, _)| *c == Column::Systems)
+            .unwrap()
+            .1;
+        assert_eq!(
+            systems,
+            "x86_64-linux,i686-linux".len() as u16,
+            "the longest fits whole"
+        );
+        // Whatever the width, what is dropped is a prefix of the drop order.
+        for width in 0..200 {
+            let shown = columns_for(width);
+            let dropped = ORDER.len() - shown.len();
+            for column in &DROP_ORDER[..dropped] {
+                assert!(!shown.contains(column), "{column:?} at {width}");
+            }
+        }
+    }
+}

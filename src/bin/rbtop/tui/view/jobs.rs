@@ -1,0 +1,356 @@
+//! The jobs pane: a row per job, and under it a row per derivation, with
+//! where it runs, its phase, how long it has run and been quiet, and how it
+//! ended. Each job is locked once per frame, only while its rows are made.
+
+use std::time::{Duration, Instant};
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
+
+use super::{format, style};
+use crate::tui::app::{App, Focus};
+use crate::tui::app_jobs::host_label;
+use rbtop::jobs::job::{Ended, Escalation, Job, State};
+use rbtop::jobs::progress::{Derivation, DrvStatus, Phase};
+use rbtop::jobs::runner::lock;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
+    let focused = app.focus == Focus::Jobs;
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(title(app))
+        .border_style(if focused {
+            style::focused_border()
+        } else {
+            style::dim()
+        });
+    let inner = block.inner(area);
+    app.regions.jobs_rows = super::data_rows(inner);
+    app.jobs.page = usize::from(app.regions.jobs_rows.height).max(1);
+    app.jobs.keep_selection_visible();
+
+    // Narrow terminals lose the counts and the elapsed time first.
+    let wide = inner.width >= 100;
+    let mut titles = vec!["JOB", "HOST", "PHASE"];
+    let job_width = job_column_width(app, inner.width);
+    let mut widths = vec![
+        Constraint::Length(job_width),
+        Constraint::Length(14),
+        Constraint::Length(if wide { 20 } else { 16 }),
+    ];
+    if wide {
+        titles.extend(["DONE", "ELAPSED"]);
+        widths.extend([Constraint::Length(5), Constraint::Length(7)]);
+    }
+    titles.extend(["QUIET", "RESULT"]);
+    widths.extend([
+        Constraint::Length(if wide { 14 } else { 10 }),
+        Constraint::Fill(3),
+    ]);
+    let header = Row::new(titles.iter().map(|t| Cell::from(*t).style(style::title())));
+
+    let stall_after = app.jobs.defaults.stall_after;
+    let mut rows = Vec::new();
+    for handle in &app.jobs.list {
+        let job = lock(handle);
+        rows.push(Row::new(job_cells(&job, job_width, now, stall_after, wide)));
+        for drv in job.progress.derivations() {
+            rows.push(Row::new(drv_cells(&job, drv, now, stall_after, wide)));
+        }
+    }
+    let shown: Vec<Row> = rows
+        .into_iter()
+        .skip(app.jobs.offset)
+        .take(app.jobs.page)
+        .collect();
+    let table = Table::new(shown, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(if focused {
+            style::selected()
+        } else {
+            Style::new()
+        })
+        .block(block);
+    let selected = app
+        .jobs
+        .selected_row()
+        .map(|row| row.saturating_sub(app.jobs.offset));
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Wide enough for the longest job or derivation name, up to 30%.
+fn job_column_width(app: &App, width: u16) -> u16 {
+    let mut longest = 0;
+    for handle in &app.jobs.list {
+        let job = lock(handle);
+        longest = longest.max(format!("{} {}", job.id, job.request.what()).chars().count());
+        for drv in job.progress.derivations() {
+            longest = longest.max(DRV_INDENT.chars().count() + drv.name().chars().count());
+        }
+    }
+    u16::try_from(longest)
+        .unwrap_or(u16::MAX)
+        .clamp(12, (width * 3 / 10).max(12))
+}
+
+/// `#1 numbered.nix`; a path too long keeps its end, the file's name.
+fn job_name(job: &Job, width: u16) -> String {
+    let id = job.id.to_string();
+    let what = job.request.what();
+    let room = usize::from(width).saturating_sub(id.chars().count() + 1);
+    let length = what.chars().count();
+    if length <= room {
+        format!("{id} {what}")
+    } else {
+        let tail: String = what.chars().skip(length + 1 - room.max(1)).collect();
+        format!("{id} …{tail}")
+    }
+}
+
+/// Before a derivation's name, under its job.
+const DRV_INDENT: &str = "  └ ";
+
+fn title(app: &App) -> Line<'static> {
+    let total = app.jobs.list.len();
+    let active = app
+        .jobs
+        .list
+        .iter()
+        .filter(|job| lock(job).is_active())
+        .count();
+    Line::from(vec![
+        Span::styled(format!(" Jobs ({total}) "), style::title()),
+        Span::styled(format!("{active} running "), style::dim()),
+    ])
+}
+
+fn job_cells(
+    job: &Job,
+    width: u16,
+    now: Instant,
+    stall_after: Duration,
+    wide: bool,
+) -> Vec<Cell<'static>> {
+    let running = job.progress.derivations().iter().find(|d| d.is_running());
+    let phase = match (&job.state, running) {
+        (State::Starting, _) => "starting".to_string(),
+        (State::Running { .. }, None) if job.progress.derivations().is_empty() => {
+            "evaluating".to_string()
+        }
+        (State::Running { .. } | State::Cancelling { .. }, Some(drv)) => phase_text(drv),
+        (State::CheckingBuilders, _) => "checking builders".to_string(),
+        (State::Finished(_), _) => "-".to_string(),
+        _ => "running".to_string(),
+    };
+    let mut cells = vec![
+        Cell::from(job_name(job, width)),
+        Cell::from(host_label(job).to_string()),
+        Cell::from(phase),
+    ];
+    if wide {
+        let counts = job.progress.counts();
+        cells.push(Cell::from(format!("{}/{}", counts.done, counts.expected)));
+        cells.push(Cell::from(format::age(job.elapsed(now))));
+    }
+    cells.push(if job.is_active() {
+        quiet(job.quiet_for(now), stall_after, running.is_some(), wide)
+    } else {
+        Cell::from("-").style(style::dim())
+    });
+    cells.push(job_result(job));
+    cells
+}
+
+fn drv_cells(
+    job: &Job,
+    drv: &Derivation,
+    now: Instant,
+    stall_after: Duration,
+    wide: bool,
+) -> Vec<Cell<'static>> {
+    let mut cells = vec![
+        Cell::from(format!("{DRV_INDENT}{}", drv.name())),
+        Cell::from(drv.machine.clone().unwrap_or_else(|| "local".into())),
+        Cell::from(phase_text(drv)),
+    ];
+    if wide {
+        cells.push(Cell::from(""));
+        let until = drv.finished.unwrap_or(now);
+        cells.push(Cell::from(format::age(
+            until.saturating_duration_since(drv.started),
+        )));
+    }
+    cells.push(if drv.is_running() {
+        let since = drv.last_line.unwrap_or(drv.started);
+        quiet(
+            now.saturating_duration_since(since),
+            stall_after,
+            true,
+            wide,
+        )
+    } else {
+        Cell::from("-").style(style::dim())
+    });
+    cells.push(drv_result(job, drv));
+    cells
+}
+
+/// `building (buildPhase)`.
+fn phase_text(drv: &Derivation) -> String {
+    match (&drv.builder_phase, drv.phase) {
+        (Some(builder), Phase::Building) => format!("{} ({builder})", drv.phase.label()),
+        _ => drv.phase.label().to_string(),
+    }
+}
+
+/// Time since the last log line; past `stall_after`, STALLED (and for
+/// how long, when there is room).
+fn quiet(for_: Duration, stall_after: Duration, running: bool, wide: bool) -> Cell<'static> {
+    if running && for_ >= stall_after {
+        let text = if wide {
+            format!("STALLED {}", format::age(for_))
+        } else {
+            "STALLED".to_string()
+        };
+        Cell::from(text).style(style::error())
+    } else {
+        Cell::from(format::age(for_))
+    }
+}
+
+fn job_result(job: &Job) -> Cell<'static> {
+    let last_note = || {
+        job.notes
+            .last()
+            .map(|n| format!(" · {}", n.strip_prefix("rbtop: ").unwrap_or(n)))
+            .unwrap_or_default()
+    };
+    match &job.state {
+        State::Starting | State::Running { .. } => Cell::from("running"),
+        State::Cancelling { stage, .. } => {
+            let sent = match stage {
+                Escalation::Interrupt => "SIGINT",
+                Escalation::Terminate => "SIGTERM",
+                Escalation::Kill => "SIGKILL",
+            };
+            Cell::from(format!("cancelling ({sent} sent)")).style(style::warning())
+        }
+        State::CheckingBuilders => Cell::from("checking builders").style(style::warning()),
+        State::Finished(Ended::Succeeded) => Cell::from(Line::from(vec![
+            Span::styled("succeeded ", ok()),
+            Span::raw(job.outputs.join(" ")),
+        ])),
+        State::Finished(Ended::Failed { exit_code, error }) => Cell::from(Line::from(vec![
+            Span::styled(format!("failed (exit {exit_code}) "), style::error()),
+            Span::raw(error.clone().unwrap_or_default()),
+        ])),
+        State::Finished(Ended::Cancelled) => Cell::from(Line::from(vec![
+            Span::styled("cancelled", style::warning()),
+            Span::raw(last_note()),
+        ])),
+        State::Finished(Ended::LaunchFailed(why)) => Cell::from(Line::from(vec![
+            Span::styled("cannot start ", style::error()),
+            Span::raw(why.clone()),
+        ])),
+    }
+}
+
+fn drv_result(job: &Job, drv: &Derivation) -> Cell<'static> {
+    match &drv.status {
+        DrvStatus::Running => Cell::from("running"),
+        DrvStatus::Succeeded => Cell::from("built").style(ok()),
+        DrvStatus::Failed { message, exit_code } => {
+            let code = exit_code
+                .map(|c| format!(" (exit {c})"))
+                .unwrap_or_default();
+            Cell::from(Line::from(vec![
+                Span::styled(format!("failed{code} "), style::error()),
+                Span::raw(rbtop::nix_text::strip_ansi(message)),
+            ]))
+        }
+        DrvStatus::Stopped => {
+            // What the check on its builder found, if it was checked.
+            let prefix = drv.machine.as_deref().map(|m| format!("rbtop: {m}: "));
+            let found = prefix.and_then(|prefix| {
+                job.notes
+                    .iter()
+                    .filter(|n| n.contains(drv.name()))
+                    .find_map(|n| n.strip_prefix(&prefix))
+            });
+            Cell::from(Line::from(vec![
+                Span::styled("stopped", style::warning()),
+                Span::raw(found.map(|f| format!(" · {f}")).unwrap_or_default()),
+            ]))
+        }
+    }
+}
+
+fn ok() -> Style {
+    Style::new().fg(ratatui::style::Color::Green)
+}
+
+/// The job's state in a word or two, for the log's title.
+pub fn state_word(job: &Job) -> String {
+    match &job.state {
+        State::Starting => "starting".into(),
+        State::Running { .. } => "running".into(),
+        State::Cancelling { .. } => "cancelling".into(),
+        State::CheckingBuilders => "checking builders".into(),
+        State::Finished(Ended::Succeeded) => "succeeded".into(),
+        State::Finished(Ended::Failed { exit_code, .. }) => format!("failed (exit {exit_code})"),
+        State::Finished(Ended::Cancelled) => "cancelled".into(),
+        State::Finished(Ended::LaunchFailed(_)) => "cannot start".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::fixture;
+
+    fn text(cell: Cell<'static>) -> String {
+        // A cell renders as its content; draw it on a one-line buffer.
+        let area = Rect::new(0, 0, 40, 1);
+        let mut buffer = ratatui::buffer::Buffer::empty(area);
+        let table = Table::new([Row::new([cell])], [Constraint::Length(40)]);
+        ratatui::widgets::Widget::render(table, area, &mut buffer);
+        (0..40)
+            .map(|x| buffer[(x, 0)].symbol().to_string())
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    }
+
+    #[test]
+    fn a_long_path_keeps_its_file_name() {
+        let request = fixture::numbered_request(&[]);
+        let mut request_long = request.clone();
+        request_long.args[0] = "/work/main/tests/fixtures/builds/numbered.nix".into();
+        let short = fixture::job(1, request, "", 0, None);
+        let long = fixture::job(1, request_long, "", 0, None);
+        assert_eq!(job_name(&lock(&short), 30), "#1 numbered.nix");
+        let cut = job_name(&lock(&long), 24);
+        assert_eq!(cut, "#1 …/builds/numbered.nix");
+        assert_eq!(cut.chars().count(), 24);
+    }
+
+    #[test]
+    fn quiet_past_the_stall_limit_is_stalled_only_while_running() {
+        let limit = Duration::from_secs(600);
+        let quiet_for =
+            |secs, running, wide| text(quiet(Duration::from_secs(secs), limit, running, wide));
+        assert_eq!(quiet_for(59, true, true), "59s");
+        assert_eq!(quiet_for(720, true, true), "STALLED 12m 0s");
+        assert_eq!(
+            quiet_for(720, true, false),
+            "STALLED",
+            "narrow: the word alone"
+        );
+        assert_eq!(quiet_for(720, false, true), "12m 0s");
+    }
+}
