@@ -455,7 +455,7 @@ fn cancel_on_ssh_ng_leaves_nothing_on_b2(fleet: &Fleet) -> Result<(), Failed> {
 /// derivation's output path in its environment (as Nix's builder would) is
 /// found and killed; a second check finds b1 clean.
 fn builder_check_kills_what_a_build_left(fleet: &Fleet) -> Result<(), Failed> {
-    use rbtop::jobs::job::{Cleanup, RemoteBuild};
+    use rbtop::jobs::job::{Cleanup, RemoteDerivation};
     use rbtop::jobs::remote::check_builders;
     use rbtop::machines::{MachinesText, Parser};
     use rbtop::ssh::options::split_nix_sshopts;
@@ -512,7 +512,7 @@ fn builder_check_kills_what_a_build_left(fleet: &Fleet) -> Result<(), Failed> {
     let extra_args = split_nix_sshopts(&fleet.nix_sshopts()).unwrap();
     let mut ssh = SshSettings::new(extra_args, HostKeyPolicy::Strict);
     ssh.control_parent = sandbox.path("run");
-    let build = RemoteBuild {
+    let build = RemoteDerivation {
         machine: "ssh://b1".into(),
         drv: drv.clone(),
     };

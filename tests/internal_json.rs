@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use rbtop::jobs::job::{
-    Cleanup, CleanupReport, Effect, Ended, Event, Graces, Job, JobId, RemoteBuild, Signal, State,
+    Cleanup, CleanupReport, Event, Graces, Job, JobEffect, JobEnd, JobId, RemoteDerivation, Signal,
+    State,
 };
 use rbtop::jobs::launch::{BuildTool, LaunchRequest, Placement};
 use rbtop::jobs::progress::{BuildProgress, Counts, DrvStatus, LineKind, LogLine, Phase};
@@ -280,7 +281,7 @@ fn a_job_fed_each_transcript_ends_as_nix_did() {
             let now = start + Duration::from_millis(i as u64 + 1);
             for effect in job.handle(Event::Stderr(line.clone()), now) {
                 match effect {
-                    Effect::Write(text) => writes.push(text),
+                    JobEffect::Write(text) => writes.push(text),
                     other => panic!("{name}: a log line asked for {other:?}"),
                 }
             }
@@ -305,11 +306,11 @@ fn a_job_fed_each_transcript_ends_as_nix_did() {
             },
             start + Duration::from_secs(60),
         );
-        assert_eq!(effects, [Effect::Finished], "{name}");
+        assert_eq!(effects, [JobEffect::Finished], "{name}");
         assert_eq!(job.exit_status(), Some(t.exit as u8), "{name}");
         match job.ended().unwrap() {
-            Ended::Succeeded => assert_eq!(t.exit, 0, "{name}"),
-            Ended::Failed { exit_code, error } => {
+            JobEnd::Succeeded => assert_eq!(t.exit, 0, "{name}"),
+            JobEnd::Failed { exit_code, error } => {
                 assert_eq!(*exit_code, t.exit, "{name}");
                 let error = error.as_deref().unwrap_or_default();
                 assert!(error.starts_with("error: "), "{name}: {error}");
@@ -550,7 +551,7 @@ fn cancel_mid_build_checks_the_builder_then_ends_cancelled() {
         at(last_build_line) + Duration::from_micros(1),
     );
     assert!(
-        effects.contains(&Effect::Signal {
+        effects.contains(&JobEffect::Signal {
             pgid: 777,
             signal: Signal::Interrupt
         }),
@@ -566,15 +567,15 @@ fn cancel_mid_build_checks_the_builder_then_ends_cancelled() {
         },
         at(t.lines.len()),
     );
-    let build = RemoteBuild {
+    let build = RemoteDerivation {
         machine: "ssh://b1".into(),
         drv: drv_path,
     };
     assert_eq!(
         effects,
         [
-            Effect::KillStragglers,
-            Effect::CheckBuilders(vec![build.clone()])
+            JobEffect::KillStragglers,
+            JobEffect::CheckBuilders(vec![build.clone()])
         ]
     );
     assert_eq!(job.state, State::CheckingBuilders);
@@ -587,8 +588,8 @@ fn cancel_mid_build_checks_the_builder_then_ends_cancelled() {
         }]),
         at(t.lines.len() + 1),
     );
-    assert_eq!(effects.last(), Some(&Effect::Finished));
-    assert_eq!(job.ended(), Some(&Ended::Cancelled));
+    assert_eq!(effects.last(), Some(&JobEffect::Finished));
+    assert_eq!(job.ended(), Some(&JobEnd::Cancelled));
     assert_eq!(job.exit_status(), Some(130));
     assert_eq!(
         job.notes,
@@ -616,7 +617,7 @@ fn interrupted_by_someone_else_is_a_failure() {
     );
     assert_eq!(
         job.ended(),
-        Some(&Ended::Failed {
+        Some(&JobEnd::Failed {
             exit_code: 1,
             error: Some("error: interrupted by the user".into())
         })

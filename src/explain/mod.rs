@@ -16,7 +16,7 @@ pub mod rules;
 pub mod text;
 
 pub use availability::{Availability, Observed, Reachability};
-pub use outcome::{Action, LocalBuild, Outcome};
+pub use outcome::{HookAnswer, LocalBuild, Outcome};
 pub use ranking::{Division, Score};
 pub use requirement::{Query, Requirement, Subject};
 pub use rules::Rejection;

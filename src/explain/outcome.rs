@@ -76,7 +76,7 @@ impl LocalBuild {
 /// What the build hook answers, as Nix would run it now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
+pub enum HookAnswer {
     /// `preferLocalBuild` and this machine can build it: the hook is not asked.
     LocalPreferred,
     /// `# accept`: the build goes to this machine (its index).
@@ -92,7 +92,7 @@ pub enum Action {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Outcome {
-    pub action: Action,
+    pub action: HookAnswer,
     /// Down machines Nix would pick first, in that order: each fails with
     /// `cannot build on '<uri>'` and is left out of the next pick.
     pub fails_first: Vec<usize>,
@@ -108,7 +108,7 @@ pub fn decide(
 ) -> Outcome {
     if prefer_local_build && local.possible {
         return Outcome {
-            action: Action::LocalPreferred,
+            action: HookAnswer::LocalPreferred,
             fails_first: Vec::new(),
         };
     }
@@ -116,7 +116,7 @@ pub fn decide(
     let fails_first: Vec<usize> = order.iter().copied().take_while(is_down).collect();
     if let Some(&machine) = order.iter().find(|i| !is_down(i)) {
         return Outcome {
-            action: Action::Remote { machine },
+            action: HookAnswer::Remote { machine },
             fails_first,
         };
     }
@@ -127,11 +127,11 @@ pub fn decide(
         .enumerate()
         .any(|(i, a)| *a != Availability::NotEligible && !fails_first.contains(&i));
     let action = if right_type && !local.possible {
-        Action::Postpone
+        HookAnswer::Postpone
     } else if local.possible {
-        Action::DeclineBuildHere
+        HookAnswer::DeclineBuildHere
     } else {
-        Action::DeclineFail
+        HookAnswer::DeclineFail
     };
     Outcome {
         action,
@@ -200,10 +200,10 @@ mod tests {
     #[test]
     fn the_first_in_nix_order_that_is_not_down_gets_the_build() {
         let outcome = decide(&[Free, Down, Free], &[1, 2, 0], &here(true), false);
-        assert_eq!(outcome.action, Action::Remote { machine: 2 });
+        assert_eq!(outcome.action, HookAnswer::Remote { machine: 2 });
         assert_eq!(outcome.fails_first, [1]);
         let outcome = decide(&[Free, Down], &[0, 1], &here(true), false);
-        assert_eq!(outcome.action, Action::Remote { machine: 0 });
+        assert_eq!(outcome.action, HookAnswer::Remote { machine: 0 });
         assert!(
             outcome.fails_first.is_empty(),
             "a down host ranked after is never tried"
@@ -215,15 +215,15 @@ mod tests {
         let availability = [Full, NotEligible];
         assert_eq!(
             decide(&availability, &[], &here(false), false).action,
-            Action::Postpone
+            HookAnswer::Postpone
         );
         assert_eq!(
             decide(&availability, &[], &here(true), false).action,
-            Action::DeclineBuildHere
+            HookAnswer::DeclineBuildHere
         );
         assert_eq!(
             decide(&[NoSlots], &[], &here(false), false).action,
-            Action::Postpone
+            HookAnswer::Postpone
         );
     }
 
@@ -232,15 +232,15 @@ mod tests {
         let availability = [NotEligible, NotEligible];
         assert_eq!(
             decide(&availability, &[], &here(true), false).action,
-            Action::DeclineBuildHere
+            HookAnswer::DeclineBuildHere
         );
         assert_eq!(
             decide(&availability, &[], &here(false), false).action,
-            Action::DeclineFail
+            HookAnswer::DeclineFail
         );
         assert_eq!(
             decide(&[], &[], &here(false), false).action,
-            Action::DeclineFail
+            HookAnswer::DeclineFail
         );
     }
 
@@ -248,11 +248,11 @@ mod tests {
     fn when_every_free_machine_is_down_nix_tries_them_all_then_gives_up() {
         // All disabled after failing: nothing of the right type is left.
         let outcome = decide(&[Down, Down, NotEligible], &[1, 0], &here(false), false);
-        assert_eq!(outcome.action, Action::DeclineFail);
+        assert_eq!(outcome.action, HookAnswer::DeclineFail);
         assert_eq!(outcome.fails_first, [1, 0]);
         // A full one is still of the right type: wait for it.
         let outcome = decide(&[Down, Full], &[0], &here(false), false);
-        assert_eq!(outcome.action, Action::Postpone);
+        assert_eq!(outcome.action, HookAnswer::Postpone);
         assert_eq!(outcome.fails_first, [0]);
     }
 
@@ -260,11 +260,11 @@ mod tests {
     fn prefer_local_build_skips_the_hook_only_when_this_machine_can() {
         assert_eq!(
             decide(&[Free], &[0], &here(true), true).action,
-            Action::LocalPreferred
+            HookAnswer::LocalPreferred
         );
         assert_eq!(
             decide(&[Free], &[0], &here(false), true).action,
-            Action::Remote { machine: 0 }
+            HookAnswer::Remote { machine: 0 }
         );
     }
 }

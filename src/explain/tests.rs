@@ -28,7 +28,7 @@ fn every_machine_gets_a_verdict_and_the_eligible_free_ones_a_rank() {
     let standing: Vec<String> = e.machines.iter().map(text::standing).collect();
     // c: 1/2 == 0 in whole numbers, ties with nothing; a: 1/1 = 1.
     assert_eq!(standing, ["#2", "rejected", "#1", "full", "rejected"]);
-    assert_eq!(e.outcome.action, Action::Remote { machine: 2 });
+    assert_eq!(e.outcome.action, HookAnswer::Remote { machine: 2 });
     assert_eq!(e.machines[2].score, Some(Score::Integer(0)));
     assert_eq!(e.machines[3].score, None, "a full machine is not scored");
     assert_eq!(
@@ -82,7 +82,7 @@ fn a_down_host_is_not_ranked_but_nix_tries_it_first_when_it_scores_best() {
     assert_eq!(ranks(&e), [Some(2), None, Some(1)]);
     assert_eq!(e.machines[1].availability, Availability::Down);
     assert_eq!(e.outcome.fails_first, [1]);
-    assert_eq!(e.outcome.action, Action::Remote { machine: 2 });
+    assert_eq!(e.outcome.action, HookAnswer::Remote { machine: 2 });
     let text = said(&e);
     assert!(text.contains("Nix would first try b (down)"), "{text}");
     assert!(
@@ -102,7 +102,7 @@ fn full_everywhere_and_unbuildable_here_means_postpone() {
         vec![up(1), up(0)],
         NIX_2_8,
     );
-    assert_eq!(e.outcome.action, Action::Postpone);
+    assert_eq!(e.outcome.action, HookAnswer::Postpone);
     assert!(!e.has_ready_machine());
     let text = said(&e);
     assert!(
@@ -121,7 +121,7 @@ fn no_eligible_machine_is_said_plainly_with_what_nix_does() {
         vec![up(0)],
         NIX_2_8,
     );
-    assert_eq!(here.outcome.action, Action::DeclineBuildHere);
+    assert_eq!(here.outcome.action, HookAnswer::DeclineBuildHere);
     let text = said(&here);
     assert!(
         text.starts_with("No machine is eligible for x86_64-linux with features big-parallel."),
@@ -135,7 +135,7 @@ fn no_eligible_machine_is_said_plainly_with_what_nix_does() {
         vec![up(0)],
         NIX_2_8,
     );
-    assert_eq!(nowhere.outcome.action, Action::DeclineFail);
+    assert_eq!(nowhere.outcome.action, HookAnswer::DeclineFail);
     let text = said(&nowhere);
     assert!(
         text.contains("This machine cannot build it: feature 'kvm' is not in its system-features"),

@@ -2,7 +2,7 @@
 //! dashboard's pane so that both say the same thing.
 
 use super::rules::comma_list;
-use super::{Action, Availability, Explanation, MachineVerdict, Reachability, Subject};
+use super::{Availability, Explanation, HookAnswer, MachineVerdict, Reachability, Subject};
 
 /// `x86_64-linux with features kvm` (or `with no required features`).
 pub fn requirement(explanation: &Explanation) -> String {
@@ -179,11 +179,11 @@ pub fn outcome(explanation: &Explanation) -> Vec<String> {
     }
     let local = &explanation.local.why;
     lines.push(match &outcome.action {
-        Action::LocalPreferred => format!(
+        HookAnswer::LocalPreferred => format!(
             "The derivation sets preferLocalBuild and {local}: Nix builds it here without \
              asking the build hook."
         ),
-        Action::Remote { machine } => {
+        HookAnswer::Remote { machine } => {
             let chosen = &machines[*machine];
             let mut line = format!(
                 "Nix would build on {} ({}): load {} / speed factor {} = {}.",
@@ -200,20 +200,20 @@ pub fn outcome(explanation: &Explanation) -> Vec<String> {
             }
             line
         }
-        Action::Postpone => format!(
+        HookAnswer::Postpone => format!(
             "{} and {local}: the build hook answers postpone, and Nix waits for a slot to \
              free up.",
             none_free(outcome.fails_first.is_empty())
         ),
-        Action::DeclineBuildHere if eligible == 0 => {
+        HookAnswer::DeclineBuildHere if eligible == 0 => {
             format!("The build hook declines, and {local}: Nix builds it here.")
         }
-        Action::DeclineBuildHere => format!(
+        HookAnswer::DeclineBuildHere => format!(
             "{}, but {local}: the build hook declines and Nix builds it here (it would \
              postpone instead while every local build slot is busy).",
             none_free(outcome.fails_first.is_empty())
         ),
-        Action::DeclineFail => format!(
+        HookAnswer::DeclineFail => format!(
             "{local}: the build hook declines (\"Failed to find a machine for remote \
              build!\") and the build fails.",
             local = capitalised(local)

@@ -70,7 +70,7 @@ impl Default for Graces {
 
 /// How a job ended.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Ended {
+pub enum JobEnd {
     Succeeded,
     /// Nix's exit status (128 + signal when killed) and its last error.
     Failed {
@@ -94,12 +94,12 @@ pub enum State {
     },
     /// Exited after a cancel; its builders are being checked.
     CheckingBuilders,
-    Finished(Ended),
+    Finished(JobEnd),
 }
 
 /// A derivation that was running on a builder when the job was cancelled.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteBuild {
+pub struct RemoteDerivation {
     pub machine: String,
     pub drv: String,
 }
@@ -117,7 +117,7 @@ pub enum Cleanup {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CleanupReport {
-    pub build: RemoteBuild,
+    pub build: RemoteDerivation,
     pub cleanup: Cleanup,
 }
 
@@ -159,7 +159,7 @@ pub enum Event {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Effect {
+pub enum JobEffect {
     /// Signal the job's process group.
     Signal {
         pgid: u32,
@@ -173,7 +173,7 @@ pub enum Effect {
         stage: Escalation,
         after: Duration,
     },
-    CheckBuilders(Vec<RemoteBuild>),
+    CheckBuilders(Vec<RemoteDerivation>),
     /// Append a line to the job's log file.
     Write(String),
     /// The job is over; nothing more will happen to it.
@@ -241,7 +241,7 @@ impl Job {
         !self.is_finished()
     }
 
-    pub fn ended(&self) -> Option<&Ended> {
+    pub fn ended(&self) -> Option<&JobEnd> {
         match &self.state {
             State::Finished(ended) => Some(ended),
             _ => None,
@@ -251,13 +251,13 @@ impl Job {
     /// The exit status `rbtop build` gives for this job.
     pub fn exit_status(&self) -> Option<u8> {
         self.ended().map(|ended| match ended {
-            Ended::Succeeded => 0,
-            Ended::Failed { exit_code, .. } => u8::try_from(*exit_code)
+            JobEnd::Succeeded => 0,
+            JobEnd::Failed { exit_code, .. } => u8::try_from(*exit_code)
                 .ok()
                 .filter(|&c| c != 0)
                 .unwrap_or(1),
-            Ended::Cancelled => 130,
-            Ended::LaunchFailed(_) => 127,
+            JobEnd::Cancelled => 130,
+            JobEnd::LaunchFailed(_) => 127,
         })
     }
 
@@ -282,13 +282,13 @@ impl Job {
             .or_else(|| self.request.placement.host())
     }
 
-    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Effect> {
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<JobEffect> {
         match event {
             Event::Spawned { pid } => self.spawned(pid),
             Event::SpawnFailed(why) => {
                 let line = format!("rbtop: cannot start {}: {why}", self.argv[0]);
                 let mut effects = self.note(line, now);
-                effects.extend(self.finish(Ended::LaunchFailed(why), now));
+                effects.extend(self.finish(JobEnd::LaunchFailed(why), now));
                 effects
             }
             Event::Stderr(line) => self.stderr(line, now),
@@ -305,7 +305,7 @@ impl Job {
                             .into(),
                         now,
                     );
-                    effects.extend(self.finish(Ended::Cancelled, now));
+                    effects.extend(self.finish(JobEnd::Cancelled, now));
                     return effects;
                 }
                 self.cancel()
@@ -316,13 +316,13 @@ impl Job {
                 for report in reports {
                     effects.extend(self.note(format!("rbtop: {}", report.describe()), now));
                 }
-                effects.extend(self.finish(Ended::Cancelled, now));
+                effects.extend(self.finish(JobEnd::Cancelled, now));
                 effects
             }
         }
     }
 
-    fn spawned(&mut self, pid: u32) -> Vec<Effect> {
+    fn spawned(&mut self, pid: u32) -> Vec<JobEffect> {
         if self.state != State::Starting {
             return Vec::new();
         }
@@ -333,7 +333,7 @@ impl Job {
         Vec::new()
     }
 
-    fn stderr(&mut self, line: String, now: Instant) -> Vec<Effect> {
+    fn stderr(&mut self, line: String, now: Instant) -> Vec<JobEffect> {
         let record = parse_line(&line);
         let mut effects = match self.progress.apply(record, now) {
             Some(log_line) => self.append(log_line, now),
@@ -365,7 +365,7 @@ impl Job {
         ))
     }
 
-    fn append(&mut self, line: LogLine, now: Instant) -> Vec<Effect> {
+    fn append(&mut self, line: LogLine, now: Instant) -> Vec<JobEffect> {
         if line.kind == LineKind::Build {
             self.last_line = Some(now);
         }
@@ -378,12 +378,12 @@ impl Job {
         if shown {
             self.log.push(line);
         }
-        vec![Effect::Write(file_line)]
+        vec![JobEffect::Write(file_line)]
     }
 
     /// A line of rbtop's own, kept with the notes and in the log (and so in
     /// the log file and on `rbtop build`'s stdout).
-    pub fn note(&mut self, text: String, now: Instant) -> Vec<Effect> {
+    pub fn note(&mut self, text: String, now: Instant) -> Vec<JobEffect> {
         self.notes.push(text.clone());
         self.append(
             LogLine {
@@ -397,7 +397,7 @@ impl Job {
 
     /// `nix build --json` prints `[{"drvPath":…,"outputs":{"out":…}}]`;
     /// `nix-build` and `nix-store --realise` print one path per line.
-    fn stdout(&mut self, line: String, now: Instant) -> Vec<Effect> {
+    fn stdout(&mut self, line: String, now: Instant) -> Vec<JobEffect> {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
             if let Ok(serde_json::Value::Array(built)) = serde_json::from_str(trimmed) {
@@ -426,7 +426,7 @@ impl Job {
         )
     }
 
-    fn cancel(&mut self) -> Vec<Effect> {
+    fn cancel(&mut self) -> Vec<JobEffect> {
         match self.state {
             State::Starting => {
                 self.cancel_pending = true;
@@ -446,27 +446,27 @@ impl Job {
         }
     }
 
-    fn escalate(&mut self, pid: u32, stage: Escalation) -> Vec<Effect> {
+    fn escalate(&mut self, pid: u32, stage: Escalation) -> Vec<JobEffect> {
         self.state = State::Cancelling { pid, stage };
-        let mut effects = vec![Effect::Signal {
+        let mut effects = vec![JobEffect::Signal {
             pgid: pid,
             signal: stage.signal(),
         }];
         match stage {
-            Escalation::Interrupt => effects.push(Effect::Arm {
+            Escalation::Interrupt => effects.push(JobEffect::Arm {
                 stage,
                 after: self.graces.interrupt,
             }),
-            Escalation::Terminate => effects.push(Effect::Arm {
+            Escalation::Terminate => effects.push(JobEffect::Arm {
                 stage,
                 after: self.graces.terminate,
             }),
-            Escalation::Kill => effects.push(Effect::KillStragglers),
+            Escalation::Kill => effects.push(JobEffect::KillStragglers),
         }
         effects
     }
 
-    fn grace_elapsed(&mut self, stage: Escalation) -> Vec<Effect> {
+    fn grace_elapsed(&mut self, stage: Escalation) -> Vec<JobEffect> {
         match self.state {
             State::Cancelling {
                 pid,
@@ -481,21 +481,21 @@ impl Job {
         }
     }
 
-    fn exited(&mut self, code: Option<i32>, signal: Option<i32>, now: Instant) -> Vec<Effect> {
+    fn exited(&mut self, code: Option<i32>, signal: Option<i32>, now: Instant) -> Vec<JobEffect> {
         let exit_code = code.unwrap_or_else(|| 128 + signal.unwrap_or(0));
         match self.state {
             // The build won the race with the cancel: it is done, not cancelled.
-            State::Cancelling { .. } if exit_code == 0 => self.finish(Ended::Succeeded, now),
+            State::Cancelling { .. } if exit_code == 0 => self.finish(JobEnd::Succeeded, now),
             State::Cancelling { .. } => {
                 // Nix stops its build activities when interrupted: one that
                 // ended after the cancel was interrupted, not finished.
                 let since = self.cancel_requested.unwrap_or(now);
-                let remote: Vec<RemoteBuild> = self
+                let remote: Vec<RemoteDerivation> = self
                     .progress
                     .interrupted_since(since, now)
                     .into_iter()
                     .filter_map(|d| {
-                        Some(RemoteBuild {
+                        Some(RemoteDerivation {
                             machine: d.machine.clone()?,
                             drv: d.drv.clone(),
                         })
@@ -503,25 +503,25 @@ impl Job {
                     .collect();
                 self.ended = Some(now);
                 // Whatever the hook left behind in its own process group.
-                let mut effects = vec![Effect::KillStragglers];
+                let mut effects = vec![JobEffect::KillStragglers];
                 if remote.is_empty() {
-                    effects.extend(self.finish(Ended::Cancelled, now));
+                    effects.extend(self.finish(JobEnd::Cancelled, now));
                 } else {
                     self.state = State::CheckingBuilders;
-                    effects.push(Effect::CheckBuilders(remote));
+                    effects.push(JobEffect::CheckBuilders(remote));
                 }
                 effects
             }
             State::Running { .. } | State::Starting => {
                 let ended = if exit_code == 0 {
-                    Ended::Succeeded
+                    JobEnd::Succeeded
                 } else {
                     let error = self
                         .progress
                         .errors()
                         .first()
                         .map(|e| crate::nix_text::strip_ansi(e));
-                    Ended::Failed { exit_code, error }
+                    JobEnd::Failed { exit_code, error }
                 };
                 self.finish(ended, now)
             }
@@ -529,18 +529,18 @@ impl Job {
         }
     }
 
-    fn finish(&mut self, ended: Ended, now: Instant) -> Vec<Effect> {
+    fn finish(&mut self, ended: JobEnd, now: Instant) -> Vec<JobEffect> {
         if self.is_finished() {
             return Vec::new();
         }
-        if ended == Ended::Succeeded {
+        if ended == JobEnd::Succeeded {
             self.progress.succeed_all(now);
         } else {
             self.progress.stop_all(now);
         }
         self.ended.get_or_insert(now);
         self.state = State::Finished(ended);
-        vec![Effect::Finished]
+        vec![JobEffect::Finished]
     }
 }
 
@@ -592,11 +592,11 @@ mod tests {
 
     const BUILD_ON_B1: &str = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":5,"level":3,"text":"building","type":105}"#;
 
-    fn signals(effects: &[Effect]) -> Vec<Signal> {
+    fn signals(effects: &[JobEffect]) -> Vec<Signal> {
         effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Signal { signal, .. } => Some(*signal),
+                JobEffect::Signal { signal, .. } => Some(*signal),
                 _ => None,
             })
             .collect()
@@ -613,7 +613,7 @@ mod tests {
             ),
             now,
         );
-        assert_eq!(effects, [Effect::Write("a> hello".into())]);
+        assert_eq!(effects, [JobEffect::Write("a> hello".into())]);
         assert_eq!(job.log.last_build_lines(None, 1), ["hello"]);
         job.handle(
             Event::Stdout(
@@ -623,8 +623,8 @@ mod tests {
         );
         assert_eq!(job.outputs, ["/nix/store/y"]);
         let effects = job.handle(exited(0), now);
-        assert_eq!(effects, [Effect::Finished]);
-        assert_eq!(job.ended(), Some(&Ended::Succeeded));
+        assert_eq!(effects, [JobEffect::Finished]);
+        assert_eq!(job.ended(), Some(&JobEnd::Succeeded));
         assert_eq!(job.exit_status(), Some(0));
     }
 
@@ -641,7 +641,7 @@ mod tests {
         job.handle(exited(100), now);
         assert_eq!(
             job.ended(),
-            Some(&Ended::Failed {
+            Some(&JobEnd::Failed {
                 exit_code: 100,
                 error: Some("error: boom".into())
             })
@@ -654,7 +654,7 @@ mod tests {
         let (mut job, now) = running();
         let effects = job.handle(Event::CancelRequested, now);
         assert_eq!(signals(&effects), [Signal::Interrupt]);
-        assert!(effects.contains(&Effect::Arm {
+        assert!(effects.contains(&JobEffect::Arm {
             stage: Escalation::Interrupt,
             after: Duration::from_secs(5)
         }));
@@ -667,7 +667,7 @@ mod tests {
         assert_eq!(signals(&effects), [Signal::Terminate]);
         let effects = job.handle(Event::GraceElapsed(Escalation::Terminate), now);
         assert_eq!(signals(&effects), [Signal::Kill]);
-        assert!(effects.contains(&Effect::KillStragglers));
+        assert!(effects.contains(&JobEffect::KillStragglers));
         assert!(
             job.handle(Event::GraceElapsed(Escalation::Kill), now)
                 .is_empty()
@@ -697,7 +697,7 @@ mod tests {
         let effects = job.handle(Event::Spawned { pid: 7 }, now);
         assert_eq!(
             effects[0],
-            Effect::Signal {
+            JobEffect::Signal {
                 pgid: 7,
                 signal: Signal::Interrupt
             }
@@ -710,15 +710,15 @@ mod tests {
         job.handle(Event::Stderr(BUILD_ON_B1.into()), now);
         job.handle(Event::CancelRequested, now);
         let effects = job.handle(exited(1), now);
-        let build = RemoteBuild {
+        let build = RemoteDerivation {
             machine: "ssh://b1".into(),
             drv: "/nix/store/00000000000000000000000000000000-a.drv".into(),
         };
         assert_eq!(
             effects,
             [
-                Effect::KillStragglers,
-                Effect::CheckBuilders(vec![build.clone()])
+                JobEffect::KillStragglers,
+                JobEffect::CheckBuilders(vec![build.clone()])
             ]
         );
         assert_eq!(job.state, State::CheckingBuilders);
@@ -731,8 +731,8 @@ mod tests {
             }]),
             now,
         );
-        assert_eq!(effects.last(), Some(&Effect::Finished));
-        assert_eq!(job.ended(), Some(&Ended::Cancelled));
+        assert_eq!(effects.last(), Some(&JobEffect::Finished));
+        assert_eq!(job.ended(), Some(&JobEnd::Cancelled));
         assert_eq!(job.exit_status(), Some(130));
         assert!(
             job.notes[0].contains("rbtop killed them"),
@@ -746,15 +746,15 @@ mod tests {
         let (mut job, now) = running();
         job.handle(Event::CancelRequested, now);
         let effects = job.handle(killed_by(2), now);
-        assert_eq!(effects, [Effect::KillStragglers, Effect::Finished]);
-        assert_eq!(job.ended(), Some(&Ended::Cancelled));
+        assert_eq!(effects, [JobEffect::KillStragglers, JobEffect::Finished]);
+        assert_eq!(job.ended(), Some(&JobEnd::Cancelled));
     }
 
     #[test]
     fn spawn_failure_ends_the_job() {
         let mut job = job();
         let effects = job.handle(Event::SpawnFailed("No such file".into()), Instant::now());
-        assert_eq!(effects.last(), Some(&Effect::Finished));
+        assert_eq!(effects.last(), Some(&JobEffect::Finished));
         assert_eq!(job.exit_status(), Some(127));
         assert!(job.notes[0].contains("cannot start nix"));
     }
@@ -774,8 +774,8 @@ mod tests {
         job.handle(exited(1), now);
         assert_eq!(job.state, State::CheckingBuilders);
         let effects = job.handle(Event::CancelRequested, now);
-        assert_eq!(effects.last(), Some(&Effect::Finished));
-        assert_eq!(job.ended(), Some(&Ended::Cancelled));
+        assert_eq!(effects.last(), Some(&JobEffect::Finished));
+        assert_eq!(job.ended(), Some(&JobEnd::Cancelled));
         assert!(
             job.notes[0].contains("builder check skipped"),
             "{:?}",
@@ -793,7 +793,7 @@ mod tests {
         let (mut job, now) = running();
         job.handle(Event::CancelRequested, now);
         let effects = job.handle(exited(0), now);
-        assert_eq!(effects, [Effect::Finished]);
+        assert_eq!(effects, [JobEffect::Finished]);
         assert_eq!(job.exit_status(), Some(0));
     }
 
@@ -804,9 +804,9 @@ mod tests {
         let on_b2 = BUILD_ON_B1.replace("ssh://b1", "ssh://b2");
         let effects = job.handle(Event::Stderr(on_b2.clone()), now);
         assert!(
-            effects
-                .iter()
-                .any(|e| matches!(e, Effect::Write(l) if l.contains("not on ssh://b1 as pinned"))),
+            effects.iter().any(
+                |e| matches!(e, JobEffect::Write(l) if l.contains("not on ssh://b1 as pinned"))
+            ),
             "{effects:?}"
         );
         assert_eq!(job.host(), Some("ssh://b2"));

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::record::{Activity, LEVEL_ERROR, LEVEL_INFO, Message, Outcome, Record, Start};
+use super::record::{Activity, LEVEL_ERROR, LEVEL_INFO, LogResult, Message, Record, Start};
 use crate::nix_text::strip_ansi;
 
 /// Where a derivation is, in the order Nix goes through them.
@@ -62,7 +62,7 @@ pub enum DrvStatus {
 }
 
 #[derive(Clone, Debug)]
-pub struct Derivation {
+pub struct DrvProgress {
     /// `/nix/store/…-name.drv`.
     pub drv: String,
     /// The machine's URI, `None` for a local build.
@@ -77,7 +77,7 @@ pub struct Derivation {
     pub lines: u64,
 }
 
-impl Derivation {
+impl DrvProgress {
     /// `hello-2.12` from `/nix/store/<hash>-hello-2.12.drv`.
     pub fn name(&self) -> &str {
         drv_name(&self.drv)
@@ -147,7 +147,7 @@ enum Kind {
 
 #[derive(Debug, Default)]
 pub struct BuildProgress {
-    derivations: Vec<Derivation>,
+    derivations: Vec<DrvProgress>,
     by_drv: HashMap<String, usize>,
     activities: HashMap<u64, Running>,
     /// The first `Builds` activity: later ones are nested (`ssh-ng://`).
@@ -168,7 +168,7 @@ impl BuildProgress {
         BuildProgress::default()
     }
 
-    pub fn derivations(&self) -> &[Derivation] {
+    pub fn derivations(&self) -> &[DrvProgress] {
         &self.derivations
     }
 
@@ -188,7 +188,7 @@ impl BuildProgress {
     /// After a cancel: mark as stopped every derivation still running or
     /// whose build activity ended at or after `since` (Nix ends them when
     /// interrupted, which is no sign of success), and return them.
-    pub fn interrupted_since(&mut self, since: Instant, now: Instant) -> Vec<Derivation> {
+    pub fn interrupted_since(&mut self, since: Instant, now: Instant) -> Vec<DrvProgress> {
         let mut interrupted = Vec::new();
         for drv in &mut self.derivations {
             // Ended at or after the cancel, failed or not: a build activity
@@ -253,7 +253,7 @@ impl BuildProgress {
         if let Some(&index) = self.by_drv.get(drv) {
             return index;
         }
-        self.derivations.push(Derivation {
+        self.derivations.push(DrvProgress {
             drv: drv.to_string(),
             machine: None,
             phase: Phase::Queued,
@@ -449,11 +449,11 @@ impl BuildProgress {
         }
     }
 
-    fn result(&mut self, id: u64, outcome: Outcome, now: Instant) -> Option<LogLine> {
+    fn result(&mut self, id: u64, outcome: LogResult, now: Instant) -> Option<LogLine> {
         let running = self.activities.get(&id).copied();
         let drv = running.and_then(|a| a.drv);
         match outcome {
-            Outcome::BuildLogLine(text) | Outcome::PostBuildLogLine(text) => {
+            LogResult::BuildLogLine(text) | LogResult::PostBuildLogLine(text) => {
                 if let Some(index) = drv {
                     let entry = &mut self.derivations[index];
                     entry.lines += 1;
@@ -470,7 +470,7 @@ impl BuildProgress {
                     text,
                 })
             }
-            Outcome::SetPhase(phase) => {
+            LogResult::SetPhase(phase) => {
                 if let Some(index) = drv {
                     let entry = &mut self.derivations[index];
                     entry.builder_phase = Some(phase);
@@ -478,7 +478,7 @@ impl BuildProgress {
                 }
                 None
             }
-            Outcome::Progress {
+            LogResult::Progress {
                 done,
                 expected,
                 running,
@@ -492,13 +492,13 @@ impl BuildProgress {
                 };
                 None
             }
-            Outcome::SetExpected { activity, expected }
+            LogResult::SetExpected { activity, expected }
                 if Some(id) == self.top_realise && activity == 100 =>
             {
                 self.expected_copies = expected;
                 None
             }
-            Outcome::UntrustedPath(path) | Outcome::CorruptedPath(path) => Some(LogLine {
+            LogResult::UntrustedPath(path) | LogResult::CorruptedPath(path) => Some(LogLine {
                 drv,
                 kind: LineKind::Nix(1),
                 text: format!("path '{path}' is untrusted or corrupted"),

@@ -86,7 +86,7 @@ impl Activity {
 
 /// Result types (`ResultType` in Nix's `logging.hh`).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub enum LogResult {
     FileLinked,
     /// 101: one line the builder printed.
     BuildLogLine(String),
@@ -111,28 +111,28 @@ pub enum Outcome {
     Other(u64),
 }
 
-impl Outcome {
-    fn from_wire(kind: u64, fields: &[Field]) -> Outcome {
+impl LogResult {
+    fn from_wire(kind: u64, fields: &[Field]) -> LogResult {
         let text = |i: usize| fields.get(i).map(Field::text).unwrap_or_default();
         let number = |i: usize| fields.get(i).map(Field::number).unwrap_or_default();
         match kind {
-            100 => Outcome::FileLinked,
-            101 => Outcome::BuildLogLine(text(0)),
-            102 => Outcome::UntrustedPath(text(0)),
-            103 => Outcome::CorruptedPath(text(0)),
-            104 => Outcome::SetPhase(text(0)),
-            105 => Outcome::Progress {
+            100 => LogResult::FileLinked,
+            101 => LogResult::BuildLogLine(text(0)),
+            102 => LogResult::UntrustedPath(text(0)),
+            103 => LogResult::CorruptedPath(text(0)),
+            104 => LogResult::SetPhase(text(0)),
+            105 => LogResult::Progress {
                 done: number(0),
                 expected: number(1),
                 running: number(2),
                 failed: number(3),
             },
-            106 => Outcome::SetExpected {
+            106 => LogResult::SetExpected {
                 activity: number(0),
                 expected: number(1),
             },
-            107 => Outcome::PostBuildLogLine(text(0)),
-            other => Outcome::Other(other),
+            107 => LogResult::PostBuildLogLine(text(0)),
+            other => LogResult::Other(other),
         }
     }
 }
@@ -171,7 +171,7 @@ pub enum Record {
     },
     Result {
         id: u64,
-        outcome: Outcome,
+        outcome: LogResult,
     },
     Message(Message),
     /// `{"action":"setPhase"}`: what a builder prints; Nix turns it into a
@@ -265,7 +265,7 @@ fn parse_json(json: &str) -> Option<Record> {
         "stop" => Record::Stop { id: wire.id? },
         "result" => Record::Result {
             id: wire.id?,
-            outcome: Outcome::from_wire(wire.kind?, fields),
+            outcome: LogResult::from_wire(wire.kind?, fields),
         },
         "msg" => Record::Message(Message {
             level: level.unwrap_or(LEVEL_ERROR),
@@ -337,14 +337,14 @@ mod tests {
             parse_line(r#"@nix {"action":"result","fields":["line \"1\""],"id":3,"type":101}"#),
             Record::Result {
                 id: 3,
-                outcome: Outcome::BuildLogLine("line \"1\"".into())
+                outcome: LogResult::BuildLogLine("line \"1\"".into())
             }
         );
         assert_eq!(
             parse_line(r#"@nix {"action":"result","fields":[1,4,2,0],"id":3,"type":105}"#),
             Record::Result {
                 id: 3,
-                outcome: Outcome::Progress {
+                outcome: LogResult::Progress {
                     done: 1,
                     expected: 4,
                     running: 2,
@@ -356,7 +356,7 @@ mod tests {
             parse_line(r#"@nix {"action":"result","fields":[104,3],"id":3,"type":106}"#),
             Record::Result {
                 id: 3,
-                outcome: Outcome::SetExpected {
+                outcome: LogResult::SetExpected {
                     activity: 104,
                     expected: 3
                 }

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::drv;
-use super::job::{Cleanup, CleanupReport, RemoteBuild};
+use super::job::{Cleanup, CleanupReport, RemoteDerivation};
 use super::progress::drv_name;
 use crate::machines::Machine;
 use crate::ssh::oneshot::{self, CONNECT_LIMIT};
@@ -82,7 +82,7 @@ pub fn parse_found(output: &str) -> Found {
 
 /// Check (and clean) every builder that had one of `builds` running.
 pub async fn check_builders(
-    builds: Vec<RemoteBuild>,
+    builds: Vec<RemoteDerivation>,
     machines: &[Machine],
     ssh: &SshSettings,
 ) -> Vec<CleanupReport> {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use super::job::{CleanupReport, Effect, Event, Graces, Job, JobId, Signal};
+use super::job::{CleanupReport, Event, Graces, Job, JobEffect, JobId, Signal};
 use super::launch::LaunchRequest;
 use super::logfile::LogFile;
 use super::process_tree::{self, Process};
@@ -254,14 +254,14 @@ impl Context {
         let _ = self.changed.send(self.id);
     }
 
-    fn carry_out(&mut self, effect: Effect) {
+    fn carry_out(&mut self, effect: JobEffect) {
         match effect {
-            Effect::Write(line) => {
+            JobEffect::Write(line) => {
                 if let Some(file) = &mut self.log_file {
                     file.write_line(&line);
                 }
             }
-            Effect::Signal { pgid, signal } => {
+            JobEffect::Signal { pgid, signal } => {
                 self.remember_processes();
                 let number = match signal {
                     Signal::Interrupt => libc::SIGINT,
@@ -284,7 +284,7 @@ impl Context {
                     }
                 }
             }
-            Effect::KillStragglers => {
+            JobEffect::KillStragglers => {
                 self.remember_processes();
                 let alive: Vec<Process> = self
                     .started
@@ -304,10 +304,10 @@ impl Context {
                     }
                 }
             }
-            Effect::Arm { stage, after } => {
+            JobEffect::Arm { stage, after } => {
                 self.timer = Some((stage, Box::pin(tokio::time::sleep(after))));
             }
-            Effect::CheckBuilders(builds) => {
+            JobEffect::CheckBuilders(builds) => {
                 let (send, receive) = oneshot::channel();
                 let machines = Arc::clone(&self.machines);
                 let settings = Arc::clone(&self.settings);
@@ -318,7 +318,7 @@ impl Context {
                 });
                 self.check = Some(receive);
             }
-            Effect::Finished => {
+            JobEffect::Finished => {
                 self.finished = true;
                 self.timer = None;
                 if let Some(file) = &mut self.log_file {

@@ -10,21 +10,21 @@ use std::collections::HashMap;
 
 /// What `ssh -G` resolved for a destination.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resolved {
+pub struct SshDestination {
     pub hostname: String,
     pub port: u16,
     pub host_key_alias: Option<String>,
 }
 
-impl Resolved {
+impl SshDestination {
     /// Parse `ssh -G` output (`keyword value` lines, keywords in lower case).
-    pub fn parse(dump: &str) -> Option<Resolved> {
+    pub fn parse(dump: &str) -> Option<SshDestination> {
         let settings: HashMap<&str, &str> = dump
             .lines()
             .filter_map(|line| line.split_once(' '))
             .map(|(key, value)| (key, value.trim()))
             .collect();
-        Some(Resolved {
+        Some(SshDestination {
             hostname: settings.get("hostname")?.to_string(),
             port: settings.get("port")?.parse().ok()?,
             host_key_alias: settings
@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn an_alias_on_a_custom_port_is_looked_up_by_address_and_port() {
-        let resolved = Resolved::parse(DUMP).unwrap();
+        let resolved = SshDestination::parse(DUMP).unwrap();
         assert_eq!(resolved.hostname, "127.0.0.11");
         assert_eq!(resolved.lookup_name(), "[127.0.0.11]:2222");
         assert_eq!(
@@ -72,18 +72,19 @@ mod tests {
 
     #[test]
     fn port_22_uses_the_bare_name_and_host_key_alias_wins() {
-        let plain = Resolved::parse("hostname builder.example\nport 22\n").unwrap();
+        let plain = SshDestination::parse("hostname builder.example\nport 22\n").unwrap();
         assert_eq!(plain.lookup_name(), "builder.example");
         let aliased =
-            Resolved::parse("hostname 10.1.1.1\nport 2200\nhostkeyalias builder-key\n").unwrap();
+            SshDestination::parse("hostname 10.1.1.1\nport 2200\nhostkeyalias builder-key\n")
+                .unwrap();
         assert_eq!(aliased.lookup_name(), "builder-key");
-        let none = Resolved::parse("hostname h\nport 22\nhostkeyalias none\n").unwrap();
+        let none = SshDestination::parse("hostname h\nport 22\nhostkeyalias none\n").unwrap();
         assert_eq!(none.lookup_name(), "h");
     }
 
     #[test]
     fn an_incomplete_dump_is_rejected() {
-        assert_eq!(Resolved::parse("hostname h\n"), None);
-        assert_eq!(Resolved::parse("hostname h\nport x\n"), None);
+        assert_eq!(SshDestination::parse("hostname h\n"), None);
+        assert_eq!(SshDestination::parse("hostname h\nport x\n"), None);
     }
 }

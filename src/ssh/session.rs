@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::argv;
-use super::known_hosts::{self, Resolved};
+use super::known_hosts::{self, SshDestination};
 use super::options::SshSettings;
 use super::target::SshTarget;
 
@@ -208,7 +208,7 @@ async fn write_pin(
         .await
         .map_err(|e| ConnectError::Local(format!("cannot run ssh -G: {e}")))?;
     let dump = String::from_utf8_lossy(&output.stdout);
-    let resolved = Resolved::parse(&dump).ok_or_else(|| {
+    let resolved = SshDestination::parse(&dump).ok_or_else(|| {
         ConnectError::Local(format!(
             "ssh -G could not resolve '{}': {}",
             target.host,

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use rbtop::jobs::job::{Ended, Job};
+use rbtop::jobs::job::{Job, JobEnd};
 use rbtop::jobs::launch::{BuildTool, LaunchRequest, Placement};
 use rbtop::jobs::progress::{Counts, DrvStatus, LineKind, Phase};
 use rbtop::jobs::runner::{JobSettings, Supervisor, lock};
@@ -232,13 +232,13 @@ pub fn summary(job: &Job) -> String {
     let elapsed = job.elapsed(job.ended.unwrap_or(job.started));
     let secs = elapsed.as_secs_f64();
     match job.ended() {
-        Some(Ended::Succeeded) => {
+        Some(JobEnd::Succeeded) => {
             let _ = writeln!(out, "rbtop: build succeeded in {secs:.1} s");
             for path in &job.outputs {
                 let _ = writeln!(out, "{path}");
             }
         }
-        Some(Ended::Failed { exit_code, error }) => {
+        Some(JobEnd::Failed { exit_code, error }) => {
             let _ = writeln!(
                 out,
                 "rbtop: build failed in {secs:.1} s: {} exited with {exit_code}",
@@ -263,10 +263,10 @@ pub fn summary(job: &Job) -> String {
                 }
             }
         }
-        Some(Ended::Cancelled) => {
+        Some(JobEnd::Cancelled) => {
             let _ = writeln!(out, "rbtop: build cancelled after {secs:.1} s");
         }
-        Some(Ended::LaunchFailed(why)) => {
+        Some(JobEnd::LaunchFailed(why)) => {
             let _ = writeln!(out, "rbtop: cannot start {}: {why}", job.argv[0]);
         }
         None => {}

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use rbtop::explain::requirement::ImpliedFeature;
 use rbtop::explain::{
-    Action, Availability, Explanation, MachineVerdict, Observed, Query, Reachability, Rejection,
-    Requirement, Score, Subject, rules, text,
+    Availability, Explanation, HookAnswer, MachineVerdict, Observed, Query, Reachability,
+    Rejection, Requirement, Score, Subject, rules, text,
 };
 use rbtop::machines::Machine;
 use rbtop::nix_version::NixVersion;
@@ -220,13 +220,13 @@ struct SummaryJson {
     ready: usize,
 }
 
-fn action_name(action: &Action) -> &'static str {
+fn action_name(action: &HookAnswer) -> &'static str {
     match action {
-        Action::LocalPreferred => "local_preferred",
-        Action::Remote { .. } => "remote",
-        Action::Postpone => "postpone",
-        Action::DeclineBuildHere => "decline_build_here",
-        Action::DeclineFail => "decline_fail",
+        HookAnswer::LocalPreferred => "local_preferred",
+        HookAnswer::Remote { .. } => "remote",
+        HookAnswer::Postpone => "postpone",
+        HookAnswer::DeclineBuildHere => "decline_build_here",
+        HookAnswer::DeclineFail => "decline_fail",
     }
 }
 
@@ -297,7 +297,7 @@ pub fn render_json(e: &Explanation) -> String {
         outcome: OutcomeJson {
             action: action_name(&e.outcome.action),
             machine: match e.outcome.action {
-                Action::Remote { machine } => Some(uri(machine)),
+                HookAnswer::Remote { machine } => Some(uri(machine)),
                 _ => None,
             },
             fails_first: e.outcome.fails_first.iter().map(|&i| uri(i)).collect(),

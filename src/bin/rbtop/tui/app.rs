@@ -34,7 +34,7 @@ pub enum Focus {
 /// What the event loop must do after an update: job effects are data here,
 /// so the app is tested without starting a process.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Effect {
+pub enum AppEffect {
     None,
     /// Probe every idle host now.
     Refresh,
@@ -60,7 +60,7 @@ pub struct Prompt {
     pub question: String,
     /// What yes does, for the footer.
     pub yes: &'static str,
-    pub on_yes: Effect,
+    pub on_yes: AppEffect,
 }
 
 /// Where the last frame put things, for the mouse.
@@ -184,7 +184,7 @@ impl App {
         changed
     }
 
-    pub fn on_key(&mut self, key: KeyEvent) -> Effect {
+    pub fn on_key(&mut self, key: KeyEvent) -> AppEffect {
         if self.form.is_some() {
             return self.form_key(key);
         }
@@ -194,15 +194,15 @@ impl App {
         if let Some(pane) = &mut self.explain {
             // Typed characters are the pane's text, as in the launch form.
             match pane.on_key(key, &self.fleet, &self.context.local) {
-                PaneKey::Stay => return Effect::None,
+                PaneKey::Stay => return AppEffect::None,
                 PaneKey::Close => {
                     self.explain = None;
-                    return Effect::None;
+                    return AppEffect::None;
                 }
                 PaneKey::NotMine => {
                     return match self.keymap.action(&key) {
-                        Some(Action::Quit) => Effect::Quit,
-                        _ => Effect::None,
+                        Some(Action::Quit) => AppEffect::Quit,
+                        _ => AppEffect::None,
                     };
                 }
             }
@@ -218,12 +218,12 @@ impl App {
             None => {
                 // Any key closes help or diagnostics, even one bound to nothing.
                 self.overlay = None;
-                Effect::None
+                AppEffect::None
             }
         }
     }
 
-    pub fn update(&mut self, action: Action) -> Effect {
+    pub fn update(&mut self, action: Action) -> AppEffect {
         if let Some(overlay) = self.overlay {
             return self.update_overlay(overlay, action);
         }
@@ -236,7 +236,7 @@ impl App {
             return effect;
         }
         match action {
-            Action::Quit => return Effect::Quit,
+            Action::Quit => return AppEffect::Quit,
             Action::Launch => self.open_launch_form(),
             Action::Log => self.open_log(),
             // These act on a job or a log: nothing to do on the hosts.
@@ -245,7 +245,7 @@ impl App {
             | Action::NextMatch
             | Action::PreviousMatch
             | Action::Confirm => {}
-            Action::Refresh => return Effect::Refresh,
+            Action::Refresh => return AppEffect::Refresh,
             Action::Help => self.open(Overlay::Help),
             Action::Diagnostics => self.open(Overlay::Diagnostics),
             Action::Filter => self.editing_filter = true,
@@ -289,7 +289,7 @@ impl App {
             Action::Top => self.select_row(0),
             Action::Bottom => self.select_row(self.rows.len().saturating_sub(1)),
         }
-        Effect::None
+        AppEffect::None
     }
 
     /// The builds running on the selected host, as last listed.
@@ -355,7 +355,7 @@ impl App {
             title: " Kill a build ",
             question,
             yes: "kill it",
-            on_yes: Effect::KillBuild {
+            on_yes: AppEffect::KillBuild {
                 host,
                 build: Box::new(build.clone()),
             },
@@ -474,7 +474,7 @@ impl App {
     /// While typing a filter, characters are text; keys that are not
     /// characters (arrows, PgUp, Tab, F1) and Ctrl combinations keep their
     /// actions, so the table can be moved through and rbtop quit.
-    fn edit_filter(&mut self, key: KeyEvent) -> Effect {
+    fn edit_filter(&mut self, key: KeyEvent) -> AppEffect {
         match text_input::edit(&mut self.filter, key) {
             TextKey::Cancel => {
                 self.filter.clear();
@@ -497,17 +497,17 @@ impl App {
                         self.editing_filter = false;
                         self.update(action)
                     }
-                    _ => Effect::None,
+                    _ => AppEffect::None,
                 };
             }
         }
         self.refresh_rows();
-        Effect::None
+        AppEffect::None
     }
 
-    fn update_overlay(&mut self, overlay: Overlay, action: Action) -> Effect {
+    fn update_overlay(&mut self, overlay: Overlay, action: Action) -> AppEffect {
         match action {
-            Action::Quit => return Effect::Quit,
+            Action::Quit => return AppEffect::Quit,
             Action::Down => self.overlay_scroll = scrolled(self.overlay_scroll, true, 1),
             Action::Up => self.overlay_scroll = scrolled(self.overlay_scroll, false, 1),
             Action::PageDown => self.overlay_scroll = scrolled(self.overlay_scroll, true, 10),
@@ -520,7 +520,7 @@ impl App {
             // Any other key closes it, as in htop.
             _ => self.overlay = None,
         }
-        Effect::None
+        AppEffect::None
     }
 
     pub(super) fn open(&mut self, overlay: Overlay) {
@@ -706,7 +706,7 @@ mod tests {
             "the hidden selection moves to a shown host"
         );
         // While typing, letters are text, not keys: `q` does not quit.
-        assert_eq!(app.on_key(key(KeyCode::Char('q'))), Effect::None);
+        assert_eq!(app.on_key(key(KeyCode::Char('q'))), AppEffect::None);
         assert!(shown(&app).is_empty());
         app.on_key(key(KeyCode::Backspace));
         // Keys that are not characters keep working while typing.
@@ -716,7 +716,7 @@ mod tests {
         app.on_key(alt_x);
         assert_eq!(app.filter, "cuda", "Alt-x types nothing");
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(app.on_key(ctrl_c), Effect::Quit);
+        assert_eq!(app.on_key(ctrl_c), AppEffect::Quit);
         app.on_key(key(KeyCode::Enter));
         assert!(!app.editing_filter);
         assert_eq!(app.filter, "cuda");
@@ -763,7 +763,7 @@ mod tests {
     #[test]
     fn keys_open_and_close_panes_and_overlays() {
         let mut app = fixture::mixed_fleet();
-        assert_eq!(app.on_key(key(KeyCode::Char('r'))), Effect::Refresh);
+        assert_eq!(app.on_key(key(KeyCode::Char('r'))), AppEffect::Refresh);
         app.on_key(key(KeyCode::Enter));
         assert!(app.detail_open);
         app.on_key(key(KeyCode::Tab));
@@ -781,9 +781,9 @@ mod tests {
         assert_eq!(app.overlay, Some(Overlay::Diagnostics));
         app.on_key(key(KeyCode::Char('x')));
         assert_eq!(app.overlay, None, "any other key closes");
-        assert_eq!(app.on_key(key(KeyCode::Char('q'))), Effect::Quit);
+        assert_eq!(app.on_key(key(KeyCode::Char('q'))), AppEffect::Quit);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(app.on_key(ctrl_c), Effect::Quit);
+        assert_eq!(app.on_key(ctrl_c), AppEffect::Quit);
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! How keys act on builds: the jobs pane's selection, the log pane, the
 //! launch form and the cancel prompt. Launching and cancelling are returned
-//! as [`Effect`]s for the event loop to carry out.
+//! as [`AppEffect`]s for the event loop to carry out.
 
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 
 use super::action::Action;
-use super::app::{App, Effect, Focus, Overlay, Prompt};
+use super::app::{App, AppEffect, Focus, Overlay, Prompt};
 use super::launch_form::{FormOutcome, LaunchForm};
 use super::log_pane::LogPane;
 use super::text_input::{self, TextKey};
@@ -61,45 +61,45 @@ impl App {
         ));
     }
 
-    pub(super) fn form_key(&mut self, key: KeyEvent) -> Effect {
+    pub(super) fn form_key(&mut self, key: KeyEvent) -> AppEffect {
         let Some(form) = &mut self.form else {
-            return Effect::None;
+            return AppEffect::None;
         };
         match form.on_key(key) {
-            FormOutcome::Editing => Effect::None,
+            FormOutcome::Editing => AppEffect::None,
             FormOutcome::Close => {
                 self.form = None;
-                Effect::None
+                AppEffect::None
             }
             // Quitting stops launching.
             FormOutcome::Submit(_) if self.shutting_down.is_some() => {
                 form.error = Some("rbtop is quitting: no new builds".into());
-                Effect::None
+                AppEffect::None
             }
-            FormOutcome::Submit(request) => Effect::Launch(request),
+            FormOutcome::Submit(request) => AppEffect::Launch(request),
             FormOutcome::NotMine => match self.keymap.action(&key) {
-                Some(Action::Quit) => Effect::Quit,
-                _ => Effect::None,
+                Some(Action::Quit) => AppEffect::Quit,
+                _ => AppEffect::None,
             },
         }
     }
 
     /// `y` does what the prompt asked; any other key leaves things alone.
-    pub(super) fn confirm_key(&mut self, key: KeyEvent) -> Effect {
+    pub(super) fn confirm_key(&mut self, key: KeyEvent) -> AppEffect {
         let Some(prompt) = self.confirm.take() else {
-            return Effect::None;
+            return AppEffect::None;
         };
         match self.keymap.action(&key) {
             Some(Action::Confirm) => prompt.on_yes,
-            _ => Effect::None,
+            _ => AppEffect::None,
         }
     }
 
     /// Typing a search in the log: Enter finds the first match from the
     /// top line shown, Esc drops the search.
-    pub(super) fn search_key(&mut self, key: KeyEvent) -> Effect {
+    pub(super) fn search_key(&mut self, key: KeyEvent) -> AppEffect {
         let Some(log) = &mut self.log else {
-            return Effect::None;
+            return AppEffect::None;
         };
         match text_input::edit(&mut log.search, key) {
             TextKey::Cancel => {
@@ -124,21 +124,21 @@ impl App {
                         | Action::Top
                         | Action::Bottom),
                     ) => self.update_log(action),
-                    _ => Effect::None,
+                    _ => AppEffect::None,
                 };
             }
         }
-        Effect::None
+        AppEffect::None
     }
 
     /// Keys while the log pane is open.
-    pub(super) fn update_log(&mut self, action: Action) -> Effect {
+    pub(super) fn update_log(&mut self, action: Action) -> AppEffect {
         let page = self
             .log
             .as_ref()
             .map_or(1, |log| log.page.max(2) as isize - 1);
         match action {
-            Action::Quit => return Effect::Quit,
+            Action::Quit => return AppEffect::Quit,
             Action::Up => self.with_log_view(|log, view| log.scroll(view, -1)),
             Action::Down => self.with_log_view(|log, view| log.scroll(view, 1)),
             Action::PageUp => self.with_log_view(|log, view| log.scroll(view, -page)),
@@ -168,12 +168,12 @@ impl App {
             Action::Launch => self.open_launch_form(),
             _ => {}
         }
-        Effect::None
+        AppEffect::None
     }
 
     /// Keys while the jobs pane has focus; `None` for those it leaves to
     /// the rest of the dashboard.
-    pub(super) fn update_jobs(&mut self, action: Action) -> Option<Effect> {
+    pub(super) fn update_jobs(&mut self, action: Action) -> Option<AppEffect> {
         let page = self.jobs.page.max(1) as isize;
         match action {
             Action::Up => self.jobs.move_by(-1),
@@ -191,7 +191,7 @@ impl App {
             Action::Back => self.focus = Focus::Hosts,
             _ => return None,
         }
-        Some(Effect::None)
+        Some(AppEffect::None)
     }
 
     /// The selected row's log: the whole job's, or one derivation's.
@@ -229,7 +229,7 @@ impl App {
             title: " Cancel ",
             question,
             yes: "cancel the build",
-            on_yes: Effect::Cancel(id),
+            on_yes: AppEffect::Cancel(id),
         });
     }
 
@@ -281,7 +281,7 @@ mod tests {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
 
-    fn press(app: &mut App, keys: &str) -> Vec<Effect> {
+    fn press(app: &mut App, keys: &str) -> Vec<AppEffect> {
         keys.chars()
             .map(|c| app.on_key(key(KeyCode::Char(c))))
             .collect()
@@ -363,10 +363,10 @@ mod tests {
         assert_eq!(form.placement().host(), Some("ssh://root@b2"));
         // While the form is open, letters are text: `q` does not quit.
         let effects = press(&mut app, "q.nix");
-        assert!(effects.iter().all(|e| *e == Effect::None), "{effects:?}");
+        assert!(effects.iter().all(|e| *e == AppEffect::None), "{effects:?}");
         app.on_key(key(KeyCode::Tab));
         let effect = app.on_key(key(KeyCode::Enter));
-        let Effect::Launch(request) = effect else {
+        let AppEffect::Launch(request) = effect else {
             panic!("Enter launches: {effect:?}");
         };
         assert_eq!(request.args, ["q.nix"]);
@@ -391,7 +391,7 @@ mod tests {
         );
         // Esc closes a form without launching.
         press(&mut app, "b");
-        assert_eq!(app.on_key(key(KeyCode::Esc)), Effect::None);
+        assert_eq!(app.on_key(key(KeyCode::Esc)), AppEffect::None);
         assert_eq!(app.form, None);
     }
 
@@ -526,7 +526,7 @@ mod tests {
         press(&mut app, "/");
         // Typed text is the search, not keys: `n` and `q` are letters here.
         let effects = press(&mut app, "needle");
-        assert!(effects.iter().all(|e| *e == Effect::None));
+        assert!(effects.iter().all(|e| *e == AppEffect::None));
         app.on_key(key(KeyCode::Enter));
         let matched = |app: &App| {
             let log = app.log.as_ref().unwrap();
@@ -561,18 +561,18 @@ mod tests {
         press(&mut app, "x");
         let prompt = app.confirm.as_ref().expect("x asks first");
         assert_eq!(prompt.question, "Cancel #3 numbered.nix on ssh://b1? y/n");
-        assert_eq!(press(&mut app, "n"), [Effect::None]);
+        assert_eq!(press(&mut app, "n"), [AppEffect::None]);
         assert_eq!(app.confirm, None, "any other key dismisses");
         assert_eq!(
             press(&mut app, "xy"),
-            [Effect::None, Effect::Cancel(JobId(3))]
+            [AppEffect::None, AppEffect::Cancel(JobId(3))]
         );
         // From the log pane too; while cancelling, asking again escalates.
         lock(app.jobs.find(JobId(3)).unwrap()).handle(Event::CancelRequested, Instant::now());
         press(&mut app, "l");
         press(&mut app, "x");
         assert!(app.confirm.as_ref().unwrap().question.contains(" again"));
-        assert_eq!(press(&mut app, "y"), [Effect::Cancel(JobId(3))]);
+        assert_eq!(press(&mut app, "y"), [AppEffect::Cancel(JobId(3))]);
         // A finished job cannot be cancelled.
         {
             let mut job = lock(app.jobs.find(JobId(3)).unwrap());
@@ -584,12 +584,12 @@ mod tests {
             job.handle(Event::BuildersChecked(Vec::new()), Instant::now());
             assert!(job.is_finished());
         }
-        assert_eq!(press(&mut app, "xy"), [Effect::None, Effect::None]);
+        assert_eq!(press(&mut app, "xy"), [AppEffect::None, AppEffect::None]);
         // On the hosts, x does nothing.
         app.log = None;
         app.focus = Focus::Hosts;
         app.jobs.add(running_job(4, 0));
         app.focus = Focus::Hosts;
-        assert_eq!(press(&mut app, "xy"), [Effect::None, Effect::None]);
+        assert_eq!(press(&mut app, "xy"), [AppEffect::None, AppEffect::None]);
     }
 }

@@ -17,7 +17,7 @@ use rbtop::probe::fleet::raise_open_file_limit;
 
 use super::jobs_pane::{JobDefaults, JobsPane};
 use super::keymap::Keymap;
-use super::run::{Builds, Ended};
+use super::run::{Builds, DashboardEnd};
 use super::{App, run as event_loop, terminal};
 use crate::cli::DashboardArgs;
 use crate::config::Settings;
@@ -91,7 +91,10 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
                 shutdown_signal(),
             )
             .await;
-            if !matches!(ended, Ok(Ended::Quit | Ended::Signal(130 | 143))) {
+            if !matches!(
+                ended,
+                Ok(DashboardEnd::Quit | DashboardEnd::Signal(130 | 143))
+            ) {
                 // The terminal may be gone (hangup): dropping ratatui's
                 // handle would complain on stderr that it cannot show the cursor.
                 std::mem::forget(tui);
@@ -123,8 +126,8 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     });
     tracing::info!(?ended, "dashboard finished");
     match ended {
-        Ok(Ended::Quit) => ExitCode::SUCCESS,
-        Ok(Ended::Signal(status)) => ExitCode::from(status),
+        Ok(DashboardEnd::Quit) => ExitCode::SUCCESS,
+        Ok(DashboardEnd::Signal(status)) => ExitCode::from(status),
         Err(e) => {
             eprintln!("rbtop: terminal error: {e}");
             ExitCode::FAILURE

@@ -132,7 +132,7 @@ mod tests {
     use crossterm::event::KeyModifiers;
     use rbtop::dashboard::Stamp;
     use rbtop::explain::testing::{local, machines, slots};
-    use rbtop::explain::{Action, Availability};
+    use rbtop::explain::{Availability, HookAnswer};
     use rbtop::probe::{HostReport, ProbeEvent, Status, Via};
     use rbtop::slots::LocalLoad;
 
@@ -171,7 +171,7 @@ mod tests {
         let e = explanation(&pane);
         assert_eq!(e.machines[0].reachability.name(), "unknown");
         assert_eq!(e.slots_problem.as_deref(), Some("not read yet"));
-        assert_eq!(e.outcome.action, Action::Remote { machine: 0 });
+        assert_eq!(e.outcome.action, HookAnswer::Remote { machine: 0 });
 
         // The slots fill up and the host answers: the same line, new facts.
         fleet.apply_load(LocalLoad::Readable {
@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(e.machines[0].availability, Availability::Full);
         assert_eq!(e.machines[0].reachability.name(), "timeout");
         assert_eq!(e.slots_problem, None);
-        assert_eq!(e.outcome.action, Action::DeclineBuildHere);
+        assert_eq!(e.outcome.action, HookAnswer::DeclineBuildHere);
     }
 
     #[test]

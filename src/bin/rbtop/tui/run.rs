@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use super::app::{App, Effect};
+use super::app::{App, AppEffect};
 use super::terminal::{self, Tui};
 use super::view;
 use crate::signals::Interrupted;
@@ -27,7 +27,7 @@ use rbtop::slots::{self, LocalLoad};
 
 /// How the dashboard ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ended {
+pub enum DashboardEnd {
     /// The operator quit.
     Quit,
     /// A signal: its exit status (128 + number).
@@ -51,7 +51,7 @@ pub async fn run(
     builds: Builds<'_>,
     slots_dir: &Path,
     interrupt: impl Future<Output = Interrupted>,
-) -> io::Result<Ended> {
+) -> io::Result<DashboardEnd> {
     let Builds {
         supervisor,
         changed,
@@ -65,7 +65,7 @@ pub async fn run(
 
     // Read each tick; cloned once rather than per tick.
     let machines: Vec<_> = app.fleet.hosts.iter().map(|h| h.machine.clone()).collect();
-    let mut triage = Triage {
+    let mut triage = BuildsReader {
         load: slots::read(slots_dir, &machines),
         drvs: DrvLookup::new(remote_builds::local_store_dir()),
     };
@@ -115,7 +115,7 @@ pub async fn run(
                 if app.shutting_down.is_some() {
                     let active = supervisor.active();
                     if active == 0 {
-                        return Ok(Ended::Quit);
+                        return Ok(DashboardEnd::Quit);
                     }
                     app.shutting_down = Some(active);
                 }
@@ -126,23 +126,23 @@ pub async fn run(
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
                     injected_panic(&key);
                     match app.on_key(key) {
-                        Effect::Quit => {
+                        AppEffect::Quit => {
                             if supervisor.cancel_all() == 0 {
-                                return Ok(Ended::Quit);
+                                return Ok(DashboardEnd::Quit);
                             }
                             app.shutting_down = Some(supervisor.active());
                         }
-                        Effect::Refresh => start_probes(app, fleet, &results, true),
-                        Effect::Launch(request) => {
+                        AppEffect::Refresh => start_probes(app, fleet, &results, true),
+                        AppEffect::Launch(request) => {
                             let launched = supervisor
                                 .launch(request)
                                 .map(|id| supervisor.job(id).expect("just launched").clone());
                             app.launched(launched);
                         }
-                        Effect::Cancel(id) => {
+                        AppEffect::Cancel(id) => {
                             supervisor.cancel(id);
                         }
-                        Effect::KillBuild { host, build } => {
+                        AppEffect::KillBuild { host, build } => {
                             let machine = machines[host].clone();
                             let ssh = fleet.settings().ssh.clone();
                             let outcomes = kill_outcomes.clone();
@@ -154,7 +154,7 @@ pub async fn run(
                                 let _ = outcomes.send((host, outcome));
                             });
                         }
-                        Effect::None => {}
+                        AppEffect::None => {}
                     }
                     Redraw::Now
                 }
@@ -164,9 +164,9 @@ pub async fn run(
                 // The terminal is gone (its window closed): as a hangup.
                 Some(Err(e)) => {
                     tracing::warn!("terminal input failed: {e}");
-                    return Ok(Ended::Signal(129));
+                    return Ok(DashboardEnd::Signal(129));
                 }
-                None => return Ok(Ended::Signal(129)),
+                None => return Ok(DashboardEnd::Signal(129)),
             },
             _ = tokio::time::sleep_until(wake) => {
                 start_probes(app, fleet, &results, false);
@@ -183,7 +183,7 @@ pub async fn run(
                     Redraw::No
                 }
             }
-            signal = &mut interrupt => return Ok(Ended::Signal(signal.exit_status())),
+            signal = &mut interrupt => return Ok(DashboardEnd::Signal(signal.exit_status())),
         };
         if terminal::panicked() {
             return Err(io::Error::other(
@@ -204,13 +204,13 @@ pub async fn run(
 }
 
 /// What the loop keeps to find each probe's builds.
-struct Triage {
+struct BuildsReader {
     /// The latest reading of this machine's slots.
     load: LocalLoad,
     drvs: DrvLookup,
 }
 
-impl Triage {
+impl BuildsReader {
     /// The builds in a probe's report. The process listing is taken out of
     /// the report: the app keeps only the builds.
     fn builds(&mut self, event: &mut ProbeEvent, links: &mut Option<LocalLinks>) -> HostBuilds {

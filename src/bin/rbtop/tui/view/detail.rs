@@ -46,7 +46,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
         .iter()
         .map(|b| b.drv.as_deref().and_then(|drv| app.log_quiet_for(drv, now)))
         .collect();
-    let triage = Triage {
+    let triage = TriageInputs {
         log_quiet,
         selected_build: (app.focus == Focus::Detail).then_some(app.detail_build),
         stall_after: app.jobs.defaults.stall_after,
@@ -243,7 +243,7 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
 }
 
 /// What the detail pane shows of slots and remote builds, from the app.
-struct Triage<'a> {
+struct TriageInputs<'a> {
     /// For each build this machine's jobs are building: time since its
     /// last log line.
     log_quiet: Vec<Option<Duration>>,
@@ -270,7 +270,7 @@ fn slots_at(lines: &[Line]) -> std::ops::Range<usize> {
 
 /// This machine's slots on the host (who holds them, since when), the
 /// upload lock, and every build running there with its client.
-fn triage_lines(host: &HostState, triage: &Triage, wall: SystemTime) -> Vec<Line<'static>> {
+fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     let held_for = |since: Option<SystemTime>| {
         since

@@ -13,8 +13,8 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 use super::{format, style};
 use crate::tui::app::{App, Focus};
 use crate::tui::app_jobs::host_label;
-use rbtop::jobs::job::{Ended, Escalation, Job, State};
-use rbtop::jobs::progress::{Derivation, DrvStatus, Phase};
+use rbtop::jobs::job::{Escalation, Job, JobEnd, State};
+use rbtop::jobs::progress::{DrvProgress, DrvStatus, Phase};
 use rbtop::jobs::runner::lock;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
@@ -168,7 +168,7 @@ fn job_cells(
 
 fn drv_cells(
     job: &Job,
-    drv: &Derivation,
+    drv: &DrvProgress,
     now: Instant,
     stall_after: Duration,
     wide: bool,
@@ -201,7 +201,7 @@ fn drv_cells(
 }
 
 /// `building (buildPhase)`.
-fn phase_text(drv: &Derivation) -> String {
+fn phase_text(drv: &DrvProgress) -> String {
     match (&drv.builder_phase, drv.phase) {
         (Some(builder), Phase::Building) => format!("{} ({builder})", drv.phase.label()),
         _ => drv.phase.label().to_string(),
@@ -241,26 +241,26 @@ fn job_result(job: &Job) -> Cell<'static> {
             Cell::from(format!("cancelling ({sent} sent)")).style(style::warning())
         }
         State::CheckingBuilders => Cell::from("checking builders").style(style::warning()),
-        State::Finished(Ended::Succeeded) => Cell::from(Line::from(vec![
+        State::Finished(JobEnd::Succeeded) => Cell::from(Line::from(vec![
             Span::styled("succeeded ", ok()),
             Span::raw(job.outputs.join(" ")),
         ])),
-        State::Finished(Ended::Failed { exit_code, error }) => Cell::from(Line::from(vec![
+        State::Finished(JobEnd::Failed { exit_code, error }) => Cell::from(Line::from(vec![
             Span::styled(format!("failed (exit {exit_code}) "), style::error()),
             Span::raw(error.clone().unwrap_or_default()),
         ])),
-        State::Finished(Ended::Cancelled) => Cell::from(Line::from(vec![
+        State::Finished(JobEnd::Cancelled) => Cell::from(Line::from(vec![
             Span::styled("cancelled", style::warning()),
             Span::raw(last_note()),
         ])),
-        State::Finished(Ended::LaunchFailed(why)) => Cell::from(Line::from(vec![
+        State::Finished(JobEnd::LaunchFailed(why)) => Cell::from(Line::from(vec![
             Span::styled("cannot start ", style::error()),
             Span::raw(why.clone()),
         ])),
     }
 }
 
-fn drv_result(job: &Job, drv: &Derivation) -> Cell<'static> {
+fn drv_result(job: &Job, drv: &DrvProgress) -> Cell<'static> {
     match &drv.status {
         DrvStatus::Running => Cell::from("running"),
         DrvStatus::Succeeded => Cell::from("built").style(ok()),
@@ -301,10 +301,10 @@ pub fn state_word(job: &Job) -> String {
         State::Running { .. } => "running".into(),
         State::Cancelling { .. } => "cancelling".into(),
         State::CheckingBuilders => "checking builders".into(),
-        State::Finished(Ended::Succeeded) => "succeeded".into(),
-        State::Finished(Ended::Failed { exit_code, .. }) => format!("failed (exit {exit_code})"),
-        State::Finished(Ended::Cancelled) => "cancelled".into(),
-        State::Finished(Ended::LaunchFailed(_)) => "cannot start".into(),
+        State::Finished(JobEnd::Succeeded) => "succeeded".into(),
+        State::Finished(JobEnd::Failed { exit_code, .. }) => format!("failed (exit {exit_code})"),
+        State::Finished(JobEnd::Cancelled) => "cancelled".into(),
+        State::Finished(JobEnd::LaunchFailed(_)) => "cannot start".into(),
     }
 }
 
