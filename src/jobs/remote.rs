@@ -110,7 +110,7 @@ fn machine_named_by_nix<'m>(machines: &'m [Machine], uri: &str) -> Option<&'m Ma
 async fn check_one(machine: &Machine, drv_path: &str, ssh: &SshSettings) -> Cleanup {
     let session = match oneshot::connect(machine, ssh).await {
         Ok(session) => session,
-        Err(why) => return Cleanup::Unknown(why),
+        Err(why) => return Cleanup::Unknown(why.to_string()),
     };
     let outputs = drv::read_output_paths(std::path::Path::new(drv_path));
     let patterns = patterns(drv_path, &outputs);

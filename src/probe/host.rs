@@ -7,7 +7,7 @@ use super::channel::Channel;
 use super::classify;
 use super::facts::Facts;
 use super::fleet::ProbeSettings;
-use super::links::{FactsLink, StoreLink, StoreProtocol};
+use super::links::{FactsError, FactsLink, StoreLink, StoreProtocol};
 use super::report::{Failure, HostReport, Status, Via};
 use super::route::Route;
 use crate::machines::Machine;
@@ -312,7 +312,7 @@ async fn facts_round(
     existing: Option<FactsLink>,
     until: tokio::time::Instant,
     list_builds: bool,
-) -> Result<(FactsLink, Facts), String> {
+) -> Result<(FactsLink, Facts), FactsError> {
     let round = async {
         if let Some(link) = existing {
             let mut link = link.listing_builds(list_builds);
@@ -325,11 +325,11 @@ async fn facts_round(
         let channel = match (route, session) {
             (Route::Ssh { .. }, Some(session)) => Channel::remote(session, &command)
                 .await
-                .map_err(|e| format!("cannot start the facts loop over ssh: {e}"))?,
+                .map_err(FactsError::StartOverSsh)?,
             (Route::LocalProcess { .. } | Route::Socket { .. }, _) => {
-                Channel::local(&command).map_err(|e| format!("cannot start the facts loop: {e}"))?
+                Channel::local(&command).map_err(FactsError::StartHere)?
             }
-            _ => return Err("no way to gather facts".to_string()),
+            _ => return Err(FactsError::NoWay),
         };
         let mut link = FactsLink::new(channel).listing_builds(list_builds);
         let facts = link.read().await?;
@@ -337,7 +337,7 @@ async fn facts_round(
     };
     tokio::time::timeout_at(until, round)
         .await
-        .unwrap_or_else(|_| Err("the facts did not arrive in time".to_string()))
+        .unwrap_or(Err(FactsError::TooLate))
 }
 
 fn connect_failure(error: ConnectError) -> Failure {

@@ -125,6 +125,31 @@ fn nonce() -> String {
 /// costs one `df`, so a refresh asks for it only when the last figure is this old.
 pub const SPACE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Why a host brought no facts this time. `Display` is the line that goes
+/// to the log; a cause is part of it, so no variant also names it as a
+/// `source`.
+#[derive(Debug, thiserror::Error)]
+pub enum FactsError {
+    /// Writing a request or reading its answer failed.
+    #[error("facts loop: {0}")]
+    Io(std::io::Error),
+    /// The loop closed its output: it exited, or its channel died.
+    #[error("facts loop ended")]
+    Ended,
+    /// The loop could not be started over the host's SSH session.
+    #[error("cannot start the facts loop over ssh: {0}")]
+    StartOverSsh(openssh::Error),
+    /// The loop could not be started here (local stores, the daemon socket).
+    #[error("cannot start the facts loop: {0}")]
+    StartHere(std::io::Error),
+    /// The route has no way to run the loop (no session for an SSH store).
+    #[error("no way to gather facts")]
+    NoWay,
+    /// The report did not come before the probe's deadline.
+    #[error("the facts did not arrive in time")]
+    TooLate,
+}
+
 /// The facts loop ([`super::facts::FACTS_SCRIPT`]) running on the host.
 pub struct FactsLink {
     writer: super::channel::Writer,
@@ -170,7 +195,7 @@ impl FactsLink {
 
     /// Ask for one report. Its `store_free` is always the latest figure: fresh
     /// when this report asked for it, else that of the last report that did.
-    pub async fn read(&mut self) -> Result<Facts, String> {
+    pub async fn read(&mut self) -> Result<Facts, FactsError> {
         let now = Instant::now();
         let space = self
             .space_asked
@@ -202,22 +227,19 @@ impl FactsLink {
     }
 
     /// Send one request line and read the answer up to `end NONCE`.
-    async fn ask(&mut self, request: &str, nonce: &str) -> Result<String, String> {
+    async fn ask(&mut self, request: &str, nonce: &str) -> Result<String, FactsError> {
         let end = format!("{END_MARKER} {nonce}");
         self.writer
             .write_all(format!("{request}\n").as_bytes())
             .await
-            .map_err(|e| format!("facts loop: {e}"))?;
-        self.writer
-            .flush()
-            .await
-            .map_err(|e| format!("facts loop: {e}"))?;
+            .map_err(FactsError::Io)?;
+        self.writer.flush().await.map_err(FactsError::Io)?;
         let mut report = String::new();
         let mut line = Vec::new();
         loop {
             line.clear();
             match self.reader.read_until(b'\n', &mut line).await {
-                Ok(0) => return Err("facts loop ended".to_string()),
+                Ok(0) => return Err(FactsError::Ended),
                 Ok(_) => {
                     // A process's words or environment need not be UTF-8.
                     let text = String::from_utf8_lossy(&line);
@@ -228,7 +250,7 @@ impl FactsLink {
                     report.push_str(text);
                     report.push('\n');
                 }
-                Err(e) => return Err(format!("facts loop: {e}")),
+                Err(e) => return Err(FactsError::Io(e)),
             }
         }
         Ok(report)
@@ -347,9 +369,35 @@ done
         }
     }
 
+    #[test]
+    fn each_reason_reads_as_before() {
+        let cases = [
+            (
+                FactsError::Io(std::io::Error::other("broken pipe")),
+                "facts loop: broken pipe",
+            ),
+            (FactsError::Ended, "facts loop ended"),
+            (
+                FactsError::StartOverSsh(openssh::Error::Disconnected),
+                "cannot start the facts loop over ssh: the connection was terminated",
+            ),
+            (
+                FactsError::StartHere(std::io::Error::other("no sh")),
+                "cannot start the facts loop: no sh",
+            ),
+            (FactsError::NoWay, "no way to gather facts"),
+            (FactsError::TooLate, "the facts did not arrive in time"),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text, "{error:?}");
+        }
+    }
+
     #[tokio::test]
     async fn a_loop_that_ended_is_an_error() {
         let mut link = loop_link("read -r request; echo uptime_s=1", SPACE_INTERVAL);
-        assert_eq!(link.read().await.unwrap_err(), "facts loop ended");
+        let error = link.read().await.unwrap_err();
+        assert!(matches!(error, FactsError::Ended), "{error:?}");
+        assert_eq!(error.to_string(), "facts loop ended");
     }
 }

@@ -130,7 +130,9 @@ pub async fn kill(
     build: &RemoteBuild,
     ssh: &SshSettings,
 ) -> Result<String, String> {
-    let session = oneshot::connect(machine, ssh).await?;
+    let session = oneshot::connect(machine, ssh)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut command = session.session().command("sh");
     command.args(["-c", KILL_SCRIPT, "rbtop-kill"]);
     command.args(kill_args(build));
