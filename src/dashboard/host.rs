@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::clock::Stamp;
 use crate::machines::Machine;
-use crate::probe::{HostReport, Status};
+use crate::probe::{self, HostReport, Status};
 use crate::remote_builds::HostBuilds;
 use crate::remote_builds::stall::CpuWatch;
 use crate::slots::MachineLoad;
@@ -227,7 +227,7 @@ impl HostState {
     ) {
         let down = |report: &HostReport| {
             let reason = report.reason.as_deref().unwrap_or("no reason given");
-            format!("{}: {reason}", report.status)
+            probe::text::failure(report.status, reason)
         };
         let Some(before) = previous else {
             let text = if report.is_up() {

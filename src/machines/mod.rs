@@ -5,6 +5,8 @@ mod entry;
 mod grammar;
 pub mod host_key;
 pub mod store_uri;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use grammar::{MachinesText, Parsed, Parser};
 pub use store_uri::StoreUri;

@@ -9,6 +9,7 @@ pub mod host;
 pub mod links;
 pub mod report;
 pub mod route;
+pub mod text;
 
 pub use facts::Facts;
 pub use fleet::{Fleet, ProbeEvent, ProbeSettings};

@@ -159,6 +159,6 @@ impl Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.status, self.reason)
+        f.write_str(&super::text::failure(self.status, &self.reason))
     }
 }

@@ -191,14 +191,7 @@ fn words(list: &[&str]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::Origin;
-    use crate::machines::{MachinesText, Parser};
-
-    fn machine(line: &str) -> Machine {
-        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-        parser.parse_text(&MachinesText::whole(line, Origin::BuildersFlag));
-        parser.finish().machines.remove(0)
-    }
+    use crate::machines::testing::machine;
 
     #[test]
     fn ssh_uses_the_serve_protocol_and_ssh_ng_the_daemon() {

@@ -7,13 +7,15 @@
 //! - [`local_links`] traces an SSH connection back to one of our slots;
 //! - [`drv_lookup`] finds a build's `.drv` in this machine's store;
 //! - [`stall`] watches each build's CPU time between refreshes;
-//! - [`kill`] ends one on its builder (`K`).
+//! - [`kill`] ends one on its builder (`K`);
+//! - [`text`] is their wording, shared by `rbtop check` and the dashboard.
 
 pub mod classify;
 pub mod drv_lookup;
 pub mod kill;
 pub mod local_links;
 pub mod stall;
+pub mod text;
 
 pub use crate::remote::listing::ProcessListing;
 pub use classify::{Client, RemoteBuild};

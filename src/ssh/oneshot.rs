@@ -67,14 +67,7 @@ fn describe(error: &ConnectError) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::Origin;
-    use crate::machines::{MachinesText, Parser};
-
-    fn machine(line: &str) -> Machine {
-        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-        parser.parse_text(&MachinesText::whole(line, Origin::BuildersFlag));
-        parser.finish().machines.remove(0)
-    }
+    use crate::machines::testing::machine;
 
     #[test]
     fn each_reason_reads_as_before() {

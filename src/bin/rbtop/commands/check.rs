@@ -10,8 +10,8 @@ use humansize::{BINARY, format_size};
 use serde::Serialize;
 
 use rbtop::machines::Machine;
-use rbtop::probe::{Facts, HostReport, Status};
-use rbtop::remote_builds::{Client, RemoteBuild, Triage};
+use rbtop::probe::{self, Facts, HostReport, Status};
+use rbtop::remote_builds::{self, RemoteBuild, Triage};
 use rbtop::slots::{self, LocalLoad, LockHolder, SlotHolder};
 
 use crate::cli::CheckArgs;
@@ -258,7 +258,7 @@ pub fn render_table(
                 None => format!("?/{}", m.max_jobs),
             }),
             Cell::new(match triage.builds(index) {
-                Some(Ok(builds)) => builds_cell(builds),
+                Some(Ok(builds)) => remote_builds::text::count(builds),
                 Some(Err(_)) => "?".into(),
                 None => "-".into(),
             }),
@@ -277,24 +277,14 @@ pub fn render_table(
     out.push_str(&format!("\n{up} of {} up\n", reports.len()));
     for (m, r) in machines.iter().zip(reports).filter(|(_, r)| !r.is_up()) {
         out.push_str(&format!(
-            "{} ({}): {}: {}\n",
+            "{} ({}): {}\n",
             m.host_name(),
             m.location,
-            r.status,
-            r.reason.as_deref().unwrap_or("")
+            probe::text::failure(r.status, r.reason.as_deref().unwrap_or(""))
         ));
     }
     out.push_str(&render_triage(machines, triage));
     out
-}
-
-/// `2`, or `3 (1 orphan)`.
-fn builds_cell(builds: &[RemoteBuild]) -> String {
-    let orphans = builds.iter().filter(|b| b.client == Client::Orphan).count();
-    match orphans {
-        0 => builds.len().to_string(),
-        n => format!("{} ({n} orphan)", builds.len()),
-    }
 }
 
 /// After the table: whatever holds a slot or the upload lock, each build,
@@ -308,36 +298,24 @@ fn render_triage(machines: &[Machine], triage: &Triage) -> String {
         let host = m.host_name();
         if let Some(load) = triage.machine_load(index) {
             for holder in &load.holders {
-                out.push_str(&format!(
-                    "{host}: slot {} held by pid {} since {}\n",
-                    holder.slot,
-                    holder.pid,
-                    slots::rfc3339(holder.since).unwrap_or_else(|| "?".into())
-                ));
+                let holder = slots::text::slot_holder(holder, &slots::text::since(holder.since));
+                out.push_str(&format!("{host}: slot {holder}\n"));
             }
             if let Some(lock) = &load.upload_lock {
-                out.push_str(&format!(
-                    "{host}: upload lock held by pid {} since {}\n",
-                    lock.pid,
-                    slots::rfc3339(lock.since).unwrap_or_else(|| "?".into())
-                ));
+                let holder = slots::text::upload_lock_holder(lock, &slots::text::since(lock.since));
+                out.push_str(&format!("{host}: upload lock {holder}\n"));
             }
         }
         match triage.builds(index) {
             Some(Ok(builds)) => {
                 for b in builds {
-                    out.push_str(&format!(
-                        "{host}: building {} (pid {}, user {}, {} s, {}): {}\n",
-                        b.name,
-                        b.pid,
-                        b.user,
-                        b.elapsed_s,
-                        b.client.name(),
-                        b.detail
-                    ));
+                    out.push_str(&format!("{host}: {}\n", remote_builds::text::build(b)));
                 }
             }
-            Some(Err(why)) => out.push_str(&format!("{host}: builds unknown: {why}\n")),
+            Some(Err(why)) => out.push_str(&format!(
+                "{host}: builds {}\n",
+                remote_builds::text::unknown(why)
+            )),
             None => {}
         }
     }
@@ -354,6 +332,7 @@ mod tests {
     use rbtop::diagnostics::Origin;
     use rbtop::machines::{MachinesText, Parser};
     use rbtop::probe::Via;
+    use rbtop::remote_builds::Client;
     use rbtop::slots::MachineLoad;
 
     fn machines(text: &str) -> Vec<Machine> {

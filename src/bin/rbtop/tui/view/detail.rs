@@ -13,7 +13,8 @@ use super::{format, hosts, style};
 use crate::tui::app::{App, Focus};
 use rbtop::dashboard::HostState;
 use rbtop::dashboard::host::HISTORY;
-use rbtop::remote_builds::{Client, RemoteBuild};
+use rbtop::remote_builds::{self, Client, RemoteBuild};
+use rbtop::slots;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
     app.regions.detail = area;
@@ -273,29 +274,25 @@ fn slots_at(lines: &[Line]) -> std::ops::Range<usize> {
 fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     let held_for = |since: Option<SystemTime>| {
-        since
-            .and_then(|s| wall.duration_since(s).ok())
-            .map_or("?".into(), format::age)
+        slots::text::held_for(
+            &since
+                .and_then(|s| wall.duration_since(s).ok())
+                .map_or("?".into(), format::age),
+        )
     };
     if let Some(load) = &host.load {
         for holder in &load.holders {
             out.push(field(
                 "slot",
-                format!(
-                    "{} held by pid {} for {}",
-                    holder.slot,
-                    holder.pid,
-                    held_for(holder.since)
-                ),
+                slots::text::slot_holder(holder, &held_for(holder.since)),
             ));
         }
         if let Some(lock) = &load.upload_lock {
             let held = lock.since.and_then(|s| wall.duration_since(s).ok());
             let slow = held.is_some_and(|h| h >= triage.upload_lock_after);
             let text = format!(
-                "held by pid {} for {}{}",
-                lock.pid,
-                held_for(lock.since),
+                "{}{}",
+                slots::text::upload_lock_holder(lock, &held_for(lock.since)),
                 if slow {
                     " · SLOW: inputs still being copied"
                 } else {
@@ -330,7 +327,7 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
                 ));
             }
         }
-        Some(Err(why)) => out.push(field("running", format!("unknown: {why}"))),
+        Some(Err(why)) => out.push(field("running", remote_builds::text::unknown(why))),
         None => {}
     }
     if let Some(outcome) = triage.kill_outcome {
