@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::remote::listing::{self, ProcessListing};
+use crate::remote::listing::{self, ListingError, ProcessListing};
 
 /// The request for a report without the store's free space: no process on Linux.
 pub const REQUEST_QUICK: &str = "quick";
@@ -188,7 +188,7 @@ pub struct Facts {
     /// The host's processes, when the report was asked to list them, or why
     /// they could not be listed.
     #[serde(skip)]
-    pub processes: Option<Result<ProcessListing, String>>,
+    pub processes: Option<Result<ProcessListing, ListingError>>,
 }
 
 impl Facts {

@@ -15,7 +15,7 @@ pub mod kill;
 pub mod local_links;
 pub mod stall;
 
-pub use crate::remote::listing::ProcessListing;
+pub use crate::remote::listing::{ListingError, ProcessListing};
 pub use classify::{Client, RemoteBuild};
 
 use crate::machines::Machine;
@@ -45,7 +45,7 @@ pub fn builds_of(
 /// Each host's builds: `None` when its probe brought no listing (the host
 /// is down, or listing was not asked), `Some(Err(why))` when the host could
 /// not list its processes.
-pub type HostBuilds = Option<Result<Vec<RemoteBuild>, String>>;
+pub type HostBuilds = Option<Result<Vec<RemoteBuild>, ListingError>>;
 
 /// The builds of every host, in the order of `reports` (the machines'
 /// order, as for [`local_links::LocalLinks::read`]).
@@ -90,7 +90,7 @@ impl Triage {
         self.load.machines()?.get(index)
     }
 
-    pub fn builds(&self, index: usize) -> Option<&Result<Vec<RemoteBuild>, String>> {
+    pub fn builds(&self, index: usize) -> Option<&Result<Vec<RemoteBuild>, ListingError>> {
         self.builds.get(index)?.as_ref()
     }
 }
