@@ -1,7 +1,8 @@
 //! After a cancel: is anything of the build still running on its builder?
-//! Asked over SSH with one fixed script (arguments quoted by the `openssh`
-//! crate, never spliced into the script), which finds the build's processes
-//! by their environment: Nix gives every builder `out=<output path>` (any
+//! Asked over SSH with one fixed script ([`FIND`],
+//! `src/remote/scripts/find.sh`; arguments quoted by the `openssh` crate,
+//! never spliced into the script), which finds the build's processes by
+//! their environment: Nix gives every builder `out=<output path>` (any
 //! Nix; the path's hash makes it this derivation's alone). Only when no
 //! output path is known (a floating content-addressed derivation) does it
 //! fall back to the build directory's name (Nix 2.8–2.31), which any build
@@ -13,32 +14,9 @@ use super::drv;
 use super::job::{Cleanup, CleanupReport, RemoteDerivation};
 use super::progress::drv_name;
 use crate::machines::Machine;
+use crate::remote::script::FIND;
 use crate::ssh::oneshot::{self, CONNECT_LIMIT};
 use crate::ssh::{HostSession, SshSettings};
-
-/// Looks for processes whose environment holds one of the patterns given
-/// after the mode (`grep -F -e P …`); prints `PID PGID ARGS` for each and,
-/// in `kill` mode, SIGKILLs its process group (the builder's session, as
-/// Nix's own cancel does) and the process. Ends with the remote uid, since
-/// only root sees every build user's environment.
-pub const FIND_SCRIPT: &str = r#"mode=$1; shift
-me=$$
-pids=$(grep -lzF "$@" /proc/[0-9]*/environ 2>/dev/null | sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p')
-for pid in $pids; do
-  [ "$pid" = "$me" ] && continue
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-  rest=${stat##*) }
-  set -- $rest
-  pgid=$3
-  args=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)
-  echo "$pid $pgid $args"
-  if [ "$mode" = kill ]; then
-    [ "$pgid" -gt 1 ] && kill -s KILL -- "-$pgid" 2>/dev/null
-    kill -s KILL "$pid" 2>/dev/null
-  fi
-done
-echo "uid $(id -u)"
-"#;
 
 /// How long Nix gets to stop the remote build itself before rbtop does
 /// (it takes about 2 s: nix-reference §5).
@@ -56,7 +34,7 @@ pub fn patterns(drv_path: &str, outputs: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-/// What one run of [`FIND_SCRIPT`] printed.
+/// What one run of [`FIND`] printed.
 #[derive(Debug, Default, PartialEq)]
 pub struct Found {
     pub processes: Vec<String>,
@@ -162,10 +140,11 @@ fn clean_or_unknown(found: &Found) -> Cleanup {
 
 async fn run(session: &HostSession, mode: &str, patterns: &[String]) -> Result<Found, String> {
     let mut command = session.session().command("sh");
-    command.args(["-c", FIND_SCRIPT, "rbtop-find", mode]);
+    let mut args = vec![mode];
     for pattern in patterns {
-        command.arg("-e").arg(pattern);
+        args.extend(["-e", pattern]);
     }
+    command.args(FIND.sh_args(args));
     let output = tokio::time::timeout(CONNECT_LIMIT, command.output())
         .await
         .map_err(|_| "the builder did not answer in time".to_string())?
@@ -230,10 +209,7 @@ mod tests {
     /// group, the member without the pattern included.
     #[test]
     fn the_script_finds_by_environment_and_kills_the_whole_group() {
-        let shell = ["/bin/dash", "/bin/sh"]
-            .into_iter()
-            .find(|s| std::path::Path::new(s).exists())
-            .unwrap();
+        let shell = crate::remote::script::tests::dash();
         let marker = format!("rbtop-test-marker-{}", std::process::id());
         let mut leader = std::process::Command::new(shell)
             .args(["-c", "env -u out sleep 30 & wait"])
@@ -243,8 +219,7 @@ mod tests {
             .unwrap();
         let run = |mode: &str| {
             let output = std::process::Command::new(shell)
-                .args(["-c", FIND_SCRIPT, "rbtop-find", mode, "-e"])
-                .arg(format!("out={marker}"))
+                .args(FIND.sh_args([mode, "-e", format!("out={marker}").as_str()]))
                 .output()
                 .unwrap();
             parse_found(&String::from_utf8_lossy(&output.stdout))

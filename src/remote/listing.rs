@@ -1,5 +1,5 @@
 //! The builder's process table, as the facts loop prints it
-//! ([`crate::probe::facts::FACTS_SCRIPT`]), in two rounds:
+//! ([`crate::remote::script::FACTS`]), in two rounds:
 //!
 //! 1. with every report, the `builds` section: each process's first 22
 //!    `stat` fields, from one `grep` of `/proc/*/stat`;

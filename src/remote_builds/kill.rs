@@ -2,64 +2,18 @@
 //! the builder's whole process group. An orphan's serving process goes too,
 //! since no client will ever collect it.
 //!
-//! One fixed script takes the pids and their start times as arguments (quoted
-//! by the `openssh` crate, never spliced into the script). Each pid is killed
-//! only while `/proc/PID/stat` still shows the start time rbtop listed, so a
-//! pid reused since the listing is never hit.
+//! One fixed script ([`KILL`], `src/remote/scripts/kill.sh`) takes the pids
+//! and their start times as arguments (quoted by the `openssh` crate, never
+//! spliced into the script). Each pid is killed only while `/proc/PID/stat`
+//! still shows the start time rbtop listed, so a pid reused since the
+//! listing is never hit.
 
 use std::time::Duration;
 
 use super::classify::{Client, RemoteBuild};
 use crate::machines::Machine;
+use crate::remote::script::KILL;
 use crate::ssh::{SshSettings, oneshot};
-
-/// `sh -c KILL_SCRIPT rbtop-kill PGID START [PID START]`: the first pair is
-/// the build (its group is killed), the optional second the serving process
-/// (killed alone). Prints one line per pair, `killed PID`, `denied PID` (not
-/// the SSH user's to kill), `gone PID` (then `killed-rest PID` if members of
-/// its group were left) or `reused PID`, then `left 0` or `left some`: the
-/// group's members still alive after up to 2 s.
-pub const KILL_SCRIPT: &str = r#"case "$1$2$3$4" in *[!0-9]*) echo "bad arguments"; exit 2 ;; esac
-# The whole stat file into $stat: a process name may hold newlines.
-read_stat() {
-  stat=""
-  { while IFS= read -r line || [ -n "$line" ]; do stat="$stat$line "; done < "$1"; } 2>/dev/null
-}
-check() {
-  read_stat "/proc/$1/stat"
-  [ -n "$stat" ] || { echo "gone $1"; return 1; }
-  rest=${stat##*) }
-  set -f
-  set -- "$1" "$2" $rest
-  set +f
-  # $3 is field 3 (state), so field 22 (the start time) is ${22}.
-  [ "${22}" = "$2" ] || { echo "reused $1"; return 1; }
-}
-# Whether a live (not zombie) process is in group $1. Not kill -0: it fails
-# alike for "none left" and "not yours to signal". One grep of /proc.
-members() {
-  grep -q -s -z -E "^[0-9]+ \(.*\) [A-WYa-z] -?[0-9]+ $1 " /proc/[0-9]*/stat
-}
-group=$1 group_start=$2
-if check "$group" "$group_start"; then
-  if kill -s KILL -- "-$group" 2>/dev/null; then echo "killed $group"
-  elif members "$group"; then echo "denied $group"
-  else echo "gone $group"; fi
-elif [ ! -e "/proc/$group" ] && members "$group"; then
-  # The leader is gone, so no new process can have its pid while members of
-  # its group live: whatever answers to the group is what is left of it.
-  if kill -s KILL -- "-$group" 2>/dev/null; then echo "killed-rest $group"; else echo "denied $group"; fi
-fi
-if [ $# -ge 4 ] && check "$3" "$4"; then
-  if kill -s KILL "$3" 2>/dev/null; then echo "killed $3"; else echo "denied $3"; fi
-fi
-n=0
-while members "$group" && [ $n -lt 20 ]; do
-  sleep 0.1
-  n=$((n + 1))
-done
-if members "$group"; then echo "left some"; else echo "left 0"; fi
-"#;
 
 /// How long the builder gets to answer.
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
@@ -132,8 +86,7 @@ pub async fn kill(
 ) -> Result<String, String> {
     let session = oneshot::connect(machine, ssh).await?;
     let mut command = session.session().command("sh");
-    command.args(["-c", KILL_SCRIPT, "rbtop-kill"]);
-    command.args(kill_args(build));
+    command.args(KILL.sh_args(kill_args(build)));
     let output = tokio::time::timeout(ANSWER_LIMIT, command.output()).await;
     session.close().await;
     let output = output
@@ -168,8 +121,7 @@ mod tests {
 
     fn run_script(args: &[String]) -> String {
         let output = Command::new("sh")
-            .args(["-c", KILL_SCRIPT, "rbtop-kill"])
-            .args(args)
+            .args(KILL.sh_args(args))
             .output()
             .unwrap();
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -253,16 +205,8 @@ mod tests {
         let (group, start) = leaderless_group();
         let b = build(group, start, Client::Ssh, None);
         let said = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "sh",
-                "-c",
-                KILL_SCRIPT,
-            ])
-            .arg("rbtop-kill")
-            .args(kill_args(&b))
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh"])
+            .args(KILL.sh_args(kill_args(&b)))
             .output()
             .unwrap();
         let said = String::from_utf8_lossy(&said.stdout).into_owned();

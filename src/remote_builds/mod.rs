@@ -108,7 +108,6 @@ mod tests {
 
     use super::classify::{self, Client, LocalEnd, LocalEnds, SshConnection};
     use crate::probe::channel::Channel;
-    use crate::probe::facts::FACTS_SCRIPT;
     use crate::probe::links::FactsLink;
 
     /// The real loop lists this machine's processes, and a stand-in
@@ -135,10 +134,7 @@ mod tests {
             .unwrap();
         let mut nix_build = std::process::Command::new(&script).spawn().unwrap();
 
-        let words: Vec<String> = ["sh", "-c", FACTS_SCRIPT, "rbtop-facts", "/"]
-            .iter()
-            .map(|w| w.to_string())
-            .collect();
+        let words = crate::remote::script::FACTS.words(["/"]);
         let mut link = FactsLink::new(Channel::local(&words).unwrap()).listing_builds(true);
         let mut found = Vec::new();
         for _ in 0..50 {
