@@ -9,6 +9,10 @@
 //! its process shows as on the builder (`ps`, and the fleet tests' look for
 //! what a session left behind).
 
+use std::time::Duration;
+
+use crate::ssh::HostSession;
+
 /// One script run on builders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Script {
@@ -32,15 +36,24 @@ macro_rules! script {
 /// The facts loop ([`crate::probe::facts`]):
 /// `rbtop-facts STORE_DIR [NIX_STORE_WORDS...]`, one report per request line.
 pub const FACTS: Script = script!("facts.sh", "rbtop-facts");
-/// The builder check after a cancel ([`crate::jobs::remote`]):
-/// `rbtop-find look|kill -e PATTERN...`.
-pub const FIND: Script = script!("find.sh", "rbtop-find");
-/// `K`'s kill ([`crate::remote_builds::kill`]): `rbtop-kill PGID START [PID START]`.
+/// The builder check's finder ([`super::find`]): `rbtop-find-build -F|-E ENTRY...`.
+pub const FIND_BUILD: Script = script!("find_build.sh", "rbtop-find-build");
+/// The one kill ([`super::kill`]), for `K` and the builder check:
+/// `rbtop-kill KIND ID START...`.
 pub const KILL: Script = script!("kill.sh", "rbtop-kill");
 
 /// Every script, so that none escapes the list (a test checks the
 /// directory against it).
-pub const ALL: [Script; 3] = [FACTS, FIND, KILL];
+pub const ALL: [Script; 3] = [FACTS, FIND_BUILD, KILL];
+
+/// Why a script run on a builder gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the builder did not answer in time")]
+    TimedOut,
+    #[error("{0}")]
+    Ssh(#[from] openssh::Error),
+}
 
 impl Script {
     /// The words after `sh`: `-c TEXT NAME ARGS...`.
@@ -57,6 +70,22 @@ impl Script {
         let mut words = vec!["sh".to_string()];
         words.extend(self.sh_args(args));
         words
+    }
+
+    /// Run it once on the builder of `session` and take what it printed,
+    /// within `limit`.
+    pub async fn output<S: AsRef<str>>(
+        &self,
+        session: &HostSession,
+        args: impl IntoIterator<Item = S>,
+        limit: Duration,
+    ) -> Result<String, RunError> {
+        let mut command = session.session().command("sh");
+        command.args(self.sh_args(args));
+        let output = tokio::time::timeout(limit, command.output())
+            .await
+            .map_err(|_| RunError::TimedOut)??;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }
 
@@ -99,10 +128,10 @@ pub(crate) mod tests {
 
     #[test]
     fn arguments_are_words_after_the_name_never_in_the_text() {
-        let words = KILL.words(["12; rm -rf /", "5"]);
+        let words = KILL.words(["group", "12; rm -rf /", "5"]);
         assert_eq!(words[..2], ["sh", "-c"]);
         assert_eq!(words[2], KILL.text);
-        assert_eq!(words[3..], ["rbtop-kill", "12; rm -rf /", "5"]);
+        assert_eq!(words[3..], ["rbtop-kill", "group", "12; rm -rf /", "5"]);
         assert!(!KILL.text.contains("rm -rf"));
     }
 }
