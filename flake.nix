@@ -214,6 +214,18 @@
             }
           );
 
+          # Every script rbtop runs on a builder, read as POSIX sh (as
+          # tests/run-all.sh does).
+          shellcheck =
+            pkgs.runCommand "rbtop-shellcheck"
+              {
+                nativeBuildInputs = [ pkgs.shellcheck ];
+              }
+              ''
+                shellcheck -s sh ${src}/src/remote/scripts/*.sh
+                mkdir -p "$out"
+              '';
+
           # Formatting needs neither dependencies nor a build.
           fmt =
             pkgs.runCommand "rbtop-fmt"

@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests talk to: real Nix (nix-instantiate, nix-store,
 # nix-daemon), a real sshd for the loopback builder fleet, and debootstrap for
-# the fleet's Nix 2.26 host (a Debian trixie root, see tests/fleet/README.md).
-packages=(nix-bin openssh-server debootstrap tmux strace)
+# the fleet's Nix 2.26 host (a Debian trixie root, see tests/fleet/README.md);
+# shellcheck reads the scripts rbtop runs on builders.
+packages=(nix-bin openssh-server debootstrap tmux strace shellcheck)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,6 +39,9 @@ bash tests/fleet/fleet.sh prepare
 
 [[ ${1:-} == --setup-only ]] && exit 0
 
+# Every script rbtop runs on a builder is POSIX sh (src/remote/script.rs
+# loads them; a unit test checks that none is left out of this directory).
+shellcheck -s sh src/remote/scripts/*.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked

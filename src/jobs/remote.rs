@@ -1,11 +1,10 @@
 //! After a cancel: is anything of the build still running on its builder?
-//! Asked over SSH with one fixed script (arguments quoted by the `openssh`
-//! crate, never spliced into the script), which finds the build's processes
-//! by their environment: Nix gives every builder `out=<output path>` (any
-//! Nix; the path's hash makes it this derivation's alone). Only when no
-//! output path is known (a floating content-addressed derivation) does it
-//! fall back to the build directory's name (Nix 2.8–2.31), which any build
-//! of a derivation with the same name shares.
+//! Asked over SSH with the finder script ([`crate::remote::find`]), which
+//! finds the build's processes by their environment: Nix gives every
+//! builder `out=<output path>` (any Nix; the path's hash makes it this
+//! derivation's alone), and an entry of the environment must equal that
+//! whole. What is still there once Nix had its time is killed with the one
+//! kill rbtop has ([`crate::remote::kill`]), start times checked.
 
 use std::time::Duration;
 
@@ -13,71 +12,40 @@ use super::drv;
 use super::job::{Cleanup, CleanupReport, RemoteDerivation};
 use super::progress::drv_name;
 use crate::machines::Machine;
+use crate::remote::find::{self, EnvMatch, Found, ere_literal};
+use crate::remote::kill;
+use crate::remote::script::RunError;
 use crate::ssh::oneshot::{self, CONNECT_LIMIT};
 use crate::ssh::{HostSession, SshSettings};
-
-/// Looks for processes whose environment holds one of the patterns given
-/// after the mode (`grep -F -e P …`); prints `PID PGID ARGS` for each and,
-/// in `kill` mode, SIGKILLs its process group (the builder's session, as
-/// Nix's own cancel does) and the process. Ends with the remote uid, since
-/// only root sees every build user's environment.
-pub const FIND_SCRIPT: &str = r#"mode=$1; shift
-me=$$
-pids=$(grep -lzF "$@" /proc/[0-9]*/environ 2>/dev/null | sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p')
-for pid in $pids; do
-  [ "$pid" = "$me" ] && continue
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-  rest=${stat##*) }
-  set -- $rest
-  pgid=$3
-  args=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)
-  echo "$pid $pgid $args"
-  if [ "$mode" = kill ]; then
-    [ "$pgid" -gt 1 ] && kill -s KILL -- "-$pgid" 2>/dev/null
-    kill -s KILL "$pid" 2>/dev/null
-  fi
-done
-echo "uid $(id -u)"
-"#;
 
 /// How long Nix gets to stop the remote build itself before rbtop does
 /// (it takes about 2 s: nix-reference §5).
 pub const SETTLE: Duration = Duration::from_secs(4);
 const POLL: Duration = Duration::from_millis(500);
 
-/// The `grep -F` patterns that identify `drv`'s build processes.
-pub fn patterns(drv_path: &str, outputs: &[(String, String)]) -> Vec<String> {
+/// How `drv`'s build processes are told on the builder: an environment
+/// entry `NAME=PATH` for one of its outputs, exactly.
+///
+/// With no output path known (a floating content-addressed derivation),
+/// the build directory's name instead, as a whole `NIX_BUILD_TOP` entry:
+/// `…/nix-build-<name>.drv-<n>` (Nix 2.8–2.31). That is weaker: every
+/// derivation called `<name>` builds in such a directory, so another build
+/// of the same name on that builder (another user's among them) is taken
+/// for this one; and a sandboxed build sees `/build`, and Nix 2.32 names
+/// its directories `nix-<pid>-<n>`, so those are not found at all.
+pub fn env_match(drv_path: &str, outputs: &[(String, String)]) -> EnvMatch {
     if outputs.is_empty() {
-        return vec![format!("nix-build-{}.drv-", drv_name(drv_path))];
+        return EnvMatch::Pattern(format!(
+            "NIX_BUILD_TOP=/(.*/)?nix-build-{}\\.drv-[0-9]+",
+            ere_literal(drv_name(drv_path))
+        ));
     }
-    outputs
-        .iter()
-        .map(|(name, path)| format!("{name}={path}"))
-        .collect()
-}
-
-/// What one run of [`FIND_SCRIPT`] printed.
-#[derive(Debug, Default, PartialEq)]
-pub struct Found {
-    pub processes: Vec<String>,
-    pub uid: Option<u32>,
-}
-
-pub fn parse_found(output: &str) -> Found {
-    let mut found = Found::default();
-    for line in output.lines() {
-        if let Some(uid) = line.strip_prefix("uid ") {
-            found.uid = uid.trim().parse().ok();
-        } else if !line.trim().is_empty() {
-            // `PID PGID ARGS`: keep the pid and the command.
-            let mut words = line.splitn(3, ' ');
-            let pid = words.next().unwrap_or_default();
-            let _pgid = words.next();
-            let args = words.next().unwrap_or_default().trim();
-            found.processes.push(format!("{pid} {args}"));
-        }
-    }
-    found
+    EnvMatch::Exactly(
+        outputs
+            .iter()
+            .map(|(name, path)| format!("{name}={path}"))
+            .collect(),
+    )
 }
 
 /// Check (and clean) every builder that had one of `builds` running.
@@ -113,17 +81,19 @@ async fn check_one(machine: &Machine, drv_path: &str, ssh: &SshSettings) -> Clea
         Err(why) => return Cleanup::Unknown(why.to_string()),
     };
     let outputs = drv::read_output_paths(std::path::Path::new(drv_path));
-    let patterns = patterns(drv_path, &outputs);
-    let result = settle_then_kill(&session, &patterns).await;
+    let how = env_match(drv_path, &outputs);
+    let result = settle_then_kill(&session, &how).await;
     session.close().await;
     result
 }
 
-async fn settle_then_kill(session: &HostSession, patterns: &[String]) -> Cleanup {
+/// Look until Nix has had [`SETTLE`] to end the build; kill what is left,
+/// then look again.
+async fn settle_then_kill(session: &HostSession, how: &EnvMatch) -> Cleanup {
     let deadline = tokio::time::Instant::now() + SETTLE;
     let mut last = Found::default();
     while tokio::time::Instant::now() < deadline {
-        last = match run(session, "look", patterns).await {
+        last = match look(session, how).await {
             Ok(found) => found,
             Err(e) => return Cleanup::Unknown(e),
         };
@@ -132,21 +102,40 @@ async fn settle_then_kill(session: &HostSession, patterns: &[String]) -> Cleanup
         }
         tokio::time::sleep(POLL).await;
     }
-    tracing::warn!(processes = ?last.processes, "build still running on the builder; killing it");
-    let killed = match run(session, "kill", patterns).await {
-        Ok(found) => found,
-        Err(e) => return Cleanup::Unknown(e),
+    tracing::warn!(processes = ?last.describe(), "build still running on the builder; killing it");
+    let report = match kill::run(session, &last.targets()).await {
+        Ok(report) => report,
+        Err(e) => return Cleanup::Unknown(run_error("kill", e)),
     };
     tokio::time::sleep(POLL).await;
-    match run(session, "look", patterns).await {
-        Ok(after) if after.processes.is_empty() => Cleanup::Killed {
-            processes: killed.processes,
-        },
-        Ok(after) => Cleanup::Unknown(format!(
-            "still running after SIGKILL: {}",
-            after.processes.join("; ")
-        )),
+    match look(session, how).await {
+        Ok(after) => after_kill(&last, &report, &after),
         Err(e) => Cleanup::Unknown(e),
+    }
+}
+
+/// What the look after the kill says, with what was killed.
+fn after_kill(killed: &Found, report: &kill::KillReport, after: &Found) -> Cleanup {
+    if after.processes.is_empty() {
+        return if report.killed_any() {
+            Cleanup::Killed {
+                processes: killed.describe(),
+            }
+        } else {
+            // Each had ended (or its pid was another's) by the kill.
+            clean_or_unknown(after)
+        };
+    }
+    let left = after.describe().join("; ");
+    if report.any_denied() {
+        let user = after.uid.map_or("the SSH user".into(), |uid| {
+            format!("the SSH user (uid {uid})")
+        });
+        Cleanup::Unknown(format!(
+            "still running, not allowed to kill: {user} may not signal the build's user: {left}"
+        ))
+    } else {
+        Cleanup::Unknown(format!("still running after SIGKILL: {left}"))
     }
 }
 
@@ -160,23 +149,23 @@ fn clean_or_unknown(found: &Found) -> Cleanup {
     }
 }
 
-async fn run(session: &HostSession, mode: &str, patterns: &[String]) -> Result<Found, String> {
-    let mut command = session.session().command("sh");
-    command.args(["-c", FIND_SCRIPT, "rbtop-find", mode]);
-    for pattern in patterns {
-        command.arg("-e").arg(pattern);
-    }
-    let output = tokio::time::timeout(CONNECT_LIMIT, command.output())
+async fn look(session: &HostSession, how: &EnvMatch) -> Result<Found, String> {
+    find::run(session, how, CONNECT_LIMIT)
         .await
-        .map_err(|_| "the builder did not answer in time".to_string())?
-        .map_err(|e| format!("cannot run the check: {e}"))?;
-    Ok(parse_found(&String::from_utf8_lossy(&output.stdout)))
+        .map_err(|e| run_error("check", e))
+}
+
+fn run_error(what: &str, error: RunError) -> String {
+    match error {
+        RunError::TimedOut => error.to_string(),
+        RunError::Ssh(e) => format!("cannot run the {what}: {e}"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::CommandExt;
+    use crate::remote::kill::KillReport;
 
     #[test]
     fn patterns_are_the_outputs_else_the_build_dir() {
@@ -184,8 +173,51 @@ mod tests {
         let drv = "/nix/store/00000000000000000000000000000000-x.drv";
         // The output path is this derivation's alone; the build directory's
         // name is shared by every derivation called `x`.
-        assert_eq!(patterns(drv, &outputs), ["out=/nix/store/bbbb-x"]);
-        assert_eq!(patterns(drv, &[]), ["nix-build-x.drv-"]);
+        assert_eq!(
+            env_match(drv, &outputs),
+            EnvMatch::Exactly(vec!["out=/nix/store/bbbb-x".into()])
+        );
+        assert_eq!(
+            env_match(
+                "/nix/store/00000000000000000000000000000000-g++-1.2.drv",
+                &[]
+            ),
+            EnvMatch::Pattern(r"NIX_BUILD_TOP=/(.*/)?nix-build-g\+\+-1\.2\.drv-[0-9]+".into())
+        );
+    }
+
+    /// The build-directory pattern, run by the real finder against a
+    /// process whose `NIX_BUILD_TOP` is that of a 2.8 build, and others
+    /// whose entries only contain it or name a longer derivation.
+    #[test]
+    fn the_build_dir_matches_a_whole_entry() {
+        use crate::remote::kill::tests::session;
+        let name = format!("rbtop-test-{}", std::process::id());
+        let top = format!("/tmp/nix-build-{name}.drv-0");
+        let mut group = session(&format!(
+            "NIX_BUILD_TOP={top} sleep 30 & NIX_BUILD_TOP={top}/src sleep 30 & \
+             NIX_BUILD_TOP=/tmp/nix-build-{name}x.drv-0 sleep 30 & PWD={top} sleep 30 & wait"
+        ));
+        let drv = format!("/nix/store/00000000000000000000000000000000-{name}.drv");
+        let how = env_match(&drv, &[]);
+        let mut found = Found::default();
+        for _ in 0..100 {
+            let output = std::process::Command::new(crate::remote::script::tests::dash())
+                .args(crate::remote::script::FIND_BUILD.sh_args(how.args()))
+                .output()
+                .unwrap();
+            found = Found::parse(&String::from_utf8_lossy(&output.stdout));
+            if !found.processes.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) of the group this test started.
+        unsafe { libc::kill(-(group.id() as i32), libc::SIGKILL) };
+        let _ = group.wait();
+        assert_eq!(found.processes.len(), 1, "{found:?}");
+        let pid = found.processes[0].pid;
+        assert_ne!(pid, group.id(), "the shell itself has no such entry");
     }
 
     #[test]
@@ -210,71 +242,97 @@ mod tests {
     }
 
     #[test]
-    fn output_of_the_script() {
-        let found = parse_found("123 123 /bin/sh -c while true \n124 123 /bin/sleep 1 \nuid 0\n");
-        assert_eq!(
-            found.processes,
-            ["123 /bin/sh -c while true", "124 /bin/sleep 1"]
-        );
-        assert_eq!(found.uid, Some(0));
-        assert_eq!(clean_or_unknown(&parse_found("uid 0\n")), Cleanup::Clean);
+    fn nothing_found_is_clean_only_for_root() {
+        assert_eq!(clean_or_unknown(&Found::parse("uid 0\n")), Cleanup::Clean);
         assert!(matches!(
-            clean_or_unknown(&parse_found("uid 1000\n")),
+            clean_or_unknown(&Found::parse("uid 1000\n")),
             Cleanup::Unknown(_)
+        ));
+        assert!(matches!(
+            clean_or_unknown(&Found::parse("")),
+            Cleanup::Unknown(why) if why == "the builder gave no answer"
         ));
     }
 
-    /// The script itself, run locally (under dash, Debian's `/bin/sh`, when
-    /// installed) on a process group where only the leader carries the
-    /// pattern in its environment: `look` finds it, `kill` ends the whole
-    /// group, the member without the pattern included.
+    /// The finder's targets killed as `nobody`, who may not signal this
+    /// test's processes: the look after the kill says it was refused.
     #[test]
-    fn the_script_finds_by_environment_and_kills_the_whole_group() {
-        let shell = ["/bin/dash", "/bin/sh"]
-            .into_iter()
-            .find(|s| std::path::Path::new(s).exists())
-            .unwrap();
-        let marker = format!("rbtop-test-marker-{}", std::process::id());
-        let mut leader = std::process::Command::new(shell)
-            .args(["-c", "env -u out sleep 30 & wait"])
-            .env("out", &marker)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let run = |mode: &str| {
-            let output = std::process::Command::new(shell)
-                .args(["-c", FIND_SCRIPT, "rbtop-find", mode, "-e"])
-                .arg(format!("out={marker}"))
+    fn a_refused_kill_after_a_cancel_is_said_so() {
+        use crate::remote::kill::tests::{AS_NOBODY, run_as, session_with};
+        let path = format!("/nix/store/{}-refused", std::process::id());
+        let mut leader = session_with("sleep 30 & wait", &[("out", &path)]);
+        let how = EnvMatch::Exactly(vec![format!("out={path}")]);
+        let find = || {
+            let output = std::process::Command::new(crate::remote::script::tests::dash())
+                .args(crate::remote::script::FIND_BUILD.sh_args(how.args()))
                 .output()
                 .unwrap();
-            parse_found(&String::from_utf8_lossy(&output.stdout))
+            Found::parse(&String::from_utf8_lossy(&output.stdout))
         };
-        let members = || crate::jobs::process_tree::descendants(leader.id());
+        let mut found = find();
         for _ in 0..100 {
-            if !members().is_empty() {
+            if found.processes.len() == 2 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
+            found = find();
         }
-        let sleeper = members();
-        assert_eq!(
-            sleeper.len(),
-            1,
-            "the sleep without the marker: {sleeper:?}"
-        );
-        let found = run("look");
+        let report = run_as(&AS_NOBODY, &found.targets());
+        let after = find();
+        // SAFETY: kill(2) of the group this test started.
+        unsafe { libc::kill(-(leader.id() as i32), libc::SIGKILL) };
+        let _ = leader.wait();
         assert_eq!(
             found.processes.len(),
-            1,
-            "only the leader has it: {found:?}"
+            2,
+            "the shell and its sleep: {found:?}"
         );
-        run("kill");
-        let _ = leader.wait();
-        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            report.fate(leader.id()),
+            Some(kill::Fate::Denied),
+            "{report:?}"
+        );
+        let Cleanup::Unknown(why) = after_kill(&found, &report, &after) else {
+            panic!("a refusal is no success: {after:?}");
+        };
+        assert!(why.contains("not allowed to kill"), "{why}");
+    }
+
+    /// After the kill: what was killed if nothing is left; a refusal said
+    /// as one; what survived named.
+    #[test]
+    fn the_look_after_the_kill_says_what_became_of_it() {
+        let killed = Found::parse("10 10 5 5 sleep 300\nuid 0\n");
+        let nothing = Found::parse("uid 0\n");
+        assert_eq!(
+            after_kill(&killed, &KillReport::parse("killed 10\nleft 0\n"), &nothing),
+            Cleanup::Killed {
+                processes: vec!["10 sleep 300".into()]
+            }
+        );
+        assert_eq!(
+            after_kill(&killed, &KillReport::parse("gone 10\nleft 0\n"), &nothing),
+            Cleanup::Clean,
+            "it ended by itself"
+        );
+        let still = Found::parse("10 10 5 5 sleep 300\nuid 1000\n");
+        let Cleanup::Unknown(why) =
+            after_kill(&killed, &KillReport::parse("denied 10\nleft 0\n"), &still)
+        else {
+            panic!("a refusal is no success");
+        };
+        assert!(why.contains("not allowed to kill"), "{why}");
         assert!(
-            !crate::jobs::process_tree::is_alive(sleeper[0]),
-            "the group's other member was killed too"
+            why.contains("uid 1000") && why.contains("10 sleep 300"),
+            "{why}"
         );
-        assert!(run("look").processes.is_empty());
+        let Cleanup::Unknown(why) = after_kill(
+            &killed,
+            &KillReport::parse("killed 10\nleft some\n"),
+            &still,
+        ) else {
+            panic!("a survivor is no success");
+        };
+        assert_eq!(why, "still running after SIGKILL: 10 sleep 300");
     }
 }

@@ -11,7 +11,8 @@
 
 use serde::Serialize;
 
-use crate::remote::listing::{self, ProcessListing};
+use crate::remote::listing::{self, ListingError, ProcessListing};
+use crate::remote::script;
 
 /// The request for a report without the store's free space: no process on Linux.
 pub const REQUEST_QUICK: &str = "quick";
@@ -25,141 +26,13 @@ pub const REQUEST_BUILDS: &str = "builds";
 /// host's own store, and the build directories.
 pub const REQUEST_DETAIL: &str = "detail";
 
-/// Runs as `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`;
+/// The facts loop's text ([`script::FACTS`], `src/remote/scripts/facts.sh`),
+/// run as `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`;
 /// the words (a `remote-program`, possibly several) are asked `--version`.
 ///
-/// Inside the loop, a Linux report must stay fork-free: only built-ins
-/// (`read`, `printf`, `echo`, `[`, `case`) and parameter expansions; no
-/// command substitution, pipeline or subshell, as each of those forks even
-/// when it runs only built-ins (the tests count the loop's forks).
-pub const FACTS_SCRIPT: &str = r#"
-store="$1"
-shift
-nix=""
-if [ $# -gt 0 ]; then nix=$("$@" --version 2>/dev/null | head -n 1); fi
-kernel=$(uname -sr 2>/dev/null)
-arch=$(uname -m 2>/dev/null)
-cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null)
-[ -d "$store" ] || store=/nix
-[ -d "$store" ] || store=/
-# For the builds listing: clock ticks and user names, read once.
-hz=$(getconf CLK_TCK 2>/dev/null)
-users=""
-if [ -r /etc/passwd ]; then
-  while IFS=: read -r name _pw uid _rest; do users="$users $uid:$name"; done < /etc/passwd
-fi
-# Each request is `WORD NONCE [ARGS]`; each answer ends with `end NONCE`,
-# and every block of text that comes from processes (their names, their
-# environment, file names) with `records-end NONCE`: rbtop made up the
-# nonce, so nothing a process prints can end a block early.
-while read -r request nonce args; do
-  if [ "$request" = detail ]; then
-    # The few processes that matter for the builds found in a listing:
-    # their uid, the words that tell Nix's serving processes apart, and
-    # four environment variables (never a whole environment), in one grep;
-    # then whether each sees this host's store (on a machine whose builders
-    # share one process table, as containers or the test fleet do, only a
-    # process's view of /nix/store tells whose build it is; test -ef
-    # compares inodes, no process); then the build directories, which name
-    # builds whose environment cannot be read.
-    printf 'users=%s\nrecords\n' "$users"
-    files=""
-    for pid in $args; do
-      files="$files /proc/$pid/status /proc/$pid/environ /proc/$pid/cmdline"
-    done
-    # shellcheck disable=SC2086 # the pids are words on purpose
-    grep -a -s -z -H -o -E -e 'Uid:.[0-9]+' \
-      -e '^(SSH_CONNECTION|name|out|NIX_BUILD_TOP)=.*' -e '^--(serve|stdio)$' -e '^[0-9]+$' \
-      $files
-    printf '\nrecords-end %s\n' "$nonce"
-    for pid in $args; do
-      if [ ! -e "/proc/$pid/root$store" ]; then
-        echo "unknown $pid"
-      elif [ "/proc/$pid/root$store" -ef "$store" ]; then
-        echo "same $pid"
-      else
-        echo "other $pid"
-      fi
-    done
-    for dir in "${TMPDIR:-/tmp}"/nix-build-*.drv-* /nix/var/nix/builds/nix-*; do
-      if [ -e "$dir" ]; then
-        # -b: a newline in a name is printed as \n, so one line each.
-        echo build-dirs
-        ls -dnb -- "${TMPDIR:-/tmp}"/nix-build-*.drv-* /nix/var/nix/builds/nix-* 2>/dev/null
-        printf 'records-end %s\n' "$nonce"
-        break
-      fi
-    done
-    echo "end${nonce:+ $nonce}"
-    continue
-  fi
-  printf 'nix=%s\nkernel=%s\narch=%s\ncpus=%s\n' "$nix" "$kernel" "$arch" "$cpus"
-  # Without /proc (macOS, the BSDs) the fallbacks below run sysctl, tr, sed
-  # and date: processes on every report, the price of having no /proc.
-  if [ -r /proc/loadavg ]; then
-    read -r l1 l5 l15 _rest < /proc/loadavg
-    printf 'load=%s %s %s\n' "$l1" "$l5" "$l15"
-  else
-    printf 'load=%s\n' "$(sysctl -n vm.loadavg 2>/dev/null | tr -d '{}')"
-  fi
-  if [ -r /proc/meminfo ]; then
-    while read -r key value _unit; do
-      case "$key" in
-        MemTotal:) printf 'mem_total_kib=%s\n' "$value" ;;
-        MemAvailable:) printf 'mem_available_kib=%s\n' "$value" ;;
-      esac
-    done < /proc/meminfo
-  else
-    printf 'mem_total=%s\n' "$(sysctl -n hw.memsize 2>/dev/null)"
-  fi
-  if [ -r /proc/uptime ]; then
-    read -r up _idle < /proc/uptime
-    printf 'uptime_s=%s\n' "${up%%.*}"
-  else
-    boot=$(sysctl -n kern.boottime 2>/dev/null | sed -n 's/.*sec = \([0-9]*\).*/\1/p')
-    [ -n "$boot" ] && printf 'uptime_s=%s\n' "$(( $(date +%s) - boot ))"
-  fi
-  if [ "$request" = space ]; then
-    # No shell has a built-in for statfs(2): free space costs one process,
-    # `df` (the command substitution forks once and execs df), which is why
-    # it is asked for only now and then. `df -P` prints a header line and
-    # then one line that never wraps, however long the device name. The free
-    # KiB are the number just before the first `NN%` word (the capacity):
-    # read so, a device name with blanks still parses and the header (no
-    # number before a `%` word) is passed over. set -f: no globbing of words.
-    df_out=$(df -Pk "$store" 2>/dev/null)
-    avail=""
-    previous=""
-    set -f
-    for word in $df_out; do
-      case "$word" in
-        *%) case "$previous" in
-              ""|*[!0-9]*) ;;
-              *) avail=$previous; break ;;
-            esac ;;
-      esac
-      previous=$word
-    done
-    set +f
-    printf 'store_free_kib=%s\n' "$avail"
-  fi
-  if [ "$args" = builds ]; then
-    # Every process's first 22 stat fields (pid, name, state, parent,
-    # group, CPU times, start time), for rbtop to find the builds in, in one
-    # grep of /proc: NUL-ended records. The details of the few that matter
-    # come with a `detail` request.
-    echo builds-begin
-    if [ -r /proc/self/stat ]; then
-      printf 'hz=%s\nuptime=%s\nprocesses\n' "$hz" "$up"
-      grep -a -s -z -H -o -E -e '^[0-9]+ \(.*\) [A-Za-z]( -?[0-9]+){19}' /proc/[0-9]*/stat
-      printf '\nrecords-end %s\n' "$nonce"
-    else
-      echo 'unsupported=this host has no Linux /proc'
-    fi
-  fi
-  echo "end${nonce:+ $nonce}"
-done
-"#;
+/// Inside the loop, a Linux report must stay fork-free: only built-ins and
+/// parameter expansions (the tests count the loop's forks).
+pub const FACTS_SCRIPT: &str = script::FACTS.text;
 
 /// The line that ends one report.
 pub const END_MARKER: &str = "end";
@@ -188,7 +61,7 @@ pub struct Facts {
     /// The host's processes, when the report was asked to list them, or why
     /// they could not be listed.
     #[serde(skip)]
-    pub processes: Option<Result<ProcessListing, String>>,
+    pub processes: Option<Result<ProcessListing, ListingError>>,
 }
 
 impl Facts {
@@ -312,8 +185,7 @@ mod tests {
         let mut command = Command::new(program);
         command
             .args(first)
-            .args(["-c", FACTS_SCRIPT, "rbtop-facts", "/"])
-            .args(extra)
+            .args(script::FACTS.sh_args(["/"].iter().chain(extra)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -112,15 +112,9 @@ impl Route {
         }
     }
 
-    /// `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`.
+    /// `sh -c FACTS rbtop-facts <store dir> [nix-store words...]` ([`crate::remote::script::FACTS`]).
     pub fn facts_command(&self) -> Vec<String> {
-        let mut command = words(&[
-            "sh",
-            "-c",
-            super::facts::FACTS_SCRIPT,
-            "rbtop-facts",
-            STORE_DIR,
-        ]);
+        let mut command = crate::remote::script::FACTS.words([STORE_DIR]);
         // Only the serve protocol lacks a version: ask its program for one.
         if let Route::Ssh {
             store_command,

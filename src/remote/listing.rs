@@ -1,5 +1,5 @@
 //! The builder's process table, as the facts loop prints it
-//! ([`crate::probe::facts::FACTS_SCRIPT`]), in two rounds:
+//! ([`crate::remote::script::FACTS`]), in two rounds:
 //!
 //! 1. with every report, the `builds` section: each process's first 22
 //!    `stat` fields, from one `grep` of `/proc/*/stat`;
@@ -109,6 +109,20 @@ pub struct BuildDir {
     pub path: String,
 }
 
+/// Why a `builds` section holds no listing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ListingError {
+    /// The host said why it cannot list (`unsupported=<why>`: no Linux `/proc`).
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("the builder's answer has no process list")]
+    NoProcessList,
+    #[error("the builder did not say its uptime")]
+    NoUptime,
+    #[error("the process list was cut short")]
+    CutShort,
+}
+
 /// Everything one `builds` section says.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessListing {
@@ -127,7 +141,7 @@ pub struct ProcessListing {
 impl ProcessListing {
     /// Read the `builds` section (after [`BEGIN`]). A host without `/proc`
     /// says `unsupported=<why>`.
-    pub fn parse(section: &str, nonce: &str) -> Result<ProcessListing, String> {
+    pub fn parse(section: &str, nonce: &str) -> Result<ProcessListing, ListingError> {
         let mut listing = ProcessListing {
             hz: 100,
             ..ProcessListing::default()
@@ -137,7 +151,7 @@ impl ProcessListing {
         };
         for line in header.lines() {
             if let Some(why) = line.strip_prefix("unsupported=") {
-                return Err(why.to_string());
+                return Err(ListingError::Unsupported(why.to_string()));
             } else if let Some(hz) = line.strip_prefix("hz=") {
                 listing.hz = hz.trim().parse().ok().filter(|&hz| hz > 0).unwrap_or(100);
             } else if let Some(uptime) = line.strip_prefix("uptime=") {
@@ -145,9 +159,9 @@ impl ProcessListing {
             }
         }
         if listing.uptime <= 0.0 {
-            return Err("the builder did not say its uptime".to_string());
+            return Err(ListingError::NoUptime);
         }
-        let (records, _) = block(records, nonce).ok_or("the process list was cut short")?;
+        let (records, _) = block(records, nonce).ok_or(ListingError::CutShort)?;
         // Only stat records here: straight into a list, sorted by pid.
         let mut processes: Vec<RemoteProcess> = records
             .split('\0')
@@ -279,12 +293,11 @@ fn block<'t>(text: &'t str, nonce: &str) -> Option<(&'t str, &'t str)> {
     Some((inside, rest))
 }
 
-fn header_error(section: &str) -> String {
-    section
-        .lines()
-        .find_map(|l| l.strip_prefix("unsupported="))
-        .unwrap_or("the builder's answer has no process list")
-        .to_string()
+fn header_error(section: &str) -> ListingError {
+    match section.lines().find_map(|l| l.strip_prefix("unsupported=")) {
+        Some(why) => ListingError::Unsupported(why.to_string()),
+        None => ListingError::NoProcessList,
+    }
 }
 
 fn record_pid(record: &str) -> Option<u32> {
@@ -528,7 +541,10 @@ pub(crate) mod tests {
         assert!(listing.processes[1].env["name"].starts_with("x\nrecords-end WRONG"));
         // A listing whose block never ends is refused, not half read.
         let cut = "hz=100\nuptime=5\nprocesses\n/proc/1/stat:1 (init) S 0 1 1";
-        assert!(ProcessListing::parse(cut, "N").is_err());
+        assert_eq!(
+            ProcessListing::parse(cut, "N").unwrap_err().to_string(),
+            "the process list was cut short"
+        );
     }
 
     #[test]
@@ -544,11 +560,25 @@ pub(crate) mod tests {
 
     #[test]
     fn unsupported_hosts_and_missing_uptime_are_errors() {
+        let unsupported =
+            ProcessListing::parse("unsupported=this host has no Linux /proc\n", "N").unwrap_err();
         assert_eq!(
-            ProcessListing::parse("unsupported=this host has no Linux /proc\n", "N").unwrap_err(),
-            "this host has no Linux /proc"
+            unsupported,
+            ListingError::Unsupported("this host has no Linux /proc".into())
         );
-        assert!(ProcessListing::parse("hz=100\nprocesses\nrecords-end N\n", "N").is_err());
+        assert_eq!(unsupported.to_string(), "this host has no Linux /proc");
+        assert_eq!(
+            ProcessListing::parse("hz=100\nprocesses\nrecords-end N\n", "N").unwrap_err(),
+            ListingError::NoUptime
+        );
+        let nothing = ProcessListing::parse("hz=100\n", "N").unwrap_err();
+        assert_eq!(
+            (nothing.clone(), nothing.to_string().as_str()),
+            (
+                ListingError::NoProcessList,
+                "the builder's answer has no process list"
+            )
+        );
     }
 
     #[test]

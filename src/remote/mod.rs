@@ -1,5 +1,12 @@
 //! What rbtop runs on a builder, and the parsers of what comes back.
 //!
-//! - [`listing`] reads the builder's process table, as the facts loop prints it.
+//! - [`script`] holds every script, each a file under `src/remote/scripts/`;
+//! - [`listing`] reads the builder's process table, as the facts loop prints it;
+//! - [`find`] finds a build's processes by their environment (the builder
+//!   check after a cancel);
+//! - [`kill`] is the one kill, for `K` and for that check.
 
+pub mod find;
+pub mod kill;
 pub mod listing;
+pub mod script;

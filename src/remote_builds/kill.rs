@@ -2,154 +2,188 @@
 //! the builder's whole process group. An orphan's serving process goes too,
 //! since no client will ever collect it.
 //!
-//! One fixed script takes the pids and their start times as arguments (quoted
-//! by the `openssh` crate, never spliced into the script). Each pid is killed
-//! only while `/proc/PID/stat` still shows the start time rbtop listed, so a
-//! pid reused since the listing is never hit.
+//! The killing is rbtop's one kill ([`crate::remote::kill`]): each pid only
+//! while `/proc/PID/stat` still shows the start time the listing had, so a
+//! pid reused since the listing is never hit. What it did, for a person, is
+//! [`KillOutcome`]'s to say, here and nowhere else.
 
-use std::time::Duration;
+use std::fmt;
 
 use super::classify::{Client, RemoteBuild};
 use crate::machines::Machine;
+use crate::remote::kill::{self as remote_kill, Fate, KillReport, Target};
+use crate::remote::script::RunError;
 use crate::ssh::{SshSettings, oneshot};
 
-/// `sh -c KILL_SCRIPT rbtop-kill PGID START [PID START]`: the first pair is
-/// the build (its group is killed), the optional second the serving process
-/// (killed alone). Prints one line per pair, `killed PID`, `denied PID` (not
-/// the SSH user's to kill), `gone PID` (then `killed-rest PID` if members of
-/// its group were left) or `reused PID`, then `left 0` or `left some`: the
-/// group's members still alive after up to 2 s.
-pub const KILL_SCRIPT: &str = r#"case "$1$2$3$4" in *[!0-9]*) echo "bad arguments"; exit 2 ;; esac
-# The whole stat file into $stat: a process name may hold newlines.
-read_stat() {
-  stat=""
-  { while IFS= read -r line || [ -n "$line" ]; do stat="$stat$line "; done < "$1"; } 2>/dev/null
-}
-check() {
-  read_stat "/proc/$1/stat"
-  [ -n "$stat" ] || { echo "gone $1"; return 1; }
-  rest=${stat##*) }
-  set -f
-  set -- "$1" "$2" $rest
-  set +f
-  # $3 is field 3 (state), so field 22 (the start time) is ${22}.
-  [ "${22}" = "$2" ] || { echo "reused $1"; return 1; }
-}
-# Whether a live (not zombie) process is in group $1. Not kill -0: it fails
-# alike for "none left" and "not yours to signal". One grep of /proc.
-members() {
-  grep -q -s -z -E "^[0-9]+ \(.*\) [A-WYa-z] -?[0-9]+ $1 " /proc/[0-9]*/stat
-}
-group=$1 group_start=$2
-if check "$group" "$group_start"; then
-  if kill -s KILL -- "-$group" 2>/dev/null; then echo "killed $group"
-  elif members "$group"; then echo "denied $group"
-  else echo "gone $group"; fi
-elif [ ! -e "/proc/$group" ] && members "$group"; then
-  # The leader is gone, so no new process can have its pid while members of
-  # its group live: whatever answers to the group is what is left of it.
-  if kill -s KILL -- "-$group" 2>/dev/null; then echo "killed-rest $group"; else echo "denied $group"; fi
-fi
-if [ $# -ge 4 ] && check "$3" "$4"; then
-  if kill -s KILL "$3" 2>/dev/null; then echo "killed $3"; else echo "denied $3"; fi
-fi
-n=0
-while members "$group" && [ $n -lt 20 ]; do
-  sleep 0.1
-  n=$((n + 1))
-done
-if members "$group"; then echo "left some"; else echo "left 0"; fi
-"#;
-
-/// How long the builder gets to answer.
-const ANSWER_LIMIT: Duration = Duration::from_secs(10);
-
-/// The script's arguments for `build`.
-pub fn kill_args(build: &RemoteBuild) -> Vec<String> {
-    let mut args = vec![build.pid.to_string(), build.start_ticks.to_string()];
+/// What to kill for `build`: its group, and an orphan's serving process.
+pub fn targets(build: &RemoteBuild) -> Vec<Target> {
+    let mut targets = vec![Target::Group {
+        leader: build.pid,
+        start: Some(build.start_ticks),
+    }];
     if build.client == Client::Orphan
         && let (Some(pid), Some(start)) = (build.serving_pid, build.serving_start_ticks)
     {
-        args.extend([pid.to_string(), start.to_string()]);
+        targets.push(Target::Process { pid, start });
     }
-    args
+    targets
 }
 
-/// What the script said, for a person.
-pub fn describe_outcome(build: &RemoteBuild, output: &str) -> Result<String, String> {
-    let said = |word: &str, pid: u32| output.lines().any(|l| l == format!("{word} {pid}"));
-    if said("denied", build.pid) {
-        return Err(format!(
-            "not allowed to kill {} ({}): the SSH user may not signal the build user {}; \
-             log in as root (or as that user) to kill it",
-            build.name, build.pid, build.user
-        ));
+/// The build a kill was asked for, as the outcome names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Named {
+    pub name: String,
+    pub pid: u32,
+}
+
+impl fmt::Display for Named {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.pid)
     }
-    if said("gone", build.pid) {
-        return Ok(if said("killed-rest", build.pid) {
-            format!(
-                "{} ({}) had ended; killed what was left of its process group",
-                build.name, build.pid
-            )
-        } else {
-            format!("{} ({}) had already ended", build.name, build.pid)
-        });
-    }
-    if said("reused", build.pid) {
-        return Err(format!(
-            "pid {} is now another process; nothing killed",
-            build.pid
-        ));
-    }
-    if !said("killed", build.pid) {
-        return Err(format!("the builder gave no answer: {}", output.trim()));
-    }
-    let serving = match build.serving_pid {
-        Some(pid) if said("killed", pid) => format!(" and its serving process {pid}"),
-        Some(pid) if said("denied", pid) => {
-            format!(" (its serving process {pid} is not the SSH user's to kill: still there)")
+}
+
+/// What became of an orphan's serving process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serving {
+    /// Not asked for, or nothing happened to it (gone, or its pid reused).
+    Untouched,
+    Killed(u32),
+    Denied(u32),
+}
+
+impl fmt::Display for Serving {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Serving::Untouched => Ok(()),
+            Serving::Killed(pid) => write!(f, " and its serving process {pid}"),
+            Serving::Denied(pid) => write!(
+                f,
+                " (its serving process {pid} is not the SSH user's to kill: still there)"
+            ),
         }
-        _ => String::new(),
+    }
+}
+
+/// A kill that did what `K` asks: nothing of the build is left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Killed {
+    /// SIGKILL to its group, and nothing of it left after.
+    Whole { build: Named, serving: Serving },
+    /// It had ended; what was left of its process group was killed.
+    Rest { build: Named },
+    /// It had already ended.
+    AlreadyEnded { build: Named },
+}
+
+impl fmt::Display for Killed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Killed::Whole { build, serving } => {
+                write!(f, "killed {build}{serving}: nothing of it is left")
+            }
+            Killed::Rest { build } => {
+                write!(
+                    f,
+                    "{build} had ended; killed what was left of its process group"
+                )
+            }
+            Killed::AlreadyEnded { build } => write!(f, "{build} had already ended"),
+        }
+    }
+}
+
+/// A kill that did not do what `K` asks, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KillError {
+    #[error(
+        "not allowed to kill {build}: the SSH user may not signal the build user {user}; \
+         log in as root (or as that user) to kill it"
+    )]
+    Denied { build: Named, user: String },
+    #[error("pid {pid} is now another process; nothing killed")]
+    Reused { pid: u32 },
+    #[error("sent SIGKILL to {build}{serving}, but some of its processes are still there")]
+    Survived { build: Named, serving: Serving },
+    /// The script said nothing of the build (its whole answer).
+    #[error("the builder gave no answer: {0}")]
+    NoAnswer(String),
+    /// No session (the connection's error, as said).
+    #[error("{0}")]
+    CannotConnect(String),
+    #[error("the builder did not answer in time")]
+    TimedOut,
+    #[error("cannot run the kill: {0}")]
+    CannotRun(String),
+}
+
+/// What `K` did: shown in the detail pane as it reads.
+pub type KillOutcome = Result<Killed, KillError>;
+
+impl From<RunError> for KillError {
+    fn from(error: RunError) -> KillError {
+        match error {
+            RunError::TimedOut => KillError::TimedOut,
+            RunError::Ssh(e) => KillError::CannotRun(e.to_string()),
+        }
+    }
+}
+
+/// What the kill script's `report` means for `build`.
+pub fn outcome(build: &RemoteBuild, report: &KillReport) -> KillOutcome {
+    let named = Named {
+        name: build.name.clone(),
+        pid: build.pid,
     };
-    if output.lines().any(|l| l == "left 0") {
-        Ok(format!(
-            "killed {} ({}){serving}: nothing of it is left",
-            build.name, build.pid
-        ))
-    } else {
-        Err(format!(
-            "sent SIGKILL to {} ({}){serving}, but some of its processes are still there",
-            build.name, build.pid
-        ))
+    match report.fate(build.pid) {
+        Some(Fate::Denied) => Err(KillError::Denied {
+            build: named,
+            user: build.user.clone(),
+        }),
+        Some(Fate::KilledRest) => Ok(Killed::Rest { build: named }),
+        Some(Fate::Gone) => Ok(Killed::AlreadyEnded { build: named }),
+        Some(Fate::Reused) => Err(KillError::Reused { pid: build.pid }),
+        None => Err(KillError::NoAnswer(report.text.clone())),
+        Some(Fate::Killed) => {
+            let serving = match build.serving_pid {
+                Some(pid) => match report.fate(pid) {
+                    Some(Fate::Killed) => Serving::Killed(pid),
+                    Some(Fate::Denied) => Serving::Denied(pid),
+                    _ => Serving::Untouched,
+                },
+                None => Serving::Untouched,
+            };
+            if report.left_some == Some(false) {
+                Ok(Killed::Whole {
+                    build: named,
+                    serving,
+                })
+            } else {
+                Err(KillError::Survived {
+                    build: named,
+                    serving,
+                })
+            }
+        }
     }
 }
 
 /// Kill `build` on `machine`, over a session of its own.
-pub async fn kill(
-    machine: &Machine,
-    build: &RemoteBuild,
-    ssh: &SshSettings,
-) -> Result<String, String> {
+pub async fn kill(machine: &Machine, build: &RemoteBuild, ssh: &SshSettings) -> KillOutcome {
     let session = oneshot::connect(machine, ssh)
         .await
-        .map_err(|e| e.to_string())?;
-    let mut command = session.session().command("sh");
-    command.args(["-c", KILL_SCRIPT, "rbtop-kill"]);
-    command.args(kill_args(build));
-    let output = tokio::time::timeout(ANSWER_LIMIT, command.output()).await;
+        .map_err(|e| KillError::CannotConnect(e.to_string()))?;
+    let report = remote_kill::run(&session, &targets(build)).await;
     session.close().await;
-    let output = output
-        .map_err(|_| "the builder did not answer in time".to_string())?
-        .map_err(|e| format!("cannot run the kill: {e}"))?;
-    describe_outcome(build, &String::from_utf8_lossy(&output.stdout))
+    outcome(build, &report?)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::process::CommandExt;
-    use std::process::Command;
-
     use super::*;
+    use crate::jobs::process_tree;
+    use crate::remote::kill::tests::{
+        AS_NOBODY, leaderless_group, run_as, run_here, session, start_ticks,
+    };
     use crate::remote_builds::classify::tests::sample_build;
 
     fn build(pid: u32, start: u64, client: Client, serving: Option<(u32, u64)>) -> RemoteBuild {
@@ -161,45 +195,26 @@ mod tests {
         }
     }
 
-    fn start_ticks(pid: u32) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        crate::proc_stat::fields_after_name(&stat).unwrap()[19]
-            .parse()
-            .unwrap()
-    }
-
-    fn run_script(args: &[String]) -> String {
-        let output = Command::new("sh")
-            .args(["-c", KILL_SCRIPT, "rbtop-kill"])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
     /// A builder-like group (a session with a child of its own) and a
     /// separate "serving" process, really killed by the script under dash.
     #[test]
     fn the_script_kills_the_group_and_an_orphans_server_but_not_a_reused_pid() {
-        let mut group = Command::new("sh");
-        group.args(["-c", "sleep 60 & sleep 60; wait"]);
-        // SAFETY: setsid is async-signal-safe.
-        unsafe {
-            group.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
-        let mut group = group.spawn().unwrap();
-        let mut server = Command::new("sleep").arg("60").spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+        let mut group = session("sleep 60 & sleep 60; wait");
+        let mut server = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
         let (gpid, spid) = (group.id(), server.id());
 
         // A wrong start time: the pid is "reused", nothing is killed.
         let wrong = build(gpid, start_ticks(gpid) + 1, Client::Orphan, None);
-        let said = run_script(&kill_args(&wrong));
-        assert!(said.contains(&format!("reused {gpid}")), "{said}");
-        assert!(describe_outcome(&wrong, &said).is_err());
+        let report = run_here(&targets(&wrong));
+        assert_eq!(report.fate(gpid), Some(Fate::Reused), "{report:?}");
+        assert_eq!(
+            outcome(&wrong, &report),
+            Err(KillError::Reused { pid: gpid })
+        );
         assert!(group.try_wait().unwrap().is_none(), "still running");
 
         let orphan = build(
@@ -208,93 +223,105 @@ mod tests {
             Client::Orphan,
             Some((spid, start_ticks(spid))),
         );
-        let said = run_script(&kill_args(&orphan));
-        let outcome = describe_outcome(&orphan, &said).unwrap();
-        assert!(outcome.contains("nothing of it is left"), "{outcome}");
-        assert!(
-            outcome.contains(&format!("serving process {spid}")),
-            "{outcome}"
-        );
+        let outcome = outcome(&orphan, &run_here(&targets(&orphan))).unwrap();
+        let said = outcome.to_string();
+        assert!(said.contains("nothing of it is left"), "{said}");
+        assert!(said.contains(&format!("serving process {spid}")), "{said}");
         assert!(group.wait().unwrap().code().is_none(), "killed by a signal");
         assert!(server.wait().unwrap().code().is_none());
 
         // Again: the leader is gone (its child may linger as a zombie until
         // init reaps it, which the group kill then hits harmlessly).
-        let said = run_script(&kill_args(&orphan));
-        let again = describe_outcome(&orphan, &said).unwrap();
-        assert!(again.contains("ended"), "{again}");
-    }
-
-    /// A session whose leader exits at once, leaving a child in its group.
-    fn leaderless_group() -> (u32, u64) {
-        let mut leader = Command::new("sh");
-        leader.args(["-c", "sleep 60 >/dev/null & echo $!"]);
-        // SAFETY: setsid is async-signal-safe.
-        unsafe {
-            leader.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
-        leader.stdout(std::process::Stdio::piped());
-        let child = leader.spawn().unwrap();
-        let (group, start) = (child.id(), start_ticks(child.id()));
-        let output = child.wait_with_output().unwrap();
-        let sleeper: u32 = String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(std::path::Path::new(&format!("/proc/{sleeper}")).exists());
-        (group, start)
+        let again = super::outcome(&orphan, &run_here(&targets(&orphan))).unwrap();
+        assert!(again.to_string().contains("ended"), "{again}");
     }
 
     /// The leader gone, the rest of its group is still killed; run as
     /// another user (nobody), the same kill is refused and said so.
     #[test]
     fn what_is_left_of_a_group_is_killed_and_a_refusal_is_reported() {
-        let (group, start) = leaderless_group();
+        let (group, start, members) = leaderless_group();
         let b = build(group, start, Client::Ssh, None);
-        let said = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "sh",
-                "-c",
-                KILL_SCRIPT,
-            ])
-            .arg("rbtop-kill")
-            .args(kill_args(&b))
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&said.stdout).into_owned();
-        assert!(said.contains(&format!("denied {group}")), "{said}");
-        assert!(describe_outcome(&b, &said).is_err(), "{said}");
+        let report = run_as(&AS_NOBODY, &targets(&b));
+        assert_eq!(report.fate(group), Some(Fate::Denied), "{report:?}");
+        let refused = outcome(&b, &report).unwrap_err();
+        assert!(matches!(refused, KillError::Denied { .. }), "{refused}");
+        assert!(members.iter().all(|m| process_tree::is_alive(*m)));
 
-        let said = run_script(&kill_args(&b));
-        assert!(said.contains(&format!("killed-rest {group}")), "{said}");
-        assert!(said.contains("left 0"), "{said}");
-        assert!(
-            describe_outcome(&b, &said)
-                .unwrap()
-                .contains("what was left")
+        let report = run_here(&targets(&b));
+        assert_eq!(report.fate(group), Some(Fate::KilledRest), "{report:?}");
+        assert_eq!(report.left_some, Some(false), "{report:?}");
+        let rest = outcome(&b, &report).unwrap();
+        assert_eq!(
+            rest,
+            Killed::Rest {
+                build: Named {
+                    name: b.name.clone(),
+                    pid: group
+                }
+            }
         );
+        assert!(rest.to_string().contains("what was left"));
+        assert!(!members.iter().any(|m| process_tree::is_alive(*m)));
     }
 
     #[test]
     fn a_refused_kill_is_an_error_not_a_success() {
         let b = build(10, 5, Client::Ssh, None);
-        let outcome = describe_outcome(&b, "denied 10\nleft 0\n").unwrap_err();
-        assert!(outcome.contains("not allowed"), "{outcome}");
-        let rest = describe_outcome(&b, "gone 10\nkilled-rest 10\nleft 0\n").unwrap();
-        assert!(rest.contains("what was left"), "{rest}");
+        let outcome = super::outcome(&b, &KillReport::parse("denied 10\nleft 0\n")).unwrap_err();
+        assert!(outcome.to_string().contains("not allowed"), "{outcome}");
+        let rest = super::outcome(&b, &KillReport::parse("killed-rest 10\nleft 0\n")).unwrap();
+        assert!(rest.to_string().contains("what was left"), "{rest}");
+    }
+
+    /// Every outcome's words, as the detail pane shows them.
+    #[test]
+    fn each_outcome_reads_as_before() {
+        let b = RemoteBuild {
+            name: "hello".into(),
+            user: "nixbld1".into(),
+            ..build(10, 5, Client::Orphan, Some((9, 4)))
+        };
+        let said = |text: &str| match outcome(&b, &KillReport::parse(text)) {
+            Ok(done) => format!("ok: {done}"),
+            Err(why) => format!("err: {why}"),
+        };
+        assert_eq!(
+            said("killed 10\nkilled 9\nleft 0\n"),
+            "ok: killed hello (10) and its serving process 9: nothing of it is left"
+        );
+        assert_eq!(
+            said("killed 10\ndenied 9\nleft some\n"),
+            "err: sent SIGKILL to hello (10) (its serving process 9 is not the SSH user's \
+             to kill: still there), but some of its processes are still there"
+        );
+        assert_eq!(
+            said("gone 10\ngone 9\nleft 0\n"),
+            "ok: hello (10) had already ended"
+        );
+        assert_eq!(
+            said("denied 10\nleft 0\n"),
+            "err: not allowed to kill hello (10): the SSH user may not signal the build user \
+             nixbld1; log in as root (or as that user) to kill it"
+        );
+        assert_eq!(
+            said("bad arguments\n"),
+            "err: the builder gave no answer: bad arguments"
+        );
+        assert_eq!(
+            KillError::from(RunError::TimedOut).to_string(),
+            "the builder did not answer in time"
+        );
     }
 
     #[test]
     fn only_an_orphans_server_is_named() {
         let mine = build(10, 5, Client::ThisMachine, Some((9, 4)));
-        assert_eq!(kill_args(&mine), ["10", "5"]);
+        assert_eq!(remote_kill::args(&targets(&mine)), ["group", "10", "5"]);
         let orphan = build(10, 5, Client::Orphan, Some((9, 4)));
-        assert_eq!(kill_args(&orphan), ["10", "5", "9", "4"]);
+        assert_eq!(
+            remote_kill::args(&targets(&orphan)),
+            ["group", "10", "5", "process", "9", "4"]
+        );
     }
 }

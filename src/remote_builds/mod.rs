@@ -17,7 +17,7 @@ pub mod local_links;
 pub mod stall;
 pub mod text;
 
-pub use crate::remote::listing::ProcessListing;
+pub use crate::remote::listing::{ListingError, ProcessListing};
 pub use classify::{Client, RemoteBuild};
 
 use crate::machines::Machine;
@@ -47,7 +47,7 @@ pub fn builds_of(
 /// Each host's builds: `None` when its probe brought no listing (the host
 /// is down, or listing was not asked), `Some(Err(why))` when the host could
 /// not list its processes.
-pub type HostBuilds = Option<Result<Vec<RemoteBuild>, String>>;
+pub type HostBuilds = Option<Result<Vec<RemoteBuild>, ListingError>>;
 
 /// The builds of every host, in the order of `reports` (the machines'
 /// order, as for [`local_links::LocalLinks::read`]).
@@ -92,7 +92,7 @@ impl Triage {
         self.load.machines()?.get(index)
     }
 
-    pub fn builds(&self, index: usize) -> Option<&Result<Vec<RemoteBuild>, String>> {
+    pub fn builds(&self, index: usize) -> Option<&Result<Vec<RemoteBuild>, ListingError>> {
         self.builds.get(index)?.as_ref()
     }
 }
@@ -110,7 +110,6 @@ mod tests {
 
     use super::classify::{self, Client, LocalEnd, LocalEnds, SshConnection};
     use crate::probe::channel::Channel;
-    use crate::probe::facts::FACTS_SCRIPT;
     use crate::probe::links::FactsLink;
 
     /// The real loop lists this machine's processes, and a stand-in
@@ -137,10 +136,7 @@ mod tests {
             .unwrap();
         let mut nix_build = std::process::Command::new(&script).spawn().unwrap();
 
-        let words: Vec<String> = ["sh", "-c", FACTS_SCRIPT, "rbtop-facts", "/"]
-            .iter()
-            .map(|w| w.to_string())
-            .collect();
+        let words = crate::remote::script::FACTS.words(["/"]);
         let mut link = FactsLink::new(Channel::local(&words).unwrap()).listing_builds(true);
         let mut found = Vec::new();
         for _ in 0..50 {

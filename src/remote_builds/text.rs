@@ -27,7 +27,7 @@ pub fn build(build: &RemoteBuild) -> String {
 
 /// `unknown: this host has no Linux /proc`: why a host's builds could not
 /// be listed.
-pub fn unknown(why: &str) -> String {
+pub fn unknown(why: &impl std::fmt::Display) -> String {
     format!("unknown: {why}")
 }
 
@@ -48,6 +48,6 @@ mod tests {
         builds.push(sample_build(6000, Client::Orphan));
         assert_eq!(count(&builds), "2 (1 orphan)");
         assert_eq!(count(&[]), "0");
-        assert_eq!(unknown("no /proc"), "unknown: no /proc");
+        assert_eq!(unknown(&"no /proc"), "unknown: no /proc");
     }
 }

@@ -96,7 +96,7 @@ pub struct HostJson<'a> {
     /// The builds running on the host; null when it could not be asked.
     pub builds: Option<&'a [RemoteBuild]>,
     /// Why the host's builds could not be listed.
-    pub builds_error: Option<&'a str>,
+    pub builds_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,7 +157,7 @@ pub fn report<'a>(
             builds_error: triage
                 .builds(index)
                 .and_then(|b| b.as_ref().err())
-                .map(String::as_str),
+                .map(ToString::to_string),
         })
         .collect();
     let up = reports.iter().filter(|r| r.is_up()).count();
@@ -455,7 +455,12 @@ mod tests {
                 dir: "/nix/var/nix/current-load".into(),
                 reason: "permission denied reading it".into(),
             },
-            builds: vec![Some(Err("this host has no Linux /proc".into())), None],
+            builds: vec![
+                Some(Err(rbtop::remote::listing::ListingError::Unsupported(
+                    "this host has no Linux /proc".into(),
+                ))),
+                None,
+            ],
         };
         let table = render_table(&ms, &[up(), up()], &unreadable, false);
         assert!(table.contains("?/2"), "{table}");

@@ -16,6 +16,7 @@ use rbtop::jobs::job::JobId;
 use rbtop::jobs::launch::LaunchRequest;
 use rbtop::probe::ProbeEvent;
 use rbtop::remote_builds::RemoteBuild;
+use rbtop::remote_builds::kill::KillOutcome;
 use rbtop::slots::LocalLoad;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +107,7 @@ pub struct App {
     /// selected host's list.
     pub detail_build: usize,
     /// What the last `K` did, for the detail pane.
-    pub kill_outcome: Option<(usize, Result<String, String>)>,
+    pub kill_outcome: Option<(usize, KillOutcome)>,
     /// The eligibility explainer (`e`), over the body while open.
     pub explain: Option<ExplainPane>,
     /// The local Nix's version, which decides how the explainer ranks.
@@ -400,7 +401,7 @@ impl App {
     }
 
     /// What a kill asked with `K` did on host `host`.
-    pub fn on_kill_outcome(&mut self, host: usize, outcome: Result<String, String>) {
+    pub fn on_kill_outcome(&mut self, host: usize, outcome: KillOutcome) {
         self.kill_outcome = Some((host, outcome));
     }
 

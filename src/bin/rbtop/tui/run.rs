@@ -21,6 +21,7 @@ use rbtop::jobs::job::JobId;
 use rbtop::jobs::runner::Supervisor;
 use rbtop::probe::{Fleet, ProbeEvent};
 use rbtop::remote_builds::drv_lookup::DrvLookup;
+use rbtop::remote_builds::kill::KillOutcome;
 use rbtop::remote_builds::local_links::LocalLinks;
 use rbtop::remote_builds::{self, HostBuilds};
 use rbtop::slots::{self, LocalLoad};
@@ -69,7 +70,7 @@ pub async fn run(
         load: slots::read(slots_dir, &machines),
         drvs: DrvLookup::new(remote_builds::local_store_dir()),
     };
-    let (kill_outcomes, mut killed) = mpsc::unbounded_channel::<(usize, Result<String, String>)>();
+    let (kill_outcomes, mut killed) = mpsc::unbounded_channel::<(usize, KillOutcome)>();
     // The first frame, before any probe can have finished.
     app.on_load(triage.load.clone());
     draw(terminal, app)?;

@@ -13,6 +13,7 @@ use super::{format, hosts, style};
 use crate::tui::app::{App, Focus};
 use rbtop::dashboard::HostState;
 use rbtop::dashboard::host::HISTORY;
+use rbtop::remote_builds::kill::KillOutcome;
 use rbtop::remote_builds::{self, Client, RemoteBuild};
 use rbtop::slots;
 
@@ -252,7 +253,7 @@ struct TriageInputs<'a> {
     selected_build: Option<usize>,
     stall_after: Duration,
     upload_lock_after: Duration,
-    kill_outcome: Option<&'a Result<String, String>>,
+    kill_outcome: Option<&'a KillOutcome>,
 }
 
 /// Slots and builds go right after the status line (and its reason, for a
@@ -332,8 +333,8 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
     }
     if let Some(outcome) = triage.kill_outcome {
         out.push(match outcome {
-            Ok(text) => field("killed", text.clone()),
-            Err(text) => styled_field("kill", text.clone(), style::error()),
+            Ok(done) => field("killed", done.to_string()),
+            Err(why) => styled_field("kill", why.to_string(), style::error()),
         });
     }
     out
