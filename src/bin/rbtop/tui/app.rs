@@ -2,7 +2,7 @@
 //! it. No terminal here: tests drive `App` directly and read its fields.
 
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
-use ratatui::layout::{Position, Rect};
+use ratatui::layout::Position;
 
 use super::action::Action;
 use super::explain_pane::{ExplainPane, PaneKey};
@@ -10,7 +10,9 @@ use super::jobs_pane::{JobDefaults, JobsPane};
 use super::keymap::Keymap;
 use super::launch_form::LaunchForm;
 use super::log_pane::LogPane;
+use super::scroll::{offset_showing, scrolled};
 use super::text_input::{self, TextKey};
+use super::view::{FrameLayout, Regions};
 use rbtop::dashboard::{Context, FleetState, Sort, Stamp, rows};
 use rbtop::jobs::job::JobId;
 use rbtop::jobs::launch::LaunchRequest;
@@ -63,20 +65,6 @@ pub struct Prompt {
     pub on_yes: AppEffect,
 }
 
-/// Where the last frame put things, for the mouse.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Regions {
-    /// The table's data rows (header excluded).
-    pub table_rows: Rect,
-    pub detail: Rect,
-    /// The header's warning count, a click opens the diagnostics.
-    pub warnings: Rect,
-    /// The jobs pane's data rows.
-    pub jobs_rows: Rect,
-    /// The log pane, for the wheel.
-    pub log: Rect,
-}
-
 pub struct App {
     pub fleet: FleetState,
     pub context: Context,
@@ -94,8 +82,9 @@ pub struct App {
     pub overlay: Option<Overlay>,
     pub overlay_scroll: u16,
     pub detail_scroll: u16,
-    /// Data rows that fit in the table, set by each frame.
+    /// Data rows that fit in the table, as the last frame measured.
     pub page: usize,
+    /// Where the last frame put things, for the mouse.
     pub regions: Regions,
     pub jobs: JobsPane,
     /// The log pane, over the body while open.
@@ -589,27 +578,36 @@ impl App {
         self.keep_selection_visible();
     }
 
-    /// Scroll so the selected row is on screen (called again after each
-    /// frame sets `page`).
+    /// Scroll so the selected row is on screen.
     pub fn keep_selection_visible(&mut self) {
-        let page = self.page.max(1);
-        let max_offset = self.rows.len().saturating_sub(page);
-        if let Some(row) = self.selected_row() {
-            if row < self.offset {
-                self.offset = row;
-            } else if row >= self.offset + page {
-                self.offset = row + 1 - page;
-            }
-        }
-        self.offset = self.offset.min(max_offset);
+        self.offset = offset_showing(self.offset, self.selected_row(), self.page, self.rows.len());
     }
-}
 
-pub(super) fn scrolled(value: u16, down: bool, by: u16) -> u16 {
-    if down {
-        value.saturating_add(by)
-    } else {
-        value.saturating_sub(by)
+    /// Keep what the frame just drawn measured: where things are, for the
+    /// mouse; rows that fit and where tables start, for the keys; scrolls
+    /// stopped at the end of their text.
+    pub fn after_frame(&mut self, drawn: FrameLayout) {
+        self.regions = drawn.regions;
+        if let Some(table) = drawn.hosts {
+            self.page = table.page;
+            self.offset = table.offset;
+        }
+        if let Some(table) = drawn.jobs {
+            self.jobs.page = table.page;
+            self.jobs.offset = table.offset;
+        }
+        if let (Some(page), Some(log)) = (drawn.log_page, &mut self.log) {
+            log.page = page;
+        }
+        if let Some(scroll) = drawn.detail_scroll {
+            self.detail_scroll = scroll;
+        }
+        if let Some(scroll) = drawn.overlay_scroll {
+            self.overlay_scroll = scroll;
+        }
+        if let (Some(scroll), Some(pane)) = (drawn.explain_scroll, &mut self.explain) {
+            pane.scroll = scroll;
+        }
     }
 }
 
@@ -618,6 +616,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use crossterm::event::{KeyCode, KeyEventKind, KeyEventState, KeyModifiers};
+
+    use ratatui::layout::Rect;
 
     use super::*;
     use crate::tui::fixture;

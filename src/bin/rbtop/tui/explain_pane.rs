@@ -32,7 +32,7 @@ pub struct ExplainPane {
     asked: Option<(Requirement, Subject)>,
     /// The last explanation, or why the last line could not be explained.
     pub result: Option<Result<Explanation, String>>,
-    /// Rows the result is scrolled by; the view clamps it.
+    /// Rows the result is scrolled by; each frame stops it at the end.
     pub scroll: u16,
     /// The local Nix, which decides the ranking's arithmetic.
     nix_version: Option<NixVersion>,

@@ -14,6 +14,7 @@ pub mod keymap;
 pub mod launch_form;
 pub mod log_pane;
 pub mod run;
+pub mod scroll;
 pub mod terminal;
 pub mod text_input;
 pub mod view;

@@ -38,10 +38,12 @@ fn pane_after(app: &App, line: &str, enter: bool) -> ExplainPane {
 
 fn snapshot(name: &str, make: impl Fn() -> ExplainPane) {
     for (width, height) in SIZES {
-        let mut pane = make();
+        let pane = make();
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal
-            .draw(|frame| view::explain::render(frame, frame.area(), &mut pane))
+            .draw(|frame| {
+                view::explain::render(frame, frame.area(), &pane);
+            })
             .unwrap();
         insta::with_settings!({
             snapshot_path => SNAPSHOTS,

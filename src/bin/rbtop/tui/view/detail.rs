@@ -9,17 +9,18 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 
-use super::{format, hosts, style};
 use crate::tui::app::{App, Focus};
+use crate::tui::view::hosts;
+use crate::tui::view::max_scroll;
+use crate::tui::view::{format, style};
 use rbtop::dashboard::HostState;
 use rbtop::dashboard::host::HISTORY;
 use rbtop::remote_builds::{Client, RemoteBuild};
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
-    app.regions.detail = area;
-    let Some(host) = app.selected.and_then(|i| app.fleet.hosts.get(i)) else {
-        return;
-    };
+/// Draw the selected host in `area`; returns the text's scroll, stopped at
+/// its end, or `None` with no host selected.
+pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<u16> {
+    let host = app.selected.and_then(|i| app.fleet.hosts.get(i))?;
     let shown = host.shown();
     let block = Block::default()
         .borders(Borders::ALL)
@@ -62,16 +63,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
         slots_at(&lines),
         triage_lines(host, &triage, SystemTime::now()),
     );
-    app.detail_scroll =
-        app.detail_scroll
-            .min(super::max_scroll(&lines, text_area.width, text_area.height));
+    let scroll = app
+        .detail_scroll
+        .min(max_scroll(&lines, text_area.width, text_area.height));
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .scroll((app.detail_scroll, 0)),
+            .scroll((scroll, 0)),
         text_area,
     );
     history(frame, history_area, host);
+    Some(scroll)
 }
 
 fn field(name: &str, value: impl Into<String>) -> Line<'static> {
