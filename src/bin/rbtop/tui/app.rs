@@ -10,6 +10,7 @@ use super::jobs_pane::{JobDefaults, JobsPane};
 use super::keymap::Keymap;
 use super::launch_form::LaunchForm;
 use super::log_pane::LogPane;
+use super::popups::{Popup, Screen};
 use super::scroll::{offset_showing, scrolled};
 use super::text_input::{self, TextKey};
 use super::view::{FrameLayout, Regions};
@@ -173,52 +174,61 @@ impl App {
         changed
     }
 
+    /// A key goes to the popup that has the keyboard; with none (or help
+    /// and the diagnostics, which take actions, not text) it is an action.
     pub fn on_key(&mut self, key: KeyEvent) -> AppEffect {
-        if self.form.is_some() {
-            return self.form_key(key);
-        }
-        if self.confirm.is_some() {
-            return self.confirm_key(key);
-        }
-        if let Some(pane) = &mut self.explain {
-            // Typed characters are the pane's text, as in the launch form.
-            match pane.on_key(key, &self.fleet, &self.context.local) {
-                PaneKey::Stay => return AppEffect::None,
-                PaneKey::Close => {
-                    self.explain = None;
-                    return AppEffect::None;
+        match self.top_popup() {
+            Some(Popup::LaunchForm) => self.form_key(key),
+            Some(Popup::Confirm) => self.confirm_key(key),
+            Some(Popup::Explain) => self.explain_key(key),
+            Some(Popup::LogSearch) => self.search_key(key),
+            Some(Popup::Filter) => self.edit_filter(key),
+            Some(Popup::Overlay(_)) | None => match self.keymap.action(&key) {
+                Some(action) => self.update(action),
+                None => {
+                    // Any key closes help or diagnostics, even one bound to nothing.
+                    self.overlay = None;
+                    AppEffect::None
                 }
-                PaneKey::NotMine => {
-                    return match self.keymap.action(&key) {
-                        Some(Action::Quit) => AppEffect::Quit,
-                        _ => AppEffect::None,
-                    };
-                }
-            }
-        }
-        if self.log.as_ref().is_some_and(|log| log.editing_search) {
-            return self.search_key(key);
-        }
-        if self.editing_filter {
-            return self.edit_filter(key);
-        }
-        match self.keymap.action(&key) {
-            Some(action) => self.update(action),
-            None => {
-                // Any key closes help or diagnostics, even one bound to nothing.
-                self.overlay = None;
-                AppEffect::None
-            }
+            },
         }
     }
 
+    /// Typed characters are the explainer's text, as in the launch form.
+    fn explain_key(&mut self, key: KeyEvent) -> AppEffect {
+        let Some(pane) = &mut self.explain else {
+            return AppEffect::None;
+        };
+        match pane.on_key(key, &self.fleet, &self.context.local) {
+            PaneKey::Stay => AppEffect::None,
+            PaneKey::Close => {
+                self.explain = None;
+                AppEffect::None
+            }
+            PaneKey::NotMine => self.quit_only(&key),
+        }
+    }
+
+    /// Past a popup that takes typed text, only quitting gets through.
+    pub(super) fn quit_only(&self, key: &KeyEvent) -> AppEffect {
+        match self.keymap.action(key) {
+            Some(Action::Quit) => AppEffect::Quit,
+            _ => AppEffect::None,
+        }
+    }
+
+    /// An action: help and the diagnostics take it when open, else the
+    /// screen (a text popup hands on here only the actions it lets through).
     pub fn update(&mut self, action: Action) -> AppEffect {
-        if let Some(overlay) = self.overlay {
-            return self.update_overlay(overlay, action);
+        match (self.top_popup(), self.screen()) {
+            (Some(Popup::Overlay(overlay)), _) => self.update_overlay(overlay, action),
+            (_, Screen::Log) => self.update_log(action),
+            (_, Screen::Dashboard) => self.update_dashboard(action),
         }
-        if self.log.is_some() {
-            return self.update_log(action);
-        }
+    }
+
+    /// An action on the dashboard: the focused pane first.
+    fn update_dashboard(&mut self, action: Action) -> AppEffect {
         if self.focus == Focus::Jobs
             && let Some(effect) = self.update_jobs(action)
         {
@@ -410,17 +420,40 @@ impl App {
     }
 
     /// Returns whether anything changed: mouse motion, which the terminal
-    /// reports too, must not cost a frame.
+    /// reports too, must not cost a frame. The mouse goes to the first
+    /// popup that takes it, else to the screen: the text popups let clicks
+    /// through to what they cover.
     pub fn on_mouse(&mut self, mouse: MouseEvent) -> bool {
-        let at = Position::new(mouse.column, mouse.row);
-        if self.log.is_some() && self.overlay.is_none() {
-            return self.log_mouse(mouse);
+        match (
+            self.popups().find(|popup| popup.takes_mouse()),
+            self.screen(),
+        ) {
+            (Some(_), _) => self.overlay_mouse(mouse),
+            (None, Screen::Log) => self.log_mouse(mouse),
+            (None, Screen::Dashboard) => self.dashboard_mouse(mouse),
         }
+    }
+
+    /// A click closes help or the diagnostics, the wheel scrolls them.
+    fn overlay_mouse(&mut self, mouse: MouseEvent) -> bool {
+        match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => self.overlay = None,
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                let down = mouse.kind == MouseEventKind::ScrollDown;
+                self.overlay_scroll = scrolled(self.overlay_scroll, down, 3);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// A click selects what it lands on (as the last frame placed it), the
+    /// wheel scrolls what it is over.
+    fn dashboard_mouse(&mut self, mouse: MouseEvent) -> bool {
+        let at = Position::new(mouse.column, mouse.row);
         match mouse.kind {
             MouseEventKind::Down(MouseButton::Left) => {
-                if self.overlay.is_some() {
-                    self.overlay = None;
-                } else if self.regions.jobs_rows.contains(at) {
+                if self.regions.jobs_rows.contains(at) {
                     let row = self.jobs.offset + usize::from(at.y - self.regions.jobs_rows.y);
                     if row >= self.jobs.rows().len() {
                         return false;
@@ -445,9 +478,7 @@ impl App {
             }
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
                 let down = mouse.kind == MouseEventKind::ScrollDown;
-                if self.overlay.is_some() {
-                    self.overlay_scroll = scrolled(self.overlay_scroll, down, 3);
-                } else if self.regions.jobs_rows.contains(at) {
+                if self.regions.jobs_rows.contains(at) {
                     self.jobs.move_by(if down { 3 } else { -3 });
                 } else if self.regions.detail.contains(at) {
                     self.detail_scroll = scrolled(self.detail_scroll, down, 3);

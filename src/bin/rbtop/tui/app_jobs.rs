@@ -77,10 +77,7 @@ impl App {
                 AppEffect::None
             }
             FormOutcome::Submit(request) => AppEffect::Launch(request),
-            FormOutcome::NotMine => match self.keymap.action(&key) {
-                Some(Action::Quit) => AppEffect::Quit,
-                _ => AppEffect::None,
-            },
+            FormOutcome::NotMine => self.quit_only(&key),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod jobs_pane;
 pub mod keymap;
 pub mod launch_form;
 pub mod log_pane;
+pub mod popups;
 pub mod run;
 pub mod scroll;
 pub mod terminal;

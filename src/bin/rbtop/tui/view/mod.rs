@@ -1,6 +1,8 @@
-//! Drawing a frame from the app state. Pure functions of `&App` (plus the
-//! time, for "next try in"): the same state always draws the same frame,
-//! and what the frame measured is returned, not written into the app.
+//! Drawing a frame from the app state: the header, the screen (the
+//! dashboard or a log), the popups open over it, the footer. Pure
+//! functions of `&App` (plus the time, for "next try in"): the same state
+//! always draws the same frame, and what the frame measured is returned,
+//! not written into the app.
 
 pub mod detail;
 pub mod empty;
@@ -26,6 +28,7 @@ use ratatui::{Frame, Terminal};
 pub use layout::{DrawnTable, FrameLayout, Regions};
 
 use super::app::App;
+use super::popups::{Popup, Screen};
 
 /// Draw a frame and let the app keep what it measured.
 pub fn draw<B: Backend>(
@@ -48,32 +51,48 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
     .areas(frame.area());
     let mut drawn = FrameLayout::default();
     drawn.regions.warnings = header::render(frame, header_area, app);
-    if app.log.is_some() {
-        drawn.regions.log = body;
-        drawn.log_page = log::render(frame, body, app);
-    } else if app.jobs.is_empty() {
-        render_hosts(frame, body, app, now, &mut drawn);
-    } else {
-        // The jobs take a third under the hosts.
-        let jobs_height = (body.height / 3).max(5).min(body.height);
-        let [hosts_area, jobs_area] =
-            Layout::vertical([Constraint::Min(0), Constraint::Length(jobs_height)]).areas(body);
-        render_hosts(frame, hosts_area, app, now, &mut drawn);
-        let table = jobs::render(frame, jobs_area, app, now);
-        drawn.regions.jobs_rows = table.rows;
-        drawn.jobs = Some(table);
+    match app.screen() {
+        Screen::Log => {
+            drawn.regions.log = body;
+            drawn.log_page = log::render(frame, body, app);
+        }
+        Screen::Dashboard if app.jobs.is_empty() => render_hosts(frame, body, app, now, &mut drawn),
+        Screen::Dashboard => {
+            // The jobs take a third under the hosts.
+            let jobs_height = (body.height / 3).max(5).min(body.height);
+            let [hosts_area, jobs_area] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(jobs_height)]).areas(body);
+            render_hosts(frame, hosts_area, app, now, &mut drawn);
+            let table = jobs::render(frame, jobs_area, app, now);
+            drawn.regions.jobs_rows = table.rows;
+            drawn.jobs = Some(table);
+        }
     }
-    if let Some(pane) = &app.explain {
-        drawn.explain_scroll = Some(explain::render(frame, body, pane));
-    }
-    if let Some(overlay) = app.overlay {
-        drawn.overlay_scroll = Some(overlay::render(frame, body, app, overlay));
-    }
-    if let Some(form) = &app.form {
-        launch::render_form(frame, body, form);
-    }
-    if let Some(prompt) = &app.confirm {
-        launch::render_confirm(frame, body, prompt);
+    // Last to first: the popup with the keyboard is drawn on top.
+    for popup in app.popups().rev() {
+        match popup {
+            Popup::Overlay(which) => {
+                drawn.overlay_scroll = Some(overlay::render(frame, body, app, which));
+            }
+            Popup::Explain => {
+                drawn.explain_scroll = app
+                    .explain
+                    .as_ref()
+                    .map(|pane| explain::render(frame, body, pane));
+            }
+            Popup::Confirm => {
+                if let Some(prompt) = &app.confirm {
+                    launch::render_confirm(frame, body, prompt);
+                }
+            }
+            Popup::LaunchForm => {
+                if let Some(form) = &app.form {
+                    launch::render_form(frame, body, form);
+                }
+            }
+            // Typed on the footer's line.
+            Popup::LogSearch | Popup::Filter => {}
+        }
     }
     footer::render(frame, footer_area, app);
     drawn
