@@ -8,7 +8,8 @@
 //! `App::overlay`, …) rather than kept in a second list that could
 //! disagree with it.
 
-use super::app::{App, Overlay};
+use super::app::App;
+use super::panes::overlay::Overlay;
 
 /// Something over the screen that takes the keyboard while it is first.
 /// Most open only alone (each keeps the keyboard until it closes); a
@@ -90,7 +91,7 @@ mod tests {
     use super::*;
     use crate::tui::action::Action;
     use crate::tui::fixture;
-    use crate::tui::launch_form::LaunchForm;
+    use crate::tui::panes::launch::LaunchForm;
     use crate::tui::view;
     use rbtop::jobs::launch::{BuildTool, Placement};
 

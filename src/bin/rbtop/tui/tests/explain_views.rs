@@ -2,8 +2,9 @@
 //! fixed fleet (crate::tui::fixture), compared with reviewed snapshots
 //! (tests/snapshots, where they were reviewed), at 120x30 and 80x24.
 
-use crate::tui::explain_pane::{ExplainPane, observations};
-use crate::tui::{App, fixture, view};
+use crate::tui::panes::explain::state::observations;
+use crate::tui::panes::explain::{self, ExplainPane};
+use crate::tui::{App, fixture};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -42,7 +43,7 @@ fn snapshot(name: &str, make: impl Fn() -> ExplainPane) {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal
             .draw(|frame| {
-                view::explain::render(frame, frame.area(), &pane);
+                explain::view::render(frame, frame.area(), &pane);
             })
             .unwrap();
         insta::with_settings!({

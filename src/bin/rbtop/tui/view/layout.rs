@@ -5,6 +5,8 @@
 
 use ratatui::layout::Rect;
 
+use crate::tui::scroll::offset_showing;
+
 /// Where the last frame put things, for the mouse.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Regions {
@@ -26,6 +28,25 @@ pub struct DrawnTable {
     pub rows: Rect,
     pub page: usize,
     pub offset: usize,
+}
+
+impl DrawnTable {
+    /// A table of `len` rows in `inner`, under one line of column titles:
+    /// the first row shown moves from `offset` just enough to show the
+    /// `selected` one.
+    pub fn below_titles(inner: Rect, offset: usize, selected: Option<usize>, len: usize) -> Self {
+        let rows = Rect {
+            y: inner.y.saturating_add(1),
+            height: inner.height.saturating_sub(1),
+            ..inner
+        };
+        let page = usize::from(rows.height).max(1);
+        DrawnTable {
+            rows,
+            page,
+            offset: offset_showing(offset, selected, page, len),
+        }
+    }
 }
 
 /// Everything a frame measured. A pane not drawn leaves its field `None`,

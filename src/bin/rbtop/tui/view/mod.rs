@@ -4,30 +4,23 @@
 //! always draws the same frame, and what the frame measured is returned,
 //! not written into the app.
 
-pub mod detail;
-pub mod empty;
-pub mod explain;
 pub mod footer;
 pub mod format;
 pub mod header;
-pub mod hosts;
-pub mod jobs;
-pub mod launch;
 pub mod layout;
-pub mod log;
-pub mod overlay;
+pub mod parts;
 pub mod style;
 
 use std::time::Instant;
 
 use ratatui::backend::Backend;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
 use ratatui::{Frame, Terminal};
 
 pub use layout::{DrawnTable, FrameLayout, Regions};
 
 use super::app::App;
+use super::panes::{confirm, detail, explain, hosts, jobs, launch, log, overlay};
 use super::popups::{Popup, Screen};
 
 /// Draw a frame and let the app keep what it measured.
@@ -54,7 +47,7 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
     match app.screen() {
         Screen::Log => {
             drawn.regions.log = body;
-            drawn.log_page = log::render(frame, body, app);
+            drawn.log_page = log::view::render(frame, body, app);
         }
         Screen::Dashboard if app.jobs.is_empty() => render_hosts(frame, body, app, now, &mut drawn),
         Screen::Dashboard => {
@@ -63,7 +56,7 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
             let [hosts_area, jobs_area] =
                 Layout::vertical([Constraint::Min(0), Constraint::Length(jobs_height)]).areas(body);
             render_hosts(frame, hosts_area, app, now, &mut drawn);
-            let table = jobs::render(frame, jobs_area, app, now);
+            let table = jobs::view::render(frame, jobs_area, app, now);
             drawn.regions.jobs_rows = table.rows;
             drawn.jobs = Some(table);
         }
@@ -72,22 +65,22 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
     for popup in app.popups().rev() {
         match popup {
             Popup::Overlay(which) => {
-                drawn.overlay_scroll = Some(overlay::render(frame, body, app, which));
+                drawn.overlay_scroll = Some(overlay::view::render(frame, body, app, which));
             }
             Popup::Explain => {
                 drawn.explain_scroll = app
                     .explain
                     .as_ref()
-                    .map(|pane| explain::render(frame, body, pane));
+                    .map(|pane| explain::view::render(frame, body, pane));
             }
             Popup::Confirm => {
                 if let Some(prompt) = &app.confirm {
-                    launch::render_confirm(frame, body, prompt);
+                    confirm::render(frame, body, prompt);
                 }
             }
             Popup::LaunchForm => {
                 if let Some(form) = &app.form {
-                    launch::render_form(frame, body, form);
+                    launch::view::render(frame, body, form);
                 }
             }
             // Typed on the footer's line.
@@ -101,7 +94,7 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
 /// The hosts table, with the detail pane under it when open.
 fn render_hosts(frame: &mut Frame, body: Rect, app: &App, now: Instant, drawn: &mut FrameLayout) {
     if app.fleet.hosts.is_empty() {
-        empty::render(frame, body, app);
+        hosts::empty::render(frame, body, app);
         return;
     }
     let detail_open = app.detail_open && app.selected.is_some();
@@ -114,34 +107,11 @@ fn render_hosts(frame: &mut Frame, body: Rect, app: &App, now: Instant, drawn: &
     } else {
         [body, Rect::default()]
     };
-    let table = hosts::render(frame, table_area, app);
+    let table = hosts::view::render(frame, table_area, app);
     drawn.regions.table_rows = table.rows;
     drawn.hosts = Some(table);
     if detail_open {
         drawn.regions.detail = detail_area;
-        drawn.detail_scroll = detail::render(frame, detail_area, app, now);
+        drawn.detail_scroll = detail::view::render(frame, detail_area, app, now);
     }
-}
-
-/// A table's data rows inside its block: all but the column titles' line.
-pub fn data_rows(inner: Rect) -> Rect {
-    Rect {
-        y: inner.y.saturating_add(1),
-        height: inner.height.saturating_sub(1),
-        ..inner
-    }
-}
-
-/// The furthest a text of `lines`, wrapped at `width`, can scroll in
-/// `height` rows: scrolling stops at its last line instead of running on
-/// into blank space.
-pub fn max_scroll(lines: &[Line], width: u16, height: u16) -> u16 {
-    let width = usize::from(width.max(1));
-    let wrapped: usize = lines
-        .iter()
-        .map(|line| line.width().div_ceil(width).max(1))
-        .sum();
-    u16::try_from(wrapped)
-        .unwrap_or(u16::MAX)
-        .saturating_sub(height)
 }

@@ -8,8 +8,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use crate::tui::explain_pane::ExplainPane;
-use crate::tui::view::max_scroll;
+use super::ExplainPane;
+use crate::tui::view::parts::max_scroll;
 use crate::tui::view::style;
 use rbtop::dashboard::Shown;
 use rbtop::explain::{Availability, Explanation, MachineVerdict, Reachability, text};

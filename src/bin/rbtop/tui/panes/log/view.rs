@@ -9,10 +9,9 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
+use super::LogPane;
 use crate::tui::app::App;
-use crate::tui::app_jobs::host_label;
-use crate::tui::log_pane::LogPane;
-use crate::tui::view::jobs::state_word;
+use crate::tui::panes::jobs::view::{host_label, state_word};
 use crate::tui::view::style;
 use rbtop::jobs::job::Job;
 use rbtop::jobs::log::LogEntry;

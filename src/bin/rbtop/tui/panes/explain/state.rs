@@ -1,11 +1,11 @@
 //! The dashboard's explain pane: a line typed by the operator (a system and
 //! features, or a `.drv` path), and the explanation of it, kept current as
 //! probes and slot readings arrive. It only holds state; the explainer
-//! ([`rbtop::explain`]) does the judging and `view::explain` the drawing.
+//! ([`rbtop::explain`]) does the judging and `view` the drawing.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::text_input::{self, TextKey};
+use crate::tui::text_input::{self, TextKey};
 use rbtop::dashboard::FleetState;
 use rbtop::explain::{
     Explanation, Inputs, Observed, Query, Reachability, Requirement, Subject, explain,

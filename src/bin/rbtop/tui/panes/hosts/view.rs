@@ -10,9 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 use std::time::Duration;
 
 use crate::tui::app::{App, Focus};
-use crate::tui::scroll::offset_showing;
 use crate::tui::view::DrawnTable;
-use crate::tui::view::data_rows;
 use crate::tui::view::{format, style};
 use rbtop::dashboard::{HostState, SortKey};
 use rbtop::machines::Machine;
@@ -202,10 +200,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> DrawnTable {
             },
         );
     let inner = block.inner(area);
-    // One line of column titles.
-    let rows_area = data_rows(inner);
-    let page = usize::from(rows_area.height).max(1);
-    let offset = offset_showing(app.offset, app.selected_row(), page, app.rows().len());
+    let drawn = DrawnTable::below_titles(inner, app.offset, app.selected_row(), app.rows().len());
+    let (page, offset) = (drawn.page, drawn.offset);
 
     let sized = column_widths(inner.width, &app.fleet.hosts);
     let columns: Vec<Column> = sized.iter().map(|(c, _)| *c).collect();
@@ -249,16 +245,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> DrawnTable {
             Line::styled(message, style::dim()),
             Rect {
                 height: 1,
-                ..rows_area
+                ..drawn.rows
             }
             .intersection(area),
         );
     }
-    DrawnTable {
-        rows: rows_area,
-        page,
-        offset,
-    }
+    drawn
 }
 
 fn title(app: &App) -> Line<'static> {

@@ -11,10 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 
 use crate::tui::app::{App, Focus};
-use crate::tui::app_jobs::host_label;
-use crate::tui::scroll::offset_showing;
 use crate::tui::view::DrawnTable;
-use crate::tui::view::data_rows;
 use crate::tui::view::{format, style};
 use rbtop::jobs::job::{Escalation, Job, JobEnd, State};
 use rbtop::jobs::progress::{DrvProgress, DrvStatus, Phase};
@@ -33,14 +30,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> DrawnTa
             style::dim()
         });
     let inner = block.inner(area);
-    let rows_area = data_rows(inner);
-    let page = usize::from(rows_area.height).max(1);
-    let offset = offset_showing(
-        app.jobs.offset,
-        app.jobs.selected_row(),
-        page,
-        app.jobs.rows().len(),
-    );
+    let jobs = &app.jobs;
+    let drawn =
+        DrawnTable::below_titles(inner, jobs.offset, jobs.selected_row(), jobs.rows().len());
+    let (page, offset) = (drawn.page, drawn.offset);
 
     // Narrow terminals lose the counts and the elapsed time first.
     let wide = inner.width >= 100;
@@ -87,11 +80,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> DrawnTa
         .map(|row| row.saturating_sub(offset));
     let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
-    DrawnTable {
-        rows: rows_area,
-        page,
-        offset,
-    }
+    drawn
+}
+
+/// Where a job runs, in words: its pinned or first remote host, `local`
+/// once it builds here, or `any builder` while Nix has not chosen.
+pub fn host_label(job: &Job) -> &str {
+    job.host()
+        .unwrap_or(if job.progress.derivations().is_empty() {
+            "any builder"
+        } else {
+            "local"
+        })
 }
 
 /// Wide enough for the longest job or derivation name, up to 30%.

@@ -10,8 +10,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 
 use crate::tui::app::{App, Focus};
-use crate::tui::view::hosts;
-use crate::tui::view::max_scroll;
+use crate::tui::panes::hosts;
+use crate::tui::view::parts::max_scroll;
 use crate::tui::view::{format, style};
 use rbtop::dashboard::HostState;
 use rbtop::dashboard::host::HISTORY;
@@ -147,7 +147,7 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
             "store",
             format!(
                 "{} protocol {} · Nix {} · trusted {}",
-                hosts::protocol(machine),
+                hosts::view::protocol(machine),
                 opt(report.protocol_version.as_deref()),
                 opt(report.nix_version.as_deref()),
                 match (report.trusted, report.is_up()) {
@@ -351,7 +351,7 @@ fn build_line(
     log_quiet: Option<Duration>,
     stall_after: Duration,
 ) -> Line<'static> {
-    let stalled = hosts::is_stalled(build, stall_after);
+    let stalled = hosts::view::is_stalled(build, stall_after);
     let marker = if selected { "  ▸ " } else { "    " };
     let mut spans = vec![
         Span::raw(marker),

@@ -5,9 +5,10 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
+use super::Overlay;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Overlay};
-use crate::tui::view::max_scroll;
+use crate::tui::app::App;
+use crate::tui::view::parts::max_scroll;
 use crate::tui::view::style;
 use rbtop::diagnostics::Severity;
 
