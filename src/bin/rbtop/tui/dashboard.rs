@@ -15,8 +15,8 @@ use rbtop::jobs::runner::Supervisor;
 use rbtop::probe::Fleet;
 use rbtop::probe::fleet::raise_open_file_limit;
 
-use super::jobs_pane::{JobDefaults, JobsPane};
 use super::keymap::Keymap;
+use super::panes::jobs::{JobDefaults, JobsPane};
 use super::run::{Builds, DashboardEnd};
 use super::{App, run as event_loop, terminal};
 use crate::cli::DashboardArgs;

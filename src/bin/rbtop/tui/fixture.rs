@@ -5,13 +5,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::tui::app::App;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::tui::app::{App, AppEffect};
 use crate::tui::keymap::Keymap;
 use rbtop::dashboard::{Context, FleetState, Stamp};
 use rbtop::diagnostics::Origin;
 use rbtop::jobs::job::{Event, Graces, Job, JobId};
 use rbtop::jobs::launch::{BuildTool, LaunchRequest, Placement};
-use rbtop::jobs::runner::SharedJob;
+use rbtop::jobs::progress::{LineKind, LogLine};
+use rbtop::jobs::runner::{SharedJob, lock};
 use rbtop::machines::{MachinesText, Parser};
 use rbtop::nixconf::{LocalCapacity, Valued};
 use rbtop::probe::{Facts, HostReport, ProbeEvent, Status, Via};
@@ -356,4 +359,87 @@ pub fn triage_on_b1() -> App {
     app.detail_build = 1;
     app.refresh_rows();
     app
+}
+
+// ---- builds for the state tests: jobs with known logs, keys typed
+
+/// Nix 2.8's stderr for a build sent over ssh:// (recorded).
+pub const SSH_LOG: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/internal-json/nix28-ssh.log"
+));
+
+/// A key with no modifier.
+pub fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// The selected host's name.
+pub fn selected_name(app: &App) -> &str {
+    app.fleet.hosts[app.selected.unwrap()].name()
+}
+
+/// Type `keys`, one character each; what each asked the event loop to do.
+pub fn press(app: &mut App, keys: &str) -> Vec<AppEffect> {
+    keys.chars()
+        .map(|c| app.on_key(key(KeyCode::Char(c))))
+        .collect()
+}
+
+/// A running job fed the first `lines` lines of the ssh:// transcript.
+pub fn running_job(id: u64, lines: usize) -> SharedJob {
+    let now = Instant::now();
+    let mut job = Job::new(
+        JobId(id),
+        numbered_request(&[]),
+        vec!["nix".into()],
+        1000,
+        Graces::default(),
+        now,
+    );
+    job.handle(Event::Spawned { pid: 4242 }, now);
+    for line in SSH_LOG.lines().take(lines) {
+        job.handle(Event::Stderr(line.into()), now);
+    }
+    std::sync::Arc::new(std::sync::Mutex::new(job))
+}
+
+/// A job whose log is `n` numbered build lines.
+pub fn job_with_lines(n: usize) -> SharedJob {
+    let job = running_job(1, 0);
+    {
+        let mut job = lock(&job);
+        for i in 1..=n {
+            let text = if i % 10 == 0 {
+                format!("line {i}: Needle here")
+            } else {
+                format!("line {i}")
+            };
+            job.log.push(LogLine {
+                drv: None,
+                kind: LineKind::Build,
+                text,
+            });
+        }
+    }
+    job
+}
+
+/// The mixed fleet with `jobs` in its jobs pane.
+pub fn app_with(jobs: Vec<SharedJob>) -> App {
+    let mut app = mixed_fleet();
+    for job in jobs {
+        app.jobs.add(job);
+    }
+    app
+}
+
+/// The first line the open log shows, up to a `:`.
+pub fn first_shown(app: &App) -> String {
+    let log = app.log.as_ref().unwrap();
+    let job = lock(app.jobs.find(log.job).unwrap());
+    let view = job.log.view(log.drv);
+    // `line 90`, without the search test's `: Needle here`.
+    let text = &view[log.first_shown(&view)].text;
+    text.split(':').next().unwrap().to_string()
 }

@@ -1,19 +1,26 @@
-//! The terminal UI: a thin layer over [`rbtop::dashboard`]. `app` holds the
-//! UI state and its updates (no terminal), `view` draws it, `run` is the
-//! event loop, `terminal` takes the terminal and always gives it back.
+//! The terminal UI: a thin layer over [`rbtop::dashboard`].
+//!
+//! - `app`: the composition: every pane's state in one [`App`], keys and
+//!   the mouse routed to the pane that takes them. No terminal.
+//! - `popups`: what is open over the screen and which of it has the
+//!   keyboard: the one place precedence is decided, for keys and frames.
+//! - `panes/`: a directory per pane: its state, its keys, its view.
+//! - `view`: a frame (header, screen, popups, footer) drawn from `&App`,
+//!   returning what it measured for the app to keep.
+//! - `run`: the event loop; `dashboard`: its start and shutdown;
+//!   `terminal`: takes the terminal and always gives it back.
+//! - `action`, `keymap`, `text_input`, `scroll`: what the panes share.
 
 pub mod action;
 pub mod app;
-mod app_jobs;
 pub mod dashboard;
-pub mod explain_pane;
 #[cfg(test)]
 pub mod fixture;
-pub mod jobs_pane;
 pub mod keymap;
-pub mod launch_form;
-pub mod log_pane;
+pub mod panes;
+pub mod popups;
 pub mod run;
+pub mod scroll;
 pub mod terminal;
 pub mod text_input;
 pub mod view;

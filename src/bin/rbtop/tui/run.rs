@@ -273,7 +273,5 @@ fn start_probes(
 }
 
 fn draw(terminal: &mut Tui, app: &mut App) -> io::Result<()> {
-    let now = Instant::now();
-    terminal.draw(|frame| view::render(frame, app, now))?;
-    Ok(())
+    view::draw(terminal, app, Instant::now())
 }

@@ -17,9 +17,7 @@ const SIZES: [(u16, u16); 2] = [(120, 30), (80, 24)];
 
 fn render(app: &mut App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal
-        .draw(|frame| view::render(frame, app, Instant::now()))
-        .unwrap();
+    view::draw(&mut terminal, app, Instant::now()).unwrap();
     terminal.backend().to_string()
 }
 

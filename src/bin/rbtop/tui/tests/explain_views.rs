@@ -2,8 +2,9 @@
 //! fixed fleet (crate::tui::fixture), compared with reviewed snapshots
 //! (tests/snapshots, where they were reviewed), at 120x30 and 80x24.
 
-use crate::tui::explain_pane::{ExplainPane, observations};
-use crate::tui::{App, fixture, view};
+use crate::tui::panes::explain::state::observations;
+use crate::tui::panes::explain::{self, ExplainPane};
+use crate::tui::{App, fixture};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -38,10 +39,12 @@ fn pane_after(app: &App, line: &str, enter: bool) -> ExplainPane {
 
 fn snapshot(name: &str, make: impl Fn() -> ExplainPane) {
     for (width, height) in SIZES {
-        let mut pane = make();
+        let pane = make();
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal
-            .draw(|frame| view::explain::render(frame, frame.area(), &mut pane))
+            .draw(|frame| {
+                explain::view::render(frame, frame.area(), &pane);
+            })
             .unwrap();
         insta::with_settings!({
             snapshot_path => SNAPSHOTS,

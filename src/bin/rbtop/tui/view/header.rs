@@ -1,4 +1,5 @@
-//! The top two lines: how the fleet is doing, at a glance.
+//! The top two lines: how the fleet is doing, at a glance. Returns where
+//! the warning count is, for a click to open the diagnostics.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -9,7 +10,7 @@ use ratatui::widgets::Paragraph;
 use super::{format, style};
 use crate::tui::app::App;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
+pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
     let summary = app.fleet.summary();
     let mut first = vec![
         Span::styled(" rbtop ", style::title().fg(Color::Black).bg(Color::Cyan)),
@@ -38,7 +39,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     }
     // The warning count comes before the clock, so narrow terminals keep it.
     let warnings = app.context.warning_count() + usize::from(app.fleet.load_problem.is_some());
-    app.regions.warnings = Rect::default();
+    let mut warnings_at = Rect::default();
     if warnings > 0 {
         first.push(Span::styled("  │ ", style::dim()));
         let used: usize = first.iter().map(|s| s.width()).sum();
@@ -49,8 +50,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
                 .first_key(crate::tui::action::Action::Diagnostics)
         );
         let x = area.x + used.min(usize::from(area.width)) as u16;
-        app.regions.warnings =
-            Rect::new(x, area.y, text.chars().count() as u16, 1).intersection(area);
+        warnings_at = Rect::new(x, area.y, text.chars().count() as u16, 1).intersection(area);
         first.push(Span::styled(text, style::warning()));
     }
     let refreshed = match app.fleet.last_result {
@@ -93,4 +93,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
         area,
     );
+    warnings_at
 }

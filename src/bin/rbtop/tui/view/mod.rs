@@ -1,104 +1,117 @@
-//! Drawing a frame from the app state. Pure functions of `App` (plus the
-//! time, for "next try in"): the same state always draws the same frame.
+//! Drawing a frame from the app state: the header, the screen (the
+//! dashboard or a log), the popups open over it, the footer. Pure
+//! functions of `&App` (plus the time, for "next try in"): the same state
+//! always draws the same frame, and what the frame measured is returned,
+//! not written into the app.
 
-pub mod detail;
-pub mod empty;
-pub mod explain;
 pub mod footer;
 pub mod format;
 pub mod header;
-pub mod hosts;
-pub mod jobs;
-pub mod launch;
-pub mod log;
-pub mod overlay;
+pub mod layout;
+pub mod parts;
 pub mod style;
 
 use std::time::Instant;
 
-use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout};
-use ratatui::text::Line;
+use ratatui::backend::Backend;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::{Frame, Terminal};
+
+pub use layout::{DrawnTable, FrameLayout, Regions};
 
 use super::app::App;
+use super::panes::{confirm, detail, explain, hosts, jobs, launch, log, overlay};
+use super::popups::{Popup, Screen};
 
-pub fn render(frame: &mut Frame, app: &mut App, now: Instant) {
+/// Draw a frame and let the app keep what it measured.
+pub fn draw<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    now: Instant,
+) -> Result<(), B::Error> {
+    let mut drawn = FrameLayout::default();
+    terminal.draw(|frame| drawn = render(frame, app, now))?;
+    app.after_frame(drawn);
+    Ok(())
+}
+
+pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
     let [header_area, body, footer_area] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    header::render(frame, header_area, app);
-    app.regions.detail = Default::default();
-    app.regions.jobs_rows = Default::default();
-    app.regions.log = Default::default();
-    if app.log.is_some() {
-        app.regions.table_rows = Default::default();
-        log::render(frame, body, app);
-    } else if app.jobs.is_empty() {
-        render_hosts(frame, body, app, now);
-    } else {
-        // The jobs take a third under the hosts.
-        let jobs_height = (body.height / 3).max(5).min(body.height);
-        let [hosts_area, jobs_area] =
-            Layout::vertical([Constraint::Min(0), Constraint::Length(jobs_height)]).areas(body);
-        render_hosts(frame, hosts_area, app, now);
-        jobs::render(frame, jobs_area, app, now);
+    let mut drawn = FrameLayout::default();
+    drawn.regions.warnings = header::render(frame, header_area, app);
+    match app.screen() {
+        Screen::Log => {
+            drawn.regions.log = body;
+            drawn.log_page = log::view::render(frame, body, app);
+        }
+        Screen::Dashboard if app.jobs.is_empty() => render_hosts(frame, body, app, now, &mut drawn),
+        Screen::Dashboard => {
+            // The jobs take a third under the hosts.
+            let jobs_height = (body.height / 3).max(5).min(body.height);
+            let [hosts_area, jobs_area] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(jobs_height)]).areas(body);
+            render_hosts(frame, hosts_area, app, now, &mut drawn);
+            let table = jobs::view::render(frame, jobs_area, app, now);
+            drawn.regions.jobs_rows = table.rows;
+            drawn.jobs = Some(table);
+        }
     }
-    if let Some(pane) = &mut app.explain {
-        explain::render(frame, body, pane);
-    }
-    if let Some(overlay) = app.overlay {
-        overlay::render(frame, body, app, overlay);
-    }
-    if let Some(form) = &app.form {
-        launch::render_form(frame, body, form);
-    }
-    if let Some(prompt) = &app.confirm {
-        launch::render_confirm(frame, body, prompt);
+    // Last to first: the popup with the keyboard is drawn on top.
+    for popup in app.popups().rev() {
+        match popup {
+            Popup::Overlay(which) => {
+                drawn.overlay_scroll = Some(overlay::view::render(frame, body, app, which));
+            }
+            Popup::Explain => {
+                drawn.explain_scroll = app
+                    .explain
+                    .as_ref()
+                    .map(|pane| explain::view::render(frame, body, pane));
+            }
+            Popup::Confirm => {
+                if let Some(prompt) = &app.confirm {
+                    confirm::render(frame, body, prompt);
+                }
+            }
+            Popup::LaunchForm => {
+                if let Some(form) = &app.form {
+                    launch::view::render(frame, body, form);
+                }
+            }
+            // Typed on the footer's line.
+            Popup::LogSearch | Popup::Filter => {}
+        }
     }
     footer::render(frame, footer_area, app);
+    drawn
 }
 
 /// The hosts table, with the detail pane under it when open.
-fn render_hosts(frame: &mut Frame, body: ratatui::layout::Rect, app: &mut App, now: Instant) {
+fn render_hosts(frame: &mut Frame, body: Rect, app: &App, now: Instant, drawn: &mut FrameLayout) {
     if app.fleet.hosts.is_empty() {
-        app.regions.table_rows = Default::default();
-        empty::render(frame, body, app);
-    } else if app.detail_open && app.selected.is_some() {
+        hosts::empty::render(frame, body, app);
+        return;
+    }
+    let detail_open = app.detail_open && app.selected.is_some();
+    let [table_area, detail_area] = if detail_open {
         // The table keeps a third (it scrolls with the selection); the
         // detail, which has more to say, takes the rest.
         let rows = u16::try_from(app.rows().len()).unwrap_or(u16::MAX);
         let table_height = rows.saturating_add(2).clamp(5, (body.height / 3).max(5));
-        let [table_area, detail_area] =
-            Layout::vertical([Constraint::Length(table_height), Constraint::Min(8)]).areas(body);
-        hosts::render(frame, table_area, app);
-        detail::render(frame, detail_area, app, now);
+        Layout::vertical([Constraint::Length(table_height), Constraint::Min(8)]).areas(body)
     } else {
-        hosts::render(frame, body, app);
+        [body, Rect::default()]
+    };
+    let table = hosts::view::render(frame, table_area, app);
+    drawn.regions.table_rows = table.rows;
+    drawn.hosts = Some(table);
+    if detail_open {
+        drawn.regions.detail = detail_area;
+        drawn.detail_scroll = detail::view::render(frame, detail_area, app, now);
     }
-}
-
-/// A table's data rows inside its block: all but the column titles' line.
-pub fn data_rows(inner: ratatui::layout::Rect) -> ratatui::layout::Rect {
-    ratatui::layout::Rect {
-        y: inner.y.saturating_add(1),
-        height: inner.height.saturating_sub(1),
-        ..inner
-    }
-}
-
-/// The furthest a text of `lines`, wrapped at `width`, can scroll in
-/// `height` rows: scrolling stops at its last line instead of running on
-/// into blank space.
-pub fn max_scroll(lines: &[Line], width: u16, height: u16) -> u16 {
-    let width = usize::from(width.max(1));
-    let wrapped: usize = lines
-        .iter()
-        .map(|line| line.width().div_ceil(width).max(1))
-        .sum();
-    u16::try_from(wrapped)
-        .unwrap_or(u16::MAX)
-        .saturating_sub(height)
 }

@@ -9,19 +9,20 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 
-use super::{format, hosts, style};
 use crate::tui::app::{App, Focus};
+use crate::tui::panes::hosts;
+use crate::tui::view::parts::max_scroll;
+use crate::tui::view::{format, style};
 use rbtop::dashboard::HostState;
 use rbtop::dashboard::host::HISTORY;
 use rbtop::remote_builds::kill::KillOutcome;
 use rbtop::remote_builds::{self, Client, RemoteBuild};
 use rbtop::slots;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
-    app.regions.detail = area;
-    let Some(host) = app.selected.and_then(|i| app.fleet.hosts.get(i)) else {
-        return;
-    };
+/// Draw the selected host in `area`; returns the text's scroll, stopped at
+/// its end, or `None` with no host selected.
+pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<u16> {
+    let host = app.selected.and_then(|i| app.fleet.hosts.get(i))?;
     let shown = host.shown();
     let block = Block::default()
         .borders(Borders::ALL)
@@ -64,16 +65,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
         slots_at(&lines),
         triage_lines(host, &triage, SystemTime::now()),
     );
-    app.detail_scroll =
-        app.detail_scroll
-            .min(super::max_scroll(&lines, text_area.width, text_area.height));
+    let scroll = app
+        .detail_scroll
+        .min(max_scroll(&lines, text_area.width, text_area.height));
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .scroll((app.detail_scroll, 0)),
+            .scroll((scroll, 0)),
         text_area,
     );
     history(frame, history_area, host);
+    Some(scroll)
 }
 
 fn field(name: &str, value: impl Into<String>) -> Line<'static> {
@@ -147,7 +149,7 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
             "store",
             format!(
                 "{} protocol {} · Nix {} · trusted {}",
-                hosts::protocol(machine),
+                hosts::view::protocol(machine),
                 opt(report.protocol_version.as_deref()),
                 opt(report.nix_version.as_deref()),
                 match (report.trusted, report.is_up()) {
@@ -347,7 +349,7 @@ fn build_line(
     log_quiet: Option<Duration>,
     stall_after: Duration,
 ) -> Line<'static> {
-    let stalled = hosts::is_stalled(build, stall_after);
+    let stalled = hosts::view::is_stalled(build, stall_after);
     let marker = if selected { "  ▸ " } else { "    " };
     let mut spans = vec![
         Span::raw(marker),

@@ -8,15 +8,16 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::style;
-use crate::tui::explain_pane::ExplainPane;
+use super::ExplainPane;
+use crate::tui::view::parts::max_scroll;
+use crate::tui::view::style;
 use rbtop::dashboard::Shown;
 use rbtop::explain::{Availability, Explanation, MachineVerdict, Reachability, text};
 use rbtop::probe::Status;
 
-/// Draw the pane over `area` (the dashboard's body). Clamps `pane.scroll`
-/// to the text, hence `&mut`.
-pub fn render(frame: &mut Frame, area: Rect, pane: &mut ExplainPane) {
+/// Draw the pane over `area` (the dashboard's body); returns its scroll,
+/// stopped at the end of the text.
+pub fn render(frame: &mut Frame, area: Rect, pane: &ExplainPane) -> u16 {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(style::focused_border())
@@ -37,18 +38,19 @@ pub fn render(frame: &mut Frame, area: Rect, pane: &mut ExplainPane) {
         ..inner
     };
     let body = body_lines(pane);
-    pane.scroll = pane
+    let scroll = pane
         .scroll
-        .min(super::max_scroll(&body, body_area.width, body_area.height));
+        .min(max_scroll(&body, body_area.width, body_area.height));
     frame.render_widget(Clear, area);
     frame.render_widget(block, area);
     frame.render_widget(Paragraph::new(prompt(&pane.input)), prompt_area);
     frame.render_widget(
         Paragraph::new(body)
             .wrap(Wrap { trim: false })
-            .scroll((pane.scroll, 0)),
+            .scroll((scroll, 0)),
         body_area,
     );
+    scroll
 }
 
 /// The result, a hint before the first Enter, or why the line failed.

@@ -9,29 +9,25 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::style;
+use super::LogPane;
 use crate::tui::app::App;
-use crate::tui::app_jobs::host_label;
-use crate::tui::log_pane::LogPane;
+use crate::tui::panes::jobs::view::{host_label, state_word};
+use crate::tui::view::style;
 use rbtop::jobs::job::Job;
 use rbtop::jobs::log::LogEntry;
 use rbtop::jobs::progress::LineKind;
 use rbtop::jobs::runner::lock;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
-    app.regions.log = area;
-    let Some(pane) = &mut app.log else {
-        return;
-    };
-    let Some(handle) = app.jobs.find(pane.job) else {
-        return;
-    };
-    let job = lock(handle);
+/// Draw the open log over `area`; returns the lines that fit, or `None`
+/// with no log to draw.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Option<usize> {
+    let pane = app.log.as_ref()?;
+    let job = lock(app.jobs.find(pane.job)?);
     let view = job.log.view(pane.drv);
     // The page is known before the block: borders top and bottom.
-    pane.page = usize::from(area.height.saturating_sub(2)).max(1);
-    let first = pane.first_shown(&view);
-    let shown = &view[first..view.len().min(first + pane.page)];
+    let page = usize::from(area.height.saturating_sub(2)).max(1);
+    let first = pane.first_shown_in(&view, page);
+    let shown = &view[first..view.len().min(first + page)];
     let block = Block::default()
         .borders(Borders::TOP | Borders::BOTTOM)
         .border_style(style::focused_border())
@@ -50,6 +46,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         })
         .collect();
     frame.render_widget(Paragraph::new(lines).block(block), area);
+    Some(page)
 }
 
 /// `#1 numbered.nix on ssh://b1 · running · lines 1–28 of 200 · following`.
@@ -65,7 +62,7 @@ fn title(job: &Job, pane: &LogPane, first: usize, shown: usize, total: usize) ->
     let mut spans = vec![
         Span::styled(format!(" {} {what} ", job.id), style::title()),
         Span::raw(format!("on {host} · ")),
-        Span::styled(super::jobs::state_word(job), style::warning()),
+        Span::styled(state_word(job), style::warning()),
         Span::raw(if total == 0 {
             " · no lines yet ".to_string()
         } else {

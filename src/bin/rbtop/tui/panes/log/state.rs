@@ -15,7 +15,7 @@ pub struct LogPane {
     pub follow: bool,
     /// The first line shown (its `seq`) while not following.
     pub top: u64,
-    /// Lines of text that fit, set by each frame.
+    /// Lines of text that fit, as the last frame measured.
     pub page: usize,
     pub search: String,
     /// The search prompt has the keyboard.
@@ -43,7 +43,13 @@ impl LogPane {
 
     /// Index in `view` of the first line shown.
     pub fn first_shown(&self, view: &[&LogEntry]) -> usize {
-        let last_page = view.len().saturating_sub(self.page.max(1));
+        self.first_shown_in(view, self.page)
+    }
+
+    /// Index in `view` of the first line shown when `page` lines fit: a
+    /// frame knows its page before the pane is told it.
+    pub fn first_shown_in(&self, view: &[&LogEntry], page: usize) -> usize {
+        let last_page = view.len().saturating_sub(page.max(1));
         if self.follow {
             return last_page;
         }

@@ -6,9 +6,9 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::style;
 use crate::tui::action::Action;
 use crate::tui::app::App;
+use crate::tui::view::style;
 use rbtop::nixconf::Valued;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {

@@ -1,11 +1,11 @@
 //! The dashboard's explain pane: a line typed by the operator (a system and
 //! features, or a `.drv` path), and the explanation of it, kept current as
 //! probes and slot readings arrive. It only holds state; the explainer
-//! ([`rbtop::explain`]) does the judging and `view::explain` the drawing.
+//! ([`rbtop::explain`]) does the judging and `view` the drawing.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::text_input::{self, TextKey};
+use crate::tui::text_input::{self, TextKey};
 use rbtop::dashboard::FleetState;
 use rbtop::explain::{
     Explanation, Inputs, Observed, Query, Reachability, Requirement, Subject, explain,
@@ -32,7 +32,7 @@ pub struct ExplainPane {
     asked: Option<(Requirement, Subject)>,
     /// The last explanation, or why the last line could not be explained.
     pub result: Option<Result<Explanation, String>>,
-    /// Rows the result is scrolled by; the view clamps it.
+    /// Rows the result is scrolled by; each frame stops it at the end.
     pub scroll: u16,
     /// The local Nix, which decides the ranking's arithmetic.
     nix_version: Option<NixVersion>,

@@ -9,8 +9,9 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 
 use std::time::Duration;
 
-use super::{format, style};
 use crate::tui::app::{App, Focus};
+use crate::tui::view::DrawnTable;
+use crate::tui::view::{format, style};
 use rbtop::dashboard::{HostState, SortKey};
 use rbtop::machines::Machine;
 use rbtop::remote_builds::{Client, RemoteBuild};
@@ -185,7 +186,9 @@ pub fn column_widths(width: u16, hosts: &[HostState]) -> Vec<(Column, u16)> {
     widths
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
+/// Draw the table in `area`; returns its data rows on screen, how many fit
+/// and the first shown (moved so the selected host is on screen).
+pub fn render(frame: &mut Frame, area: Rect, app: &App) -> DrawnTable {
     let block = Block::default()
         .borders(Borders::TOP)
         .title(title(app))
@@ -197,10 +200,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
             },
         );
     let inner = block.inner(area);
-    // One line of column titles.
-    app.regions.table_rows = super::data_rows(inner);
-    app.page = usize::from(app.regions.table_rows.height).max(1);
-    app.keep_selection_visible();
+    let drawn = DrawnTable::below_titles(inner, app.offset, app.selected_row(), app.rows().len());
+    let (page, offset) = (drawn.page, drawn.offset);
 
     let sized = column_widths(inner.width, &app.fleet.hosts);
     let columns: Vec<Column> = sized.iter().map(|(c, _)| *c).collect();
@@ -214,9 +215,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     }));
     let widths: Vec<Constraint> = sized.iter().map(|(_, w)| Constraint::Length(*w)).collect();
     let stall_after = app.jobs.defaults.stall_after;
-    let rows_shown = app.rows()[app.offset.min(app.rows().len())..]
+    let rows_shown = app.rows()[offset.min(app.rows().len())..]
         .iter()
-        .take(app.page)
+        .take(page)
         .map(|&index| {
             let host = &app.fleet.hosts[index];
             Row::new(columns.iter().map(|&c| cell(host, c, stall_after)))
@@ -227,7 +228,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         .row_highlight_style(style::selected())
         .block(block);
     let mut state = TableState::default()
-        .with_selected(app.selected_row().map(|row| row.saturating_sub(app.offset)));
+        .with_selected(app.selected_row().map(|row| row.saturating_sub(offset)));
     frame.render_stateful_widget(table, area, &mut state);
 
     if app.rows().is_empty() {
@@ -240,12 +241,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
                 app.keymap.first_key(crate::tui::action::Action::Back)
             )
         };
-        let at = app.regions.table_rows;
         frame.render_widget(
             Line::styled(message, style::dim()),
-            Rect { height: 1, ..at }.intersection(area),
+            Rect {
+                height: 1,
+                ..drawn.rows
+            }
+            .intersection(area),
         );
     }
+    drawn
 }
 
 fn title(app: &App) -> Line<'static> {

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::tui::scroll::offset_showing;
 use rbtop::jobs::job::JobId;
 use rbtop::jobs::launch::{BuildTool, Placement};
 use rbtop::jobs::runner::{DEFAULT_STALL_AFTER, SharedJob, lock};
@@ -48,7 +49,7 @@ pub struct JobsPane {
     pub selected: Option<JobRow>,
     /// The first row on screen.
     pub offset: usize,
-    /// Rows that fit, set by each frame.
+    /// Rows that fit, as the last frame measured.
     pub page: usize,
     pub defaults: JobDefaults,
     rows: Vec<JobRow>,
@@ -139,15 +140,8 @@ impl JobsPane {
         self.select_index(self.rows.len().saturating_sub(1));
     }
 
+    /// Scroll so the selected row is on screen.
     pub fn keep_selection_visible(&mut self) {
-        let page = self.page.max(1);
-        if let Some(row) = self.selected_row() {
-            if row < self.offset {
-                self.offset = row;
-            } else if row >= self.offset + page {
-                self.offset = row + 1 - page;
-            }
-        }
-        self.offset = self.offset.min(self.rows.len().saturating_sub(page));
+        self.offset = offset_showing(self.offset, self.selected_row(), self.page, self.rows.len());
     }
 }

@@ -10,14 +10,16 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 
-use super::{format, style};
 use crate::tui::app::{App, Focus};
-use crate::tui::app_jobs::host_label;
+use crate::tui::view::DrawnTable;
+use crate::tui::view::{format, style};
 use rbtop::jobs::job::{Escalation, Job, JobEnd, State};
 use rbtop::jobs::progress::{DrvProgress, DrvStatus, Phase};
 use rbtop::jobs::runner::lock;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
+/// Draw the jobs in `area`; returns their rows on screen, how many fit
+/// and the first shown.
+pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> DrawnTable {
     let focused = app.focus == Focus::Jobs;
     let block = Block::default()
         .borders(Borders::TOP)
@@ -28,9 +30,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
             style::dim()
         });
     let inner = block.inner(area);
-    app.regions.jobs_rows = super::data_rows(inner);
-    app.jobs.page = usize::from(app.regions.jobs_rows.height).max(1);
-    app.jobs.keep_selection_visible();
+    let jobs = &app.jobs;
+    let drawn =
+        DrawnTable::below_titles(inner, jobs.offset, jobs.selected_row(), jobs.rows().len());
+    let (page, offset) = (drawn.page, drawn.offset);
 
     // Narrow terminals lose the counts and the elapsed time first.
     let wide = inner.width >= 100;
@@ -61,11 +64,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
             rows.push(Row::new(drv_cells(&job, drv, now, stall_after, wide)));
         }
     }
-    let shown: Vec<Row> = rows
-        .into_iter()
-        .skip(app.jobs.offset)
-        .take(app.jobs.page)
-        .collect();
+    let shown: Vec<Row> = rows.into_iter().skip(offset).take(page).collect();
     let table = Table::new(shown, widths)
         .header(header)
         .column_spacing(1)
@@ -78,9 +77,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, now: Instant) {
     let selected = app
         .jobs
         .selected_row()
-        .map(|row| row.saturating_sub(app.jobs.offset));
+        .map(|row| row.saturating_sub(offset));
     let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
+    drawn
+}
+
+/// Where a job runs, in words: its pinned or first remote host, `local`
+/// once it builds here, or `any builder` while Nix has not chosen.
+pub fn host_label(job: &Job) -> &str {
+    job.host()
+        .unwrap_or(if job.progress.derivations().is_empty() {
+            "any builder"
+        } else {
+            "local"
+        })
 }
 
 /// Wide enough for the longest job or derivation name, up to 30%.

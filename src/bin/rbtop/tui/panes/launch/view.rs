@@ -1,17 +1,15 @@
-//! Boxes over the dashboard for builds: the launch form and the cancel
-//! question.
+//! The launch form, in a box over the body.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::style;
-use crate::tui::app::Prompt;
-use crate::tui::launch_form::LaunchForm;
+use super::LaunchForm;
+use crate::tui::view::parts::boxed;
+use crate::tui::view::style;
 use rbtop::jobs::launch::Placement;
 
-pub fn render_form(frame: &mut Frame, area: Rect, form: &LaunchForm) {
+pub fn render(frame: &mut Frame, area: Rect, form: &LaunchForm) {
     let label = |text: &str| Span::styled(format!(" {text:<9}"), style::title());
     let hint = |text: String| Span::styled(text, style::dim());
     let target = match form.placement() {
@@ -59,37 +57,4 @@ pub fn render_form(frame: &mut Frame, area: Rect, form: &LaunchForm) {
         hint(" erase".into()),
     ]));
     boxed(frame, area, " Launch a build ", lines);
-}
-
-pub fn render_confirm(frame: &mut Frame, area: Rect, prompt: &Prompt) {
-    let lines = vec![Line::from(vec![
-        Span::raw(" "),
-        Span::styled(prompt.question.clone(), style::warning()),
-    ])];
-    boxed(frame, area, prompt.title, lines);
-}
-
-/// A bordered box as tall as its wrapped lines, centred in `area`.
-fn boxed(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>) {
-    let width = area.width.saturating_sub(4).min(100);
-    let inner = usize::from(width.saturating_sub(2).max(1));
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let height = u16::try_from(rows + 2).unwrap_or(u16::MAX).min(area.height);
-    let at = Rect {
-        x: area.x + (area.width - width) / 2,
-        y: area.y + (area.height - height) / 2,
-        width,
-        height,
-    };
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(style::focused_border())
-        .title(Span::styled(title.to_string(), style::title()));
-    frame.render_widget(Clear, at);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        at,
-    );
 }

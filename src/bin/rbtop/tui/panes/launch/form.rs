@@ -5,7 +5,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::text_input::{self, TextKey};
+use crate::tui::text_input::{self, TextKey};
 use rbtop::jobs::launch::{BuildTool, LaunchRequest, Placement};
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,16 +1,20 @@
-//! Full-screen panes over the table: help and the machines diagnostics.
+//! Full-body text over the dashboard: help and the machines diagnostics.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::style;
+use super::Overlay;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Overlay};
+use crate::tui::app::App;
+use crate::tui::view::parts::max_scroll;
+use crate::tui::view::style;
 use rbtop::diagnostics::Severity;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &mut App, overlay: Overlay) {
+/// Draw `overlay` over `area` (the body); returns its scroll, stopped at
+/// the end of the text.
+pub fn render(frame: &mut Frame, area: Rect, app: &App, overlay: Overlay) -> u16 {
     let (title, lines) = match overlay {
         Overlay::Help => (" Help: keys (j/k scroll, any other key closes) ", help(app)),
         Overlay::Diagnostics => (
@@ -23,17 +27,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App, overlay: Overlay) {
         .border_style(style::focused_border())
         .title(Span::styled(title, style::title()));
     let inner = block.inner(area);
-    app.overlay_scroll =
-        app.overlay_scroll
-            .min(super::max_scroll(&lines, inner.width, inner.height));
+    let scroll = app
+        .overlay_scroll
+        .min(max_scroll(&lines, inner.width, inner.height));
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
             .wrap(Wrap { trim: false })
-            .scroll((app.overlay_scroll, 0)),
+            .scroll((scroll, 0)),
         area,
     );
+    scroll
 }
 
 fn help(app: &App) -> Vec<Line<'static>> {

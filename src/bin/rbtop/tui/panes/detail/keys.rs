@@ -1,0 +1,147 @@
+//! Keys on the detail pane: scroll it, or with builds listed select one;
+//! `K` asks to kill the selected build on its builder. The builds come
+//! from each probe; the selection follows its process across probes.
+
+use crate::tui::action::Action;
+use crate::tui::app::{App, AppEffect, Focus};
+use crate::tui::panes::confirm::Prompt;
+use crate::tui::scroll::scrolled;
+use rbtop::remote_builds::RemoteBuild;
+use rbtop::remote_builds::kill::KillOutcome;
+
+impl App {
+    /// Keys while the detail pane has focus; `None` for those it leaves to
+    /// the rest of the dashboard.
+    pub(in crate::tui) fn update_detail(&mut self, action: Action) -> Option<AppEffect> {
+        match action {
+            Action::Up | Action::Down if !self.selected_builds().is_empty() => {
+                let last = self.selected_builds().len() - 1;
+                let current = self.detail_build.min(last);
+                self.detail_build = if action == Action::Up {
+                    current.saturating_sub(1)
+                } else {
+                    (current + 1).min(last)
+                };
+            }
+            Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
+                self.scroll_detail(action)
+            }
+            _ => return None,
+        }
+        Some(AppEffect::None)
+    }
+
+    /// Enter: open (or close) the selected host's detail, the focus back
+    /// on the table.
+    pub(in crate::tui) fn toggle_detail(&mut self) {
+        self.detail_open = !self.detail_open && self.selected.is_some();
+        self.focus = Focus::Hosts;
+        self.detail_scroll = 0;
+    }
+
+    /// The builds running on the selected host, as last listed.
+    pub fn selected_builds(&self) -> &[RemoteBuild] {
+        self.selected
+            .and_then(|i| self.fleet.hosts.get(i))
+            .and_then(|host| host.builds.as_ref())
+            .and_then(|builds| builds.as_ref().ok())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The remote build `K` would kill: the one selected in the detail pane.
+    pub fn selected_build(&self) -> Option<&RemoteBuild> {
+        if !self.detail_open {
+            return None;
+        }
+        let builds = self.selected_builds();
+        builds.get(self.detail_build.min(builds.len().saturating_sub(1)))
+    }
+
+    /// `K`: "Kill this build on its builder?" Only with the detail pane's
+    /// focus, where the selected build is marked; elsewhere `K` moves the
+    /// focus there first.
+    pub(in crate::tui) fn ask_to_kill(&mut self) {
+        let (Some(host), Some(build)) = (self.selected, self.selected_build()) else {
+            return;
+        };
+        if self.focus != Focus::Detail {
+            self.focus = Focus::Detail;
+            return;
+        }
+        let name = self.fleet.hosts[host].name().to_string();
+        let orphan = if build.client == rbtop::remote_builds::Client::Orphan {
+            format!(
+                " and its serving process {}",
+                build.serving_pid.map_or("?".into(), |p| p.to_string())
+            )
+        } else {
+            String::new()
+        };
+        let question = format!(
+            "Kill {} (pid {}, {}) on {name}: SIGKILL to its process group{orphan}? y/n",
+            build.name,
+            build.pid,
+            build.client.name()
+        );
+        self.confirm = Some(Prompt {
+            title: " Kill a build ",
+            question,
+            yes: "kill it",
+            on_yes: AppEffect::KillBuild {
+                host,
+                build: Box::new(build.clone()),
+            },
+        });
+    }
+
+    /// Take a probe's builds for host `index`, keeping the build selected in
+    /// the detail pane selected (by pid and start time) when it is still there.
+    pub fn on_builds(
+        &mut self,
+        index: usize,
+        builds: rbtop::remote_builds::HostBuilds,
+        now: std::time::Instant,
+    ) {
+        let selected = (self.selected == Some(index))
+            .then(|| self.selected_build().map(|b| (b.pid, b.start_ticks)))
+            .flatten();
+        let Some(host) = self.fleet.hosts.get_mut(index) else {
+            return;
+        };
+        host.set_builds(builds, now);
+        if self.selected == Some(index) {
+            let list = self.selected_builds();
+            self.detail_build = selected
+                .and_then(|id| list.iter().position(|b| (b.pid, b.start_ticks) == id))
+                .unwrap_or(self.detail_build.min(list.len().saturating_sub(1)));
+        }
+    }
+
+    /// How long since the last log line of `drv`, when one of rbtop's own
+    /// jobs is building it now: a remote build's other sign of life.
+    pub fn log_quiet_for(&self, drv: &str, now: std::time::Instant) -> Option<std::time::Duration> {
+        self.jobs.list.iter().find_map(|job| {
+            let job = rbtop::jobs::runner::lock(job);
+            let derivation = job
+                .progress
+                .derivations()
+                .iter()
+                .find(|d| d.drv == drv && d.finished.is_none())?;
+            Some(now.saturating_duration_since(derivation.last_line.unwrap_or(derivation.started)))
+        })
+    }
+
+    /// What a kill asked with `K` did on host `host`.
+    pub fn on_kill_outcome(&mut self, host: usize, outcome: KillOutcome) {
+        self.kill_outcome = Some((host, outcome));
+    }
+
+    fn scroll_detail(&mut self, action: Action) {
+        self.detail_scroll = match action {
+            Action::Up => scrolled(self.detail_scroll, false, 1),
+            Action::Down => scrolled(self.detail_scroll, true, 1),
+            Action::PageUp => scrolled(self.detail_scroll, false, 10),
+            _ => scrolled(self.detail_scroll, true, 10),
+        };
+    }
+}
