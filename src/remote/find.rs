@@ -192,10 +192,15 @@ mod tests {
     }
 
     /// Until `pid` has started its children.
+    /// `pid`'s descendants once `n` of them run `sleep`: a forked child
+    /// that has not yet exec'd still has its parent's environment.
     fn wait_for_children(pid: u32, n: usize) -> Vec<process_tree::Process> {
-        for _ in 0..100 {
+        let is_sleep = |p: &process_tree::Process| {
+            std::fs::read_to_string(format!("/proc/{}/comm", p.pid)).is_ok_and(|c| c == "sleep\n")
+        };
+        for _ in 0..250 {
             let children = process_tree::descendants(pid);
-            if children.len() >= n {
+            if children.iter().filter(|c| is_sleep(c)).count() >= n {
                 return children;
             }
             std::thread::sleep(Duration::from_millis(20));
