@@ -34,10 +34,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use rbtop::machines::{Machine, Parser};
-use rbtop::probe::fleet::{DEFAULT_CONCURRENCY, raise_open_file_limit};
-use rbtop::probe::links::SPACE_INTERVAL;
+use rbtop::probe::{DEFAULT_CONCURRENCY, raise_open_file_limit};
+use rbtop::probe::SPACE_INTERVAL;
 use rbtop::probe::{Fleet, ProbeSettings};
-use rbtop::ssh::options::split_nix_sshopts;
+use rbtop::ssh::split_nix_sshopts;
 use rbtop::ssh::{HostKeyPolicy, SshSettings};
 
 const USAGE: &str = "usage: cargo bench --bench warm_refresh -- [HOSTS] [--rounds R] [--no-space-round] [--no-builds]";

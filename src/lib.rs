@@ -29,21 +29,21 @@ pub mod dashboard;
 pub mod derivation;
 pub mod diagnostics;
 pub mod explain;
-pub mod include_stack;
+mod include_stack;
 pub mod jobs;
 pub mod machines;
 pub mod nix_text;
 pub mod nix_version;
 pub mod nixconf;
 pub mod probe;
-pub mod proc_stat;
+mod proc_stat;
 pub mod protocol;
-pub mod remote;
+mod remote;
 pub mod remote_builds;
 pub mod slots;
 pub mod sources;
 pub mod ssh;
-pub mod system;
+mod system;
 
 /// `$XDG_STATE_HOME/rbtop` (default `~/.local/state/rbtop`): where rbtop
 /// keeps its own log and, under `jobs/`, the builds' logs.

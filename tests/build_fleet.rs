@@ -456,9 +456,9 @@ fn cancel_on_ssh_ng_leaves_nothing_on_b2(fleet: &Fleet) -> Result<(), Failed> {
 /// found and killed; a second check finds b1 clean.
 fn builder_check_kills_what_a_build_left(fleet: &Fleet) -> Result<(), Failed> {
     use rbtop::jobs::job::{Cleanup, RemoteDerivation};
-    use rbtop::jobs::remote::check_builders;
+    use rbtop::jobs::check_builders;
     use rbtop::machines::{MachinesText, Parser};
-    use rbtop::ssh::options::split_nix_sshopts;
+    use rbtop::ssh::split_nix_sshopts;
     use rbtop::ssh::{HostKeyPolicy, SshSettings};
 
     let sandbox = Sandbox::new("rbtop-bf");

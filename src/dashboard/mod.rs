@@ -2,17 +2,17 @@
 //! results, when each host is probed next, and which rows the table shows.
 //! The front end's TUI only turns this into frames and keys into calls.
 
-pub mod clock;
-pub mod fleet;
-pub mod host;
-pub mod rows;
+mod clock;
+mod fleet;
+mod host;
+mod rows;
 #[cfg(test)]
 mod testing;
 
 pub use clock::Stamp;
-pub use fleet::{FleetState, FleetSummary, SystemSlots};
-pub use host::{HostState, Shown};
-pub use rows::{Sort, SortKey};
+pub use fleet::{DEFAULT_REFRESH, FleetState, FleetSummary, SystemSlots};
+pub use host::{HISTORY, HostState, Shown};
+pub use rows::{Sort, SortKey, visible as visible_rows};
 
 use std::path::PathBuf;
 

@@ -8,17 +8,17 @@
 //! ranking ([`ranking`]) and the hook's answer ([`outcome`]); the `.drv`
 //! reader is [`crate::derivation`].
 
-pub mod availability;
-pub mod outcome;
-pub mod ranking;
-pub mod requirement;
+mod availability;
+mod outcome;
+mod ranking;
+mod requirement;
 pub mod rules;
 pub mod text;
 
-pub use availability::{Availability, Observed, Reachability};
+pub use availability::{Availability, Observed, Reachability, busy_slots};
 pub use outcome::{HookAnswer, LocalBuild, Outcome};
 pub use ranking::{Division, Score};
-pub use requirement::{Query, Requirement, Subject};
+pub use requirement::{ImpliedFeature, Query, Requirement, Subject};
 pub use rules::Rejection;
 
 use crate::machines::Machine;

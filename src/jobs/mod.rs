@@ -3,13 +3,15 @@
 //! supervisor that runs it (spawn, cancel, check the builders afterwards).
 //! Nothing here draws; the TUI and `rbtop build` read [`job::Job`].
 
-pub mod drv;
+pub(crate) mod drv;
 pub mod job;
 pub mod launch;
 pub mod log;
-pub mod logfile;
-pub mod process_tree;
+mod logfile;
+pub(crate) mod process_tree;
 pub mod progress;
 pub mod record;
-pub mod remote;
+mod remote;
 pub mod runner;
+
+pub use remote::check_builders;

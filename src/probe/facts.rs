@@ -12,7 +12,6 @@
 use serde::Serialize;
 
 use crate::remote::listing::{self, ListingError, ProcessListing};
-use crate::remote::script;
 
 /// The request for a report without the store's free space: no process on Linux.
 pub const REQUEST_QUICK: &str = "quick";
@@ -25,14 +24,6 @@ pub const REQUEST_BUILDS: &str = "builds";
 /// environment variables (one `grep` on the host), whether each sees the
 /// host's own store, and the build directories.
 pub const REQUEST_DETAIL: &str = "detail";
-
-/// The facts loop's text ([`script::FACTS`], `src/remote/scripts/facts.sh`),
-/// run as `sh -c FACTS_SCRIPT rbtop-facts <store dir> [nix-store words...]`;
-/// the words (a `remote-program`, possibly several) are asked `--version`.
-///
-/// Inside the loop, a Linux report must stay fork-free: only built-ins and
-/// parameter expansions (the tests count the loop's forks).
-pub const FACTS_SCRIPT: &str = script::FACTS.text;
 
 /// The line that ends one report.
 pub const END_MARKER: &str = "end";
@@ -72,7 +63,7 @@ impl Facts {
     }
 
     /// [`Facts::parse`] of a report whose blocks end with `nonce` (see
-    /// [`FACTS_SCRIPT`]); the facts come before the builds section.
+    /// [`script::FACTS`]); the facts come before the builds section.
     pub fn parse_with(report: &str, nonce: &str) -> Facts {
         let (report, section) = match report.split_once(&format!("{}\n", listing::BEGIN)) {
             Some((facts, rest)) => (facts, Some(rest)),
@@ -185,7 +176,7 @@ mod tests {
         let mut command = Command::new(program);
         command
             .args(first)
-            .args(script::FACTS.sh_args(["/"].iter().chain(extra)))
+            .args(crate::remote::script::FACTS.sh_args(["/"].iter().chain(extra)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

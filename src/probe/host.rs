@@ -41,10 +41,6 @@ impl HostProber {
         }
     }
 
-    pub fn route(&self) -> &Route {
-        &self.route
-    }
-
     /// One probe under `limit`. Reuses the session and channels of the last
     /// probe when they are still alive; reopens what died.
     pub async fn probe(&mut self, settings: &ProbeSettings) -> HostReport {

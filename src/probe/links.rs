@@ -150,7 +150,7 @@ pub enum FactsError {
     TooLate,
 }
 
-/// The facts loop ([`super::facts::FACTS_SCRIPT`]) running on the host.
+/// The facts loop ([`super::crate::remote::script::FACTS.text`]) running on the host.
 pub struct FactsLink {
     writer: super::channel::Writer,
     reader: BufReader<super::channel::Reader>,
@@ -354,7 +354,7 @@ done
     /// space, a quick one carries it over, and the words are the script's.
     #[tokio::test]
     async fn the_real_loop_answers_both_requests() {
-        let mut link = loop_link(super::super::facts::FACTS_SCRIPT, SPACE_INTERVAL);
+        let mut link = loop_link(crate::remote::script::FACTS.text, SPACE_INTERVAL);
         let first = link.read().await.unwrap();
         assert!(first.store_free.unwrap() > 0, "{first:?}");
         let quick = link.read().await.unwrap();
@@ -363,7 +363,7 @@ done
             quick.load.is_some() && quick.mem_total.is_some(),
             "{quick:?}"
         );
-        let mut every_time = loop_link(super::super::facts::FACTS_SCRIPT, Duration::ZERO);
+        let mut every_time = loop_link(crate::remote::script::FACTS.text, Duration::ZERO);
         for _ in 0..2 {
             assert!(every_time.read().await.unwrap().store_free.is_some());
         }

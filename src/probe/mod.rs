@@ -1,16 +1,20 @@
 //! Probing builders: reach each machine's store as Nix would, speak its
 //! protocol, gather the host's facts, and name what failed.
 
-pub mod channel;
-pub mod classify;
-pub mod facts;
-pub mod fleet;
-pub mod host;
-pub mod links;
-pub mod report;
-pub mod route;
+pub(crate) mod channel;
+mod classify;
+pub(crate) mod facts;
+mod fleet;
+mod host;
+pub(crate) mod links;
+mod report;
+pub(crate) mod route;
 pub mod text;
 
 pub use facts::Facts;
-pub use fleet::{Fleet, ProbeEvent, ProbeSettings};
+pub use fleet::{
+    DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Fleet, ProbeEvent, ProbeSettings, probe_once,
+    raise_open_file_limit,
+};
+pub use links::SPACE_INTERVAL;
 pub use report::{HostReport, Status, Via};

@@ -103,6 +103,7 @@ impl Route {
         }
     }
 
+    #[cfg(test)]
     pub fn store_command(&self) -> Option<&[String]> {
         match self {
             Route::Ssh { store_command, .. } | Route::LocalProcess { store_command, .. } => {

@@ -30,13 +30,6 @@ pub enum Target {
 }
 
 impl Target {
-    /// The pid the script reports this target under.
-    pub fn id(&self) -> u32 {
-        match *self {
-            Target::Group { leader, .. } => leader,
-            Target::Process { pid, .. } => pid,
-        }
-    }
 
     fn words(&self) -> [String; 3] {
         match *self {

@@ -6,7 +6,7 @@
 //!   check after a cancel);
 //! - [`kill`] is the one kill, for `K` and for that check.
 
-pub mod find;
-pub mod kill;
-pub mod listing;
-pub mod script;
+pub(crate) mod find;
+pub(crate) mod kill;
+pub(crate) mod listing;
+pub(crate) mod script;

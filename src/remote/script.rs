@@ -34,7 +34,10 @@ macro_rules! script {
 }
 
 /// The facts loop ([`crate::probe::facts`]):
-/// `rbtop-facts STORE_DIR [NIX_STORE_WORDS...]`, one report per request line.
+/// `rbtop-facts STORE_DIR [NIX_STORE_WORDS...]`, one report per request line;
+/// the words (a `remote-program`, possibly several) are asked `--version`.
+/// Inside the loop, a Linux report stays fork-free: only built-ins and
+/// parameter expansions (the tests count the loop's forks).
 pub const FACTS: Script = script!("facts.sh", "rbtop-facts");
 /// The builder check's finder ([`super::find`]): `rbtop-find-build -F|-E ENTRY...`.
 pub const FIND_BUILD: Script = script!("find_build.sh", "rbtop-find-build");
@@ -44,6 +47,7 @@ pub const KILL: Script = script!("kill.sh", "rbtop-kill");
 
 /// Every script, so that none escapes the list (a test checks the
 /// directory against it).
+#[cfg(test)]
 pub const ALL: [Script; 3] = [FACTS, FIND_BUILD, KILL];
 
 /// Why a script run on a builder gave no answer.

@@ -10,15 +10,18 @@
 //! - [`kill`] ends one on its builder (`K`);
 //! - [`text`] is their wording, shared by `rbtop check` and the dashboard.
 
-pub mod classify;
-pub mod drv_lookup;
-pub mod kill;
-pub mod local_links;
-pub mod stall;
+mod classify;
+mod drv_lookup;
+mod kill;
+mod local_links;
+pub(crate) mod stall;
 pub mod text;
 
 pub use crate::remote::listing::{ListingError, ProcessListing};
 pub use classify::{Client, RemoteBuild};
+pub use drv_lookup::DrvLookup;
+pub use kill::{KillOutcome, kill};
+pub use local_links::LocalLinks;
 
 use crate::machines::Machine;
 use crate::probe::HostReport;

@@ -4,13 +4,13 @@
 //! The `openssh` crate then multiplexes every remote command over that master
 //! (`native-mux`: no `ssh` process per command).
 
-pub mod argv;
-pub mod known_hosts;
-pub mod oneshot;
-pub mod options;
-pub mod session;
-pub mod target;
+mod argv;
+mod known_hosts;
+pub(crate) mod oneshot;
+mod options;
+pub(crate) mod session;
+mod target;
 
-pub use options::{HostKeyPolicy, SshSettings};
+pub use options::{HostKeyPolicy, SshSettings, split_nix_sshopts, without_control_flags};
 pub use session::{ConnectError, HostSession};
 pub use target::SshTarget;

@@ -14,7 +14,7 @@ use rbtop::jobs::runner::JobSettings;
 use rbtop::nix_version::NixVersion;
 use rbtop::probe::ProbeSettings;
 use rbtop::sources::SourceChoice;
-use rbtop::ssh::options::{split_nix_sshopts, without_control_flags};
+use rbtop::ssh::{split_nix_sshopts, without_control_flags};
 use rbtop::ssh::{HostKeyPolicy, SshSettings};
 
 /// The file as written; every key optional, unknown keys rejected.
@@ -295,12 +295,12 @@ impl ProbeChoice {
     fn from_file(file: &ProbeConfig) -> ProbeChoice {
         ProbeChoice {
             timeout: file.timeout.map_or(
-                rbtop::probe::fleet::DEFAULT_TIMEOUT,
+                rbtop::probe::DEFAULT_TIMEOUT,
                 Duration::from_secs_f64,
             ),
             concurrency: file
                 .concurrency
-                .map_or(rbtop::probe::fleet::DEFAULT_CONCURRENCY, |n| n as usize),
+                .map_or(rbtop::probe::DEFAULT_CONCURRENCY, |n| n as usize),
             host_key_policy: file.host_key_checking.unwrap_or_default(),
         }
     }
@@ -353,7 +353,7 @@ impl Settings {
             log_directory: file.log.directory.clone(),
             probe: ProbeChoice::from_file(&file.probe),
             refresh: file.dashboard.refresh_interval.map_or(
-                rbtop::dashboard::fleet::DEFAULT_REFRESH,
+                rbtop::dashboard::DEFAULT_REFRESH,
                 Duration::from_secs_f64,
             ),
             keys: file

@@ -9,7 +9,7 @@ use rbtop::machines::Machine;
 use rbtop::nix_version::NixVersion;
 use rbtop::nixconf::NixConfEnv;
 use rbtop::probe::HostReport;
-use rbtop::probe::fleet::{ProbeSettings, probe_once, raise_open_file_limit};
+use rbtop::probe::{ProbeSettings, probe_once, raise_open_file_limit};
 use rbtop::sources::{self, Resolved, SourceChoice};
 
 use crate::commands::machines;

@@ -456,7 +456,7 @@ mod tests {
                 reason: "permission denied reading it".into(),
             },
             builds: vec![
-                Some(Err(rbtop::remote::listing::ListingError::Unsupported(
+                Some(Err(rbtop::remote_builds::ListingError::Unsupported(
                     "this host has no Linux /proc".into(),
                 ))),
                 None,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use comfy_table::{Cell, Color};
 use serde::Serialize;
 
-use rbtop::explain::requirement::ImpliedFeature;
+use rbtop::explain::ImpliedFeature;
 use rbtop::explain::{
     Availability, Explanation, HookAnswer, MachineVerdict, Observed, Query, Reachability,
     Rejection, Requirement, Score, Subject, rules, text,
@@ -121,7 +121,7 @@ pub fn observations(
     for (&i, report) in probed.iter().zip(reports.into_iter().flatten()) {
         reachability[i] = Reachability::of(&report);
     }
-    let (busy, problem) = rbtop::explain::availability::busy_slots(load, machines);
+    let (busy, problem) = rbtop::explain::busy_slots(load, machines);
     let observed = reachability
         .into_iter()
         .zip(busy)

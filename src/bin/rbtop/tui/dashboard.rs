@@ -13,7 +13,7 @@ use rbtop::dashboard::{Context, FleetState};
 use rbtop::jobs::launch::Placement;
 use rbtop::jobs::runner::Supervisor;
 use rbtop::probe::Fleet;
-use rbtop::probe::fleet::raise_open_file_limit;
+use rbtop::probe::raise_open_file_limit;
 
 use super::keymap::Keymap;
 use super::panes::jobs::{JobDefaults, JobsPane};

@@ -82,7 +82,7 @@ pub fn app(machines: &str) -> App {
         local: local_capacity(),
         log_directory: Some(PathBuf::from("/root/.local/state/rbtop")),
     };
-    let fleet = FleetState::new(parsed.machines, rbtop::dashboard::fleet::DEFAULT_REFRESH);
+    let fleet = FleetState::new(parsed.machines, rbtop::dashboard::DEFAULT_REFRESH);
     App::new(fleet, context, Keymap::default())
 }
 

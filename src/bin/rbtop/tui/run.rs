@@ -20,9 +20,9 @@ use rbtop::dashboard::Stamp;
 use rbtop::jobs::job::JobId;
 use rbtop::jobs::runner::Supervisor;
 use rbtop::probe::{Fleet, ProbeEvent};
-use rbtop::remote_builds::drv_lookup::DrvLookup;
-use rbtop::remote_builds::kill::KillOutcome;
-use rbtop::remote_builds::local_links::LocalLinks;
+use rbtop::remote_builds::DrvLookup;
+use rbtop::remote_builds::KillOutcome;
+use rbtop::remote_builds::LocalLinks;
 use rbtop::remote_builds::{self, HostBuilds};
 use rbtop::slots::{self, LocalLoad};
 
@@ -150,7 +150,7 @@ pub async fn run(
                             // Connecting and waiting for the group to die take
                             // seconds: never in the loop itself.
                             tokio::spawn(async move {
-                                let outcome = remote_builds::kill::kill(&machine, &build, &ssh).await;
+                                let outcome = remote_builds::kill(&machine, &build, &ssh).await;
                                 tracing::info!(host = %machine.uri(), pid = build.pid, ?outcome, "kill asked with K");
                                 let _ = outcomes.send((host, outcome));
                             });

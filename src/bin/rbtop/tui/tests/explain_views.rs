@@ -8,7 +8,7 @@ use crate::tui::{App, fixture};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use rbtop::explain::requirement::ImpliedFeature;
+use rbtop::explain::ImpliedFeature;
 use rbtop::explain::{Inputs, Requirement, Subject, explain};
 use rbtop::nix_version::NixVersion;
 

@@ -14,8 +14,8 @@ use crate::tui::panes::hosts;
 use crate::tui::view::parts::max_scroll;
 use crate::tui::view::{format, style};
 use rbtop::dashboard::HostState;
-use rbtop::dashboard::host::HISTORY;
-use rbtop::remote_builds::kill::KillOutcome;
+use rbtop::dashboard::HISTORY;
+use rbtop::remote_builds::KillOutcome;
 use rbtop::remote_builds::{self, Client, RemoteBuild};
 use rbtop::slots;
 

@@ -8,7 +8,7 @@ use crate::tui::action::Action;
 use crate::tui::app::{App, AppEffect, Focus};
 use crate::tui::scroll::offset_showing;
 use crate::tui::text_input::{self, TextKey};
-use rbtop::dashboard::rows;
+use rbtop::dashboard::visible_rows;
 
 impl App {
     /// Host indices in table order.
@@ -101,7 +101,7 @@ impl App {
     /// Recompute the rows after anything that can change them, keeping the
     /// selected host selected when it is still shown.
     pub fn refresh_rows(&mut self) {
-        self.rows = rows::visible(&self.fleet, &self.filter, self.sort);
+        self.rows = visible_rows(&self.fleet, &self.filter, self.sort);
         if self.selected_row().is_none() {
             self.selected = self.rows.first().copied();
             self.detail_scroll = 0;
