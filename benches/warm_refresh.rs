@@ -34,8 +34,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use rbtop::machines::{Machine, Parser};
-use rbtop::probe::{DEFAULT_CONCURRENCY, raise_open_file_limit};
 use rbtop::probe::SPACE_INTERVAL;
+use rbtop::probe::{DEFAULT_CONCURRENCY, raise_open_file_limit};
 use rbtop::probe::{Fleet, ProbeSettings};
 use rbtop::ssh::split_nix_sshopts;
 use rbtop::ssh::{HostKeyPolicy, SshSettings};

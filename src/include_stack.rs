@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 
 /// Canonical paths of the files being read, outermost first.
 #[derive(Debug, Default)]
-pub struct IncludeStack(Vec<PathBuf>);
+pub(crate) struct IncludeStack(Vec<PathBuf>);
 
 impl IncludeStack {
     /// A stack whose outermost file is `path`.
-    pub fn rooted_at(path: &Path) -> Self {
+    pub(crate) fn rooted_at(path: &Path) -> Self {
         IncludeStack(vec![canonical(path)])
     }
 
     /// Start reading `path`; call [`leave`](Self::leave) when done. If it is
     /// already being read, returns the cycle as `a → b → a` instead.
-    pub fn enter(&mut self, path: &Path) -> Result<(), String> {
+    pub(crate) fn enter(&mut self, path: &Path) -> Result<(), String> {
         let path = canonical(path);
         if let Some(first) = self.0.iter().position(|p| *p == path) {
             let chain: Vec<String> = self.0[first..]
@@ -31,7 +31,7 @@ impl IncludeStack {
         Ok(())
     }
 
-    pub fn leave(&mut self) {
+    pub(crate) fn leave(&mut self) {
         self.0.pop();
     }
 }

@@ -1,8 +1,25 @@
 //! rbtop: `top` for a fleet of Nix remote builders.
 //!
-//! The library is the terminal-free core: it knows the machines grammar,
-//! nix.conf, and (later) the SSH store protocols. The binary is a thin shell
-//! over it, so everything it shows can also be had headless and tested.
+//! This library is the terminal-free core: everything rbtop knows about Nix,
+//! SSH and the builders, as plain data and functions. The `rbtop` binary
+//! (`src/bin/rbtop/`) is the front end, the command line and the terminal UI,
+//! and only presents what the core computes; nothing here prints, reads keys
+//! or names a terminal crate, so all of it can be had headless and tested.
+//!
+//! The public modules, by what they answer:
+//! - what builders there are, read exactly as Nix reads them: [`machines`],
+//!   [`nixconf`], [`sources`], with [`diagnostics`] that say `file:line`;
+//! - reaching a builder and naming what failed: [`protocol`], [`ssh`],
+//!   [`probe`];
+//! - who builds what, where: [`remote_builds`] (the builds on each builder),
+//!   [`slots`] (this machine's build slots and upload locks);
+//! - builds launched and followed, and where Nix would send one: [`jobs`],
+//!   [`derivation`], [`explain`];
+//! - the fleet's state as the dashboard shows it: [`dashboard`];
+//! - small shared pieces: [`nix_version`], [`nix_text`], [`cpu_time`].
+//!
+//! Private: what runs on a builder and the parsers of its answers
+//! (`remote`), `include_stack`, `proc_stat`, `system`.
 //!
 //! Reading a machines list as Nix does, keeping every good line:
 //!
@@ -23,6 +40,10 @@
 //! assert_eq!(error.location.with_column(), "--builders:1:34");
 //! assert!(error.message.contains("max jobs (column #3) 'eight'"));
 //! ```
+
+// What is internal is not `pub`: an item reachable from outside the crate
+// is part of the API on purpose.
+#![warn(unreachable_pub)]
 
 pub mod cpu_time;
 pub mod dashboard;

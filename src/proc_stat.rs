@@ -4,7 +4,7 @@
 
 /// The fields after the command name: index 0 is field 3 (state), index 1
 /// field 4 (ppid), and so on (field N at index N - 3).
-pub fn fields_after_name(stat: &str) -> Option<Vec<&str>> {
+pub(crate) fn fields_after_name(stat: &str) -> Option<Vec<&str>> {
     Some(stat[stat.rfind(')')? + 1..].split_whitespace().collect())
 }
 

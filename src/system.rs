@@ -4,7 +4,7 @@
 use crate::nixconf::NixConf;
 
 /// What Nix was built for on this machine, from the same CPU/OS naming Nix uses.
-pub fn native() -> String {
+pub(crate) fn native() -> String {
     let cpu = match std::env::consts::ARCH {
         "x86" => "i686",
         "arm" => "armv7l",
@@ -19,7 +19,7 @@ pub fn native() -> String {
 }
 
 /// nix.conf's `system` if set, else the native system.
-pub fn local(conf: &NixConf) -> String {
+pub(crate) fn local(conf: &NixConf) -> String {
     conf.get("system")
         .map(|s| s.value.clone())
         .filter(|v| !v.is_empty())

@@ -455,8 +455,8 @@ fn cancel_on_ssh_ng_leaves_nothing_on_b2(fleet: &Fleet) -> Result<(), Failed> {
 /// derivation's output path in its environment (as Nix's builder would) is
 /// found and killed; a second check finds b1 clean.
 fn builder_check_kills_what_a_build_left(fleet: &Fleet) -> Result<(), Failed> {
-    use rbtop::jobs::job::{Cleanup, RemoteDerivation};
     use rbtop::jobs::check_builders;
+    use rbtop::jobs::job::{Cleanup, RemoteDerivation};
     use rbtop::machines::{MachinesText, Parser};
     use rbtop::ssh::split_nix_sshopts;
     use rbtop::ssh::{HostKeyPolicy, SshSettings};

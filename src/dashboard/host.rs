@@ -14,9 +14,9 @@ use crate::slots::MachineLoad;
 /// Probes remembered for the sparkline and the up/down timeline.
 pub const HISTORY: usize = 120;
 /// Events (down, back up, reconnected) remembered for the detail pane.
-pub const EVENTS: usize = 20;
+pub(super) const EVENTS: usize = 20;
 /// The longest wait between two attempts at a host that keeps failing.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What the table shows in the status column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -167,7 +167,7 @@ impl HostState {
     }
 
     /// Take a finished probe: history, events, and the next attempt
-    /// (`refresh` after the start when up; doubling up to [`MAX_BACKOFF`]
+    /// (`refresh` after the start when up; doubling up to `MAX_BACKOFF`
     /// while it keeps failing).
     pub fn finish_probe(&mut self, report: HostReport, refresh: Duration, stamp: Stamp) {
         let previous = self.report.take();
@@ -262,7 +262,7 @@ impl HostState {
 /// The wait before attempt `failures + 1` at a failing host: one refresh
 /// after the first failure, then doubling, never above [`MAX_BACKOFF`]
 /// (nor below one refresh, if the refresh itself is longer).
-pub fn backoff(refresh: Duration, failures: u32) -> Duration {
+pub(super) fn backoff(refresh: Duration, failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     let delay = refresh.saturating_mul(1 << doublings);
     delay.min(MAX_BACKOFF.max(refresh))

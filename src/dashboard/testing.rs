@@ -7,14 +7,14 @@ use crate::machines::{Machine, MachinesText, Parser};
 use crate::probe::{HostReport, Status, Via};
 
 /// The machines of a `--builders` text, unset systems meaning x86_64-linux.
-pub fn machines(text: &str) -> Vec<Machine> {
+pub(super) fn machines(text: &str) -> Vec<Machine> {
     let mut parser = Parser::new(vec!["x86_64-linux".into()]);
     parser.parse_text(&MachinesText::whole(text, Origin::BuildersFlag));
     parser.finish().machines
 }
 
 /// An up host answering its kept channel in `ping_ms`, without facts.
-pub fn up(ping_ms: u64) -> HostReport {
+pub(super) fn up(ping_ms: u64) -> HostReport {
     HostReport {
         status: Status::Up,
         reason: None,

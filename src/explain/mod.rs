@@ -5,7 +5,7 @@
 //! dashboard's pane both render an [`Explanation`].
 //!
 //! Hand-written because they are Nix's own: the rules ([`rules`]), the
-//! ranking ([`ranking`]) and the hook's answer ([`outcome`]); the `.drv`
+//! ranking (`ranking`) and the hook's answer (`outcome`); the `.drv`
 //! reader is [`crate::derivation`].
 
 mod availability;

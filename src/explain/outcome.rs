@@ -100,7 +100,7 @@ pub struct Outcome {
 
 /// `availability`: each machine's, in list order; `order`: the machines
 /// with a free slot in Nix's order (see [`super::ranking::nix_order`]).
-pub fn decide(
+pub(super) fn decide(
     availability: &[Availability],
     order: &[usize],
     local: &LocalBuild,

@@ -16,7 +16,7 @@ use serde::{Serialize, Serializer};
 use crate::nix_version::NixVersion;
 
 /// The first release whose speed factor is a `float`.
-pub const FLOAT_SPEED_FACTOR: NixVersion = NixVersion::new(2, 20, 0);
+pub(super) const FLOAT_SPEED_FACTOR: NixVersion = NixVersion::new(2, 20, 0);
 
 /// Which arithmetic the local Nix uses for `load / speedFactor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -107,7 +107,7 @@ impl Serialize for Score {
 
 /// One machine Nix could choose: eligible, with a free slot.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Candidate {
+pub(super) struct Candidate {
     /// Its place in the machines list.
     pub index: usize,
     /// Busy slots (Nix's `load`).
@@ -134,7 +134,7 @@ fn better(division: Division, challenger: &Candidate, best: &Candidate) -> bool 
 /// that machine fail to connect and be disabled) its next pick, and so on.
 /// Each pick is Nix's own scan: the first candidate in list order is the
 /// best until a later one is strictly better.
-pub fn nix_order(division: Division, candidates: &[Candidate]) -> Vec<usize> {
+pub(super) fn nix_order(division: Division, candidates: &[Candidate]) -> Vec<usize> {
     let mut left: Vec<Candidate> = candidates.to_vec();
     left.sort_by_key(|c| c.index);
     let mut order = Vec::with_capacity(left.len());

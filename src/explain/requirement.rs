@@ -100,7 +100,7 @@ impl Query {
 
 /// The system and features of the `.drv` file at `path`, as the build hook
 /// would be given them.
-pub fn from_derivation(path: &Path) -> Result<(Requirement, Subject), String> {
+pub(super) fn from_derivation(path: &Path) -> Result<(Requirement, Subject), String> {
     let drv = derivation::read(path).map_err(|e| e.to_string())?;
     let in_file = |why: String| format!("{}: {why}", path.display());
     let required = drv.required_features().map_err(in_file)?;

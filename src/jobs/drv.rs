@@ -8,7 +8,7 @@ use crate::derivation;
 /// `(output name, path)` for each output named in the derivation; floating
 /// content-addressed outputs (whose paths are not known in advance) are
 /// left out, and text that is not a derivation gives none.
-pub fn output_paths(aterm: &str) -> Vec<(String, String)> {
+pub(crate) fn output_paths(aterm: &str) -> Vec<(String, String)> {
     derivation::parse(aterm)
         .map(|drv| {
             drv.outputs
@@ -21,7 +21,7 @@ pub fn output_paths(aterm: &str) -> Vec<(String, String)> {
 }
 
 /// Read `drv` and list its outputs; empty if it cannot be read.
-pub fn read_output_paths(drv: &Path) -> Vec<(String, String)> {
+pub(crate) fn read_output_paths(drv: &Path) -> Vec<(String, String)> {
     std::fs::read_to_string(drv)
         .map(|text| output_paths(&text))
         .unwrap_or_default()

@@ -7,14 +7,19 @@ use std::path::{Path, PathBuf};
 
 use super::job::JobId;
 
-pub struct LogFile {
+pub(super) struct LogFile {
     path: PathBuf,
     writer: BufWriter<File>,
     failed: bool,
 }
 
 impl LogFile {
-    pub fn create(dir: &Path, id: JobId, what: &str, argv: &[String]) -> Result<LogFile, String> {
+    pub(super) fn create(
+        dir: &Path,
+        id: JobId,
+        what: &str,
+        argv: &[String],
+    ) -> Result<LogFile, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let now = chrono::Local::now();
@@ -35,11 +40,11 @@ impl LogFile {
         Ok(log)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn write_line(&mut self, line: &str) {
+    pub(super) fn write_line(&mut self, line: &str) {
         if self.failed {
             return;
         }
@@ -49,7 +54,7 @@ impl LogFile {
         }
     }
 
-    pub fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         if !self.failed {
             let _ = self.writer.flush();
         }

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 /// A process, told apart from a later one with the same pid by its start
 /// time (field 22 of `/proc/PID/stat`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Process {
+pub(crate) struct Process {
     pub pid: u32,
     pub start_time: u64,
 }
 
 /// What rbtop needs of `/proc/PID/stat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stat {
+pub(crate) struct Stat {
     /// `R`, `S`, `Z` (zombie), ...
     pub state: char,
     pub ppid: u32,
@@ -22,7 +22,7 @@ pub struct Stat {
 }
 
 /// Fields 3 (state), 4 (ppid) and 22 (starttime) of a `/proc/PID/stat` text.
-pub fn parse_stat(stat: &str) -> Option<Stat> {
+pub(crate) fn parse_stat(stat: &str) -> Option<Stat> {
     let fields = crate::proc_stat::fields_after_name(stat)?;
     Some(Stat {
         state: fields.first()?.chars().next()?,
@@ -36,7 +36,7 @@ fn read_stat(pid: u32) -> Option<Stat> {
 }
 
 /// The running process `pid`, with its start time.
-pub fn process(pid: u32) -> Option<Process> {
+pub(crate) fn process(pid: u32) -> Option<Process> {
     read_stat(pid).map(|stat| Process {
         pid,
         start_time: stat.start_time,
@@ -44,7 +44,7 @@ pub fn process(pid: u32) -> Option<Process> {
 }
 
 /// Every live descendant of `root` (not `root` itself).
-pub fn descendants(root: u32) -> Vec<Process> {
+pub(crate) fn descendants(root: u32) -> Vec<Process> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -77,13 +77,13 @@ pub fn descendants(root: u32) -> Vec<Process> {
 
 /// Whether this exact process still runs: same start time (not a reused
 /// pid) and not a zombie waiting to be reaped.
-pub fn is_alive(process: Process) -> bool {
+pub(crate) fn is_alive(process: Process) -> bool {
     read_stat(process.pid)
         .is_some_and(|stat| stat.state != 'Z' && stat.start_time == process.start_time)
 }
 
 /// `PID command line`, for logs.
-pub fn describe(process: Process) -> String {
+pub(crate) fn describe(process: Process) -> String {
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", process.pid)).unwrap_or_default();
     let args: Vec<String> = cmdline
         .split(|&b| b == 0)
@@ -94,7 +94,7 @@ pub fn describe(process: Process) -> String {
 }
 
 /// SIGKILL each process that is still the one recorded; returns how many.
-pub fn kill_all(processes: &[Process]) -> usize {
+pub(crate) fn kill_all(processes: &[Process]) -> usize {
     processes
         .iter()
         .filter(|p| is_alive(**p))

@@ -20,7 +20,7 @@ use crate::ssh::{HostSession, SshSettings};
 
 /// How long Nix gets to stop the remote build itself before rbtop does
 /// (it takes about 2 s: nix-reference §5).
-pub const SETTLE: Duration = Duration::from_secs(4);
+pub(super) const SETTLE: Duration = Duration::from_secs(4);
 const POLL: Duration = Duration::from_millis(500);
 
 /// How `drv`'s build processes are told on the builder: an environment
@@ -33,7 +33,7 @@ const POLL: Duration = Duration::from_millis(500);
 /// of the same name on that builder (another user's among them) is taken
 /// for this one; and a sandboxed build sees `/build`, and Nix 2.32 names
 /// its directories `nix-<pid>-<n>`, so those are not found at all.
-pub fn env_match(drv_path: &str, outputs: &[(String, String)]) -> EnvMatch {
+pub(super) fn env_match(drv_path: &str, outputs: &[(String, String)]) -> EnvMatch {
     if outputs.is_empty() {
         return EnvMatch::Pattern(format!(
             "NIX_BUILD_TOP=/(.*/)?nix-build-{}\\.drv-[0-9]+",

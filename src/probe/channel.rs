@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 
-pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
-pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+pub(crate) type Reader = Box<dyn AsyncRead + Unpin + Send>;
+pub(crate) type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// How many stderr lines are kept per channel.
 const STDERR_LINES: usize = 20;
 
 /// The last lines a process wrote to stderr, filled by a background task.
 #[derive(Debug, Default)]
-pub struct StderrTail {
+pub(crate) struct StderrTail {
     lines: Arc<Mutex<VecDeque<String>>>,
     reader: Option<tokio::task::JoinHandle<()>>,
 }
@@ -39,7 +39,7 @@ impl StderrTail {
     }
 
     /// Everything kept, once the stream has ended (or `grace` has passed).
-    pub async fn text(mut self, grace: Duration) -> String {
+    pub(crate) async fn text(mut self, grace: Duration) -> String {
         if let Some(reader) = self.reader.take()
             && tokio::time::timeout(grace, reader).await.is_err()
         {
@@ -64,7 +64,7 @@ enum Process {
     Socket,
 }
 
-pub struct Channel {
+pub(crate) struct Channel {
     pub reader: Reader,
     pub writer: Writer,
     pub stderr: StderrTail,
@@ -75,7 +75,7 @@ pub struct Channel {
 
 impl Channel {
     /// Run `words` on the builder (each word shell-escaped for the remote shell).
-    pub async fn remote(
+    pub(crate) async fn remote(
         session: &Arc<openssh::Session>,
         words: &[String],
     ) -> Result<Channel, openssh::Error> {
@@ -101,7 +101,7 @@ impl Channel {
     }
 
     /// Run `words` here, as Nix does for `ssh://localhost` and local stores.
-    pub fn local(words: &[String]) -> std::io::Result<Channel> {
+    pub(crate) fn local(words: &[String]) -> std::io::Result<Channel> {
         let (program, args) = words.split_first().expect("a command");
         let mut child = tokio::process::Command::new(program)
             .args(args)
@@ -124,7 +124,7 @@ impl Channel {
     }
 
     /// A connected unix socket (the local daemon).
-    pub fn socket(stream: tokio::net::UnixStream, label: String) -> Channel {
+    pub(crate) fn socket(stream: tokio::net::UnixStream, label: String) -> Channel {
         let (reader, writer) = stream.into_split();
         Channel {
             reader: Box::new(reader),
@@ -137,7 +137,7 @@ impl Channel {
 
     /// After a failure: close stdin, give the process `grace` to exit, and
     /// return its exit code and stderr. Kills a local process that lingers.
-    pub async fn finish(self, grace: Duration) -> (Option<i32>, String) {
+    pub(crate) async fn finish(self, grace: Duration) -> (Option<i32>, String) {
         let Channel {
             reader,
             writer,

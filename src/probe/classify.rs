@@ -21,7 +21,7 @@ fn is_noise(line: &str) -> bool {
 }
 
 /// ssh's last line that says something, e.g. `Host key verification failed.`.
-pub fn last_ssh_line(log: &str) -> Option<&str> {
+pub(super) fn last_ssh_line(log: &str) -> Option<&str> {
     log.lines().rev().find(|l| !is_noise(l)).map(str::trim)
 }
 
@@ -35,7 +35,7 @@ fn with_ssh_prefix(line: &str) -> String {
 }
 
 /// A master that did not come up.
-pub fn ssh_failure(log: &str, pinned: bool) -> Failure {
+pub(super) fn ssh_failure(log: &str, pinned: bool) -> Failure {
     let Some(line) = last_ssh_line(log) else {
         return Failure::new(Status::Error, "ssh exited without saying why");
     };
@@ -76,7 +76,7 @@ pub fn ssh_failure(log: &str, pinned: bool) -> Failure {
 }
 
 /// The deadline passed. `phase` says what was going on, `ssh_log` what ssh said.
-pub fn timed_out(limit: Duration, phase: &str, ssh_log: &str) -> Failure {
+pub(super) fn timed_out(limit: Duration, phase: &str, ssh_log: &str) -> Failure {
     let mut reason = format!("no answer within {} while {phase}", seconds(limit));
     if let Some(line) = last_ssh_line(ssh_log) {
         reason.push_str(&format!(" ({})", with_ssh_prefix(line)));
@@ -95,7 +95,7 @@ fn seconds(limit: Duration) -> String {
 
 /// What the store's process left behind when its handshake failed.
 #[derive(Clone, Debug, Default)]
-pub struct StoreExit<'a> {
+pub(super) struct StoreExit<'a> {
     /// The remote command as the shell saw it, e.g. `nix-store --serve --write`.
     pub command: &'a str,
     /// Its stderr (the last few lines are enough).
@@ -106,7 +106,7 @@ pub struct StoreExit<'a> {
 
 /// A store process that did not complete its handshake, with the end of
 /// what it wrote to stderr.
-pub fn store_failure(error: &ProtocolError, exit: &StoreExit<'_>) -> Failure {
+pub(super) fn store_failure(error: &ProtocolError, exit: &StoreExit<'_>) -> Failure {
     classify_store_failure(error, exit).with_stderr(exit.stderr)
 }
 

@@ -14,19 +14,19 @@ use serde::Serialize;
 use crate::remote::listing::{self, ListingError, ProcessListing};
 
 /// The request for a report without the store's free space: no process on Linux.
-pub const REQUEST_QUICK: &str = "quick";
+pub(crate) const REQUEST_QUICK: &str = "quick";
 /// The request for a report with the store's free space: one `df` on the host.
-pub const REQUEST_SPACE: &str = "space";
+pub(crate) const REQUEST_SPACE: &str = "space";
 /// The third word of a request that also lists the host's processes, for
 /// the builds running there: one `grep` of their `stat` on the host.
-pub const REQUEST_BUILDS: &str = "builds";
+pub(crate) const REQUEST_BUILDS: &str = "builds";
 /// `detail NONCE PID...`: those processes' uid, serving words and four
 /// environment variables (one `grep` on the host), whether each sees the
 /// host's own store, and the build directories.
-pub const REQUEST_DETAIL: &str = "detail";
+pub(crate) const REQUEST_DETAIL: &str = "detail";
 
 /// The line that ends one report.
-pub const END_MARKER: &str = "end";
+pub(crate) const END_MARKER: &str = "end";
 
 /// One report. Every field is optional: a host without `/proc` or `df` still
 /// reports what it can.
@@ -42,8 +42,8 @@ pub struct Facts {
     /// Bytes.
     pub mem_available: Option<u64>,
     /// Bytes free on the store's filesystem. A report asked with
-    /// [`REQUEST_QUICK`] has none; the facts link fills in the figure of its
-    /// last [`REQUEST_SPACE`] report (at most its space interval old).
+    /// `REQUEST_QUICK` has none; the facts link fills in the figure of its
+    /// last `REQUEST_SPACE` report (at most its space interval old).
     pub store_free: Option<u64>,
     pub uptime_s: Option<u64>,
     /// `nix-store --version` of the host, when asked for (ssh:// says no version otherwise).
@@ -56,14 +56,14 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Read one report (the lines before [`END_MARKER`]). Unknown keys and
+    /// Read one report (the lines before `END_MARKER`). Unknown keys and
     /// unparsable values are ignored: a fact is missing, never made up.
     pub fn parse(report: &str) -> Facts {
         Facts::parse_with(report, "")
     }
 
     /// [`Facts::parse`] of a report whose blocks end with `nonce` (see
-    /// [`script::FACTS`]); the facts come before the builds section.
+    /// `script::FACTS`); the facts come before the builds section.
     pub fn parse_with(report: &str, nonce: &str) -> Facts {
         let (report, section) = match report.split_once(&format!("{}\n", listing::BEGIN)) {
             Some((facts, rest)) => (facts, Some(rest)),

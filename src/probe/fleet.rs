@@ -170,7 +170,7 @@ impl Fleet {
 
 /// Open files each kept host costs rbtop: two channels (store, facts), each
 /// with stdin, stdout, stderr and a connection to the master's mux socket.
-pub const FILES_PER_HOST: u64 = 8;
+pub(super) const FILES_PER_HOST: u64 = 8;
 
 /// Raise the soft limit on open files to the hard limit, as a fleet of
 /// hosts with kept sessions needs more than the usual 1024. Returns a

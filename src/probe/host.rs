@@ -18,7 +18,7 @@ use crate::ssh::{ConnectError, HostSession, SshSettings};
 /// late, they are just missing.
 const FACTS_MARGIN: Duration = Duration::from_millis(50);
 
-pub struct HostProber {
+pub(super) struct HostProber {
     route: Route,
     session: Option<HostSession>,
     /// The control dir of a connection in progress, so a deadline can still read ssh's log.
@@ -30,7 +30,7 @@ pub struct HostProber {
 }
 
 impl HostProber {
-    pub fn new(machine: &Machine) -> HostProber {
+    pub(super) fn new(machine: &Machine) -> HostProber {
         HostProber {
             route: Route::of(machine),
             session: None,
@@ -43,7 +43,7 @@ impl HostProber {
 
     /// One probe under `limit`. Reuses the session and channels of the last
     /// probe when they are still alive; reopens what died.
-    pub async fn probe(&mut self, settings: &ProbeSettings) -> HostReport {
+    pub(super) async fn probe(&mut self, settings: &ProbeSettings) -> HostReport {
         let limit = settings.timeout;
         let deadline = tokio::time::Instant::now() + limit;
         let probe = self.probe_until(deadline, &settings.ssh, settings.list_builds);
@@ -69,7 +69,7 @@ impl HostProber {
     }
 
     /// Close the channels (their remote processes see EOF and exit) and the master.
-    pub async fn close(&mut self) {
+    pub(super) async fn close(&mut self) {
         self.store = None;
         self.facts = None;
         self.pending = None;
@@ -78,7 +78,7 @@ impl HostProber {
         }
     }
 
-    pub fn via(&self) -> Via {
+    pub(super) fn via(&self) -> Via {
         match self.route {
             Route::Ssh { .. } => Via::Ssh,
             Route::LocalProcess { .. } => Via::LocalProcess,

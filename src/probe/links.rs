@@ -16,7 +16,7 @@ use crate::protocol::{ProtocolError, ProtocolVersion, serve, worker};
 
 /// Which handshake a store speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreProtocol {
+pub(crate) enum StoreProtocol {
     /// `nix-store --serve` (`ssh://`, local stores).
     Serve,
     /// `nix-daemon --stdio` or the daemon socket (`ssh-ng://`, `daemon`, `unix://`).
@@ -25,14 +25,14 @@ pub enum StoreProtocol {
 
 /// What the handshake told us.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StoreHello {
+pub(crate) struct StoreHello {
     pub version: ProtocolVersion,
     pub nix_version: Option<String>,
     pub trusted: Option<bool>,
 }
 
 /// An open store channel that has completed its handshake.
-pub struct StoreLink {
+pub(crate) struct StoreLink {
     channel: Channel,
     protocol: StoreProtocol,
     pub hello: StoreHello,
@@ -41,7 +41,7 @@ pub struct StoreLink {
 impl StoreLink {
     /// Handshake on a fresh channel. On failure the channel is wound down and
     /// its stderr and exit code go into the classified failure.
-    pub async fn open(
+    pub(crate) async fn open(
         mut channel: Channel,
         protocol: StoreProtocol,
     ) -> Result<(StoreLink, Duration), Failure> {
@@ -81,7 +81,7 @@ impl StoreLink {
     }
 
     /// One round trip (`QueryValidPaths` of nothing). A failed ping closes the link.
-    pub async fn ping(mut self) -> Result<(StoreLink, Duration), Failure> {
+    pub(crate) async fn ping(mut self) -> Result<(StoreLink, Duration), Failure> {
         let started = Instant::now();
         let channel = &mut self.channel;
         let result = match self.protocol {
@@ -129,7 +129,7 @@ pub const SPACE_INTERVAL: Duration = Duration::from_secs(60);
 /// to the log; a cause is part of it, so no variant also names it as a
 /// `source`.
 #[derive(Debug, thiserror::Error)]
-pub enum FactsError {
+pub(crate) enum FactsError {
     /// Writing a request or reading its answer failed.
     #[error("facts loop: {0}")]
     Io(std::io::Error),
@@ -151,7 +151,7 @@ pub enum FactsError {
 }
 
 /// The facts loop ([`super::crate::remote::script::FACTS.text`]) running on the host.
-pub struct FactsLink {
+pub(crate) struct FactsLink {
     writer: super::channel::Writer,
     reader: BufReader<super::channel::Reader>,
     _channel_rest: Channel,
@@ -166,13 +166,13 @@ pub struct FactsLink {
 
 impl FactsLink {
     /// A link that asks for free space on its first report, then once per [`SPACE_INTERVAL`].
-    pub fn new(channel: Channel) -> FactsLink {
+    pub(crate) fn new(channel: Channel) -> FactsLink {
         FactsLink::with_space_interval(channel, SPACE_INTERVAL)
     }
 
     /// As [`FactsLink::new`], asking for free space once per `space_interval`
     /// (zero: on every report).
-    pub fn with_space_interval(mut channel: Channel, space_interval: Duration) -> FactsLink {
+    pub(crate) fn with_space_interval(mut channel: Channel, space_interval: Duration) -> FactsLink {
         // The channel keeps the process; its reader and writer move here.
         let reader = std::mem::replace(&mut channel.reader, Box::new(tokio::io::empty()));
         let writer = std::mem::replace(&mut channel.writer, Box::new(tokio::io::sink()));
@@ -188,14 +188,14 @@ impl FactsLink {
     }
 
     /// Have every report list the host's processes too (one `grep` there).
-    pub fn listing_builds(mut self, list_builds: bool) -> FactsLink {
+    pub(crate) fn listing_builds(mut self, list_builds: bool) -> FactsLink {
         self.list_builds = list_builds;
         self
     }
 
     /// Ask for one report. Its `store_free` is always the latest figure: fresh
     /// when this report asked for it, else that of the last report that did.
-    pub async fn read(&mut self) -> Result<Facts, FactsError> {
+    pub(crate) async fn read(&mut self) -> Result<Facts, FactsError> {
         let now = Instant::now();
         let space = self
             .space_asked

@@ -128,11 +128,11 @@ impl HostReport {
 }
 
 /// Lines of stderr kept with a failure.
-pub const STDERR_LINES: usize = 12;
+pub(super) const STDERR_LINES: usize = 12;
 
 /// A failure on the way to a report: the status it maps to and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub status: Status,
     pub reason: String,
     /// The end of what ssh or the store's process wrote, when anything.
@@ -140,7 +140,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn new(status: Status, reason: impl Into<String>) -> Failure {
+    pub(crate) fn new(status: Status, reason: impl Into<String>) -> Failure {
         Failure {
             status,
             reason: reason.into(),
@@ -149,7 +149,7 @@ impl Failure {
     }
 
     /// Keep the last [`STDERR_LINES`] non-blank lines of `text` with the failure.
-    pub fn with_stderr(mut self, text: &str) -> Failure {
+    pub(crate) fn with_stderr(mut self, text: &str) -> Failure {
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = &lines[lines.len().saturating_sub(STDERR_LINES)..];
         self.stderr = (!tail.is_empty()).then(|| tail.join("\n"));

@@ -9,10 +9,10 @@ use crate::machines::Machine;
 use crate::ssh::SshTarget;
 
 /// Where the facts script looks for free space.
-pub const STORE_DIR: &str = "/nix/store";
+pub(crate) const STORE_DIR: &str = "/nix/store";
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Route {
+pub(crate) enum Route {
     /// Over SSH: `ssh://host` and `ssh-ng://host`.
     Ssh {
         target: SshTarget,
@@ -32,7 +32,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub fn of(machine: &Machine) -> Route {
+    pub(crate) fn of(machine: &Machine) -> Route {
         let store = &machine.store;
         match store.protocol.as_str() {
             "ssh" | "ssh-ng" => {
@@ -104,7 +104,7 @@ impl Route {
     }
 
     #[cfg(test)]
-    pub fn store_command(&self) -> Option<&[String]> {
+    pub(crate) fn store_command(&self) -> Option<&[String]> {
         match self {
             Route::Ssh { store_command, .. } | Route::LocalProcess { store_command, .. } => {
                 Some(store_command)
@@ -114,7 +114,7 @@ impl Route {
     }
 
     /// `sh -c FACTS rbtop-facts <store dir> [nix-store words...]` ([`crate::remote::script::FACTS`]).
-    pub fn facts_command(&self) -> Vec<String> {
+    pub(crate) fn facts_command(&self) -> Vec<String> {
         let mut command = crate::remote::script::FACTS.words([STORE_DIR]);
         // Only the serve protocol lacks a version: ask its program for one.
         if let Route::Ssh {
@@ -160,7 +160,7 @@ fn remote_command(machine: &Machine, protocol: StoreProtocol) -> Vec<String> {
 
 /// The program part of a store command: the words before its first flag
 /// (`env nix-store` of `env nix-store --serve --write`).
-pub fn program_words(command: &[String]) -> &[String] {
+pub(crate) fn program_words(command: &[String]) -> &[String] {
     let end = command
         .iter()
         .position(|w| w.starts_with("--"))

@@ -11,7 +11,7 @@ use crate::ssh::HostSession;
 /// How a build's processes are told by their environment: an entry of it
 /// (NUL-separated, taken whole, never a part of one) must be one of these.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EnvMatch {
+pub(crate) enum EnvMatch {
     /// Equal to one of these entries, e.g. `out=/nix/store/…-hello`.
     Exactly(Vec<String>),
     /// Matching this extended regular expression, as a whole entry.
@@ -20,7 +20,7 @@ pub enum EnvMatch {
 
 impl EnvMatch {
     /// The finder's arguments.
-    pub fn args(&self) -> Vec<String> {
+    pub(crate) fn args(&self) -> Vec<String> {
         match self {
             EnvMatch::Exactly(entries) => std::iter::once("-F".to_string())
                 .chain(entries.iter().cloned())
@@ -31,7 +31,7 @@ impl EnvMatch {
 }
 
 /// `text` as an extended regular expression that matches only itself.
-pub fn ere_literal(text: &str) -> String {
+pub(crate) fn ere_literal(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         if ".[]{}()\\*+?^$|".contains(c) {
@@ -44,7 +44,7 @@ pub fn ere_literal(text: &str) -> String {
 
 /// One process the finder found.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FoundProcess {
+pub(crate) struct FoundProcess {
     pub pid: u32,
     pub pgid: u32,
     /// Field 22 of its `stat`.
@@ -57,14 +57,14 @@ pub struct FoundProcess {
 
 impl FoundProcess {
     /// `PID ARGS`, for a person.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("{} {}", self.pid, self.args)
     }
 }
 
 /// What one run of the finder printed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     pub processes: Vec<FoundProcess>,
     /// The SSH user's uid on the builder: only root sees every build
     /// user's environment.
@@ -72,7 +72,7 @@ pub struct Found {
 }
 
 impl Found {
-    pub fn parse(output: &str) -> Found {
+    pub(crate) fn parse(output: &str) -> Found {
         let mut found = Found::default();
         for line in output.lines() {
             if let Some(uid) = line.strip_prefix("uid ") {
@@ -85,7 +85,7 @@ impl Found {
     }
 
     /// `PID ARGS` of each process.
-    pub fn describe(&self) -> Vec<String> {
+    pub(crate) fn describe(&self) -> Vec<String> {
         self.processes.iter().map(FoundProcess::describe).collect()
     }
 
@@ -94,7 +94,7 @@ impl Found {
     /// children that dropped the environment included); what is left of a
     /// group whose leader is gone; and alone, a process whose group's
     /// leader lives but was not found (that group is not the build's).
-    pub fn targets(&self) -> Vec<Target> {
+    pub(crate) fn targets(&self) -> Vec<Target> {
         let leaders: Vec<u32> = self
             .processes
             .iter()
@@ -152,7 +152,7 @@ fn parse_process(line: &str) -> Option<FoundProcess> {
 }
 
 /// Look for the processes `how` matches on the builder of `session`.
-pub async fn run(
+pub(crate) async fn run(
     session: &HostSession,
     how: &EnvMatch,
     limit: Duration,

@@ -16,11 +16,11 @@ use crate::ssh::HostSession;
 
 /// How long the builder gets to answer (the script waits up to 2 s for a
 /// group to die).
-pub const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
 /// What one kill is aimed at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// The process group led by `leader`, while the leader still started at
     /// `start`; `start: None` when the leader had already ended when rbtop
     /// looked (then only what is left of its group is killed).
@@ -30,7 +30,6 @@ pub enum Target {
 }
 
 impl Target {
-
     fn words(&self) -> [String; 3] {
         match *self {
             Target::Group { leader, start } => [
@@ -46,13 +45,13 @@ impl Target {
 }
 
 /// The kill script's arguments for `targets`.
-pub fn args(targets: &[Target]) -> Vec<String> {
+pub(crate) fn args(targets: &[Target]) -> Vec<String> {
     targets.iter().flat_map(Target::words).collect()
 }
 
 /// What became of one target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fate {
+pub(crate) enum Fate {
     /// SIGKILL went to it (its whole group, for a group).
     Killed,
     /// Its leader had ended; SIGKILL went to what was left of its group.
@@ -68,7 +67,7 @@ pub enum Fate {
 
 /// Everything one run of the kill script said.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KillReport {
+pub(crate) struct KillReport {
     fates: Vec<(u32, Fate)>,
     /// `Some(true)` when members of the groups it killed were still alive
     /// after up to 2 s; `None` when it did not say.
@@ -78,7 +77,7 @@ pub struct KillReport {
 }
 
 impl KillReport {
-    pub fn parse(output: &str) -> KillReport {
+    pub(crate) fn parse(output: &str) -> KillReport {
         let mut report = KillReport {
             text: output.trim().to_string(),
             ..KillReport::default()
@@ -107,25 +106,25 @@ impl KillReport {
     }
 
     /// What became of the target reported under `id`, if the script said.
-    pub fn fate(&self, id: u32) -> Option<Fate> {
+    pub(crate) fn fate(&self, id: u32) -> Option<Fate> {
         self.fates.iter().find(|(i, _)| *i == id).map(|(_, f)| *f)
     }
 
     /// Whether SIGKILL went to any target.
-    pub fn killed_any(&self) -> bool {
+    pub(crate) fn killed_any(&self) -> bool {
         self.fates
             .iter()
             .any(|(_, f)| matches!(f, Fate::Killed | Fate::KilledRest))
     }
 
     /// Whether any target was refused.
-    pub fn any_denied(&self) -> bool {
+    pub(crate) fn any_denied(&self) -> bool {
         self.fates.iter().any(|(_, f)| *f == Fate::Denied)
     }
 }
 
 /// Kill `targets` on the builder of `session`.
-pub async fn run(session: &HostSession, targets: &[Target]) -> Result<KillReport, RunError> {
+pub(crate) async fn run(session: &HostSession, targets: &[Target]) -> Result<KillReport, RunError> {
     let output = KILL.output(session, args(targets), ANSWER_LIMIT).await?;
     Ok(KillReport::parse(&output))
 }

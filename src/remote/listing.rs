@@ -50,7 +50,7 @@ const NIX_PROGRAMS: &[&str] = &[
     "build-remote",
 ];
 /// The line that opens the section.
-pub const BEGIN: &str = "builds-begin";
+pub(crate) const BEGIN: &str = "builds-begin";
 
 /// One process on the builder.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -134,12 +134,12 @@ pub struct ProcessListing {
     pub processes: Vec<RemoteProcess>,
     pub build_dirs: Vec<BuildDir>,
     /// Processes that see another machine's store: their builds are that
-    /// machine's (see [`crate::probe::facts::REQUEST_SAME_STORE`]).
+    /// machine's (the facts loop's `detail` request asks).
     pub other_store: std::collections::HashSet<u32>,
 }
 
 impl ProcessListing {
-    /// Read the `builds` section (after [`BEGIN`]). A host without `/proc`
+    /// Read the `builds` section (after `BEGIN`). A host without `/proc`
     /// says `unsupported=<why>`.
     pub fn parse(section: &str, nonce: &str) -> Result<ProcessListing, ListingError> {
         let mut listing = ProcessListing {

@@ -15,7 +15,7 @@ use crate::ssh::HostSession;
 
 /// One script run on builders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Script {
+pub(crate) struct Script {
     /// Its `$0` on the builder.
     pub name: &'static str,
     /// Its file under `src/remote/scripts/`.
@@ -38,17 +38,17 @@ macro_rules! script {
 /// the words (a `remote-program`, possibly several) are asked `--version`.
 /// Inside the loop, a Linux report stays fork-free: only built-ins and
 /// parameter expansions (the tests count the loop's forks).
-pub const FACTS: Script = script!("facts.sh", "rbtop-facts");
+pub(crate) const FACTS: Script = script!("facts.sh", "rbtop-facts");
 /// The builder check's finder ([`super::find`]): `rbtop-find-build -F|-E ENTRY...`.
-pub const FIND_BUILD: Script = script!("find_build.sh", "rbtop-find-build");
+pub(crate) const FIND_BUILD: Script = script!("find_build.sh", "rbtop-find-build");
 /// The one kill ([`super::kill`]), for `K` and the builder check:
 /// `rbtop-kill KIND ID START...`.
-pub const KILL: Script = script!("kill.sh", "rbtop-kill");
+pub(crate) const KILL: Script = script!("kill.sh", "rbtop-kill");
 
 /// Every script, so that none escapes the list (a test checks the
 /// directory against it).
 #[cfg(test)]
-pub const ALL: [Script; 3] = [FACTS, FIND_BUILD, KILL];
+pub(crate) const ALL: [Script; 3] = [FACTS, FIND_BUILD, KILL];
 
 /// Why a script run on a builder gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ pub enum RunError {
 
 impl Script {
     /// The words after `sh`: `-c TEXT NAME ARGS...`.
-    pub fn sh_args<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Vec<String> {
+    pub(crate) fn sh_args<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Vec<String> {
         ["-c", self.text, self.name]
             .into_iter()
             .map(str::to_string)
@@ -70,7 +70,7 @@ impl Script {
     }
 
     /// `sh -c TEXT NAME ARGS...`, every word of it.
-    pub fn words<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Vec<String> {
+    pub(crate) fn words<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Vec<String> {
         let mut words = vec!["sh".to_string()];
         words.extend(self.sh_args(args));
         words
@@ -78,7 +78,7 @@ impl Script {
 
     /// Run it once on the builder of `session` and take what it printed,
     /// within `limit`.
-    pub async fn output<S: AsRef<str>>(
+    pub(crate) async fn output<S: AsRef<str>>(
         &self,
         session: &HostSession,
         args: impl IntoIterator<Item = S>,

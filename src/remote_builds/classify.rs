@@ -115,7 +115,7 @@ pub struct RemoteBuild {
     /// Why the client is what it is, for a person.
     pub detail: String,
     /// Seconds since the build last used CPU, when watched over several
-    /// refreshes ([`super::stall::CpuWatch`]).
+    /// refreshes (`super::stall::CpuWatch`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_idle_s: Option<u64>,
     /// Clock ticks after the builder's boot: with `pid`, names the process
@@ -129,7 +129,7 @@ pub struct RemoteBuild {
 
 /// The builds in `listing`, oldest first. Builds whose Nix parent sees
 /// another machine's store are that machine's, not this host's.
-pub fn builds(listing: &ProcessListing, local: &dyn LocalEnds) -> Vec<RemoteBuild> {
+pub(super) fn builds(listing: &ProcessListing, local: &dyn LocalEnds) -> Vec<RemoteBuild> {
     let by_pid = ByPid(listing);
     let mut found: Vec<RemoteBuild> = listing
         .processes

@@ -16,7 +16,7 @@ use crate::remote::script::RunError;
 use crate::ssh::{SshSettings, oneshot};
 
 /// What to kill for `build`: its group, and an orphan's serving process.
-pub fn targets(build: &RemoteBuild) -> Vec<Target> {
+pub(super) fn targets(build: &RemoteBuild) -> Vec<Target> {
     let mut targets = vec![Target::Group {
         leader: build.pid,
         start: Some(build.start_ticks),
@@ -129,7 +129,7 @@ impl From<RunError> for KillError {
 }
 
 /// What the kill script's `report` means for `build`.
-pub fn outcome(build: &RemoteBuild, report: &KillReport) -> KillOutcome {
+pub(super) fn outcome(build: &RemoteBuild, report: &KillReport) -> KillOutcome {
     let named = Named {
         name: build.name.clone(),
         pid: build.pid,

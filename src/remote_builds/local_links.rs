@@ -115,7 +115,7 @@ fn socket_inodes(pid: u32) -> Option<Vec<u64>> {
 }
 
 /// Established connections (state `01`) of a `/proc/net/tcp` or `tcp6` table.
-pub fn parse_tcp_table(text: &str) -> Vec<(Tuple, u64)> {
+pub(super) fn parse_tcp_table(text: &str) -> Vec<(Tuple, u64)> {
     text.lines()
         .skip(1)
         .filter_map(|line| {

@@ -2,11 +2,11 @@
 //! request (one `grep` of `/proc` per host and refresh), and who each one is
 //! for: this machine, another SSH client, the builder itself, or nobody.
 //!
-//! - [`listing`] reads what the builder printed;
-//! - [`classify`] finds the builds in it and their clients;
-//! - [`local_links`] traces an SSH connection back to one of our slots;
-//! - [`drv_lookup`] finds a build's `.drv` in this machine's store;
-//! - [`stall`] watches each build's CPU time between refreshes;
+//! - `listing` reads what the builder printed;
+//! - `classify` finds the builds in it and their clients;
+//! - `local_links` traces an SSH connection back to one of our slots;
+//! - `drv_lookup` finds a build's `.drv` in this machine's store;
+//! - `stall` watches each build's CPU time between refreshes;
 //! - [`kill`] ends one on its builder (`K`);
 //! - [`text`] is their wording, shared by `rbtop check` and the dashboard.
 

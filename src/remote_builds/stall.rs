@@ -8,7 +8,7 @@ use super::classify::RemoteBuild;
 
 /// The last CPU figure of each build and when it last changed.
 #[derive(Clone, Debug, Default)]
-pub struct CpuWatch {
+pub(crate) struct CpuWatch {
     /// (pid, start ticks) → (CPU seconds, when they last changed)
     seen: HashMap<(u32, u64), (f64, Instant)>,
 }
@@ -16,7 +16,7 @@ pub struct CpuWatch {
 impl CpuWatch {
     /// Note this refresh's builds of one host (all of them: builds not listed
     /// are forgotten) and fill in each one's `cpu_idle_s`.
-    pub fn observe(&mut self, builds: &mut [RemoteBuild], now: Instant) {
+    pub(crate) fn observe(&mut self, builds: &mut [RemoteBuild], now: Instant) {
         let mut seen = HashMap::with_capacity(builds.len());
         for build in builds.iter_mut() {
             let key = (build.pid, build.start_ticks);

@@ -13,10 +13,10 @@ use super::target::SshTarget;
 /// How long an idle master (no channel open) outlives rbtop if rbtop dies
 /// without closing it. A running rbtop always keeps a channel open or closes
 /// the master itself.
-pub const CONTROL_PERSIST_SECS: u32 = 60;
+pub(super) const CONTROL_PERSIST_SECS: u32 = 60;
 
 /// `ssh -G ...`: resolve what ssh will connect to, with the same options.
-pub fn resolve_args(target: &SshTarget, settings: &SshSettings) -> Vec<OsString> {
+pub(super) fn resolve_args(target: &SshTarget, settings: &SshSettings) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec!["-G".into()];
     args.extend(settings.extra_args.iter().map(OsString::from));
     push_destination(&mut args, target);
@@ -25,7 +25,7 @@ pub fn resolve_args(target: &SshTarget, settings: &SshSettings) -> Vec<OsString>
 
 /// The ControlMaster: authenticates, forks into the background (`-f`) once
 /// the control socket listens, runs no command (`-N`).
-pub fn master_args(
+pub(super) fn master_args(
     target: &SshTarget,
     settings: &SshSettings,
     control_dir: &Path,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 /// What `ssh -G` resolved for a destination.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SshDestination {
+pub(super) struct SshDestination {
     pub hostname: String,
     pub port: u16,
     pub host_key_alias: Option<String>,
@@ -18,7 +18,7 @@ pub struct SshDestination {
 
 impl SshDestination {
     /// Parse `ssh -G` output (`keyword value` lines, keywords in lower case).
-    pub fn parse(dump: &str) -> Option<SshDestination> {
+    pub(super) fn parse(dump: &str) -> Option<SshDestination> {
         let settings: HashMap<&str, &str> = dump
             .lines()
             .filter_map(|line| line.split_once(' '))
@@ -35,7 +35,7 @@ impl SshDestination {
     }
 
     /// The name ssh searches known-hosts files for.
-    pub fn lookup_name(&self) -> String {
+    pub(super) fn lookup_name(&self) -> String {
         if let Some(alias) = &self.host_key_alias {
             return alias.clone();
         }
@@ -48,7 +48,7 @@ impl SshDestination {
 }
 
 /// One known-hosts line pinning `pub_line` (`type base64 [comment]`) for `name`.
-pub fn pin_line(name: &str, pub_line: &str) -> String {
+pub(super) fn pin_line(name: &str, pub_line: &str) -> String {
     format!("{name} {}\n", pub_line.trim())
 }
 

@@ -8,13 +8,13 @@ use super::{ConnectError, HostSession, SshSettings, SshTarget};
 use crate::machines::Machine;
 
 /// How long the connection may take.
-pub const CONNECT_LIMIT: Duration = Duration::from_secs(15);
+pub(crate) const CONNECT_LIMIT: Duration = Duration::from_secs(15);
 
 /// Why [`connect`] brought no session up. Its `Display` is the one line the
 /// operator reads (the builder check's "unknown: ...", `K`'s refusal); the
 /// cause is part of that line, so no variant also names it as a `source`.
 #[derive(Debug, thiserror::Error)]
-pub enum OneshotError {
+pub(crate) enum OneshotError {
     /// The machine's store is not an SSH one (`local`, `daemon`, ...).
     #[error("not reached over SSH")]
     NotSsh,
@@ -34,7 +34,10 @@ pub enum OneshotError {
 }
 
 /// Connect to `machine` over SSH, or say why not.
-pub async fn connect(machine: &Machine, ssh: &SshSettings) -> Result<HostSession, OneshotError> {
+pub(crate) async fn connect(
+    machine: &Machine,
+    ssh: &SshSettings,
+) -> Result<HostSession, OneshotError> {
     let target = match SshTarget::of(machine) {
         Ok(Some(target)) => target,
         Ok(None) => return Err(OneshotError::NotSsh),

@@ -164,7 +164,7 @@ impl HostSession {
     }
 
     /// Tell the master to exit and remove the control directory; kill the
-    /// master if it does not answer within [`CLOSE_GRACE`]. Runs on its own
+    /// master if it does not answer within `CLOSE_GRACE`. Runs on its own
     /// thread, so cancelling the caller cannot leave it half done.
     pub async fn close(self) {
         let HostSession {

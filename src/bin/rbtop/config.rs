@@ -14,8 +14,8 @@ use rbtop::jobs::runner::JobSettings;
 use rbtop::nix_version::NixVersion;
 use rbtop::probe::ProbeSettings;
 use rbtop::sources::SourceChoice;
-use rbtop::ssh::{split_nix_sshopts, without_control_flags};
 use rbtop::ssh::{HostKeyPolicy, SshSettings};
+use rbtop::ssh::{split_nix_sshopts, without_control_flags};
 
 /// The file as written; every key optional, unknown keys rejected.
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -294,10 +294,9 @@ pub struct ProbeChoice {
 impl ProbeChoice {
     fn from_file(file: &ProbeConfig) -> ProbeChoice {
         ProbeChoice {
-            timeout: file.timeout.map_or(
-                rbtop::probe::DEFAULT_TIMEOUT,
-                Duration::from_secs_f64,
-            ),
+            timeout: file
+                .timeout
+                .map_or(rbtop::probe::DEFAULT_TIMEOUT, Duration::from_secs_f64),
             concurrency: file
                 .concurrency
                 .map_or(rbtop::probe::DEFAULT_CONCURRENCY, |n| n as usize),
@@ -352,10 +351,10 @@ impl Settings {
             log_filter,
             log_directory: file.log.directory.clone(),
             probe: ProbeChoice::from_file(&file.probe),
-            refresh: file.dashboard.refresh_interval.map_or(
-                rbtop::dashboard::DEFAULT_REFRESH,
-                Duration::from_secs_f64,
-            ),
+            refresh: file
+                .dashboard
+                .refresh_interval
+                .map_or(rbtop::dashboard::DEFAULT_REFRESH, Duration::from_secs_f64),
             keys: file
                 .keys
                 .iter()

@@ -22,8 +22,8 @@ use rbtop::dashboard::{Context, FleetState, Sort, Stamp};
 use rbtop::jobs::job::JobId;
 use rbtop::jobs::launch::LaunchRequest;
 use rbtop::probe::ProbeEvent;
-use rbtop::remote_builds::RemoteBuild;
 use rbtop::remote_builds::KillOutcome;
+use rbtop::remote_builds::RemoteBuild;
 use rbtop::slots::LocalLoad;
 
 /// Which pane of the dashboard screen has the keys no popup takes.

@@ -6,8 +6,8 @@ use crate::tui::action::Action;
 use crate::tui::app::{App, AppEffect, Focus};
 use crate::tui::panes::confirm::Prompt;
 use crate::tui::scroll::scrolled;
-use rbtop::remote_builds::RemoteBuild;
 use rbtop::remote_builds::KillOutcome;
+use rbtop::remote_builds::RemoteBuild;
 
 impl App {
     /// Keys while the detail pane has focus; `None` for those it leaves to
