@@ -169,6 +169,8 @@
                 "--test"
                 "internal_json"
                 "--test"
+                "layout"
+                "--test"
                 "machines_grammar"
                 "--test"
                 "nixconf_resolution"
