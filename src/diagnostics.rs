@@ -6,6 +6,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::sanitize::for_terminal;
+
 /// The thing a piece of machines or nix.conf text was read from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
@@ -127,12 +129,22 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let mut out = format!("{label}: {}: {}", self.location.with_column(), self.message);
+        // Messages quote the file, and the file may hold anything: shown,
+        // never obeyed, by the terminal.
+        let mut out = format!(
+            "{label}: {}: {}",
+            for_terminal(&self.location.with_column()),
+            for_terminal(&self.message)
+        );
         if let Some(snippet) = &self.snippet {
-            let shown = snippet.replace('\t', " ");
-            out.push_str(&format!("\n    | {}", shown.trim_end()));
+            let snippet = snippet.replace('\t', " ");
+            let shown = for_terminal(snippet.trim_end());
+            out.push_str(&format!("\n    | {shown}"));
             if let Some(col) = self.location.column {
-                out.push_str(&format!("\n    | {}^", " ".repeat(col.saturating_sub(1))));
+                // The caret under the same character, however wide its escape.
+                let before: String = snippet.chars().take(col.saturating_sub(1)).collect();
+                let width = for_terminal(&before).chars().count();
+                out.push_str(&format!("\n    | {}^", " ".repeat(width)));
             }
         }
         out

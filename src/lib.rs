@@ -16,6 +16,7 @@
 //! - builds launched and followed, and where Nix would send one: [`jobs`],
 //!   [`derivation`], [`explain`];
 //! - the fleet's state as the dashboard shows it: [`dashboard`];
+//! - outside text made safe for a terminal: [`sanitize`];
 //! - small shared pieces: [`nix_version`], [`nix_text`], [`cpu_time`].
 //!
 //! Private: what runs on a builder and the parsers of its answers
@@ -61,6 +62,7 @@ mod proc_stat;
 pub mod protocol;
 mod remote;
 pub mod remote_builds;
+pub mod sanitize;
 pub mod slots;
 pub mod sources;
 pub mod ssh;

@@ -21,7 +21,7 @@ pub const USAGE: u8 = 2;
 
 /// Say what is wrong on stderr; the exit status of a usage error.
 pub fn usage_error(message: &str) -> ExitCode {
-    eprintln!("rbtop: {message}");
+    eprintln!("rbtop: {}", rbtop::sanitize::for_terminal_lines(message));
     ExitCode::from(USAGE)
 }
 

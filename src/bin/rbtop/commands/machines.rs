@@ -145,21 +145,24 @@ pub fn render_table(resolved: &Resolved) -> String {
         "URI", "SYSTEMS", "JOBS", "SPEED", "FEATURES", "SSH KEY", "PINNED", "SOURCE",
     ]);
     for m in machines {
-        table.add_row([
-            m.store.uri.clone(),
-            or_dash(&m.systems),
-            m.max_jobs.to_string(),
-            format!("{}", m.speed_factor),
-            features_cell(m),
-            m.ssh_key.clone().unwrap_or_else(|| "-".into()),
-            if m.public_host_key.is_some() {
-                "yes"
-            } else {
-                "no"
-            }
-            .to_string(),
-            m.location.to_string(),
-        ]);
+        table.add_row(
+            [
+                m.store.uri.clone(),
+                or_dash(&m.systems),
+                m.max_jobs.to_string(),
+                format!("{}", m.speed_factor),
+                features_cell(m),
+                m.ssh_key.clone().unwrap_or_else(|| "-".into()),
+                if m.public_host_key.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
+                m.location.to_string(),
+            ]
+            .map(|cell| rbtop::sanitize::for_terminal(&cell).into_owned()),
+        );
     }
     let mut out = super::plain_table_text(&table);
     if machines.iter().any(|m| !m.mandatory_features.is_empty()) {
@@ -171,7 +174,7 @@ pub fn render_table(resolved: &Resolved) -> String {
 pub fn render_empty(resolved: &Resolved) -> String {
     let mut out = String::from("No builders configured. rbtop looked at, in order:\n");
     for place in &resolved.consulted {
-        out.push_str(&format!("  - {place}\n"));
+        out.push_str(&format!("  - {}\n", rbtop::sanitize::for_terminal(place)));
     }
     out.push_str(&format!(
         "To add one, put a line such as\n  ssh://nix@builder.example {} - 4 1 big-parallel\n\

@@ -29,3 +29,6 @@ pub(crate) fn plain_table_text(table: &Table) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod hostile_tests;
