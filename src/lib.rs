@@ -16,7 +16,8 @@
 //! - builds launched and followed, and where Nix would send one: [`jobs`],
 //!   [`derivation`], [`explain`];
 //! - the fleet's state as the dashboard shows it: [`dashboard`];
-//! - outside text made safe for a terminal: [`sanitize`];
+//! - outside text made safe for a terminal: [`sanitize`]; what is read
+//!   from outside, bounded: [`bounds`];
 //! - small shared pieces: [`nix_version`], [`nix_text`], [`cpu_time`].
 //!
 //! Private: what runs on a builder and the parsers of its answers
@@ -46,6 +47,7 @@
 // is part of the API on purpose.
 #![warn(unreachable_pub)]
 
+pub mod bounds;
 pub mod cpu_time;
 pub mod dashboard;
 pub mod derivation;

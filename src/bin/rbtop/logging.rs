@@ -40,7 +40,7 @@ pub fn start(settings: &crate::config::Settings) -> Result<Started, String> {
         .and_then(|dir| match init(filter, dir) {
             Ok(guard) => Some(guard),
             Err(e) => {
-                eprintln!("rbtop: logging disabled: {e}");
+                say!("rbtop: logging disabled: {e}");
                 None
             }
         });

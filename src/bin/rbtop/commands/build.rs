@@ -66,7 +66,7 @@ async fn follow(
     };
     let job = supervisor.job(id).expect("just launched").clone();
     if let Some(path) = &lock(&job).log_file {
-        eprintln!("rbtop: log file: {}", path.display());
+        say!("rbtop: log file: {}", path.display());
     }
     let mut printer = Printer::new(std::io::stdout().is_terminal());
     let mut stop_signals = [
@@ -111,7 +111,7 @@ async fn follow(
             }
             _ = stop => {
                 cancels += 1;
-                eprintln!(
+                say!(
                     "rbtop: cancelling the build{}",
                     if cancels == 1 { " (again to stop waiting for it)" } else { "" }
                 );

@@ -34,7 +34,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     if setup::say_if_no_machines(&resolved) {
         if args.json {
             let triage = Triage::read(&[], &[]);
-            println!("{}", render_json(&[], &[], &triage));
+            out!("{}", render_json(&[], &[], &triage));
         }
         return ExitCode::from(NOT_ALL_UP);
     }
