@@ -102,11 +102,12 @@ pub const STDERR_LINE: Bound = Bound {
     limit: 4096,
     unit: "bytes",
 };
-/// A store's stderr kept per host (the oldest is dropped past it).
+/// The last lines of a store's stderr kept per channel (older ones are
+/// dropped), for the failure's message.
 pub const STDERR_KEPT: Bound = Bound {
     what: "the stderr kept of a store",
-    limit: 64 * 1024,
-    unit: "bytes",
+    limit: 20,
+    unit: "lines",
 };
 /// A builder's answer to the facts script.
 pub const FACTS_ANSWER: Bound = Bound {
@@ -132,6 +133,13 @@ pub const PROTOCOL_LIST: Bound = Bound {
     limit: 65_536,
     unit: "items",
 };
+/// The strings of one protocol list together (65,536 strings of 1 MiB
+/// each would be 64 GiB).
+pub const PROTOCOL_LIST_BYTES: Bound = Bound {
+    what: "a protocol list's strings",
+    limit: 16 * MIB,
+    unit: "bytes",
+};
 /// One line of Nix's `--log-format internal-json` (longer lines are cut).
 pub const INTERNAL_JSON_LINE: Bound = Bound {
     what: "an internal-json line",
@@ -156,6 +164,7 @@ pub const ALL: &[Bound] = &[
     LISTING_ANSWER,
     PROTOCOL_STRING,
     PROTOCOL_LIST,
+    PROTOCOL_LIST_BYTES,
     INTERNAL_JSON_LINE,
 ];
 
@@ -250,6 +259,48 @@ pub fn read_regular_file(path: &Path, bound: Bound) -> Result<Vec<u8>, FileError
     Ok(bytes)
 }
 
+/// Read one line (up to and including `\n`, or to the end) into `out`,
+/// keeping at most `cap` bytes of it, so a peer writing without end cannot
+/// grow memory. Past `cap`, with `drain` the rest of the line is read and
+/// dropped (the next call starts at the next line); without, it returns at
+/// once (the caller gives up on the stream). Returns the bytes consumed (0
+/// at the end of the stream) and whether the line was cut.
+pub(crate) async fn read_line_capped<R>(
+    reader: &mut R,
+    out: &mut Vec<u8>,
+    cap: usize,
+    drain: bool,
+) -> io::Result<(usize, bool)>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    use tokio::io::AsyncBufReadExt;
+    let (mut consumed, mut cut) = (0, false);
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok((consumed, cut));
+        }
+        let (chunk, done) = match memchr_newline(available) {
+            Some(at) => (&available[..=at], true),
+            None => (available, false),
+        };
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        cut |= chunk.len() > room;
+        let n = chunk.len();
+        reader.consume(n);
+        consumed += n;
+        if done || (cut && !drain) {
+            return Ok((consumed, cut));
+        }
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
 /// `s` cut to at most `bound.limit` characters, with `…` where it was cut.
 pub fn snippet(s: &str) -> std::borrow::Cow<'_, str> {
     match s.char_indices().nth(SNIPPET.limit) {
@@ -322,6 +373,42 @@ mod tests {
             err.to_string()
                 .ends_with(": a test file is longer than rbtop's bound of 4 bytes"),
             "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn capped_lines_keep_the_start_and_drop_the_rest() {
+        let text = b"short\nthis line is long\nend";
+        let mut reader = tokio::io::BufReader::with_capacity(4, &text[..]);
+        let mut line = Vec::new();
+        assert_eq!(
+            read_line_capped(&mut reader, &mut line, 8, true)
+                .await
+                .unwrap(),
+            (6, false)
+        );
+        assert_eq!(line, b"short\n");
+        line.clear();
+        assert_eq!(
+            read_line_capped(&mut reader, &mut line, 8, true)
+                .await
+                .unwrap(),
+            (18, true)
+        );
+        assert_eq!(line, b"this lin");
+        line.clear();
+        assert_eq!(
+            read_line_capped(&mut reader, &mut line, 8, true)
+                .await
+                .unwrap(),
+            (3, false)
+        );
+        line.clear();
+        assert_eq!(
+            read_line_capped(&mut reader, &mut line, 8, true)
+                .await
+                .unwrap(),
+            (0, false)
         );
     }
 
