@@ -75,3 +75,15 @@ mod system;
 pub fn state_directory() -> Option<std::path::PathBuf> {
     dirs::state_dir().map(|d| d.join("rbtop"))
 }
+
+/// Create `dir` (and its parents) for rbtop's own files, and make it 0700:
+/// build logs can hold secrets, and rbtop's log names hosts and users.
+pub fn private_directory(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    // An existing directory of rbtop's, from before: tightened too.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}

@@ -170,3 +170,24 @@ fn a_closed_stdout_or_stderr_is_no_panic() {
         }
     }
 }
+
+#[test]
+fn rbtops_own_log_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new("rbtop-hostile");
+    let machines = sb.write("machines", "ssh://a\n");
+    let r = run_bounded(rbtop(&sb).arg("machines").arg("--machines").arg(&machines));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dir = sb.path("state/rbtop");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    let logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    assert!(!logs.is_empty(), "no log in {}", dir.display());
+    for log in logs {
+        assert_eq!(mode(&log), 0o600, "{}", log.display());
+    }
+}
