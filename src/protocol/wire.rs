@@ -266,4 +266,28 @@ mod tests {
             })
         ));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes as a list of strings: an error or a list within every
+        /// bound, never a panic or an allocation from a length unchecked.
+        #[test]
+        fn any_frame_reads_within_its_bounds(
+            count in proptest::prop_oneof![0u64..8, proptest::prelude::any::<u64>()],
+            lens in proptest::collection::vec(proptest::prop_oneof![0u64..64, proptest::prelude::any::<u64>()], 0..8),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let mut bytes = Message::default().u64(count).into_bytes();
+            for len in lens {
+                bytes.extend_from_slice(&len.to_le_bytes());
+                bytes.extend_from_slice(&tail);
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            if let Ok(list) = rt.block_on(read_strings(&mut &bytes[..], "list")) {
+                proptest::prop_assert!(list.len() as u64 <= MAX_LIST);
+                proptest::prop_assert!(list.iter().all(|s| s.len() as u64 <= MAX_STRING));
+            }
+        }
+    }
 }
