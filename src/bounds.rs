@@ -412,6 +412,22 @@ mod tests {
         );
     }
 
+    /// SECURITY.md's table has a row for each bound, with its value.
+    #[test]
+    fn security_md_lists_every_bound_with_its_value() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/SECURITY.md"));
+        for bound in ALL {
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| {}", bound.what)))
+                .unwrap_or_else(|| panic!("no row for {bound}"));
+            assert!(
+                row.contains(&format!("| {} {} |", bound.limit, bound.unit)),
+                "{bound} in {row}"
+            );
+        }
+    }
+
     #[test]
     fn snippets_are_cut_with_a_mark() {
         assert_eq!(snippet("short"), "short");
