@@ -62,7 +62,9 @@ pub struct Parser {
     /// behaviour that changed between releases.
     local_nix: Option<NixVersion>,
     include_stack: IncludeStack,
-    first_seen: HashMap<String, Location>,
+    /// Each URI's first machine, as an index into `out.machines` (not a
+    /// copy of its location: a million-line file keeps one of each).
+    first_seen: HashMap<String, usize>,
     out: Parsed,
 }
 
@@ -190,7 +192,8 @@ impl Parser {
         let (machine, diagnostics) = entry::parse(entry, &self.default_systems, self.local_nix);
         self.out.diagnostics.extend(diagnostics);
         let Some(machine) = machine else { return };
-        if let Some(first) = self.first_seen.get(machine.uri()) {
+        if let Some(&first) = self.first_seen.get(machine.uri()) {
+            let first = &self.out.machines[first].location;
             self.out.diagnostics.push(
                 Diagnostic::warning(
                     machine.location.clone(),
@@ -204,7 +207,7 @@ impl Parser {
             );
         } else {
             self.first_seen
-                .insert(machine.uri().to_string(), machine.location.clone());
+                .insert(machine.uri().to_string(), self.out.machines.len());
         }
         self.out.machines.push(machine);
     }

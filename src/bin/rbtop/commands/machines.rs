@@ -140,31 +140,31 @@ pub fn render_table(resolved: &Resolved) -> String {
     if machines.is_empty() {
         return render_empty(resolved);
     }
-    let mut table = super::plain_table();
-    table.set_header([
+    // Written in two passes over the machines (widths, then lines), not
+    // through comfy-table: a million-line machines file must not cost a
+    // table's worth of cells in memory.
+    let header = [
         "URI", "SYSTEMS", "JOBS", "SPEED", "FEATURES", "SSH KEY", "PINNED", "SOURCE",
-    ]);
-    for m in machines {
-        table.add_row(
-            [
-                m.store.uri.clone(),
-                or_dash(&m.systems),
-                m.max_jobs.to_string(),
-                format!("{}", m.speed_factor),
-                features_cell(m),
-                m.ssh_key.clone().unwrap_or_else(|| "-".into()),
-                if m.public_host_key.is_some() {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .to_string(),
-                m.location.to_string(),
-            ]
-            .map(|cell| rbtop::sanitize::for_terminal(&cell).into_owned()),
-        );
-    }
-    let mut out = super::plain_table_text(&table);
+    ];
+    let row = |m: &Machine| {
+        [
+            m.store.uri.clone(),
+            or_dash(&m.systems),
+            m.max_jobs.to_string(),
+            format!("{}", m.speed_factor),
+            features_cell(m),
+            m.ssh_key.clone().unwrap_or_else(|| "-".into()),
+            if m.public_host_key.is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
+            m.location.to_string(),
+        ]
+        .map(|cell| rbtop::sanitize::for_terminal(&cell).into_owned())
+    };
+    let mut out = super::aligned_columns(header, || machines.iter().map(row));
     if machines.iter().any(|m| !m.mandatory_features.is_empty()) {
         out.push_str("(* mandatory feature: only builds that require it are sent there)\n");
     }
