@@ -285,7 +285,9 @@ impl Parser {
 
     fn read_file(&mut self, path: &Path, at: &Location, missing_is_error: bool) {
         let text = match bounds::read_regular_file(path, bounds::MACHINES_FILE) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            // Valid UTF-8 (the usual case) is taken as is, not copied.
+            Ok(bytes) => String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             Err(e) if e.is_missing() && !missing_is_error => {
                 self.out.diagnostics.push(Diagnostic::warning(
                     at.clone(),
