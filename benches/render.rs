@@ -8,6 +8,9 @@
 //! so that `crate::tui::…` means the same here as there.
 #![allow(dead_code, unused_imports)]
 
+#[macro_use]
+#[path = "../src/bin/rbtop/say.rs"]
+mod say;
 #[path = "../src/bin/rbtop/cli.rs"]
 mod cli;
 #[path = "../src/bin/rbtop/commands/mod.rs"]

@@ -758,7 +758,7 @@ fn an_unreadable_include_is_a_warning_not_an_error() {
     assert_eq!(warns[0].location.to_string(), format!("{}:1", t.nix_conf()));
     assert!(
         warns[0].message.starts_with(&format!(
-            "cannot read '{}'",
+            "{} is a directory, not a regular file",
             show(&t.path("etc/a-directory"))
         )),
         "{}",

@@ -37,21 +37,16 @@ pub struct Derivation {
 /// Why a file could not be used as a derivation; both name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Missing, not a regular file, past its bound or unreadable.
+    #[error(transparent)]
+    File(#[from] crate::bounds::FileError),
     #[error("{} is not a derivation: {why}", path.display())]
     NotADerivation { path: PathBuf, why: String },
 }
 
 /// Read and parse the `.drv` file at `path`.
 pub fn read(path: &Path) -> Result<Derivation, ReadError> {
-    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::bounds::read_regular_file(path, crate::bounds::DRV_FILE)?;
     // Nix strings are bytes; a stray non-UTF-8 byte in some variable must
     // not hide the system and features.
     parse(&String::from_utf8_lossy(&bytes)).map_err(|why| ReadError::NotADerivation {

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::bounds::INTERNAL_JSON_LINE;
 use tokio::sync::{mpsc, oneshot};
 
 use super::job::{CleanupReport, Event, Graces, Job, JobEffect, JobId, Signal};
@@ -184,10 +186,14 @@ impl Supervisor {
     }
 }
 
-/// Reads lines as bytes (a builder may print anything), lossily decoded.
+/// Reads lines as bytes (a builder may print anything), lossily decoded,
+/// each cut at [`INTERNAL_JSON_LINE`] (a build printing without a newline
+/// must not grow memory without end).
 struct Lines<R> {
     reader: BufReader<R>,
     buffer: Vec<u8>,
+    /// Bytes of the current line were dropped past the bound.
+    cut: bool,
 }
 
 impl<R: AsyncRead + Unpin> Lines<R> {
@@ -195,6 +201,7 @@ impl<R: AsyncRead + Unpin> Lines<R> {
         Lines {
             reader: BufReader::with_capacity(64 * 1024, reader),
             buffer: Vec::new(),
+            cut: false,
         }
     }
 
@@ -202,23 +209,52 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     /// `select!`): bytes of a line cut short stay in the buffer, and the
     /// next call goes on from them.
     async fn next(&mut self) -> Option<String> {
-        match self.reader.read_until(b'\n', &mut self.buffer).await {
-            Ok(0) if self.buffer.is_empty() => None,
-            Err(e) => {
-                tracing::warn!("cannot read the build's output: {e}");
-                None
-            }
-            Ok(_) => {
-                let mut line = std::mem::take(&mut self.buffer);
-                if line.last() == Some(&b'\n') {
-                    line.pop();
+        loop {
+            // The only await; what follows it runs to the end or not at all.
+            let available = match self.reader.fill_buf().await {
+                Ok(available) => available,
+                Err(e) => {
+                    tracing::warn!("cannot read the build's output: {e}");
+                    return None;
                 }
-                Some(
-                    String::from_utf8(line)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                )
+            };
+            if available.is_empty() {
+                if self.buffer.is_empty() && !self.cut {
+                    return None;
+                }
+                return Some(self.take_line());
+            }
+            let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(at) => (&available[..=at], true),
+                None => (available, false),
+            };
+            let room = INTERNAL_JSON_LINE.limit.saturating_sub(self.buffer.len());
+            self.buffer
+                .extend_from_slice(&chunk[..chunk.len().min(room)]);
+            self.cut |= chunk.len() > room;
+            let consumed = chunk.len();
+            self.reader.consume(consumed);
+            if done {
+                return Some(self.take_line());
             }
         }
+    }
+
+    fn take_line(&mut self) -> String {
+        let mut line = std::mem::take(&mut self.buffer);
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        let mut text = String::from_utf8(line)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        if std::mem::take(&mut self.cut) {
+            tracing::warn!("{}: cut", INTERNAL_JSON_LINE.exceeded());
+            text.push_str(&format!(
+                " [rbtop: cut here, {}]",
+                INTERNAL_JSON_LINE.exceeded()
+            ));
+        }
+        text
     }
 }
 
@@ -511,5 +547,33 @@ mod tests {
         assert_eq!(lines.next().await.as_deref(), Some("\u{fffd}bad utf8"));
         assert_eq!(lines.next().await.as_deref(), Some("last"));
         assert_eq!(lines.next().await, None);
+    }
+
+    /// Output without a newline (a hostile build) is cut at the bound and
+    /// the rest of that line dropped: memory stays flat, the next line is whole.
+    #[tokio::test]
+    async fn an_endless_line_is_cut_at_the_bound() {
+        let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+        let mut lines = Lines::new(reader);
+        let feeder = tokio::spawn(async move {
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..(4 * INTERNAL_JSON_LINE.limit / chunk.len()) {
+                writer.write_all(&chunk).await.unwrap();
+            }
+            writer.write_all(b"\nnext\n").await.unwrap();
+        });
+        let first = lines.next().await.unwrap();
+        assert!(
+            first.len() < INTERNAL_JSON_LINE.limit + 200,
+            "{}",
+            first.len()
+        );
+        assert!(first.ends_with(&format!(
+            "[rbtop: cut here, {}]",
+            INTERNAL_JSON_LINE.exceeded()
+        )));
+        assert!(lines.buffer.capacity() <= 2 * INTERNAL_JSON_LINE.limit);
+        assert_eq!(lines.next().await.as_deref(), Some("next"));
+        feeder.await.unwrap();
     }
 }

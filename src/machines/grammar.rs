@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::{fs, io};
 
 use super::Machine;
 use super::entry::{self, Entry};
+use crate::bounds;
 use crate::diagnostics::{Diagnostic, Location, Origin};
 use crate::include_stack::IncludeStack;
 use crate::nix_text::{self, WHITESPACE as NIX_WHITESPACE};
@@ -62,7 +62,9 @@ pub struct Parser {
     /// behaviour that changed between releases.
     local_nix: Option<NixVersion>,
     include_stack: IncludeStack,
-    first_seen: HashMap<String, Location>,
+    /// Each URI's first machine, as an index into `out.machines` (not a
+    /// copy of its location: a million-line file keeps one of each).
+    first_seen: HashMap<String, usize>,
     out: Parsed,
 }
 
@@ -115,6 +117,51 @@ impl Parser {
     }
 
     fn parse_line(&mut self, line: &str, start: usize, location: &Location) {
+        let first_new = self.out.diagnostics.len();
+        self.parse_line_entries(line, start, location);
+        self.cap_diagnostics_of_line(first_new, location);
+    }
+
+    /// Keep at most [`bounds::DIAGNOSTICS_PER_LINE`] diagnostics about one
+    /// line (those of files it includes are not counted), then one saying
+    /// how many more there were: 20,000 entries on a line must not give
+    /// 20,000 warnings.
+    fn cap_diagnostics_of_line(&mut self, first_new: usize, location: &Location) {
+        let limit = bounds::DIAGNOSTICS_PER_LINE.limit;
+        let on_this_line = |d: &Diagnostic| {
+            d.location.line == location.line && d.location.origin == location.origin
+        };
+        let new = &self.out.diagnostics[first_new..];
+        if new.iter().filter(|d| on_this_line(d)).count() <= limit {
+            return;
+        }
+        let mut kept = 0;
+        let (mut errors, mut warnings) = (0, 0);
+        let tail = self.out.diagnostics.split_off(first_new);
+        for d in tail {
+            if !on_this_line(&d) {
+                self.out.diagnostics.push(d);
+            } else if kept < limit {
+                kept += 1;
+                self.out.diagnostics.push(d);
+            } else if d.is_error() {
+                errors += 1;
+            } else {
+                warnings += 1;
+            }
+        }
+        let message = format!(
+            "{errors} more error(s) and {warnings} more warning(s) about this line not shown \
+             (rbtop shows at most {limit} per line)"
+        );
+        self.out.diagnostics.push(if errors > 0 {
+            Diagnostic::error(location.clone(), message)
+        } else {
+            Diagnostic::warning(location.clone(), message)
+        });
+    }
+
+    fn parse_line_entries(&mut self, line: &str, start: usize, location: &Location) {
         let content = &line[start..];
         let code = content.find('#').map_or(content, |hash| &content[..hash]);
         self.warn_if_old_nix_splits_differently(line, start, code, location);
@@ -145,7 +192,8 @@ impl Parser {
         let (machine, diagnostics) = entry::parse(entry, &self.default_systems, self.local_nix);
         self.out.diagnostics.extend(diagnostics);
         let Some(machine) = machine else { return };
-        if let Some(first) = self.first_seen.get(machine.uri()) {
+        if let Some(&first) = self.first_seen.get(machine.uri()) {
+            let first = &self.out.machines[first].location;
             self.out.diagnostics.push(
                 Diagnostic::warning(
                     machine.location.clone(),
@@ -159,7 +207,7 @@ impl Parser {
             );
         } else {
             self.first_seen
-                .insert(machine.uri().to_string(), machine.location.clone());
+                .insert(machine.uri().to_string(), self.out.machines.len());
         }
         self.out.machines.push(machine);
     }
@@ -236,9 +284,11 @@ impl Parser {
     }
 
     fn read_file(&mut self, path: &Path, at: &Location, missing_is_error: bool) {
-        let text = match fs::read(path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !missing_is_error => {
+        let text = match bounds::read_regular_file(path, bounds::MACHINES_FILE) {
+            // Valid UTF-8 (the usual case) is taken as is, not copied.
+            Ok(bytes) => String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Err(e) if e.is_missing() && !missing_is_error => {
                 self.out.diagnostics.push(Diagnostic::warning(
                     at.clone(),
                     format!(
@@ -251,18 +301,17 @@ impl Parser {
             Err(e) => {
                 self.out.diagnostics.push(Diagnostic::error(
                     at.clone(),
-                    format!("cannot read machines file '{}': {e}", path.display()),
+                    format!("cannot read machines file: {e}"),
                 ));
                 return;
             }
         };
         // Checked after reading: a file on the stack was readable, so a file
         // that is not cannot close a cycle.
-        if let Err(cycle) = self.include_stack.enter(path) {
-            self.out.diagnostics.push(Diagnostic::error(
-                at.clone(),
-                format!("include cycle {cycle}: skipped here (Nix would recurse until it crashes)"),
-            ));
+        if let Err(refused) = self.include_stack.enter(path) {
+            self.out
+                .diagnostics
+                .push(Diagnostic::error(at.clone(), refused.to_string()));
             return;
         }
         self.parse_text(&MachinesText::whole(

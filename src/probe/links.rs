@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
+
+use crate::bounds::read_line_capped;
 
 use super::channel::Channel;
 use super::classify::{self, StoreExit};
@@ -148,6 +150,9 @@ pub(crate) enum FactsError {
     /// The report did not come before the probe's deadline.
     #[error("the facts did not arrive in time")]
     TooLate,
+    /// The answer went on past its bound (a loop that never ends its answer).
+    #[error("{}", .0.exceeded())]
+    TooLong(crate::bounds::Bound),
 }
 
 /// The facts loop ([`super::crate::remote::script::FACTS.text`]) running on the host.
@@ -203,8 +208,14 @@ impl FactsLink {
         let request = if space { REQUEST_SPACE } else { REQUEST_QUICK };
         let builds = if self.list_builds { REQUEST_BUILDS } else { "" };
         let nonce = nonce();
+        // A listing of processes is larger than the facts alone.
+        let bound = if self.list_builds {
+            crate::bounds::LISTING_ANSWER
+        } else {
+            crate::bounds::FACTS_ANSWER
+        };
         let report = self
-            .ask(&format!("{request} {nonce} {builds}"), &nonce)
+            .ask(&format!("{request} {nonce} {builds}"), &nonce, bound)
             .await?;
         let mut facts = Facts::parse_with(&report, &nonce);
         if let Some(Ok(listing)) = &mut facts.processes {
@@ -217,6 +228,7 @@ impl FactsLink {
                     .ask(
                         &format!("{REQUEST_DETAIL} {nonce} {}", pids.join(" ")),
                         &nonce,
+                        crate::bounds::LISTING_ANSWER,
                     )
                     .await?;
                 listing.apply_detail(&answer, &nonce);
@@ -227,19 +239,29 @@ impl FactsLink {
     }
 
     /// Send one request line and read the answer up to `end NONCE`.
-    async fn ask(&mut self, request: &str, nonce: &str) -> Result<String, FactsError> {
+    async fn ask(
+        &mut self,
+        request: &str,
+        nonce: &str,
+        bound: crate::bounds::Bound,
+    ) -> Result<String, FactsError> {
         let end = format!("{END_MARKER} {nonce}");
         self.writer
             .write_all(format!("{request}\n").as_bytes())
             .await
             .map_err(FactsError::Io)?;
         self.writer.flush().await.map_err(FactsError::Io)?;
+        // The whole answer is bounded, each line within it too: a host that
+        // never ends its answer fails, it does not fill this machine's memory.
         let mut report = String::new();
         let mut line = Vec::new();
         loop {
             line.clear();
-            match self.reader.read_until(b'\n', &mut line).await {
-                Ok(0) => return Err(FactsError::Ended),
+            let room = bound.limit.saturating_sub(report.len());
+            match read_line_capped(&mut self.reader, &mut line, room + 1, false).await {
+                Ok((0, _)) => return Err(FactsError::Ended),
+                Ok((_, true)) => return Err(FactsError::TooLong(bound)),
+                Ok(_) if line.len() > room => return Err(FactsError::TooLong(bound)),
                 Ok(_) => {
                     // A process's words or environment need not be UTF-8.
                     let text = String::from_utf8_lossy(&line);
@@ -295,6 +317,25 @@ while read -r request nonce _rest; do
   echo "end $nonce"
 done
 "#;
+
+    /// A loop that answers without end (700+ MB within `--timeout 5` once):
+    /// the answer fails at its bound, memory stays bounded.
+    #[tokio::test]
+    async fn a_never_ending_answer_fails_at_its_bound() {
+        let mut link = loop_link("read -r _; yes uptime_s=1", SPACE_INTERVAL);
+        let e = link.read().await.unwrap_err();
+        assert!(
+            matches!(e, FactsError::TooLong(b) if b == crate::bounds::FACTS_ANSWER),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "a facts answer is longer than rbtop's bound of 1048576 bytes"
+        );
+        // One endless line, no newline at all: the same.
+        let mut link = loop_link("read -r _; tr '\\0' x < /dev/zero", SPACE_INTERVAL);
+        assert!(matches!(link.read().await, Err(FactsError::TooLong(_))));
+    }
 
     #[tokio::test]
     async fn free_space_is_asked_first_then_once_per_interval_and_carried_over() {

@@ -3,7 +3,7 @@
 # private mount namespace with its own /nix and /etc/nix. See README.md.
 #
 #   fleet.sh prepare                       # Debian trixie root with Nix 2.26 (cached)
-#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie]
+#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar]
 #   fleet.sh stop DIR                      # idempotent
 #   fleet.sh status DIR
 #   fleet.sh reap                          # stop fleets whose owner process died
@@ -282,6 +282,7 @@ write_sshd_config() { # HOSTDIR-as-seen-by-sshd ADDR KIND NEWSSH FILE
         # OpenSSH >= 9.8 blocks sources that fail auth repeatedly: tests do that on purpose.
         [[ $newssh == 1 ]] && echo "PerSourcePenalties no"
         [[ $kind == nonix ]] && echo "ForceCommand echo 'sh: 1: nix-store: not found' >&2; exit 127"
+        [[ $kind == liar ]] && echo "ForceCommand /bin/sh $h/liar.sh"
         true
     } >"$5"
 }
@@ -312,6 +313,29 @@ while (1) {
     }
 }'
 
+# ---------------------------------------------------------------- the liar
+# `liar` (with --liar, off by default): a host whose sshd is real but whose
+# store and facts loop are hostile, for rbtop's bounds (SECURITY.md). Its
+# store writes escapes and then stderr without a newline for ever, and never
+# answers; anything else (the facts loop) gets an answer that never ends,
+# with escapes in it. `true` answers, for the readiness check.
+LIAR_ADDR=127.0.1.20
+write_liar() { # FILE
+    cat >"$1" <<'EOF'
+case $SSH_ORIGINAL_COMMAND in
+true) exit 0 ;;
+*nix-store*--serve* | *nix-daemon*)
+    exec perl -e '$0 = "rbtop-liar-store \e]0;LIAR\a"; $| = 1;
+        my $s = "\e]0;LIAR-TITLE\a\e[2J\e]52;c;bGlhcg==\a" . ("x" x 65536);
+        print STDERR $s while 1' ;;
+*)
+    exec perl -e '$0 = "rbtop-liar-facts \e[2J"; $| = 1;
+        my $l = "nix_version=2.8\e]0;LIAR\a\nuptime_s=1\n" x 1024;
+        print $l while 1' ;;
+esac
+EOF
+}
+
 # Set up and launch one host (runs in the background; writes .ok on success).
 launch_host() { # NAME ADDR KIND
     local name=$1 addr=$2 kind=$3 H=$DIR/$1
@@ -333,6 +357,7 @@ launch_host() { # NAME ADDR KIND
     esac
     ssh-keygen -q -t ed25519 -N '' -C "rbtop-fleet-$name" -f "$H/hostkey" </dev/null
     if [[ $kind == authfail ]]; then : >"$H/authorized_keys"; else cp "$DIR/client_key.pub" "$H/authorized_keys"; fi
+    if [[ $kind == liar ]]; then write_liar "$H/liar.sh"; fi
     # Each host's root gets its own empty home: the machine's /root/.bashrc
     # (sourced by bash for every ssh command) must not slow or change sessions.
     mkdir -p "$H/home"
@@ -460,18 +485,19 @@ save_ns() { cat "$DIR"/*/mntns >"$START_REG/mntns" 2>/dev/null || true; }
 
 cmd_start() {
     need_root
-    local dir="" healthy=3 faults=1 trixie=1
+    local dir="" healthy=3 faults=1 trixie=1 liar=0
     while (($#)); do
         case $1 in
         --healthy) healthy=${2:?--healthy needs a number}; shift 2 ;;
         --healthy=*) healthy=${1#*=}; shift ;;
         --no-faults) faults=0; shift ;;
         --no-trixie) trixie=0; shift ;;
+        --liar) liar=1; shift ;;
         -*) die "unknown option $1" ;;
-        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie]"; dir=$1; shift ;;
+        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar]"; dir=$1; shift ;;
         esac
     done
-    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie]"
+    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar]"
     [[ $healthy =~ ^[0-9]+$ ]] && ((healthy <= 2000)) || die "--healthy must be a number 0..2000"
     for c in sshd:openssh-server ssh-keygen:openssh-client nix-store:nix-bin unshare:util-linux perl:perl-base; do
         command -v "${c%%:*}" >/dev/null || die "${c%%:*} not found (apt-get install ${c#*:})"
@@ -510,6 +536,7 @@ cmd_start() {
             NAMES+=("${FAULTS[i]}"); ADDRS+=("127.0.1.$((i + 2))"); KINDS+=("${FAULTS[i]}")
         done
     fi
+    if ((liar)); then NAMES+=(liar); ADDRS+=("$LIAR_ADDR"); KINDS+=(liar); fi
     for i in "${NAMES[@]}"; do rm -rf --one-file-system "${DIR:?}/$i"; done
 
     # Registry entry first, so a start that dies half-way can still be stopped/reaped.

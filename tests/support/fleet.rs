@@ -33,6 +33,9 @@ pub struct FleetOptions {
     pub faults: bool,
     /// `t1`: Nix 2.26 from a Debian trixie root (bootstrapped once, cached).
     pub trixie: bool,
+    /// `liar` (127.0.1.20): a hostile store and facts loop (endless stderr
+    /// without a newline, a never-ending answer, escapes). Off by default.
+    pub liar: bool,
 }
 
 impl Default for FleetOptions {
@@ -41,6 +44,7 @@ impl Default for FleetOptions {
             healthy: 3,
             faults: true,
             trixie: true,
+            liar: false,
         }
     }
 }
@@ -143,6 +147,9 @@ impl Fleet {
         }
         if !opts.trixie {
             args.push("--no-trixie");
+        }
+        if opts.liar {
+            args.push("--liar");
         }
         let out = run_script(&args);
         if !out.status.success() {

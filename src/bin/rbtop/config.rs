@@ -111,11 +111,9 @@ pub struct LogConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Missing, not a regular file, past its bound or unreadable.
+    #[error("config file: {0}")]
+    Read(#[from] rbtop::bounds::FileError),
     #[error("config file {}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
 }
@@ -135,9 +133,10 @@ pub fn load(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), Co
             _ => return Ok((FileConfig::default(), None)),
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+    let bytes = rbtop::bounds::read_regular_file(&path, rbtop::bounds::CONFIG_FILE)?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
         path: path.clone(),
-        source,
+        message: "not UTF-8".to_string(),
     })?;
     let config = parse(&text).map_err(|message| ConfigError::Invalid {
         path: path.clone(),

@@ -2,6 +2,9 @@
 //! library (`rbtop`). This file is its table of contents: parse the flags,
 //! layer the settings, start logging, run one command.
 
+#[macro_use]
+mod say;
+
 mod cli;
 mod commands;
 mod config;

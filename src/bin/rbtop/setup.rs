@@ -21,15 +21,17 @@ pub const USAGE: u8 = 2;
 
 /// Say what is wrong on stderr; the exit status of a usage error.
 pub fn usage_error(message: &str) -> ExitCode {
-    eprintln!("rbtop: {message}");
+    say!("rbtop: {}", rbtop::sanitize::for_terminal_lines(message));
     ExitCode::from(USAGE)
 }
 
 /// Read the machines as Nix would; a usage error when a `--machines` file
 /// does not exist.
 pub fn resolve_machines(settings: &Settings) -> Result<Resolved, ExitCode> {
+    // Only a file that is not there is a usage error; a symlink loop, a
+    // FIFO or a directory is reported by the reader, by what it is.
     if let SourceChoice::File(path) = &settings.source
-        && !path.exists()
+        && std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     {
         return Err(usage_error(&format!(
             "machines file {} does not exist",
@@ -54,7 +56,7 @@ pub fn resolve_machines(settings: &Settings) -> Result<Resolved, ExitCode> {
 /// problems printed on stderr.
 pub fn headless(settings: &Settings) -> Result<(Vec<String>, Resolved), ExitCode> {
     let extra_args = settings
-        .ssh_extra_args(|warning| eprintln!("rbtop: warning: {warning}"))
+        .ssh_extra_args(|warning| say!("rbtop: warning: {warning}"))
         .map_err(|e| usage_error(&e))?;
     let resolved = resolve_machines(settings)?;
     let _ = std::io::stderr().write_all(machines::render_diagnostics(&resolved).as_bytes());
@@ -77,7 +79,7 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .inspect_err(|e| eprintln!("rbtop: cannot start the async runtime: {e}"))
+        .inspect_err(|e| say!("rbtop: cannot start the async runtime: {e}"))
         .ok()
 }
 
@@ -98,21 +100,21 @@ pub fn probe_headless(
 ) -> Result<Vec<HostReport>, ProbeStopped> {
     if let Some(warning) = raise_open_file_limit(machines.len()) {
         tracing::warn!("{warning}");
-        eprintln!("rbtop: warning: {warning}");
+        say!("rbtop: warning: {warning}");
     }
     let runtime = runtime().ok_or(ProbeStopped::NoRuntime)?;
     let show_progress = show_progress && std::io::stderr().is_terminal();
     let progress = |done: usize, total: usize| {
         if show_progress {
-            eprint!("\r\x1b[Kprobed {done}/{total}");
+            say_inline!("\r\x1b[Kprobed {done}/{total}");
         }
     };
     let reports = runtime.block_on(probe_once(machines, settings, progress, shutdown_signal()));
     if show_progress {
-        eprint!("\r\x1b[K");
+        say_inline!("\r\x1b[K");
     }
     reports.map_err(|signal| {
-        eprintln!("rbtop: interrupted; every SSH session closed");
+        say!("rbtop: interrupted; every SSH session closed");
         ProbeStopped::Interrupted(ExitCode::from(signal.exit_status()))
     })
 }

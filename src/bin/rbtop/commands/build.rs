@@ -13,6 +13,7 @@ use rbtop::jobs::progress::{Counts, DrvStatus, LineKind, Phase};
 use rbtop::jobs::runner::{JobSettings, Supervisor, lock};
 use rbtop::machines::Machine;
 use rbtop::nix_text::strip_ansi;
+use rbtop::sanitize::{for_build_log, for_terminal};
 
 use crate::cli::BuildArgs;
 use crate::config::Settings;
@@ -65,7 +66,7 @@ async fn follow(
     };
     let job = supervisor.job(id).expect("just launched").clone();
     if let Some(path) = &lock(&job).log_file {
-        eprintln!("rbtop: log file: {}", path.display());
+        say!("rbtop: log file: {}", path.display());
     }
     let mut printer = Printer::new(std::io::stdout().is_terminal());
     let mut stop_signals = [
@@ -110,7 +111,7 @@ async fn follow(
             }
             _ = stop => {
                 cancels += 1;
-                eprintln!(
+                say!(
                     "rbtop: cancelling the build{}",
                     if cancels == 1 { " (again to stop waiting for it)" } else { "" }
                 );
@@ -155,10 +156,12 @@ impl Printer {
         }
         let derivations = job.progress.derivations();
         for entry in job.log.since(self.next_seq) {
+            // As `nix build -L`: colour kept, every other escape removed.
+            let text = for_build_log(&entry.text);
             let text = if self.colour {
-                entry.text.clone()
+                text.into_owned()
             } else {
-                strip_ansi(&entry.text)
+                strip_ansi(&text)
             };
             match entry.drv.and_then(|i| derivations.get(i)) {
                 Some(drv) if entry.kind == LineKind::Build => {
@@ -185,7 +188,7 @@ impl Printer {
             let on = drv
                 .machine
                 .as_deref()
-                .map(|m| format!(" ({m})"))
+                .map(|m| format!(" ({})", for_terminal(m)))
                 .unwrap_or_default();
             let _ = writeln!(out, "rbtop: {}: {}{on}", drv.name(), drv.phase.label());
         }
@@ -259,7 +262,7 @@ pub fn summary(job: &Job) -> String {
                     drv.name()
                 );
                 for line in job.log.last_build_lines(Some(index), LAST_LINES) {
-                    let _ = writeln!(out, "  {}", strip_ansi(line));
+                    let _ = writeln!(out, "  {}", strip_ansi(&for_build_log(line)));
                 }
             }
         }

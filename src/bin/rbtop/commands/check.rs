@@ -12,6 +12,7 @@ use serde::Serialize;
 use rbtop::machines::Machine;
 use rbtop::probe::{self, Facts, HostReport, Status};
 use rbtop::remote_builds::{self, RemoteBuild, Triage};
+use rbtop::sanitize::{for_terminal, for_terminal_lines};
 use rbtop::slots::{self, LocalLoad, LockHolder, SlotHolder};
 
 use crate::cli::CheckArgs;
@@ -33,7 +34,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     if setup::say_if_no_machines(&resolved) {
         if args.json {
             let triage = Triage::read(&[], &[]);
-            println!("{}", render_json(&[], &[], &triage));
+            out!("{}", render_json(&[], &[], &triage));
         }
         return ExitCode::from(NOT_ALL_UP);
     }
@@ -241,18 +242,18 @@ pub fn render_table(
         };
         let facts = r.facts.as_ref();
         table.add_row([
-            Cell::new(m.host_name()),
+            Cell::new(for_terminal(m.host_name())),
             status,
             Cell::new(ms_cell(r.connect)),
             Cell::new(ms_cell(r.handshake)),
-            Cell::new(r.protocol_version.as_deref().unwrap_or("-")),
-            Cell::new(r.nix_version.as_deref().unwrap_or("-")),
+            Cell::new(for_terminal(r.protocol_version.as_deref().unwrap_or("-"))),
+            Cell::new(for_terminal(r.nix_version.as_deref().unwrap_or("-"))),
             Cell::new(match r.trusted {
                 Some(true) => "yes",
                 Some(false) => "no",
                 None => "-",
             }),
-            Cell::new(super::machines::or_dash(&m.systems)),
+            Cell::new(for_terminal(&super::machines::or_dash(&m.systems))),
             Cell::new(match triage.machine_load(index) {
                 Some(load) => format!("{}/{}", load.busy, m.max_jobs),
                 None => format!("?/{}", m.max_jobs),
@@ -276,14 +277,19 @@ pub fn render_table(
     let up = reports.iter().filter(|r| r.is_up()).count();
     out.push_str(&format!("\n{up} of {} up\n", reports.len()));
     for (m, r) in machines.iter().zip(reports).filter(|(_, r)| !r.is_up()) {
-        out.push_str(&format!(
-            "{} ({}): {}\n",
+        let line = format!(
+            "{} ({}): {}",
             m.host_name(),
             m.location,
             probe::text::failure(r.status, r.reason.as_deref().unwrap_or(""))
-        ));
+        );
+        out.push_str(&for_terminal(&line));
+        out.push('\n');
     }
-    out.push_str(&render_triage(machines, triage));
+    // The failure lines and the triage quote hosts' answers: every line
+    // shown, never obeyed (the table's own colours are added above).
+    let below = render_triage(machines, triage);
+    out.push_str(&for_terminal_lines(&below));
     out
 }
 

@@ -140,12 +140,14 @@ pub fn render_table(resolved: &Resolved) -> String {
     if machines.is_empty() {
         return render_empty(resolved);
     }
-    let mut table = super::plain_table();
-    table.set_header([
+    // Written in two passes over the machines (widths, then lines), not
+    // through comfy-table: a million-line machines file must not cost a
+    // table's worth of cells in memory.
+    let header = [
         "URI", "SYSTEMS", "JOBS", "SPEED", "FEATURES", "SSH KEY", "PINNED", "SOURCE",
-    ]);
-    for m in machines {
-        table.add_row([
+    ];
+    let row = |m: &Machine| {
+        [
             m.store.uri.clone(),
             or_dash(&m.systems),
             m.max_jobs.to_string(),
@@ -159,9 +161,10 @@ pub fn render_table(resolved: &Resolved) -> String {
             }
             .to_string(),
             m.location.to_string(),
-        ]);
-    }
-    let mut out = super::plain_table_text(&table);
+        ]
+        .map(|cell| rbtop::sanitize::for_terminal(&cell).into_owned())
+    };
+    let mut out = super::aligned_columns(header, || machines.iter().map(row));
     if machines.iter().any(|m| !m.mandatory_features.is_empty()) {
         out.push_str("(* mandatory feature: only builds that require it are sent there)\n");
     }
@@ -171,7 +174,7 @@ pub fn render_table(resolved: &Resolved) -> String {
 pub fn render_empty(resolved: &Resolved) -> String {
     let mut out = String::from("No builders configured. rbtop looked at, in order:\n");
     for place in &resolved.consulted {
-        out.push_str(&format!("  - {place}\n"));
+        out.push_str(&format!("  - {}\n", rbtop::sanitize::for_terminal(place)));
     }
     out.push_str(&format!(
         "To add one, put a line such as\n  ssh://nix@builder.example {} - 4 1 big-parallel\n\

@@ -29,3 +29,41 @@ pub(crate) fn plain_table_text(table: &Table) -> String {
     }
     out
 }
+
+/// Left-aligned columns two spaces apart, without trailing blanks, as
+/// [`plain_table_text`] lays them out, from rows made twice (once for the
+/// widths, once for the text) instead of kept: for very long tables.
+pub(crate) fn aligned_columns<const N: usize, I>(header: [&str; N], rows: impl Fn() -> I) -> String
+where
+    I: Iterator<Item = [String; N]>,
+{
+    use unicode_width::UnicodeWidthStr;
+    let mut widths = header.map(UnicodeWidthStr::width);
+    for row in rows() {
+        for (width, cell) in widths.iter_mut().zip(&row) {
+            *width = (*width).max(cell.width());
+        }
+    }
+    let mut out = String::new();
+    let mut line = String::new();
+    let mut push = |cells: &[&str]| {
+        line.clear();
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', widths[i] - cell.width()));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push(&header);
+    for row in rows() {
+        push(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+mod hostile_tests;

@@ -110,7 +110,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         // are cancelled, their builders checked, before the sessions go.
         let active = supervisor.active();
         if active > 0 {
-            eprintln!("rbtop: cancelling {active} build(s)…");
+            say!("rbtop: cancelling {active} build(s)…");
         }
         tokio::select! {
             () = async {
@@ -118,7 +118,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
                 fleet.close().await;
             } => {}
             signal = shutdown_signal() => {
-                eprintln!("rbtop: interrupted again; exiting without waiting for the SSH sessions");
+                say!("rbtop: interrupted again; exiting without waiting for the SSH sessions");
                 std::process::exit(signal.exit_status().into());
             }
         }
@@ -129,7 +129,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         Ok(DashboardEnd::Quit) => ExitCode::SUCCESS,
         Ok(DashboardEnd::Signal(status)) => ExitCode::from(status),
         Err(e) => {
-            eprintln!("rbtop: terminal error: {e}");
+            say!("rbtop: terminal error: {e}");
             ExitCode::FAILURE
         }
     }
