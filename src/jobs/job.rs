@@ -516,11 +516,7 @@ impl Job {
                 let ended = if exit_code == 0 {
                     JobEnd::Succeeded
                 } else {
-                    let error = self
-                        .progress
-                        .errors()
-                        .first()
-                        .map(|e| crate::nix_text::strip_ansi(e));
+                    let error = self.progress.failure_reason();
                     JobEnd::Failed { exit_code, error }
                 };
                 self.finish(ended, now)

@@ -273,6 +273,7 @@ fn job_result(job: &Job) -> Cell<'static> {
 
 fn drv_result(job: &Job, drv: &DrvProgress) -> Cell<'static> {
     match &drv.status {
+        DrvStatus::Planned => Cell::from("planned").style(style::dim()),
         DrvStatus::Running => Cell::from("running"),
         DrvStatus::Succeeded => Cell::from("built").style(ok()),
         DrvStatus::Failed { message, exit_code } => {
