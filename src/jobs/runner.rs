@@ -185,13 +185,15 @@ impl Supervisor {
 }
 
 /// Reads lines as bytes (a builder may print anything), lossily decoded.
-struct Lines<R> {
+/// The one line reader for a build's output and for a log read by `rbtop
+/// log` or `--open-log`, so both get the same treatment of what comes in.
+pub struct Lines<R> {
     reader: BufReader<R>,
     buffer: Vec<u8>,
 }
 
 impl<R: AsyncRead + Unpin> Lines<R> {
-    fn new(reader: R) -> Self {
+    pub fn new(reader: R) -> Self {
         Lines {
             reader: BufReader::with_capacity(64 * 1024, reader),
             buffer: Vec::new(),
@@ -201,7 +203,7 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     /// The next line, without its newline. Cancel-safe (it runs in a
     /// `select!`): bytes of a line cut short stay in the buffer, and the
     /// next call goes on from them.
-    async fn next(&mut self) -> Option<String> {
+    pub async fn next(&mut self) -> Option<String> {
         match self.reader.read_until(b'\n', &mut self.buffer).await {
             Ok(0) if self.buffer.is_empty() => None,
             Err(e) => {

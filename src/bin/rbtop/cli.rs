@@ -129,6 +129,26 @@ pub enum Command {
     /// --no-probe: not known to be down), 1 when none is, 2 for usage errors
     /// and an unreadable .drv.
     Explain(ExplainArgs),
+
+    /// Follow the internal-json log of a Nix build rbtop did not start.
+    ///
+    /// `nix build --log-format internal-json -v … |& rbtop log`, or a saved
+    /// log: the same per-derivation, per-host output as `rbtop build`, read
+    /// until the input ends. Exit status: 0 when nothing failed, 1 when a
+    /// derivation failed or Nix reported an error, 2 for usage errors and an
+    /// unreadable input.
+    Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The log file; `-` or nothing for standard input
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Print only JSON at the end (fields documented in README.md, `rbtop log`)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -187,7 +187,12 @@ impl Printer {
                 .as_deref()
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default();
-            let _ = writeln!(out, "rbtop: {}: {}{on}", drv.name(), drv.phase.label());
+            let label = if drv.status == DrvStatus::Planned {
+                "planned"
+            } else {
+                drv.phase.label()
+            };
+            let _ = writeln!(out, "rbtop: {}: {label}{on}", drv.name());
         }
         let counts = job.progress.counts();
         if counts != self.counts && counts.expected > 1 {
@@ -223,6 +228,27 @@ impl Printer {
     }
 }
 
+/// Each failed derivation, where and with what code, and its last lines.
+pub fn failed_derivations(job: &Job) -> String {
+    let mut out = String::new();
+    for (index, drv) in job.progress.derivations().iter().enumerate() {
+        let DrvStatus::Failed { exit_code, .. } = &drv.status else {
+            continue;
+        };
+        let code = exit_code.map_or(String::new(), |c| format!(", builder exit code {c}"));
+        let on = drv.machine.as_deref().unwrap_or("this machine");
+        let _ = writeln!(
+            out,
+            "rbtop: {} failed on {on}{code}; its last lines:",
+            drv.name()
+        );
+        for line in job.log.last_build_lines(Some(index), LAST_LINES) {
+            let _ = writeln!(out, "  {}", strip_ansi(line));
+        }
+    }
+    out
+}
+
 /// Lines of a failed derivation repeated at the end.
 const LAST_LINES: usize = 10;
 
@@ -247,21 +273,7 @@ pub fn summary(job: &Job) -> String {
             if let Some(error) = error {
                 let _ = writeln!(out, "rbtop: {error}");
             }
-            for (index, drv) in job.progress.derivations().iter().enumerate() {
-                let DrvStatus::Failed { exit_code, .. } = &drv.status else {
-                    continue;
-                };
-                let code = exit_code.map_or(String::new(), |c| format!(", builder exit code {c}"));
-                let on = drv.machine.as_deref().unwrap_or("this machine");
-                let _ = writeln!(
-                    out,
-                    "rbtop: {} failed on {on}{code}; its last lines:",
-                    drv.name()
-                );
-                for line in job.log.last_build_lines(Some(index), LAST_LINES) {
-                    let _ = writeln!(out, "  {}", strip_ansi(line));
-                }
-            }
+            out.push_str(&failed_derivations(job));
         }
         Some(JobEnd::Cancelled) => {
             let _ = writeln!(out, "rbtop: build cancelled after {secs:.1} s");
