@@ -459,6 +459,16 @@ impl BuildProgress {
     }
 
     fn stop(&mut self, id: u64, now: Instant) {
+        // One command may realise several times (`nix develop`, `nix
+        // build` of several installables): each has its own top `Builds`
+        // and `Realise`, counting from zero again.
+        if self.top_builds == Some(id) {
+            self.top_builds = None;
+            self.successes = 0;
+        }
+        if self.top_realise == Some(id) {
+            self.top_realise = None;
+        }
         let Some(running) = self.activities.remove(&id) else {
             return;
         };
@@ -826,5 +836,19 @@ mod tests {
         let progress = fed(&[start, build]);
         assert_eq!(progress.derivations().len(), 1);
         assert_eq!(progress.derivations()[0].phase, Phase::Building);
+    }
+
+    #[test]
+    fn a_second_realisation_counts_its_own_builds() {
+        let first = r#"@nix {"action":"start","id":1,"level":0,"text":"","type":104}"#;
+        let first_done = r#"@nix {"action":"result","fields":[0,0,0,0],"id":1,"type":105}"#;
+        let first_stop = r#"@nix {"action":"stop","id":1}"#;
+        let second = r#"@nix {"action":"start","id":2,"level":0,"text":"","type":104}"#;
+        let build = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","",1,1],"id":3,"level":3,"text":"building","type":105}"#;
+        let done = r#"@nix {"action":"result","fields":[1,1,0,0],"id":2,"type":105}"#;
+        let stop = r#"@nix {"action":"stop","id":3}"#;
+        let (progress, _) = feed(&[first, first_done, first_stop, second, build, done, stop]);
+        assert_eq!(progress.derivations()[0].status, DrvStatus::Succeeded);
+        assert_eq!(progress.counts().done, 1);
     }
 }
