@@ -212,3 +212,58 @@ fn every_store_reference_fixture_is_checked() {
     named.sort();
     assert_eq!(files, named);
 }
+
+/// Derivations Nix reads, and the two it refuses (libstore-tests
+/// `derivation.cc`: `bad_version`, `bad_old_version_dyn_deps`).
+#[test]
+fn derivations_are_read_or_refused_as_nix_does() {
+    for name in [
+        "simple-derivation",
+        "dyn-dep-derivation",
+        "hello",
+        "firefox",
+        "ca/advanced-attributes",
+        "ca/advanced-attributes-structured-attrs",
+        "ia/advanced-attributes",
+        "ia/advanced-attributes-structured-attrs",
+    ] {
+        let text = data(&format!("derivation/{name}.drv"));
+        let drv = rbtop::derivation::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!drv.system.is_empty(), "{name}");
+    }
+    let simple = rbtop::derivation::parse(&data("derivation/simple-derivation.drv")).unwrap();
+    assert_eq!(simple.system, "wasm-sel4");
+    assert_eq!(simple.builder, "foo");
+    assert_eq!(simple.env["BIG_BAD"], "WOLF");
+
+    let bad_version = rbtop::derivation::parse(&data("derivation/bad-version.drv")).unwrap_err();
+    assert!(
+        bad_version.contains("unknown derivation ATerm format version 'invalid-version'"),
+        "{bad_version}"
+    );
+    let old_dyn =
+        rbtop::derivation::parse(&data("derivation/bad-old-version-dyn-deps.drv")).unwrap_err();
+    assert!(old_dyn.contains("dynamic-derivation input"), "{old_dyn}");
+}
+
+/// Nix's recorded serve handshake (libstore-tests `serve-protocol.cc`,
+/// `handshake_client_replay`): the server at 2.5, which the client accepts;
+/// every truncation of it is an error.
+#[tokio::test]
+async fn nixs_serve_handshake_replays() {
+    use rbtop::protocol::{ProtocolVersion, serve};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/others/nix/protocol/serve-protocol-handshake-to-client.bin");
+    let log = std::fs::read(path).unwrap();
+    let mut sink = Vec::new();
+    let hello = serve::handshake(&mut &log[..], &mut sink).await.unwrap();
+    assert_eq!(hello.server_version, ProtocolVersion::new(2, 5));
+    assert_eq!(hello.version, ProtocolVersion::new(2, 5));
+    for len in 0..log.len() {
+        let mut sink = Vec::new();
+        assert!(
+            serve::handshake(&mut &log[..len], &mut sink).await.is_err(),
+            "{len} bytes"
+        );
+    }
+}
