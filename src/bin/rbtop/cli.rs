@@ -32,6 +32,7 @@ impl DashboardArgs {
             ("--refresh", self.refresh.is_some()),
             ("--timeout", self.timeout.is_some()),
             ("--concurrency", self.concurrency.is_some()),
+            ("--open-log", self.open_log.is_some()),
         ]
         .into_iter()
         .find_map(|(flag, given)| given.then_some(flag))
@@ -60,6 +61,10 @@ pub struct DashboardArgs {
     /// Hosts probed at the same time [config: probe.concurrency] [default: 64]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
+
+    /// Open this internal-json build log as a read-only job (as `rbtop log` reads it)
+    #[arg(long, value_name = "FILE")]
+    pub open_log: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Args)]
