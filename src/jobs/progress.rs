@@ -830,7 +830,7 @@ mod tests {
         let start = serde_json::json!({"action":"start","id":3,"level":4,"text":text,"type":111})
             .to_string();
         let build = serde_json::json!({"action":"start","fields":[B,"",1,1],"id":4,"level":3,"text":"building","type":105}).to_string();
-        let progress = fed(&[start.clone()]);
+        let progress = fed(std::slice::from_ref(&start));
         assert_eq!(progress.derivations()[0].phase, Phase::Queued);
         // What Nix then builds under the resolved name is the same one.
         let progress = fed(&[start, build]);

@@ -241,7 +241,7 @@ mod tests {
             format!(
                 r#"@nix {{"action":"start","fields":["{A}","ssh://b1",1,1],"id":5,"level":3,"text":"building","type":105}}"#
             ),
-            format!(r#"@nix {{"action":"result","fields":["compiling"],"id":5,"type":101}}"#),
+            r#"@nix {"action":"result","fields":["compiling"],"id":5,"type":101}"#.to_string(),
             msg(
                 0,
                 "warning: ignoring the client-specified setting 'builders'",
