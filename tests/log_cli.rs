@@ -193,3 +193,30 @@ fn an_unreadable_input_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/build.log"), "{err}");
 }
+
+/// Nix 2.34 (Debian sid), recorded here (tests/fixtures/protocol/README.md):
+/// its plan, `Cannot build 'X'. Reason: builder failed with exit code 3.`
+/// for the failure and `Reason: 1 dependency failed.` for the dependent.
+#[test]
+fn nix_2_34s_new_failure_forms() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/internal-json/nix234-plan-failure.log");
+    let (code, json) = log_json(&[path.to_str().unwrap()], None);
+    assert_eq!(code, 1);
+    let expected: BTreeMap<String, String> = [
+        ("sid-ok", "succeeded"),
+        ("sid-fail", "failed"),
+        ("sid-after", "planned"),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(statuses(&json), expected);
+    let fail = json["derivations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "sid-fail")
+        .unwrap();
+    assert_eq!(fail["exit_code"], 3);
+}
