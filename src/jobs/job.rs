@@ -94,6 +94,9 @@ pub enum State {
     },
     /// Exited after a cancel; its builders are being checked.
     CheckingBuilders,
+    /// A log of a build rbtop did not start, being read (`rbtop log`, the
+    /// dashboard's `--open-log`): no process, nothing to cancel.
+    Reading,
     Finished(JobEnd),
 }
 
@@ -153,6 +156,8 @@ pub enum Event {
         signal: Option<i32>,
     },
     CancelRequested,
+    /// The log a read-only job follows has ended.
+    InputEnded,
     /// The timer armed for `stage` ran out.
     GraceElapsed(Escalation),
     BuildersChecked(Vec<CleanupReport>),
@@ -199,6 +204,9 @@ pub struct Job {
     pub log_file: Option<std::path::PathBuf>,
     /// When the operator first asked to cancel.
     pub cancel_requested: Option<Instant>,
+    /// A log read, not a build run: it cannot be cancelled, and the end of
+    /// the input is its end.
+    pub read_only: bool,
     graces: Graces,
     cancel_pending: bool,
     pin_warned: bool,
@@ -227,10 +235,27 @@ impl Job {
             notes: Vec::new(),
             log_file: None,
             cancel_requested: None,
+            read_only: false,
             graces,
             cancel_pending: false,
             pin_warned: false,
         }
+    }
+
+    /// A job that follows the internal-json log of a build started
+    /// elsewhere (`name`: the file, or `-` for stdin). Feed it
+    /// [`Event::Stderr`] lines, then [`Event::InputEnded`].
+    pub fn reading(id: JobId, name: &str, line_cap: usize, now: Instant) -> Job {
+        let request = LaunchRequest {
+            args: vec![name.to_string()],
+            placement: super::launch::Placement::Fleet { builders: None },
+            tool: super::launch::BuildTool::NixBuild,
+        };
+        let argv = vec!["rbtop".into(), "log".into(), name.to_string()];
+        let mut job = Job::new(id, request, argv, line_cap, Graces::default(), now);
+        job.state = State::Reading;
+        job.read_only = true;
+        job
     }
 
     pub fn is_finished(&self) -> bool {
@@ -294,6 +319,9 @@ impl Job {
             Event::Stderr(line) => self.stderr(line, now),
             Event::Stdout(line) => self.stdout(line, now),
             Event::Exited { code, signal } => self.exited(code, signal, now),
+            Event::InputEnded => self.input_ended(now),
+            // A log being read has nothing to stop.
+            Event::CancelRequested if self.read_only => Vec::new(),
             Event::CancelRequested => {
                 if self.is_active() {
                     self.cancel_requested.get_or_insert(now);
@@ -516,24 +544,47 @@ impl Job {
                 let ended = if exit_code == 0 {
                     JobEnd::Succeeded
                 } else {
-                    let error = self
-                        .progress
-                        .errors()
-                        .first()
-                        .map(|e| crate::nix_text::strip_ansi(e));
+                    let error = self.progress.failure_reason();
                     JobEnd::Failed { exit_code, error }
                 };
                 self.finish(ended, now)
             }
-            State::CheckingBuilders | State::Finished(_) => Vec::new(),
+            State::CheckingBuilders | State::Finished(_) | State::Reading => Vec::new(),
         }
+    }
+
+    /// The end of a read log: failed when a derivation failed or Nix
+    /// reported an error, else succeeded; what was still running is
+    /// stopped (the log says no more about it), planned ones stay planned.
+    fn input_ended(&mut self, now: Instant) -> Vec<JobEffect> {
+        if self.state != State::Reading {
+            return Vec::new();
+        }
+        self.progress.stop_all(now);
+        let failed = !self.progress.errors().is_empty()
+            || self
+                .progress
+                .derivations()
+                .iter()
+                .any(|d| matches!(d.status, super::progress::DrvStatus::Failed { .. }));
+        let ended = if failed {
+            JobEnd::Failed {
+                exit_code: 1,
+                error: self.progress.failure_reason(),
+            }
+        } else {
+            JobEnd::Succeeded
+        };
+        self.finish(ended, now)
     }
 
     fn finish(&mut self, ended: JobEnd, now: Instant) -> Vec<JobEffect> {
         if self.is_finished() {
             return Vec::new();
         }
-        if ended == JobEnd::Succeeded {
+        if ended == JobEnd::Succeeded && !self.read_only {
+            // Nix exited 0: whatever it built succeeded. A log's end says
+            // nothing of the kind.
             self.progress.succeed_all(now);
         } else {
             self.progress.stop_all(now);

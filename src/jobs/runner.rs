@@ -147,11 +147,42 @@ impl Supervisor {
         Ok(id)
     }
 
-    /// Ask a job to stop; asking again skips the current grace period.
+    /// Follow the internal-json log in `path` as a read-only job (the
+    /// dashboard's `--open-log`): read to its end, nothing to cancel.
+    pub fn open_log(&mut self, path: PathBuf) -> JobId {
+        let id = JobId(self.next_id);
+        self.next_id += 1;
+        let job = Job::reading(
+            id,
+            &path.display().to_string(),
+            self.settings.line_cap,
+            Instant::now(),
+        );
+        tracing::info!(%id, path = %path.display(), "following a build log");
+        let job = Arc::new(Mutex::new(job));
+        let (cancel, cancelled) = mpsc::unbounded_channel();
+        let task = tokio::spawn(read_log(
+            Arc::clone(&job),
+            path,
+            self.changed.clone(),
+            cancelled,
+        ));
+        self.jobs.push(JobHandle {
+            id,
+            job,
+            cancel,
+            task,
+        });
+        id
+    }
+
+    /// Ask a job to stop; asking again skips the current grace period. A
+    /// log being read cannot be cancelled (`false`).
     pub fn cancel(&self, id: JobId) -> bool {
         self.jobs
             .iter()
             .find(|h| h.id == id)
+            .filter(|h| !lock(&h.job).read_only)
             .is_some_and(|h| h.cancel.send(()).is_ok())
     }
 
@@ -188,8 +219,10 @@ impl Supervisor {
 
 /// Reads lines as bytes (a builder may print anything), lossily decoded,
 /// each cut at [`INTERNAL_JSON_LINE`] (a build printing without a newline
-/// must not grow memory without end).
-struct Lines<R> {
+/// must not grow memory without end). The one line reader for a build's
+/// output and for a log read by `rbtop log` or `--open-log`, so both get the
+/// same treatment of what comes in.
+pub struct Lines<R> {
     reader: BufReader<R>,
     buffer: Vec<u8>,
     /// Bytes of the current line were dropped past the bound.
@@ -197,7 +230,7 @@ struct Lines<R> {
 }
 
 impl<R: AsyncRead + Unpin> Lines<R> {
-    fn new(reader: R) -> Self {
+    pub fn new(reader: R) -> Self {
         Lines {
             reader: BufReader::with_capacity(64 * 1024, reader),
             buffer: Vec::new(),
@@ -208,7 +241,7 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     /// The next line, without its newline. Cancel-safe (it runs in a
     /// `select!`): bytes of a line cut short stay in the buffer, and the
     /// next call goes on from them.
-    async fn next(&mut self) -> Option<String> {
+    pub async fn next(&mut self) -> Option<String> {
         loop {
             // The only await; what follows it runs to the end or not at all.
             let available = match self.reader.fill_buf().await {
@@ -514,6 +547,63 @@ async fn supervise(
     }
 }
 
+/// Lines read from a log between two change notices while it keeps coming.
+const LOG_BATCH: u32 = 1024;
+
+/// Feed a log file to a read-only job until it ends (or rbtop quits, which
+/// sends on `stop`): the same line reader as a build's output.
+async fn read_log(
+    job: SharedJob,
+    path: PathBuf,
+    changed: mpsc::UnboundedSender<JobId>,
+    mut stop: mpsc::UnboundedReceiver<()>,
+) {
+    use futures_util::FutureExt;
+    let id = lock(&job).id;
+    let ended = |why: Option<String>| {
+        let now = Instant::now();
+        let mut job = lock(&job);
+        if let Some(why) = why {
+            let _ = job.note(why, now);
+        }
+        let _ = job.handle(Event::InputEnded, now);
+        drop(job);
+        let _ = changed.send(id);
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(e) => {
+            return ended(Some(format!("rbtop: cannot read {}: {e}", path.display())));
+        }
+    };
+    let mut lines = Lines::new(file);
+    let mut unsent = 0u32;
+    loop {
+        // Tell the dashboard before waiting, and every batch meanwhile.
+        let next = match lines.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if unsent > 0 {
+                    let _ = changed.send(id);
+                    unsent = 0;
+                }
+                tokio::select! {
+                    next = lines.next() => next,
+                    Some(()) = stop.recv() => break,
+                }
+            }
+        };
+        let Some(line) = next else { break };
+        let _ = lock(&job).handle(Event::Stderr(line), Instant::now());
+        unsent += 1;
+        if unsent >= LOG_BATCH {
+            let _ = changed.send(id);
+            unsent = 0;
+        }
+    }
+    ended(None);
+}
+
 /// The next line of a pipe still open; never ready once it is closed.
 async fn next_line<R: AsyncRead + Unpin>(lines: &mut Option<Lines<R>>) -> Option<String> {
     match lines {
@@ -575,5 +665,50 @@ mod tests {
         assert!(lines.buffer.capacity() <= 2 * INTERNAL_JSON_LINE.limit);
         assert_eq!(lines.next().await.as_deref(), Some("next"));
         feeder.await.unwrap();
+    }
+
+    /// `--open-log`: nom's recorded failing build, read to its end as a
+    /// read-only job that refuses a cancel.
+    #[tokio::test]
+    async fn an_opened_log_is_read_to_its_end_and_cannot_be_cancelled() {
+        use crate::jobs::job::{JobEnd, State};
+        use crate::jobs::progress::DrvStatus;
+        let settings = JobSettings {
+            graces: Graces::default(),
+            line_cap: 100,
+            log_dir: None,
+            ssh: SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::Strict),
+            local_nix: None,
+        };
+        let (mut supervisor, mut changed) = Supervisor::new(settings, Vec::new());
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/others/nom/fail.stderr.json");
+        let id = supervisor.open_log(path);
+        assert!(!supervisor.cancel(id), "a log cannot be cancelled");
+        let job = supervisor.job(id).unwrap().clone();
+        while !lock(&job).is_finished() {
+            changed.recv().await.expect("the reader sends changes");
+        }
+        let job = lock(&job);
+        assert!(
+            matches!(
+                job.state,
+                State::Finished(JobEnd::Failed { exit_code: 1, .. })
+            ),
+            "{:?}",
+            job.state
+        );
+        let statuses: Vec<_> = job
+            .progress
+            .derivations()
+            .iter()
+            .map(|d| (d.name().to_string(), d.status.clone()))
+            .collect();
+        assert_eq!(statuses.len(), 3, "{statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .any(|(n, s)| n == "build-waiting" && *s == DrvStatus::Planned)
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::Machine;
 use super::entry::{self, Entry};
+use super::lix_toml::{self, LixText};
 use crate::bounds;
 use crate::diagnostics::{Diagnostic, Location, Origin};
 use crate::include_stack::IncludeStack;
@@ -61,6 +62,8 @@ pub struct Parser {
     /// The Nix that will read these lines, when known: gates warnings about
     /// behaviour that changed between releases.
     local_nix: Option<NixVersion>,
+    /// The local Nix is Lix, which reads its own TOML machines format.
+    lix: bool,
     include_stack: IncludeStack,
     /// Each URI's first machine, as an index into `out.machines` (not a
     /// copy of its location: a million-line file keeps one of each).
@@ -84,6 +87,7 @@ impl Parser {
         Parser {
             default_systems,
             local_nix: None,
+            lix: false,
             include_stack: IncludeStack::default(),
             first_seen: HashMap::new(),
             out: Parsed::default(),
@@ -96,12 +100,23 @@ impl Parser {
         self
     }
 
+    /// Tell the parser that the local Nix is Lix (`nix-store --version`
+    /// says `Lix`): its TOML machines format is then read as Lix reads it.
+    pub fn with_lix(mut self, lix: bool) -> Self {
+        self.lix = lix;
+        self
+    }
+
     pub fn finish(self) -> Parsed {
         self.out
     }
 
     /// Parse text in the `builders` syntax.
     pub fn parse_text(&mut self, text: &MachinesText) {
+        if let LixText::Toml(read) = lix_toml::read(text.text) {
+            self.lix_toml(text, read);
+            return;
+        }
         for (index, line) in text.text.split('\n').enumerate() {
             let start = if index == 0 { text.first_line_start } else { 0 };
             let location = Location::new(text.origin.clone(), text.first_line + index);
@@ -188,6 +203,45 @@ impl Parser {
         }
     }
 
+    /// Lix's TOML: its machines when this is Lix, else one clear error
+    /// rather than the garbage machines Nix would make of its lines.
+    fn lix_toml(&mut self, text: &MachinesText, read: Result<Vec<lix_toml::LixMachine>, String>) {
+        let first = Location::new(text.origin.clone(), text.first_line);
+        if !self.lix {
+            self.out.diagnostics.push(Diagnostic::error(
+                first,
+                format!(
+                    "this is Lix's TOML machines format (Lix ≥ 2.95), and the Nix here is not \
+                     Lix: Nix reads it line by line, as machines {} and so on, none of which \
+                     can build anything; write one machine per line for Nix",
+                    lix_toml::as_nix_reads_it(text.text)
+                ),
+            ));
+            return;
+        }
+        let machines = match read {
+            Ok(machines) => machines,
+            Err(why) => {
+                self.out.diagnostics.push(Diagnostic::error(
+                    first,
+                    format!("Lix's TOML machines format: {why}; Lix refuses the whole file"),
+                ));
+                return;
+            }
+        };
+        for machine in lix_toml::in_file_order(text.text, machines) {
+            let Some(line) = machine.line else { continue };
+            let index = lix_toml::header_line(text.text, &machine.name).unwrap_or(0);
+            let entry = Entry {
+                text: &line,
+                line: &line,
+                start: 0,
+                location: Location::new(text.origin.clone(), text.first_line + index),
+            };
+            self.add_entry(&entry);
+        }
+    }
+
     fn add_entry(&mut self, entry: &Entry) {
         let (machine, diagnostics) = entry::parse(entry, &self.default_systems, self.local_nix);
         self.out.diagnostics.extend(diagnostics);
@@ -244,9 +298,9 @@ impl Parser {
             Diagnostic::warning(
                 location.at_column(line[..semicolon].chars().count() + 1),
                 format!(
-                    "a ';' inside this comment ends the comment for Nix older than 2.30, \
-                     which would read {} as machine {}; remove the ';' if older Nix reads \
-                     this file",
+                    "a ';' inside this comment ends the comment for Nix older than 2.30 and \
+                     for Lix (every version), which split on ';' first and would read {} as \
+                     machine {}; remove the ';' if such a Nix reads this file",
                     extra.join(", "),
                     if extra.len() == 1 { "entry" } else { "entries" }
                 ),

@@ -254,9 +254,12 @@ mod tests {
             .string(b"bc")
             .u64(0x126)
             .u64(0x1_0126)
+            .u64(0x1_0000_0126)
             .into_bytes();
         let r = &mut &bytes[..];
         assert_eq!(read_strings(r, "l").await.unwrap(), ["a", "bc"]);
+        assert_eq!(read_version(r).await.unwrap(), ProtocolVersion::new(1, 38));
+        // Bits above 15 are masked away, as Nix does.
         assert_eq!(read_version(r).await.unwrap(), ProtocolVersion::new(1, 38));
         assert!(matches!(
             read_version(r).await,

@@ -32,6 +32,7 @@ impl DashboardArgs {
             ("--refresh", self.refresh.is_some()),
             ("--timeout", self.timeout.is_some()),
             ("--concurrency", self.concurrency.is_some()),
+            ("--open-log", self.open_log.is_some()),
         ]
         .into_iter()
         .find_map(|(flag, given)| given.then_some(flag))
@@ -60,6 +61,10 @@ pub struct DashboardArgs {
     /// Hosts probed at the same time [config: probe.concurrency] [default: 64]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
+
+    /// Open this internal-json build log as a read-only job (as `rbtop log` reads it)
+    #[arg(long, value_name = "FILE")]
+    pub open_log: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Args)]
@@ -129,6 +134,26 @@ pub enum Command {
     /// --no-probe: not known to be down), 1 when none is, 2 for usage errors
     /// and an unreadable .drv.
     Explain(ExplainArgs),
+
+    /// Follow the internal-json log of a Nix build rbtop did not start.
+    ///
+    /// `nix build --log-format internal-json -v … |& rbtop log`, or a saved
+    /// log: the same per-derivation, per-host output as `rbtop build`, read
+    /// until the input ends. Exit status: 0 when nothing failed, 1 when a
+    /// derivation failed or Nix reported an error, 2 for usage errors and an
+    /// unreadable input.
+    Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The log file; `-` or nothing for standard input
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Print only JSON at the end (fields documented in README.md, `rbtop log`)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,6 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use rbtop::machines::Machine;
-use rbtop::nix_version::NixVersion;
 use rbtop::nixconf::NixConfEnv;
 use rbtop::probe::HostReport;
 use rbtop::probe::{ProbeSettings, probe_once, raise_open_file_limit};
@@ -38,10 +37,12 @@ pub fn resolve_machines(settings: &Settings) -> Result<Resolved, ExitCode> {
             path.display()
         )));
     }
-    let resolved = sources::resolve(
+    let (local_nix, lix) = rbtop::nix_version::local_with_flavour();
+    let resolved = sources::resolve_as(
         &settings.source,
         &NixConfEnv::from_process(),
-        NixVersion::local(),
+        local_nix,
+        lix,
     );
     tracing::info!(
         machines = resolved.parsed.machines.len(),

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod check;
 pub mod explain;
+pub mod log;
 pub mod machines;
 
 use comfy_table::presets::NOTHING;

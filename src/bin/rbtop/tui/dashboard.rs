@@ -72,6 +72,10 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     };
     let slots_dir = rbtop::slots::default_dir();
     let ended = runtime.block_on(async {
+        if let Some(path) = &args.open_log {
+            let id = supervisor.open_log(path.clone());
+            app.launched(Ok(supervisor.job(id).expect("just opened").clone()));
+        }
         let fleet = Fleet::new(&machines, probe_settings);
         // A panic is caught here only to close the SSH sessions; the
         // panic hook has already restored the terminal and said why.

@@ -71,7 +71,8 @@ impl App {
             return;
         };
         let job = lock(job);
-        if !job.is_active() {
+        // A log being read (`--open-log`) has no build to cancel.
+        if !job.is_active() || job.read_only {
             return;
         }
         let again = matches!(job.state, State::Cancelling { .. });
@@ -172,6 +173,15 @@ mod tests {
         assert!(app.on_mouse(mouse(MouseEventKind::ScrollUp, 5)));
         assert!(!app.log.as_ref().unwrap().follow);
         assert_eq!(first_shown(&app), "line 38");
+    }
+
+    #[test]
+    fn a_log_opened_read_only_is_never_offered_a_cancel() {
+        let job = rbtop::jobs::job::Job::reading(JobId(4), "/tmp/ci.log", 100, Instant::now());
+        let mut app = app_with(vec![std::sync::Arc::new(std::sync::Mutex::new(job))]);
+        app.focus = Focus::Jobs;
+        assert_eq!(press(&mut app, "x"), [AppEffect::None]);
+        assert_eq!(app.confirm, None);
     }
 
     #[test]

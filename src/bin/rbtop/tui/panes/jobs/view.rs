@@ -153,7 +153,9 @@ fn job_cells(
         (State::Running { .. }, None) if job.progress.derivations().is_empty() => {
             "evaluating".to_string()
         }
-        (State::Running { .. } | State::Cancelling { .. }, Some(drv)) => phase_text(drv),
+        (State::Running { .. } | State::Cancelling { .. } | State::Reading, Some(drv)) => {
+            phase_text(drv)
+        }
         (State::CheckingBuilders, _) => "checking builders".to_string(),
         (State::Finished(_), _) => "-".to_string(),
         _ => "running".to_string(),
@@ -243,6 +245,7 @@ fn job_result(job: &Job) -> Cell<'static> {
     };
     match &job.state {
         State::Starting | State::Running { .. } => Cell::from("running"),
+        State::Reading => Cell::from("reading a log (read-only)"),
         State::Cancelling { stage, .. } => {
             let sent = match stage {
                 Escalation::Interrupt => "SIGINT",
@@ -273,6 +276,7 @@ fn job_result(job: &Job) -> Cell<'static> {
 
 fn drv_result(job: &Job, drv: &DrvProgress) -> Cell<'static> {
     match &drv.status {
+        DrvStatus::Planned => Cell::from("planned").style(style::dim()),
         DrvStatus::Running => Cell::from("running"),
         DrvStatus::Succeeded => Cell::from("built").style(ok()),
         DrvStatus::Failed { message, exit_code } => {
@@ -310,6 +314,7 @@ pub fn state_word(job: &Job) -> String {
     match &job.state {
         State::Starting => "starting".into(),
         State::Running { .. } => "running".into(),
+        State::Reading => "reading (read-only)".into(),
         State::Cancelling { .. } => "cancelling".into(),
         State::CheckingBuilders => "checking builders".into(),
         State::Finished(JobEnd::Succeeded) => "succeeded".into(),
