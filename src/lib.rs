@@ -15,7 +15,8 @@
 //!   [`slots`] (this machine's build slots and upload locks);
 //! - builds launched and followed, and where Nix would send one: [`jobs`],
 //!   [`derivation`], [`explain`];
-//! - the fleet's state as the dashboard shows it: [`dashboard`];
+//! - the fleet's state as the dashboard shows it: [`dashboard`]; for other
+//!   tools (Prometheus metrics, the live machines file): [`export`];
 //! - small shared pieces: [`nix_version`], [`nix_text`], [`cpu_time`].
 //!
 //! Private: what runs on a builder and the parsers of its answers
@@ -50,6 +51,7 @@ pub mod dashboard;
 pub mod derivation;
 pub mod diagnostics;
 pub mod explain;
+pub mod export;
 mod include_stack;
 pub mod jobs;
 pub mod machines;

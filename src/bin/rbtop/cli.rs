@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -181,12 +181,38 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Print JSON: {"hosts": [...], "summary": {"total": N, "up": N}}
+    /// Print JSON: {"hosts": [...], "summary": {"total": N, "up": N}} (same as --format json)
     #[arg(long)]
     pub json: bool,
 
+    /// What to print: a table, JSON, or Prometheus text exposition (for
+    /// node_exporter's textfile collector) [default: table]
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+    pub format: Option<CheckFormat>,
+
+    /// Write the output to FILE instead of stdout, atomically (a temporary
+    /// file renamed over it, mode 0644), so a reader never sees half of it
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
     #[command(flatten)]
     pub probe: ProbeFlags,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Table,
+    Json,
+    Prometheus,
+}
+
+impl CheckArgs {
+    pub fn output_format(&self) -> CheckFormat {
+        match (self.json, self.format) {
+            (true, _) => CheckFormat::Json,
+            (false, format) => format.unwrap_or(CheckFormat::Table),
+        }
+    }
 }
 
 /// How a headless command probes the fleet.
