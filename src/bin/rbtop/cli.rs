@@ -129,6 +129,52 @@ pub enum Command {
     /// --no-probe: not known to be down), 1 when none is, 2 for usage errors
     /// and an unreadable .drv.
     Explain(ExplainArgs),
+
+    /// Keep probing the fleet and serve it to Prometheus; optionally keep a
+    /// live machines file of the usable builders.
+    ///
+    /// Probes as the dashboard does (kept SSH sessions, the same refresh and
+    /// backoff) and serves Prometheus text exposition at
+    /// http://ADDR/metrics and a status page at http://ADDR/. With
+    /// --write-machines PATH, keeps PATH holding the machines lines of the
+    /// builders usable now (point nix.conf's `builders = @PATH` at it): a
+    /// builder leaves after --out-after failed probes in a row and comes
+    /// back after --back-after good ones; when every builder is down the
+    /// last file is kept. Runs until SIGINT/SIGTERM (exit 130/143).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// ADDRESS:PORT to serve on [config: serve.listen] [default: 127.0.0.1:9945]
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Keep this file holding the lines of the usable builders, rewritten
+    /// atomically (mode 0644) [config: serve.write_machines]
+    #[arg(long, value_name = "PATH")]
+    pub write_machines: Option<PathBuf>,
+
+    /// Failed probes in a row before a builder leaves the live file [config: serve.out_after] [default: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub out_after: Option<u32>,
+
+    /// Good probes in a row before it comes back [config: serve.back_after] [default: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub back_after: Option<u32>,
+
+    /// Seconds between two probes of an up host, at least 0.5 [config: dashboard.refresh_interval] [default: 5]
+    #[arg(long, value_name = "SECS", value_parser = parse_refresh)]
+    pub refresh: Option<f64>,
+
+    #[command(flatten)]
+    pub probe: ProbeFlags,
+}
+
+/// An `ADDRESS:PORT` to listen on (`[::1]:9945` for IPv6).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("'{text}' is not ADDRESS:PORT (e.g. 127.0.0.1:9945 or [::1]:9945)"))
 }
 
 #[derive(Debug, Args)]

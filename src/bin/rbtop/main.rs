@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use commands::{build, check, explain, machines};
+use commands::{build, check, explain, machines, serve};
 use config::{Environment, Settings};
 use setup::usage_error;
 
@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => check::run(&settings, &args),
         Some(Command::Build(args)) => build::run(&settings, &args),
         Some(Command::Explain(args)) => explain::run(&settings, &args),
+        Some(Command::Serve(args)) => serve::run(&settings, &args),
         None => tui::dashboard::run(&settings, &cli.dashboard, log.directory()),
     }
 }

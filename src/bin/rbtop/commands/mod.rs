@@ -5,6 +5,7 @@ pub mod build;
 pub mod check;
 pub mod explain;
 pub mod machines;
+pub mod serve;
 
 use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
