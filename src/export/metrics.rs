@@ -17,6 +17,36 @@ use crate::machines::Machine;
 use crate::probe::HostReport;
 use crate::remote_builds::{Client, RemoteBuild};
 
+/// Every metric [`render`] can export, for the alert rules' and
+/// dashboards' tests.
+pub const NAMES: [&str; 17] = [
+    "rbtop_builder_up",
+    "rbtop_builder_probe_duration_seconds",
+    "rbtop_builder_failure_info",
+    "rbtop_builder_consecutive_failures",
+    "rbtop_builder_last_probe_timestamp_seconds",
+    "rbtop_builder_info",
+    "rbtop_builder_max_jobs",
+    "rbtop_builder_speed_factor",
+    "rbtop_builder_busy_slots",
+    "rbtop_builder_load1",
+    "rbtop_builder_memory_available_bytes",
+    "rbtop_builder_store_free_bytes",
+    "rbtop_builder_builds_running",
+    "rbtop_builder_orphaned_builds",
+    "rbtop_builder_oldest_build_age_seconds",
+    "rbtop_live_machines_kept",
+    "rbtop_live_machines_all_down",
+];
+
+/// The canary's metrics, for `rbtop serve --build-every`: named here (and
+/// used by assets/prometheus/rbtop-alerts.yml) but not exported until the
+/// canary build (`check --build`) is in serve.
+pub const CANARY_NAMES: [&str; 2] = [
+    "rbtop_builder_canary_success",
+    "rbtop_builder_canary_duration_seconds",
+];
+
 /// The `Content-Type` of what [`render`] returns.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -429,6 +459,31 @@ mod tests {
             "no derivation paths as labels"
         );
         assert!(text.contains("# TYPE rbtop_builder_up gauge"));
+    }
+
+    #[test]
+    fn names_lists_exactly_what_is_exported() {
+        let m = machine("ssh://b1");
+        let report = up_report();
+        let builds = [build(Client::Orphan, 30)];
+        let mut s = sample(&m, Some(&report));
+        s.builds = Some(&builds);
+        s.live_kept = Some(true);
+        let down = machine("ssh://b2");
+        let failed = HostReport::failed(Status::Timeout, Via::Ssh, "x");
+        let extras = FleetExtras {
+            live_all_down: Some(false),
+        };
+        let text = render(&[s, sample(&down, Some(&failed))], &extras);
+        let mut exported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        exported.sort_unstable();
+        let mut names = NAMES.to_vec();
+        names.sort_unstable();
+        assert_eq!(exported, names);
     }
 
     #[test]
