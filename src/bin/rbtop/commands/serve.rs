@@ -52,6 +52,15 @@ pub fn run(settings: &Settings, args: &ServeArgs) -> ExitCode {
             path.display()
         ));
     }
+    if let Some(path) = &write_machines {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            return usage_error(&format!(
+                "--write-machines {}: its directory does not exist",
+                path.display()
+            ));
+        }
+    }
     setup::say_if_no_machines(&resolved);
     let machines = resolved.parsed.machines.clone();
     if let Some(warning) = raise_open_file_limit(machines.len()) {
