@@ -123,7 +123,7 @@ impl LiveMachines {
         }
         let mut text = String::new();
         for line in header.lines() {
-            text.push_str(&format!("# {}\n", one_line(line, 400)));
+            text.push_str(&format!("# {}\n", comment_text(line)));
         }
         for (machine, standing) in machines.iter().zip(self.hosts.iter().flatten()) {
             // `line` never holds a newline (the grammar splits on them);
@@ -133,12 +133,19 @@ impl LiveMachines {
                 text.push_str(&line);
                 text.push('\n');
             } else {
-                let why = standing.why_out.as_deref().unwrap_or("down");
+                let why = comment_text(standing.why_out.as_deref().unwrap_or("down"));
                 text.push_str(&format!("# left out, {why}: {line}\n"));
             }
         }
         LiveFile::Text(text)
     }
+}
+
+/// Text for a comment that Nix skips whatever its version: one line, and
+/// no `;`, which Nix 2.8 (and Lix) split entries on before cutting the
+/// comment, so the rest would be read as a machine.
+fn comment_text(text: &str) -> String {
+    one_line(text, 400).replace(';', ",")
 }
 
 #[cfg(test)]
@@ -247,5 +254,27 @@ mod tests {
             &HostReport::failed(Status::Error, Via::Ssh, "x\nssh://evil x86_64-linux"),
         );
         assert_eq!(kept_lines(&live.render(&m, "a\nb")), ["ssh://a"]);
+    }
+
+    #[test]
+    fn no_semicolon_outside_the_kept_lines_as_nix_2_8_splits_on_it_first() {
+        let m = machines("ssh://a\nssh://b");
+        let mut live = LiveMachines::new(2, Hysteresis::default());
+        live.observe(0, &up());
+        live.observe(
+            1,
+            &HostReport::failed(Status::Error, Via::Ssh, "x; ssh://evil"),
+        );
+        let LiveFile::Text(text) = live.render(&m, "from a; b") else {
+            panic!("no file")
+        };
+        assert!(!text.contains(';'), "{text}");
+        // Read back as Nix 2.8 would: split on newlines and `;`, cut at `#`.
+        let entries: Vec<&str> = text
+            .split(['\n', ';'])
+            .map(|e| e.split('#').next().unwrap().trim())
+            .filter(|e| !e.is_empty())
+            .collect();
+        assert_eq!(entries, ["ssh://a"]);
     }
 }

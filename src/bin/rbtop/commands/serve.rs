@@ -77,7 +77,7 @@ pub fn run(settings: &Settings, args: &ServeArgs) -> ExitCode {
     let live = write_machines.map(|path| {
         let header = format!(
             "Written by rbtop serve: the builders usable now, from {}.\n\
-             Rewritten as builders go down and come up; edit the source, not this file.",
+             Rewritten as builders go down and come up: edit the source, not this file.",
             resolved.consulted.join("; ")
         );
         LiveWriter::new(path, header, LiveMachines::new(machines.len(), hysteresis))
