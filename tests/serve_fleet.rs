@@ -402,6 +402,7 @@ fn live_file_tracks_a_host_down_and_up(fleet: &Fleet) -> Result<(), Failed> {
     }
     let mode = std::fs::metadata(&live).unwrap().permissions().mode() & 0o777;
     ensure(mode == 0o644, || format!("mode {mode:o}"))?;
+    nix_builds_with(fleet, &live)?;
 
     let b2 = healthy
         .iter()
@@ -440,6 +441,44 @@ fn live_file_tracks_a_host_down_and_up(fleet: &Fleet) -> Result<(), Failed> {
     })?;
     drop(serve);
     Ok(())
+}
+
+/// A real Nix (the machine's, 2.8) reads `machines` and builds a trivial
+/// derivation remotely with it (`--max-jobs 0`): the live file is a
+/// machines file Nix accepts, comments included.
+fn nix_builds_with(fleet: &Fleet, machines: &Path) -> Result<(), Failed> {
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let expr = format!(
+        "derivation {{ name = \"rbtop-live-{nonce}\"; system = builtins.currentSystem; \
+         builder = \"/bin/sh\"; args = [ \"-c\" \"echo {nonce} > $out\" ]; }}"
+    );
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "nix-build",
+            "--no-out-link",
+            "--max-jobs",
+            "0",
+            "-E",
+            &expr,
+        ])
+        .arg("--builders")
+        .arg(format!("@{}", machines.display()))
+        .env("NIX_SSHOPTS", fleet.nix_sshopts())
+        .output()
+        .unwrap();
+    ensure(out.status.success(), || {
+        format!(
+            "nix-build --builders @{}: {:?}\n{}\n{}",
+            machines.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(machines).unwrap_or_default()
+        )
+    })
 }
 
 /// With every builder down the last file stays (Nix with none would build
