@@ -492,6 +492,39 @@ mod tests {
     }
 
     #[test]
+    fn serve_settings_come_from_the_file_and_bad_values_are_named() {
+        let file = parse(
+            "[serve]\nlisten = \"[::1]:9100\"\nwrite_machines = \"/run/rbtop/machines\"\nout_after = 3\n",
+        )
+        .unwrap();
+        let settings = Settings::layer(&cli(), &file, None, &Environment::default());
+        assert_eq!(settings.serve.listen, "[::1]:9100".parse().unwrap());
+        assert_eq!(
+            settings.serve.write_machines.as_deref(),
+            Some(Path::new("/run/rbtop/machines"))
+        );
+        assert_eq!(settings.serve.hysteresis.out_after, 3);
+        assert_eq!(settings.serve.hysteresis.back_after, 2);
+        let defaults = Settings::layer(
+            &cli(),
+            &FileConfig::default(),
+            None,
+            &Environment::default(),
+        );
+        assert_eq!(defaults.serve.listen, DEFAULT_LISTEN.parse().unwrap());
+        let err = parse("[serve]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(
+            err.contains("[serve] listen") && err.contains("ADDRESS:PORT"),
+            "{err}"
+        );
+        let err = parse("[serve]\nback_after = 0\n").unwrap_err();
+        assert!(
+            err.contains("[serve] back_after must be at least 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn tilde_means_home_in_paths() {
         let home = Path::new("/home/op");
         assert_eq!(

@@ -99,7 +99,7 @@ pub fn run(settings: &Settings, args: &ServeArgs) -> ExitCode {
         let server = tokio::spawn(http::serve(listener, pages));
         let refresher = Refresher::new(&fleet, machines.clone(), rbtop::slots::default_dir());
         let signal = tokio::select! {
-            never = probe_forever(refresher, state, live, publish) => match never {},
+            never = probe_forever(refresher, state, live, publish, &machines) => match never {},
             signal = shutdown_signal() => signal,
         };
         server.abort();
@@ -116,6 +116,7 @@ async fn probe_forever(
     mut state: FleetState,
     mut live: Option<LiveWriter>,
     publish: watch::Sender<Arc<Pages>>,
+    machines: &[Machine],
 ) -> std::convert::Infallible {
     state.apply_load(refresher.load().clone());
     refresher.start_due(&mut state, false);
@@ -130,7 +131,7 @@ async fn probe_forever(
                     for finished in &batch.finished {
                         live.observe(finished.event.index, &finished.event.report);
                     }
-                    live.write_if_changed(&machines_of(&state));
+                    live.write_if_changed(machines);
                 }
                 batch.apply_to(&mut state);
             }
@@ -144,10 +145,6 @@ async fn probe_forever(
         }
         publish.send_replace(Arc::new(render(&state, live.as_ref())));
     }
-}
-
-fn machines_of(state: &FleetState) -> Vec<Machine> {
-    state.hosts.iter().map(|h| h.machine.clone()).collect()
 }
 
 /// Both pages from one state.
