@@ -15,7 +15,8 @@
 //!   [`slots`] (this machine's build slots and upload locks);
 //! - builds launched and followed, and where Nix would send one: [`jobs`],
 //!   [`derivation`], [`explain`];
-//! - the fleet's state as the dashboard shows it: [`dashboard`];
+//! - the fleet's state as the dashboard shows it: [`dashboard`]; for other
+//!   tools (Prometheus metrics, the live machines file): [`export`];
 //! - outside text made safe for a terminal: [`sanitize`]; what is read
 //!   from outside, bounded: [`bounds`];
 //! - small shared pieces: [`nix_version`], [`nix_text`], [`cpu_time`].
@@ -53,6 +54,7 @@ pub mod dashboard;
 pub mod derivation;
 pub mod diagnostics;
 pub mod explain;
+pub mod export;
 mod include_stack;
 pub mod jobs;
 pub mod machines;

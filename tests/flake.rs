@@ -62,12 +62,13 @@ fn flake_defines_the_promised_outputs() {
 }
 
 /// Test files that start the loopback fleet.
-const FLEET_TESTS: [&str; 5] = [
+const FLEET_TESTS: [&str; 6] = [
     "fleet_check",
     "dashboard_tui",
     "build_fleet",
     "triage_fleet",
     "hostile_fleet",
+    "serve_fleet",
 ];
 
 #[test]

@@ -95,6 +95,7 @@ impl FleetState {
         let refresh = self.refresh;
         if let Some(host) = self.hosts.get_mut(event.index) {
             host.finish_probe(event.report, refresh, stamp);
+            host.probe_duration = Some(event.elapsed);
             self.last_result = Some(stamp.wall);
         }
     }

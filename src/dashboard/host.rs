@@ -65,6 +65,8 @@ pub struct HostState {
     pub next_probe: Option<Instant>,
     /// Failed probes in a row, for the backoff.
     pub failures: u32,
+    /// How long the latest probe took.
+    pub probe_duration: Option<Duration>,
     pub history: VecDeque<Sample>,
     pub events: VecDeque<HostEvent>,
     /// Times the SSH session or a kept channel had to be opened again.
@@ -89,6 +91,7 @@ impl HostState {
             started: None,
             next_probe: None,
             failures: 0,
+            probe_duration: None,
             history: VecDeque::new(),
             events: VecDeque::new(),
             reconnects: 0,

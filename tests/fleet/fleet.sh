@@ -6,6 +6,8 @@
 #   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar]
 #   fleet.sh stop DIR                      # idempotent
 #   fleet.sh status DIR
+#   fleet.sh stop-host DIR NAME            # a b* host down (every process), then
+#   fleet.sh start-host DIR NAME           # back up, same key, store and address
 #   fleet.sh reap                          # stop fleets whose owner process died
 #   fleet.sh stop-all                      # stop every fleet this machine knows of
 #
@@ -639,6 +641,66 @@ cmd_status() {
     echo "$up/$total hosts running (refused counts as running: nothing is meant to listen)"
 }
 
+# ---------------------------------------------------------------- stop-host / start-host
+
+# Take one Nix 2.8 host (b*) down as a crash would: every process in its
+# namespace dies (its sshd and the sessions open to it), so its address
+# refuses connections. start-host brings it back with the same host key,
+# store and address. Used by the live machines file's tests.
+host_row() { # DIR NAME -> "addr kind" from hosts.tsv
+    awk -F '\t' -v n="$2" '$1 == n { print $2, $4 }' "$1/hosts.tsv"
+}
+
+cmd_stop_host() {
+    need_root
+    [[ $# -eq 2 ]] || die "usage: fleet.sh stop-host DIR NAME"
+    local dir name=$2 H ns pids=() i
+    dir=$(abs_dir "$1")
+    H=$dir/$name
+    [[ $name == b[0-9]* && -n $(host_row "$dir" "$name") ]] || die "stop-host takes a b* host of the fleet in $dir, not '$name'"
+    take_lock
+    ns=$(cat "$H/mntns" 2>/dev/null || true)
+    [[ -n $ns ]] || { note "$name is not running"; return 0; }
+    for ((i = 0; i < 50; i++)); do
+        mapfile -t pids < <(fleet_pids "$dir" "$name" "$ns")
+        ((${#pids[@]})) || break
+        kill -KILL "${pids[@]}" 2>/dev/null || true
+        sleep 0.1
+    done
+    ((${#pids[@]} == 0)) || die "processes of $name survive SIGKILL: ${pids[*]}"
+    rm -f "$H/mntns" "$H/sshd.pid"
+}
+
+cmd_start_host() {
+    need_root
+    [[ $# -eq 2 ]] || die "usage: fleet.sh start-host DIR NAME"
+    local dir name=$2 H addr kind i
+    dir=$(abs_dir "$1")
+    H=$dir/$name
+    read -r addr kind <<<"$(host_row "$dir" "$name")"
+    [[ $name == b[0-9]* && $kind == healthy ]] || die "start-host takes a b* host of the fleet in $dir, not '$name'"
+    take_lock
+    [[ -s $H/mntns ]] && die "$name is running already"
+    # shellcheck disable=SC2016
+    unshare -m --propagation private /bin/sh -c '
+        set -e
+        H=$1
+        mount -t tmpfs -o size=4k "$2" "$H/.tag"
+        readlink /proc/self/ns/mnt >"$H/mntns"
+        mount --bind "$H/nix" /nix
+        mount --bind "$H/etc-nix" /etc/nix
+        mount --bind "$H/home" /root
+        exec /usr/sbin/sshd -f "$H/sshd_config" -E "$H/sshd.log"
+    ' sh "$H" "$(host_tag "$dir" "$name")" </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
+    # Recorded for stop and reap, like the namespaces start records.
+    cat "$H/mntns" >>"$(reg_dir "$dir")/mntns" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        timeout 2 bash -c "exec 3<>/dev/tcp/$addr/$PORT" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "$name ($addr:$PORT) does not accept connections after start-host: $(tail -n 5 "$H/sshd.log" 2>/dev/null)"
+}
+
 # ---------------------------------------------------------------- main
 
 cmd=${1:-}
@@ -649,6 +711,8 @@ start) cmd_start "$@" ;;
 stop) cmd_stop "$@" ;;
 status) cmd_status "$@" ;;
 reap) cmd_reap ;;
+stop-host) cmd_stop_host "$@" ;;
+start-host) cmd_start_host "$@" ;;
 stop-all) cmd_stop_all ;;
-*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] | stop DIR | status DIR | reap | stop-all" ;;
+*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] | stop DIR | status DIR | stop-host DIR NAME | start-host DIR NAME | reap | stop-all" ;;
 esac

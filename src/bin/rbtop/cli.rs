@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -143,6 +143,19 @@ pub enum Command {
     /// derivation failed or Nix reported an error, 2 for usage errors and an
     /// unreadable input.
     Log(LogArgs),
+
+    /// Keep probing the fleet and serve it to Prometheus; optionally keep a
+    /// live machines file of the usable builders.
+    ///
+    /// Probes as the dashboard does (kept SSH sessions, the same refresh and
+    /// backoff) and serves Prometheus text exposition at
+    /// http://ADDR/metrics and a status page at http://ADDR/. With
+    /// --write-machines PATH, keeps PATH holding the machines lines of the
+    /// builders usable now (point nix.conf's `builders = @PATH` at it): a
+    /// builder leaves after --out-after failed probes in a row and comes
+    /// back after --back-after good ones; when every builder is down the
+    /// last file is kept. Runs until SIGINT/SIGTERM (exit 130/143).
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +167,39 @@ pub struct LogArgs {
     /// Print only JSON at the end (fields documented in README.md, `rbtop log`)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// ADDRESS:PORT to serve on [config: serve.listen] [default: 127.0.0.1:9945]
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Keep this file holding the lines of the usable builders, rewritten
+    /// atomically (mode 0644) [config: serve.write_machines]
+    #[arg(long, value_name = "PATH")]
+    pub write_machines: Option<PathBuf>,
+
+    /// Failed probes in a row before a builder leaves the live file [config: serve.out_after] [default: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub out_after: Option<u32>,
+
+    /// Good probes in a row before it comes back [config: serve.back_after] [default: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub back_after: Option<u32>,
+
+    /// Seconds between two probes of an up host, at least 0.5 [config: dashboard.refresh_interval] [default: 5]
+    #[arg(long, value_name = "SECS", value_parser = parse_refresh)]
+    pub refresh: Option<f64>,
+
+    #[command(flatten)]
+    pub probe: ProbeFlags,
+}
+
+/// An `ADDRESS:PORT` to listen on (`[::1]:9945` for IPv6).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("'{text}' is not ADDRESS:PORT (e.g. 127.0.0.1:9945 or [::1]:9945)"))
 }
 
 #[derive(Debug, Args)]
@@ -206,12 +252,38 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Print JSON: {"hosts": [...], "summary": {"total": N, "up": N}}
+    /// Print JSON: {"hosts": [...], "summary": {"total": N, "up": N}} (same as --format json)
     #[arg(long)]
     pub json: bool,
 
+    /// What to print: a table, JSON, or Prometheus text exposition (for
+    /// node_exporter's textfile collector) [default: table]
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+    pub format: Option<CheckFormat>,
+
+    /// Write the output to FILE instead of stdout, atomically (a temporary
+    /// file renamed over it, mode 0644), so a reader never sees half of it
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
     #[command(flatten)]
     pub probe: ProbeFlags,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Table,
+    Json,
+    Prometheus,
+}
+
+impl CheckArgs {
+    pub fn output_format(&self) -> CheckFormat {
+        match (self.json, self.format) {
+            (true, _) => CheckFormat::Json,
+            (false, format) => format.unwrap_or(CheckFormat::Table),
+        }
+    }
 }
 
 /// How a headless command probes the fleet.

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use commands::{build, check, explain, log as log_command, machines};
+use commands::{build, check, explain, log as log_command, machines, serve};
 use config::{Environment, Settings};
 use setup::usage_error;
 
@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Some(Command::Build(args)) => build::run(&settings, &args),
         Some(Command::Explain(args)) => explain::run(&settings, &args),
         Some(Command::Log(args)) => log_command::run(&settings, &args),
+        Some(Command::Serve(args)) => serve::run(&settings, &args),
         None => tui::dashboard::run(&settings, &cli.dashboard, log.directory()),
     }
 }

@@ -19,11 +19,3 @@ macro_rules! say_inline {
         let _ = write!(std::io::stderr(), $($arg)*);
     }};
 }
-
-/// `println!` that ignores a closed stdout (`rbtop check --json | head -c0`).
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}

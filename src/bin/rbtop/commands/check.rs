@@ -1,5 +1,6 @@
-//! `rbtop check [--json]`: probe every machine at once and say, per host,
-//! whether its store answers and, if not, why.
+//! `rbtop check [--json | --format prometheus] [--output FILE]`: probe
+//! every machine at once and say, per host, whether its store answers and,
+//! if not, why.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -9,13 +10,14 @@ use comfy_table::{Cell, Color};
 use humansize::{BINARY, format_size};
 use serde::Serialize;
 
+use rbtop::export::{BuilderSample, FleetExtras};
 use rbtop::machines::Machine;
 use rbtop::probe::{self, Facts, HostReport, Status};
 use rbtop::remote_builds::{self, RemoteBuild, Triage};
 use rbtop::sanitize::{for_terminal, for_terminal_lines};
 use rbtop::slots::{self, LocalLoad, LockHolder, SlotHolder};
 
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, CheckFormat};
 use crate::config::Settings;
 use crate::setup::{self, ProbeStopped};
 
@@ -31,16 +33,20 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         Err(code) => return code,
     };
     let machines = &resolved.parsed.machines;
+    let format = args.output_format();
     if setup::say_if_no_machines(&resolved) {
-        if args.json {
+        if format != CheckFormat::Table {
             let triage = Triage::read(&[], &[]);
-            out!("{}", render_json(&[], &[], &triage));
+            if let Err(code) = emit(args, &render(args, &[], &[], &triage)) {
+                return code;
+            }
         }
         return ExitCode::from(NOT_ALL_UP);
     }
     let probe_settings = settings.probe_settings(&args.probe, extra_args);
     let started = std::time::Instant::now();
-    let reports = match setup::probe_headless(machines, probe_settings, !args.json) {
+    let show_progress = format == CheckFormat::Table;
+    let reports = match setup::probe_headless(machines, probe_settings, show_progress) {
         Ok(reports) => reports,
         Err(ProbeStopped::Interrupted(code)) => return code,
         Err(ProbeStopped::NoRuntime) => return ExitCode::from(NOT_ALL_UP),
@@ -53,14 +59,68 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         "check finished"
     );
     let triage = Triage::read(machines, &reports);
-    let stdout = if args.json {
-        render_json(machines, &reports, &triage) + "\n"
-    } else {
-        render_table(machines, &reports, &triage, use_color())
-    };
-    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    if let Err(code) = emit(args, &render(args, machines, &reports, &triage)) {
+        return code;
+    }
     let all_up = reports.iter().all(|r| r.is_up()) && !resolved.has_errors();
     ExitCode::from(if all_up { ALL_UP } else { NOT_ALL_UP })
+}
+
+/// The output in the format asked for (colour only for a table going to a terminal).
+fn render(
+    args: &CheckArgs,
+    machines: &[Machine],
+    reports: &[HostReport],
+    triage: &Triage,
+) -> String {
+    match args.output_format() {
+        CheckFormat::Table => render_table(
+            machines,
+            reports,
+            triage,
+            use_color() && args.output.is_none(),
+        ),
+        CheckFormat::Json => render_json(machines, reports, triage) + "\n",
+        CheckFormat::Prometheus => render_prometheus(machines, reports, triage),
+    }
+}
+
+/// To stdout, or to `--output FILE` atomically.
+fn emit(args: &CheckArgs, text: &str) -> Result<(), ExitCode> {
+    match &args.output {
+        None => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            Ok(())
+        }
+        Some(path) => rbtop::export::write_atomically(path, text.as_bytes()).map_err(|e| {
+            say!("rbtop: cannot write {}: {e}", path.display());
+            ExitCode::from(NOT_ALL_UP)
+        }),
+    }
+}
+
+/// Prometheus text exposition of one probe of every host (no probe
+/// duration: a one-shot check probes all hosts at once).
+pub fn render_prometheus(machines: &[Machine], reports: &[HostReport], triage: &Triage) -> String {
+    let samples: Vec<BuilderSample> = machines
+        .iter()
+        .zip(reports)
+        .enumerate()
+        .map(|(index, (machine, report))| BuilderSample {
+            machine,
+            report: Some(report),
+            probe_duration: None,
+            consecutive_failures: u32::from(!report.is_up()),
+            last_probe: Some(std::time::SystemTime::now()),
+            busy_slots: triage.machine_load(index).map(|load| load.busy),
+            builds: triage
+                .builds(index)
+                .and_then(|b| b.as_ref().ok())
+                .map(Vec::as_slice),
+            live_kept: None,
+        })
+        .collect();
+    rbtop::export::render_metrics(&samples, &FleetExtras::default())
 }
 
 /// The `--json` document. Field order and names are a stable interface.

@@ -6,6 +6,7 @@ pub mod check;
 pub mod explain;
 pub mod log;
 pub mod machines;
+pub mod serve;
 
 use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
