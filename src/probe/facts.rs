@@ -294,8 +294,8 @@ mod tests {
 
     /// A quick report needs no external command at all: with `PATH` an empty
     /// directory (so any command but a shell built-in fails with "not found"),
-    /// load, memory and uptime still come. The static facts, which need
-    /// `uname` and `getconf` once, are missing, as is the free space (`df`).
+    /// load, memory and uptime still come, and on Linux so do the kernel and
+    /// the CPUs (from /proc and /sys); only the free space (`df`) is missing.
     #[test]
     fn a_quick_report_needs_only_built_ins() {
         let empty = tempfile::tempdir().unwrap();
@@ -315,10 +315,8 @@ mod tests {
                 "{text}"
             );
             assert!(facts.uptime_s.is_some(), "{text}");
-            assert_eq!(
-                (facts.kernel, facts.cpus, facts.store_free),
-                (None, None, None)
-            );
+            assert!(facts.kernel.is_some() && facts.cpus.is_some(), "{text}");
+            assert_eq!(facts.store_free, None, "{text}");
         }
     }
 
@@ -385,5 +383,52 @@ mod tests {
         // Listing the processes costs one grep each time.
         let builds = format!("{REQUEST_QUICK} N {REQUEST_BUILDS}\n").repeat(3);
         assert_eq!(forks_of(&format!("\n{builds}")), startup + 3);
+    }
+
+    /// The cold probe's form (`--then-exec`): one report and then the store
+    /// command in the same process, the first report costing only the
+    /// version (one command substitution) and `df`: no `uname`, `getconf` or
+    /// `head`. The store command here is `cat`, exec'd without a fork.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_once_form_reports_then_execs_with_two_forks() {
+        let trace = tempfile::NamedTempFile::new().unwrap();
+        let trace_path = trace.path().to_str().unwrap().to_string();
+        let mut command = Command::new("strace");
+        command
+            .args(["-qq", "-e", "signal=none", "-e"])
+            .args(["trace=fork,vfork,clone,clone3", "-o", &trace_path])
+            .args(["sh", "-c", crate::remote::script::FACTS.text, "rbtop-facts"])
+            .args(["/", "--then-exec", "N1", "1", "env", "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = command.spawn().expect("strace (apt-get install strace)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"store bytes")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (report, rest) = text.split_once("end N1\n").expect("a report");
+        assert!(report.starts_with("begin N1\n"), "{text}");
+        let facts = Facts::parse(report);
+        assert!(
+            facts.kernel.is_some() && facts.store_free.is_some(),
+            "{text}"
+        );
+        assert_eq!(rest, "store bytes", "the store command got stdin untouched");
+        let trace = std::fs::read_to_string(trace.path()).unwrap();
+        let forks = trace
+            .lines()
+            .filter(|l| {
+                ["fork(", "vfork(", "clone("]
+                    .iter()
+                    .any(|c| l.starts_with(c))
+            })
+            .count()
+            + trace.lines().filter(|l| l.starts_with("clone3(")).count();
+        assert_eq!(forks, 2, "the version and df only: {trace}");
     }
 }

@@ -11,7 +11,7 @@ use super::classify::{self, StoreExit};
 use super::facts::{
     END_MARKER, Facts, REQUEST_BUILDS, REQUEST_DETAIL, REQUEST_QUICK, REQUEST_SPACE,
 };
-use super::report::Failure;
+use super::report::{Failure, ProbeCost};
 use crate::protocol::{ProtocolError, ProtocolVersion, serve, worker};
 
 /// Which handshake a store speaks.
@@ -29,6 +29,16 @@ pub(crate) struct StoreHello {
     pub version: ProtocolVersion,
     pub nix_version: Option<String>,
     pub trusted: Option<bool>,
+}
+
+/// The round trips of a handshake: the serve protocol's is one exchange
+/// (magic and version each way); the worker protocol's two (magic, then the
+/// client's version and options, answered by the version and trust).
+pub(crate) fn handshake_round_trips(protocol: StoreProtocol) -> u32 {
+    match protocol {
+        StoreProtocol::Serve => 1,
+        StoreProtocol::Worker => 2,
+    }
 }
 
 /// An open store channel that has completed its handshake.
@@ -114,7 +124,7 @@ async fn fail(channel: Channel, error: &ProtocolError) -> Failure {
 /// A word nobody else can guess, to end one answer of the facts loop: the
 /// processes whose names and environment it prints cannot forge it.
 /// `RandomState` keys come from the OS's randomness.
-fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     use std::hash::BuildHasher;
     let state = std::collections::hash_map::RandomState::new();
     format!("{:016x}", state.hash_one(Instant::now()))
@@ -162,6 +172,12 @@ pub(crate) struct FactsLink {
     space_asked: Option<Instant>,
     /// The figure of the last report that had one.
     store_free: Option<u64>,
+    /// Whether the last read was the first over a session opened for it.
+    opened_now: bool,
+    /// Set when the session was just opened, taken by the next read.
+    opened_pending: bool,
+    /// The requests the last read sent, each waiting for its answer.
+    asks: u32,
 }
 
 impl FactsLink {
@@ -184,6 +200,24 @@ impl FactsLink {
             list_builds: false,
             space_asked: None,
             store_free: None,
+            opened_now: false,
+            opened_pending: false,
+            asks: 0,
+        }
+    }
+
+    /// Count the next read as the one that opened this link's session.
+    pub(crate) fn opened_over_ssh(mut self) -> FactsLink {
+        self.opened_pending = true;
+        self
+    }
+
+    /// What the last read cost the host (see [`ProbeCost`]).
+    pub(crate) fn last_cost(&self) -> ProbeCost {
+        let opened = u32::from(self.opened_now);
+        ProbeCost {
+            sessions: opened,
+            round_trips: opened + self.asks,
         }
     }
 
@@ -196,6 +230,8 @@ impl FactsLink {
     /// Ask for one report. Its `store_free` is always the latest figure: fresh
     /// when this report asked for it, else that of the last report that did.
     pub(crate) async fn read(&mut self) -> Result<Facts, FactsError> {
+        self.asks = 0;
+        self.opened_now = std::mem::take(&mut self.opened_pending);
         let now = Instant::now();
         let space = self
             .space_asked
@@ -228,6 +264,7 @@ impl FactsLink {
 
     /// Send one request line and read the answer up to `end NONCE`.
     async fn ask(&mut self, request: &str, nonce: &str) -> Result<String, FactsError> {
+        self.asks += 1;
         let end = format!("{END_MARKER} {nonce}");
         self.writer
             .write_all(format!("{request}\n").as_bytes())
