@@ -20,6 +20,12 @@ pub(crate) const REQUEST_SPACE: &str = "space";
 /// The third word of a request that also lists the host's processes, for
 /// the builds running there: one `grep` of their `stat` on the host.
 pub(crate) const REQUEST_BUILDS: &str = "builds";
+/// The third word when rbtop's last listing of this host showed nothing
+/// building: the loop lists again only if a process was created since (one
+/// `grep`); else it answers [`LISTING_UNCHANGED`] with built-ins only.
+pub(crate) const REQUEST_BUILDS_IF_NEW: &str = "builds-if-new";
+/// The builds section of a `builds-if-new` answer when nothing was created.
+pub(crate) const LISTING_UNCHANGED: &str = "unchanged";
 /// `detail NONCE PID...`: those processes' uid, serving words and four
 /// environment variables (one `grep` on the host), whether each sees the
 /// host's own store, and the build directories.
@@ -329,6 +335,12 @@ mod tests {
     /// extra requests cost.
     #[cfg(target_os = "linux")]
     fn forks_of(requests: &str) -> usize {
+        forks_in(&[], requests)
+    }
+
+    /// [`forks_of`] with the loop run under `prefix` (such as a private pid namespace).
+    #[cfg(target_os = "linux")]
+    fn forks_in(prefix: &[&str], requests: &str) -> usize {
         let trace = tempfile::NamedTempFile::new().unwrap();
         let trace_path = trace.path().to_str().unwrap().to_string();
         let strace = [
@@ -348,7 +360,8 @@ mod tests {
                  apt-get install strace (in the flake's checks: pkgs.strace)"
             );
         }
-        let text = run_script(&strace, &["env", "nix-store"], None, requests);
+        let command: Vec<&str> = prefix.iter().chain(strace.iter()).copied().collect();
+        let text = run_script(&command, &["env", "nix-store"], None, requests);
         let asked = requests.lines().count();
         assert_eq!(reports(&text).len(), asked, "{text}");
         let trace = std::fs::read_to_string(trace.path()).unwrap();
@@ -383,6 +396,31 @@ mod tests {
         // Listing the processes costs one grep each time.
         let builds = format!("{REQUEST_QUICK} N {REQUEST_BUILDS}\n").repeat(3);
         assert_eq!(forks_of(&format!("\n{builds}")), startup + 3);
+    }
+
+    /// A warm refresh with the builds listing on and nothing building starts
+    /// no process: `builds-if-new` lists (one grep) only when a process was
+    /// created since the last listing. Run in a private pid namespace, where
+    /// only the loop's own processes count as new (fleet hosts share this
+    /// busy machine's), hence root, as the fleet tests.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_idle_host_is_listed_once_then_answered_unchanged_without_a_process() {
+        let private = ["unshare", "--pid", "--fork", "--mount-proc"];
+        let startup = forks_in(&private, "\n");
+        let idle = format!("{REQUEST_QUICK} N {REQUEST_BUILDS_IF_NEW}\n").repeat(5);
+        assert_eq!(
+            forks_in(&private, &format!("\n{idle}")),
+            startup + 1,
+            "the first listing greps, the four after it answer unchanged"
+        );
+        // A full `builds` request always lists.
+        let full = format!("{REQUEST_QUICK} N {REQUEST_BUILDS}\n").repeat(2);
+        assert_eq!(
+            forks_in(&private, &format!("\n{full}{idle}")),
+            startup + 2,
+            "after a full listing, `builds-if-new` needs no grep"
+        );
     }
 
     /// The cold probe's form (`--then-exec`): one report and then the store

@@ -9,10 +9,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use super::channel::Channel;
 use super::classify::{self, StoreExit};
 use super::facts::{
-    END_MARKER, Facts, REQUEST_BUILDS, REQUEST_DETAIL, REQUEST_QUICK, REQUEST_SPACE,
+    END_MARKER, Facts, LISTING_UNCHANGED, REQUEST_BUILDS, REQUEST_BUILDS_IF_NEW, REQUEST_DETAIL,
+    REQUEST_QUICK, REQUEST_SPACE,
 };
 use super::report::{Failure, ProbeCost};
 use crate::protocol::{ProtocolError, ProtocolVersion, serve, worker};
+use crate::remote::listing::{self, ProcessListing};
 
 /// Which handshake a store speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +180,9 @@ pub(crate) struct FactsLink {
     opened_pending: bool,
     /// The requests the last read sent, each waiting for its answer.
     asks: u32,
+    /// The last listing, when it showed nothing building: a later
+    /// `builds-if-new` answered `unchanged` stands for it.
+    idle_listing: Option<ProcessListing>,
 }
 
 impl FactsLink {
@@ -203,6 +208,7 @@ impl FactsLink {
             opened_now: false,
             opened_pending: false,
             asks: 0,
+            idle_listing: None,
         }
     }
 
@@ -237,12 +243,27 @@ impl FactsLink {
             .space_asked
             .is_none_or(|asked| now.duration_since(asked) >= self.space_interval);
         let request = if space { REQUEST_SPACE } else { REQUEST_QUICK };
-        let builds = if self.list_builds { REQUEST_BUILDS } else { "" };
+        let builds = match (self.list_builds, &self.idle_listing) {
+            (false, _) => "",
+            (true, None) => REQUEST_BUILDS,
+            (true, Some(_)) => REQUEST_BUILDS_IF_NEW,
+        };
         let nonce = nonce();
-        let report = self
+        let mut report = self
             .ask(&format!("{request} {nonce} {builds}"), &nonce)
             .await?;
+        // The section's first line, which no process's words come before.
+        let begin = format!("{}\n", listing::BEGIN);
+        let same_listing = report
+            .split_once(&begin)
+            .is_some_and(|(_, section)| section == format!("{LISTING_UNCHANGED}\n"));
+        if same_listing && let Some((facts_part, _)) = report.split_once(&begin) {
+            report = facts_part.to_string();
+        }
         let mut facts = Facts::parse_with(&report, &nonce);
+        if same_listing && let Some(idle) = &self.idle_listing {
+            facts.processes = Some(Ok(idle.clone()));
+        }
         if let Some(Ok(listing)) = &mut facts.processes {
             // Only when the listing shows builds: their details.
             let pids = listing.detail_pids();
@@ -258,6 +279,10 @@ impl FactsLink {
                 listing.apply_detail(&answer, &nonce);
             }
         }
+        self.idle_listing = match &facts.processes {
+            Some(Ok(listing)) if listing.building_parents().is_empty() => Some(listing.clone()),
+            _ => None,
+        };
         self.carry_space(&mut facts, space, now);
         Ok(facts)
     }
@@ -403,6 +428,36 @@ done
         let mut every_time = loop_link(crate::remote::script::FACTS.text, Duration::ZERO);
         for _ in 0..2 {
             assert!(every_time.read().await.unwrap().store_free.is_some());
+        }
+    }
+
+    /// The real loop in a private pid namespace (nothing else creates
+    /// processes there): with the builds listing on and nothing building,
+    /// the first read lists, the next ones get `unchanged` and the same
+    /// listing back, one question each.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn an_idle_listing_is_carried_over_when_nothing_was_created() {
+        let words: Vec<String> = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c"]
+            .iter()
+            .map(|w| w.to_string())
+            .chain([crate::remote::script::FACTS.text.to_string()])
+            .chain(["rbtop-facts".to_string(), "/".to_string()])
+            .collect();
+        let mut link = FactsLink::new(Channel::local(&words).unwrap()).listing_builds(true);
+        let first = link.read().await.unwrap();
+        let Some(Ok(listed)) = first.processes else {
+            panic!("a listing: {first:?}")
+        };
+        assert!(
+            listed.process(1).is_some(),
+            "the namespace's init: {listed:?}"
+        );
+        assert!(link.idle_listing.is_some(), "nothing builds here");
+        for _ in 0..3 {
+            let again = link.read().await.unwrap();
+            assert_eq!(again.processes, Some(Ok(listed.clone())));
+            assert_eq!(link.last_cost().round_trips, 1);
         }
     }
 

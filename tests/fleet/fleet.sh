@@ -269,6 +269,7 @@ write_rc_file() { # HOME
 # fleet.sh --rc-cost $RC_COST: a stand-in for a real builder's rc file (pyenv,
 # conda, direnv...): about $RC_COST ms of CPU in every shell, interactive or not.
 __rc_i=0; while ((__rc_i < $RC_ITERS)); do ((__rc_i++)); done; unset __rc_i
+export RBTOP_FLEET_RC_COST=$RC_COST
 RC
 }
 
@@ -291,11 +292,14 @@ start_relay() {
     done
     mkdir -p "$R/.tag"
     # shellcheck disable=SC2016
-    setsid unshare -m --propagation private /bin/sh -c \
-        'set -e; mount -t tmpfs -o size=4k "$2" "$1/.tag"; readlink /proc/self/ns/mnt >"$1/mntns"; shift 2; exec python3 "$@"' \
-        sh "$R" "$(host_tag "$DIR" relay)" "$HERE/relay.py" "$RTT" "${pairs[@]}" \
-        </dev/null >"$R/relay.log" 2>&1 8>&- 9>&- &
-    echo $! >"$R/listener.pid"
+    # In a subshell: not a job of this shell, which `wait`s for its hosts.
+    (
+        setsid unshare -m --propagation private /bin/sh -c \
+            'set -e; mount -t tmpfs -o size=4k "$2" "$1/.tag"; readlink /proc/self/ns/mnt >"$1/mntns"; shift 2; exec python3 "$@"' \
+            sh "$R" "$(host_tag "$DIR" relay)" "$HERE/relay.py" "$RTT" "${pairs[@]}" \
+            </dev/null >"$R/relay.log" 2>&1 8>&- 9>&- &
+        echo $! >"$R/listener.pid"
+    )
     for ((i = 0; i < 100; i++)); do
         if grep -q '^relay: listening' "$R/relay.log" 2>/dev/null; then
             note "relay: ${#pairs[@]} hosts behind $RTT ms RTT"

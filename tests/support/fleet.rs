@@ -33,6 +33,10 @@ pub struct FleetOptions {
     pub faults: bool,
     /// `t1`: Nix 2.26 from a Debian trixie root (bootstrapped once, cached).
     pub trixie: bool,
+    /// `--rc-cost MS`: every login shell burns about MS ms of CPU (0: none).
+    pub rc_cost_ms: u32,
+    /// `--rtt MS`: hosts behind a delaying relay (0: none).
+    pub rtt_ms: u32,
 }
 
 impl Default for FleetOptions {
@@ -41,6 +45,8 @@ impl Default for FleetOptions {
             healthy: 3,
             faults: true,
             trixie: true,
+            rc_cost_ms: 0,
+            rtt_ms: 0,
         }
     }
 }
@@ -143,6 +149,14 @@ impl Fleet {
         }
         if !opts.trixie {
             args.push("--no-trixie");
+        }
+        let rc_cost = opts.rc_cost_ms.to_string();
+        if opts.rc_cost_ms > 0 {
+            args.extend(["--rc-cost", rc_cost.as_str()]);
+        }
+        let rtt = opts.rtt_ms.to_string();
+        if opts.rtt_ms > 0 {
+            args.extend(["--rtt", rtt.as_str()]);
         }
         let out = run_script(&args);
         if !out.status.success() {

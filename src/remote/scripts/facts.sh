@@ -149,6 +149,7 @@ users=""
 if [ -r /etc/passwd ]; then
   while IFS=: read -r name _pw uid _rest; do users="$users $uid:$name"; done < /etc/passwd
 fi
+listed_upto=""
 # Each request is `WORD NONCE [ARGS]`; each answer ends with `end NONCE`,
 # and every block of text that comes from processes (their names, their
 # environment, file names) with `records-end NONCE`: rbtop made up the
@@ -199,7 +200,14 @@ while read -r request nonce args; do
   fi
   quick_facts
   if [ "$request" = space ]; then space_facts; fi
-  if [ "$args" = builds ]; then
+  # `builds-if-new` (rbtop's last listing showed nothing building): no
+  # process was created since that listing, so no build can have started:
+  # say `unchanged`, with built-ins only. /proc/loadavg's last field is the
+  # last pid the kernel handed out (in this pid namespace), read above.
+  newest=${_rest##* }
+  if [ "$args" = builds-if-new ] && [ -n "$listed_upto" ] && [ "$newest" = "$listed_upto" ]; then
+    printf 'builds-begin\nunchanged\n'
+  elif [ "$args" = builds ] || [ "$args" = builds-if-new ]; then
     # Every process's first 22 stat fields (pid, name, state, parent,
     # group, CPU times, start time), for rbtop to find the builds in, in one
     # grep of /proc: NUL-ended records. The details of the few that matter
@@ -209,6 +217,15 @@ while read -r request nonce args; do
       printf 'hz=%s\nuptime=%s\nprocesses\n' "$hz" "$up"
       grep -a -s -z -H -o -E -e '^[0-9]+ \(.*\) [A-Za-z]( -?[0-9]+){19}' /proc/[0-9]*/stat
       printf '\nrecords-end %s\n' "$nonce"
+      # The listing covers every process up to the grep itself only if the
+      # grep was the one process created meanwhile (pids are handed out in
+      # turn); else the next `builds-if-new` lists again.
+      read -r _l1 _l5 _l15 _rest < /proc/loadavg
+      listed_upto=""
+      case "$newest" in
+        ''|*[!0-9]*) ;;
+        *) [ "${_rest##* }" = "$((newest + 1))" ] && listed_upto=${_rest##* } ;;
+      esac
     else
       echo 'unsupported=this host has no Linux /proc'
     fi
