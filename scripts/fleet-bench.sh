@@ -12,11 +12,15 @@
 # wall time, its ratio to the floor, the remote sessions per host (counted
 # from the hosts' sshd.log, LogLevel VERBOSE) and the machine's CPU seconds
 # (every process: clients, sshd, the hosts' shells and nix-store).
+# RBTOP_TIMEOUT (default 60) is passed to `rbtop check --timeout`.
 # --rc-cost and --rtt are fleet.sh's: a login-shell rc cost and a delaying
 # relay. Hold the fleet lock while it runs (/run/rbtop-fleet/tests.lock).
 set -euo pipefail
 export LC_ALL=C
 N=50 RC=0 RTT=0 LOOP=1
+# rbtop's per-host limit: generous, as the fleet's hosts share this machine's
+# CPU with every client (its default, 10 s, is for a fleet that does not).
+TIMEOUT=${RBTOP_TIMEOUT:-60}
 while (($#)); do
     case $1 in
     --rc-cost) RC=${2:?}; shift 2 ;;
@@ -120,11 +124,15 @@ rbtop_check() {
     SAMPLER=$!
     local rc=0 m=0 up own ssh_n ssh_rss
     XDG_STATE_HOME=$WORK/state RBTOP_LOG=info timeout 900 /usr/bin/time -f '%e %U %S %M' -o "$WORK/rbtop.time" \
-        "$RBTOP" check --json --machines "$DIR/machines" >"$WORK/rbtop.json" 2>"$WORK/rbtop.err" || rc=$?
+        "$RBTOP" check --json --timeout "$TIMEOUT" --machines "$DIR/machines" >"$WORK/rbtop.json" 2>"$WORK/rbtop.err" || rc=$?
     kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=
     ((rc > 1)) && { echo "fleet-bench: rbtop check exited $rc:" >&2; tail -n 20 "$WORK/rbtop.err" >&2; }
     read -r _ _ _ m < <(grep -E '^[0-9.]+ [0-9.]+ [0-9.]+ [0-9]+$' "$WORK/rbtop.time") || true
     up=$(grep -o -E '"status": *"up"' "$WORK/rbtop.json" | wc -l || true)
+    # What the others were, if any: status names and counts.
+    if ((up < N)); then
+        up="$up ($(grep -o -E '"status": *"[a-z]+"' "$WORK/rbtop.json" | sort | uniq -c | tr -s ' ' | tr '\n' ' '))"
+    fi
     own=$(grep -h -o 'own_cpu_ms=[0-9]*' "$WORK"/state/rbtop/rbtop.*.log 2>/dev/null | tail -n 1 | cut -d= -f2 || true)
     read -r ssh_n ssh_rss <"$WORK/ssh.sample"
     NOTE="exit $rc, $up/$N up; rbtop RSS $((m / 1024)) MiB, own CPU ${own:-?} ms"

@@ -15,9 +15,12 @@ use tokio::io::{AsyncBufRead, AsyncRead, BufReader, ReadBuf};
 
 use super::channel::Reader;
 
-/// Past this many bytes before `begin` (or inside the report) the front is
-/// not a report: everything read goes to the store's side as it came.
-const MAX_FRONT: usize = 64 * 1024;
+/// Past this many bytes before `begin` the front is not a report: everything
+/// read goes to the store's side as it came.
+const MAX_GARBAGE: usize = 64 * 1024;
+/// A report (with the builds listing: every process's `stat`) larger than
+/// this is given up: the facts are missing, the store still works.
+const MAX_REPORT: usize = 16 * 1024 * 1024;
 
 /// Where the report lands once its `end` line has been read.
 pub(crate) type ReportSlot = Arc<Mutex<Option<String>>>;
@@ -30,6 +33,8 @@ enum State {
         garbage: Vec<u8>,
         /// The report so far, once `begin` was seen.
         report: Option<String>,
+        /// The report outgrew [`MAX_REPORT`]: read on to its end, keep nothing.
+        overflowed: bool,
     },
     /// Giving back what was read but is not the report.
     Replay { bytes: Vec<u8>, at: usize },
@@ -55,6 +60,7 @@ impl FactsFirst {
                 line: Vec::new(),
                 garbage: Vec::new(),
                 report: None,
+                overflowed: false,
             },
             slot,
         }
@@ -67,6 +73,7 @@ impl FactsFirst {
             line,
             garbage,
             report,
+            overflowed,
         } = &mut self.state
         else {
             return Poll::Ready(Ok(None));
@@ -87,14 +94,25 @@ impl FactsFirst {
         };
         line.extend_from_slice(&available[..taken]);
         Pin::new(&mut self.inner).consume(taken);
-        let too_long =
-            garbage.len() + line.len() + report.as_ref().map_or(0, String::len) > MAX_FRONT;
-        if !whole {
-            if too_long {
+        match report {
+            None if garbage.len() + line.len() > MAX_GARBAGE => {
+                // No report in sight: all of it is the store side's.
                 let mut back = std::mem::take(garbage);
                 back.append(line);
                 return Poll::Ready(Ok(Some(back)));
             }
+            Some(text) if text.len() + line.len() > MAX_REPORT => {
+                // Too big to keep, but still ours: drop it and read on to `end`.
+                *overflowed = true;
+                text.clear();
+                if !whole {
+                    line.clear();
+                    return Poll::Ready(Ok(None));
+                }
+            }
+            _ => {}
+        }
+        if !whole {
             return Poll::Ready(Ok(None));
         }
         let text = &line[..line.len() - 1];
@@ -106,19 +124,21 @@ impl FactsFirst {
             }
             None => garbage.extend_from_slice(line),
             Some(_) if text == self.end.as_slice() => {
-                *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = report.take();
+                let kept = report.take().filter(|_| !*overflowed);
+                if *overflowed {
+                    tracing::warn!("the first facts report was over {MAX_REPORT} bytes; dropped");
+                }
+                *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = kept;
                 line.clear();
                 return Poll::Ready(Ok(Some(std::mem::take(garbage))));
             }
+            Some(_) if *overflowed => {}
             Some(text_so_far) => {
                 text_so_far.push_str(&String::from_utf8_lossy(text));
                 text_so_far.push('\n');
             }
         }
         line.clear();
-        if too_long {
-            return Poll::Ready(Ok(Some(std::mem::take(garbage))));
-        }
         Poll::Ready(Ok(None))
     }
 }

@@ -142,10 +142,31 @@ impl HostProber {
         let session = self.session.as_ref().map(|s| Arc::clone(s.session()));
         if let (Some(session), None, None) = (&session, &self.store, &self.facts) {
             // Cold over SSH: the store and the first facts share one session.
-            let (round, facts) = match cold_round(&self.route, session, &mut self.last_cost).await {
+            let cold = cold_round(&self.route, session, list_builds, &mut self.last_cost).await;
+            let (round, mut facts) = match cold {
                 Ok(found) => found,
                 Err(failure) => return report_failure(failure, via),
             };
+            let building = facts
+                .as_ref()
+                .and_then(|f| f.processes.as_ref())
+                .is_some_and(|l| l.as_ref().is_ok_and(|l| !l.detail_pids().is_empty()));
+            if building {
+                // Builds need a second question (their details), which only
+                // the facts loop can take: its session, now, on busy hosts only.
+                self.phase = "waiting for the host's facts";
+                let until = deadline - FACTS_MARGIN;
+                match facts_round(&self.route, Some(session), None, until, true).await {
+                    Ok((link, loop_facts)) => {
+                        let added = link.last_cost();
+                        self.last_cost.sessions += added.sessions;
+                        self.last_cost.round_trips += added.round_trips;
+                        self.facts = Some(link);
+                        facts = Some(loop_facts);
+                    }
+                    Err(why) => tracing::warn!(route = ?self.route, "no build details: {why}"),
+                }
+            }
             return self.up_report(via, connect.or(round.socket_connect), round, facts);
         }
         // Both at once; a failed store ends the probe without waiting for the facts.
@@ -243,6 +264,7 @@ struct StoreRound {
 async fn cold_round(
     route: &Route,
     session: &Arc<openssh::Session>,
+    list_builds: bool,
     cost: &mut ProbeCost,
 ) -> Result<(StoreRound, Option<Facts>), Failure> {
     let Route::Ssh {
@@ -254,7 +276,9 @@ async fn cold_round(
         unreachable!("a session exists only for SSH routes");
     };
     let nonce = links::nonce();
-    let command = route.first_command(&nonce).expect("an SSH route");
+    let command = route
+        .first_command(&nonce, list_builds)
+        .expect("an SSH route");
     let started = Instant::now();
     let mut channel = Channel::remote(session, &command).await.map_err(|e| {
         Failure::new(

@@ -135,11 +135,12 @@ impl Route {
 
 impl Route {
     /// The cold probe's one session over SSH: `sh -c FACTS rbtop-facts <store
-    /// dir> --then-exec NONCE N <store command...>`, one report between
+    /// dir> --then-exec NONCE N LIST <store command...>`, one report between
     /// `begin NONCE` and `end NONCE`, then the store command on the same
     /// channel (N: how many of its words are the program asked `--version`,
-    /// 0 for the worker protocol, whose handshake says it). `None` off SSH.
-    pub(crate) fn first_command(&self, nonce: &str) -> Option<Vec<String>> {
+    /// 0 for the worker protocol, whose handshake says it; LIST: `builds`
+    /// adds the builds listing, else `-`). `None` off SSH.
+    pub(crate) fn first_command(&self, nonce: &str, list_builds: bool) -> Option<Vec<String>> {
         let Route::Ssh {
             store_command,
             protocol,
@@ -158,6 +159,11 @@ impl Route {
             "--then-exec",
             nonce,
             program_words.as_str(),
+            if list_builds {
+                super::facts::REQUEST_BUILDS
+            } else {
+                "-"
+            },
         ]);
         command.extend(store_command.iter().cloned());
         Some(command)

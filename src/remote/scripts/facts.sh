@@ -4,7 +4,7 @@
 # requests and src/remote/listing.rs for the builds sections).
 #
 #   sh -c "$FACTS" rbtop-facts STORE_DIR [NIX_STORE_WORDS...]
-#   sh -c "$FACTS" rbtop-facts STORE_DIR --then-exec NONCE N STORE_COMMAND...
+#   sh -c "$FACTS" rbtop-facts STORE_DIR --then-exec NONCE N LIST STORE_COMMAND...
 #
 # The second form is the cold probe's one session: it prints one quick
 # report between `begin NONCE` and `end NONCE` without reading stdin, then
@@ -12,7 +12,7 @@
 # already sent (it waits in the pipe). The first N words of the store
 # command (its program) are asked `--version` for the report's nix= line;
 # the worker protocol's handshake says the version itself, so rbtop passes
-# N=0 for it.
+# N=0 for it. LIST is `builds` to add the builds listing (one grep), else `-`.
 #
 # Inside the loop a Linux report must stay fork-free: only built-ins
 # (read, printf, echo, [, case) and parameter expansions; no command
@@ -24,7 +24,8 @@ once=""
 if [ "${1:-}" = --then-exec ]; then
   once=$2
   program_words=$3
-  shift 3
+  once_list=$4
+  shift 4
 else
   program_words=$#
 fi
@@ -132,11 +133,31 @@ space_facts() {
   printf 'store_free_kib=%s\n' "$avail"
 }
 
+# The builds listing section: every process's stat, for rbtop to find builds in.
+list_processes() {
+  # Every process's first 22 stat fields (pid, name, state, parent,
+  # group, CPU times, start time), for rbtop to find the builds in, in one
+  # grep of /proc: NUL-ended records. The details of the few that matter
+  # come with a `detail` request.
+  echo builds-begin
+  if [ -r /proc/self/stat ]; then
+    printf 'hz=%s\nuptime=%s\nprocesses\n' "$hz" "$up"
+    grep -a -s -z -H -o -E -e '^[0-9]+ \(.*\) [A-Za-z]( -?[0-9]+){19}' /proc/[0-9]*/stat
+    printf '\nrecords-end %s\n' "$1"
+  else
+    echo 'unsupported=this host has no Linux /proc'
+  fi
+}
+
 if [ -n "$once" ]; then
   # The first report of a cold probe: `rbtop check` shows free space too.
   echo "begin $once"
   quick_facts
   space_facts
+  if [ "$once_list" = builds ]; then
+    hz=$(getconf CLK_TCK 2>/dev/null)
+    list_processes "$once"
+  fi
   echo "end $once"
   # The store's protocol on this same channel (helper hook: a second
   # protocol wanting this session, such as a worker handshake, starts here).
@@ -208,26 +229,17 @@ while read -r request nonce args; do
   if [ "$args" = builds-if-new ] && [ -n "$listed_upto" ] && [ "$newest" = "$listed_upto" ]; then
     printf 'builds-begin\nunchanged\n'
   elif [ "$args" = builds ] || [ "$args" = builds-if-new ]; then
-    # Every process's first 22 stat fields (pid, name, state, parent,
-    # group, CPU times, start time), for rbtop to find the builds in, in one
-    # grep of /proc: NUL-ended records. The details of the few that matter
-    # come with a `detail` request.
-    echo builds-begin
-    if [ -r /proc/self/stat ]; then
-      printf 'hz=%s\nuptime=%s\nprocesses\n' "$hz" "$up"
-      grep -a -s -z -H -o -E -e '^[0-9]+ \(.*\) [A-Za-z]( -?[0-9]+){19}' /proc/[0-9]*/stat
-      printf '\nrecords-end %s\n' "$nonce"
-      # The listing covers every process up to the grep itself only if the
-      # grep was the one process created meanwhile (pids are handed out in
-      # turn); else the next `builds-if-new` lists again.
+    list_processes "$nonce"
+    # The listing covers every process up to the grep itself only if the
+    # grep was the one process created meanwhile (pids are handed out in
+    # turn); else the next `builds-if-new` lists again.
+    listed_upto=""
+    if [ -r /proc/loadavg ]; then
       read -r _l1 _l5 _l15 _rest < /proc/loadavg
-      listed_upto=""
       case "$newest" in
         ''|*[!0-9]*) ;;
         *) [ "${_rest##* }" = "$((newest + 1))" ] && listed_upto=${_rest##* } ;;
       esac
-    else
-      echo 'unsupported=this host has no Linux /proc'
     fi
   fi
   echo "end${nonce:+ $nonce}"
