@@ -115,6 +115,33 @@ fn each_probe_costs_the_sessions_and_round_trips_counted() {
             }
         }
         probes.close().await;
+
+        // With the builds listing on (as `rbtop check` and the dashboard
+        // run), a cold probe of hosts where nothing builds still costs one
+        // session: the listing rides in the same report.
+        let mut ssh = SshSettings::new(
+            vec!["-F".into(), fleet.ssh_config().display().to_string()],
+            HostKeyPolicy::Strict,
+        );
+        ssh.control_parent = control.path().to_path_buf();
+        let listing = Probes::new(
+            &machines,
+            ProbeSettings::new(Duration::from_secs(20), 4, ssh),
+        );
+        let mut events = listing.probe_all();
+        while let Some(event) = events.recv().await {
+            let facts = event.report.facts.as_ref().expect("facts");
+            assert!(
+                matches!(facts.processes, Some(Ok(_))),
+                "a listing in the cold report: {:?}",
+                facts.processes
+            );
+        }
+        for (index, host) in hosts.iter().enumerate() {
+            let counted = listing.last_cost(index).expect("no probe in flight");
+            assert_eq!(counted.sessions, 1, "cold probe of {host} with the listing");
+        }
+        listing.close().await;
     });
     assert!(Path::new(&fleet.dir).exists());
 }

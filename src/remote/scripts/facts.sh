@@ -224,8 +224,13 @@ while read -r request nonce args; do
   # `builds-if-new` (rbtop's last listing showed nothing building): no
   # process was created since that listing, so no build can have started:
   # say `unchanged`, with built-ins only. /proc/loadavg's last field is the
-  # last pid the kernel handed out (in this pid namespace), read above.
-  newest=${_rest##* }
+  # last pid the kernel handed out (in this pid namespace), read afresh:
+  # a `df` of this same report may have come since.
+  newest=""
+  if [ -r /proc/loadavg ]; then
+    read -r _l1 _l5 _l15 _rest < /proc/loadavg
+    newest=${_rest##* }
+  fi
   if [ "$args" = builds-if-new ] && [ -n "$listed_upto" ] && [ "$newest" = "$listed_upto" ]; then
     printf 'builds-begin\nunchanged\n'
   elif [ "$args" = builds ] || [ "$args" = builds-if-new ]; then
