@@ -3,12 +3,12 @@
 # builders (tests/fleet/fleet.sh), side by side in one run on the same hosts
 # with the floor and the alternatives. Prints one markdown table. Root only:
 #
-#   sudo scripts/fleet-bench.sh [N] [--rc-cost MS] [--rtt MS] [--no-loop]
+#   sudo scripts/fleet-bench.sh [N] [--rc-cost MS] [--rtt MS] [--no-loop] [--no-ping]
 #   RBTOP=/path/to/rbtop scripts/fleet-bench.sh 50 --rc-cost 190 --rtt 40
 #
 # Rows: the floor (N parallel `ssh host true`, one session each), N parallel
 # `nix store ping`, the `nix store ping` loop (one host after another;
-# --no-loop skips it, e.g. at 500 hosts), and `rbtop check`. Each with its
+# --no-loop skips it, --no-ping both pings, e.g. at 500 hosts), and `rbtop check`. Each with its
 # wall time, its ratio to the floor, the remote sessions per host (counted
 # from the hosts' sshd.log, LogLevel VERBOSE) and the machine's CPU seconds
 # (every process: clients, sshd, the hosts' shells and nix-store).
@@ -17,7 +17,7 @@
 # relay. Hold the fleet lock while it runs (/run/rbtop-fleet/tests.lock).
 set -euo pipefail
 export LC_ALL=C
-N=50 RC=0 RTT=0 LOOP=1
+N=50 RC=0 RTT=0 LOOP=1 PING=1
 # rbtop's per-host limit: generous, as the fleet's hosts share this machine's
 # CPU with every client (its default, 10 s, is for a fleet that does not).
 TIMEOUT=${RBTOP_TIMEOUT:-60}
@@ -26,11 +26,12 @@ while (($#)); do
     --rc-cost) RC=${2:?}; shift 2 ;;
     --rtt) RTT=${2:?}; shift 2 ;;
     --no-loop) LOOP=0; shift ;;
+    --no-ping) LOOP=0 PING=0; shift ;;
     [0-9]*) N=$1; shift ;;
-    *) echo "usage: $0 [N] [--rc-cost MS] [--rtt MS] [--no-loop]" >&2; exit 2 ;;
+    *) echo "usage: $0 [N] [--rc-cost MS] [--rtt MS] [--no-loop] [--no-ping]" >&2; exit 2 ;;
     esac
 done
-[[ $N =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [N] [--rc-cost MS] [--rtt MS] [--no-loop]" >&2; exit 2; }
+[[ $N =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [N] [--rc-cost MS] [--rtt MS] [--no-loop] [--no-ping]" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || { echo "fleet-bench: must run as root (the fleet runs sshd)" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FLEET=$ROOT/tests/fleet/fleet.sh
@@ -141,7 +142,7 @@ rbtop_check() {
 }
 
 measure "floor: $N parallel \`ssh host true\`" floor
-measure "$N parallel \`nix store ping\`" parallel_ping
+((PING)) && measure "$N parallel \`nix store ping\`" parallel_ping
 measure "\`rbtop check\`" rbtop_check
 ((LOOP)) && measure "\`nix store ping\` loop" ping_loop
 
