@@ -221,31 +221,36 @@ while read -r request nonce args; do
   fi
   quick_facts
   if [ "$request" = space ]; then space_facts; fi
-  # `builds-if-new` (rbtop's last listing showed nothing building): no
-  # process was created since that listing, so no build can have started:
-  # say `unchanged`, with built-ins only. /proc/loadavg's last field is the
-  # last pid the kernel handed out (in this pid namespace), read afresh:
-  # a `df` of this same report may have come since.
+  # `builds-if-new` (rbtop's last listing showed nothing building): if no
+  # process that exists now was created since that listing, no build can
+  # have started: say `unchanged`, with built-ins only (a glob of /proc and
+  # arithmetic; no process). Pids are handed out in turn: /proc/loadavg's
+  # last field is the newest so far (in this pid namespace); one below the
+  # last listing's means they wrapped around. Processes that came and went
+  # meanwhile (another host's grep on a machine that shares its process
+  # table) do not count: they are not running builds.
   newest=""
   if [ -r /proc/loadavg ]; then
     read -r _l1 _l5 _l15 _rest < /proc/loadavg
     newest=${_rest##* }
   fi
-  if [ "$args" = builds-if-new ] && [ -n "$listed_upto" ] && [ "$newest" = "$listed_upto" ]; then
+  same=""
+  if [ "$args" = builds-if-new ] && [ -n "$listed_upto" ] && [ "$newest" -ge "$listed_upto" ] 2>/dev/null; then
+    same=yes
+    for entry in /proc/[0-9]*; do
+      if [ "${entry#/proc/}" -gt "$listed_upto" ]; then same=""; break; fi
+    done
+  fi
+  if [ -n "$same" ]; then
     printf 'builds-begin\nunchanged\n'
   elif [ "$args" = builds ] || [ "$args" = builds-if-new ]; then
+    # Every process up to `newest` is in this listing (the glob comes after).
     list_processes "$nonce"
-    # The listing covers every process up to the grep itself only if the
-    # grep was the one process created meanwhile (pids are handed out in
-    # turn); else the next `builds-if-new` lists again.
     listed_upto=""
-    if [ -r /proc/loadavg ]; then
-      read -r _l1 _l5 _l15 _rest < /proc/loadavg
-      case "$newest" in
-        ''|*[!0-9]*) ;;
-        *) [ "${_rest##* }" = "$((newest + 1))" ] && listed_upto=${_rest##* } ;;
-      esac
-    fi
+    case "$newest" in
+      ''|*[!0-9]*) ;;
+      *) listed_upto=$newest ;;
+    esac
   fi
   echo "end${nonce:+ $nonce}"
 done
