@@ -62,11 +62,12 @@ fn flake_defines_the_promised_outputs() {
 }
 
 /// Test files that start the loopback fleet.
-const FLEET_TESTS: [&str; 4] = [
+const FLEET_TESTS: [&str; 5] = [
     "fleet_check",
     "dashboard_tui",
     "build_fleet",
     "triage_fleet",
+    "probe_cost_fleet",
 ];
 
 #[test]

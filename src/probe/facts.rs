@@ -21,8 +21,8 @@ pub(crate) const REQUEST_SPACE: &str = "space";
 /// the builds running there: one `grep` of their `stat` on the host.
 pub(crate) const REQUEST_BUILDS: &str = "builds";
 /// The third word when rbtop's last listing of this host showed nothing
-/// building: the loop lists again only if a process was created since (one
-/// `grep`); else it answers [`LISTING_UNCHANGED`] with built-ins only.
+/// building: the loop lists again (one `grep`) only if a process created
+/// since still runs; else it answers [`LISTING_UNCHANGED`] with built-ins only.
 pub(crate) const REQUEST_BUILDS_IF_NEW: &str = "builds-if-new";
 /// The builds section of a `builds-if-new` answer when nothing was created.
 pub(crate) const LISTING_UNCHANGED: &str = "unchanged";
@@ -399,14 +399,22 @@ mod tests {
     }
 
     /// A warm refresh with the builds listing on and nothing building starts
-    /// no process: `builds-if-new` lists (one grep) only when a process was
-    /// created since the last listing. Run in a private pid namespace, where
-    /// only the loop's own processes count as new (fleet hosts share this
-    /// busy machine's), hence root, as the fleet tests.
+    /// no process: `builds-if-new` lists (one grep) only when a process
+    /// created since the last listing still runs. Run in a private pid
+    /// namespace, where only the loop's own processes are new (fleet hosts
+    /// share this busy machine's); a user namespace makes us root there, so
+    /// no privilege is needed.
     #[cfg(target_os = "linux")]
     #[test]
     fn an_idle_host_is_listed_once_then_answered_unchanged_without_a_process() {
-        let private = ["unshare", "--pid", "--fork", "--mount-proc"];
+        let private = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+        ];
         let startup = forks_in(&private, "\n");
         let idle = format!("{REQUEST_QUICK} N {REQUEST_BUILDS_IF_NEW}\n").repeat(5);
         assert_eq!(

@@ -438,12 +438,21 @@ done
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn an_idle_listing_is_carried_over_when_nothing_was_created() {
-        let words: Vec<String> = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c"]
-            .iter()
-            .map(|w| w.to_string())
-            .chain([crate::remote::script::FACTS.text.to_string()])
-            .chain(["rbtop-facts".to_string(), "/".to_string()])
-            .collect();
+        let words: Vec<String> = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .chain([crate::remote::script::FACTS.text.to_string()])
+        .chain(["rbtop-facts".to_string(), "/".to_string()])
+        .collect();
         let mut link = FactsLink::new(Channel::local(&words).unwrap()).listing_builds(true);
         let first = link.read().await.unwrap();
         let Some(Ok(listed)) = first.processes else {
