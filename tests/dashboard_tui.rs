@@ -540,8 +540,17 @@ impl Terminal {
 
     /// While the dashboard runs with every host resolved: the sessions the
     /// leftover checks look for do exist (so those checks can fail).
+    /// The facts loops start with the second probe (the first one's single
+    /// session per host execs the store), one refresh interval after the
+    /// first: each kind is waited for, up to 20 s.
     fn sessions_are_open(&self) -> Result<(), Failed> {
         for (what, needle, within) in self.session_processes() {
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while processes_matching(&needle, within).is_empty()
+                && std::time::Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
             ensure(!processes_matching(&needle, within).is_empty(), || {
                 format!(
                     "no {what} while the dashboard runs: the leftover check would prove nothing"

@@ -62,13 +62,14 @@ fn flake_defines_the_promised_outputs() {
 }
 
 /// Test files that start the loopback fleet.
-const FLEET_TESTS: [&str; 6] = [
+const FLEET_TESTS: [&str; 7] = [
     "fleet_check",
     "dashboard_tui",
     "build_fleet",
     "triage_fleet",
     "hostile_fleet",
     "serve_fleet",
+    "probe_cost_fleet",
 ];
 
 #[test]

@@ -31,6 +31,7 @@ fn the_liar_is_down_with_a_reason_and_memory_stays_bounded() {
         faults: false,
         trixie: false,
         liar: true,
+        ..Default::default()
     });
     let sb = Sandbox::new("rbtop-liar");
     for json in [true, false] {

@@ -10,7 +10,7 @@ use futures_util::FutureExt;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use super::host::HostProber;
-use super::report::{HostReport, Status};
+use super::report::{HostReport, ProbeCost, Status};
 use crate::machines::Machine;
 use crate::ssh::SshSettings;
 
@@ -78,6 +78,12 @@ impl Fleet {
 
     pub fn len(&self) -> usize {
         self.hosts.len()
+    }
+
+    /// What host `index`'s last probe cost it (sessions, serial round
+    /// trips); `None` while a probe of it runs or for no such host.
+    pub fn last_cost(&self, index: usize) -> Option<ProbeCost> {
+        Some(self.hosts.get(index)?.try_lock().ok()?.last_cost())
     }
 
     pub fn settings(&self) -> &ProbeSettings {

@@ -11,10 +11,12 @@ use crate::bounds::read_line_capped;
 use super::channel::Channel;
 use super::classify::{self, StoreExit};
 use super::facts::{
-    END_MARKER, Facts, REQUEST_BUILDS, REQUEST_DETAIL, REQUEST_QUICK, REQUEST_SPACE,
+    END_MARKER, Facts, LISTING_UNCHANGED, REQUEST_BUILDS, REQUEST_BUILDS_IF_NEW, REQUEST_DETAIL,
+    REQUEST_QUICK, REQUEST_SPACE,
 };
-use super::report::Failure;
+use super::report::{Failure, ProbeCost};
 use crate::protocol::{ProtocolError, ProtocolVersion, serve, worker};
+use crate::remote::listing::{self, ProcessListing};
 
 /// Which handshake a store speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +33,16 @@ pub(crate) struct StoreHello {
     pub version: ProtocolVersion,
     pub nix_version: Option<String>,
     pub trusted: Option<bool>,
+}
+
+/// The round trips of a handshake: the serve protocol's is one exchange
+/// (magic and version each way); the worker protocol's two (magic, then the
+/// client's version and options, answered by the version and trust).
+pub(crate) fn handshake_round_trips(protocol: StoreProtocol) -> u32 {
+    match protocol {
+        StoreProtocol::Serve => 1,
+        StoreProtocol::Worker => 2,
+    }
 }
 
 /// An open store channel that has completed its handshake.
@@ -116,7 +128,7 @@ async fn fail(channel: Channel, error: &ProtocolError) -> Failure {
 /// A word nobody else can guess, to end one answer of the facts loop: the
 /// processes whose names and environment it prints cannot forge it.
 /// `RandomState` keys come from the OS's randomness.
-fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     use std::hash::BuildHasher;
     let state = std::collections::hash_map::RandomState::new();
     format!("{:016x}", state.hash_one(Instant::now()))
@@ -167,6 +179,15 @@ pub(crate) struct FactsLink {
     space_asked: Option<Instant>,
     /// The figure of the last report that had one.
     store_free: Option<u64>,
+    /// Whether the last read was the first over a session opened for it.
+    opened_now: bool,
+    /// Set when the session was just opened, taken by the next read.
+    opened_pending: bool,
+    /// The requests the last read sent, each waiting for its answer.
+    asks: u32,
+    /// The last listing, when it showed nothing building: a later
+    /// `builds-if-new` answered `unchanged` stands for it.
+    idle_listing: Option<ProcessListing>,
 }
 
 impl FactsLink {
@@ -189,6 +210,25 @@ impl FactsLink {
             list_builds: false,
             space_asked: None,
             store_free: None,
+            opened_now: false,
+            opened_pending: false,
+            asks: 0,
+            idle_listing: None,
+        }
+    }
+
+    /// Count the next read as the one that opened this link's session.
+    pub(crate) fn opened_over_ssh(mut self) -> FactsLink {
+        self.opened_pending = true;
+        self
+    }
+
+    /// What the last read cost the host (see [`ProbeCost`]).
+    pub(crate) fn last_cost(&self) -> ProbeCost {
+        let opened = u32::from(self.opened_now);
+        ProbeCost {
+            sessions: opened,
+            round_trips: opened + self.asks,
         }
     }
 
@@ -201,12 +241,18 @@ impl FactsLink {
     /// Ask for one report. Its `store_free` is always the latest figure: fresh
     /// when this report asked for it, else that of the last report that did.
     pub(crate) async fn read(&mut self) -> Result<Facts, FactsError> {
+        self.asks = 0;
+        self.opened_now = std::mem::take(&mut self.opened_pending);
         let now = Instant::now();
         let space = self
             .space_asked
             .is_none_or(|asked| now.duration_since(asked) >= self.space_interval);
         let request = if space { REQUEST_SPACE } else { REQUEST_QUICK };
-        let builds = if self.list_builds { REQUEST_BUILDS } else { "" };
+        let builds = match (self.list_builds, &self.idle_listing) {
+            (false, _) => "",
+            (true, None) => REQUEST_BUILDS,
+            (true, Some(_)) => REQUEST_BUILDS_IF_NEW,
+        };
         let nonce = nonce();
         // A listing of processes is larger than the facts alone.
         let bound = if self.list_builds {
@@ -214,10 +260,21 @@ impl FactsLink {
         } else {
             crate::bounds::FACTS_ANSWER
         };
-        let report = self
+        let mut report = self
             .ask(&format!("{request} {nonce} {builds}"), &nonce, bound)
             .await?;
+        // The section's first line, which no process's words come before.
+        let begin = format!("{}\n", listing::BEGIN);
+        let same_listing = report
+            .split_once(&begin)
+            .is_some_and(|(_, section)| section == format!("{LISTING_UNCHANGED}\n"));
+        if same_listing && let Some((facts_part, _)) = report.split_once(&begin) {
+            report = facts_part.to_string();
+        }
         let mut facts = Facts::parse_with(&report, &nonce);
+        if same_listing && let Some(idle) = &self.idle_listing {
+            facts.processes = Some(Ok(idle.clone()));
+        }
         if let Some(Ok(listing)) = &mut facts.processes {
             // Only when the listing shows builds: their details.
             let pids = listing.detail_pids();
@@ -234,6 +291,10 @@ impl FactsLink {
                 listing.apply_detail(&answer, &nonce);
             }
         }
+        self.idle_listing = match &facts.processes {
+            Some(Ok(listing)) if listing.building_parents().is_empty() => Some(listing.clone()),
+            _ => None,
+        };
         self.carry_space(&mut facts, space, now);
         Ok(facts)
     }
@@ -245,6 +306,7 @@ impl FactsLink {
         nonce: &str,
         bound: crate::bounds::Bound,
     ) -> Result<String, FactsError> {
+        self.asks += 1;
         let end = format!("{END_MARKER} {nonce}");
         self.writer
             .write_all(format!("{request}\n").as_bytes())
@@ -407,6 +469,45 @@ done
         let mut every_time = loop_link(crate::remote::script::FACTS.text, Duration::ZERO);
         for _ in 0..2 {
             assert!(every_time.read().await.unwrap().store_free.is_some());
+        }
+    }
+
+    /// The real loop in a private pid namespace (nothing else creates
+    /// processes there): with the builds listing on and nothing building,
+    /// the first read lists, the next ones get `unchanged` and the same
+    /// listing back, one question each.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn an_idle_listing_is_carried_over_when_nothing_was_created() {
+        let words: Vec<String> = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .chain([crate::remote::script::FACTS.text.to_string()])
+        .chain(["rbtop-facts".to_string(), "/".to_string()])
+        .collect();
+        let mut link = FactsLink::new(Channel::local(&words).unwrap()).listing_builds(true);
+        let first = link.read().await.unwrap();
+        let Some(Ok(listed)) = first.processes else {
+            panic!("a listing: {first:?}")
+        };
+        assert!(
+            listed.process(1).is_some(),
+            "the namespace's init: {listed:?}"
+        );
+        assert!(link.idle_listing.is_some(), "nothing builds here");
+        for _ in 0..3 {
+            let again = link.read().await.unwrap();
+            assert_eq!(again.processes, Some(Ok(listed.clone())));
+            assert_eq!(link.last_cost().round_trips, 1);
         }
     }
 

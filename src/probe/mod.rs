@@ -4,6 +4,7 @@
 pub(crate) mod channel;
 mod classify;
 pub(crate) mod facts;
+mod first;
 mod fleet;
 mod host;
 pub(crate) mod links;
@@ -17,4 +18,4 @@ pub use fleet::{
     raise_open_file_limit,
 };
 pub use links::SPACE_INTERVAL;
-pub use report::{HostReport, Status, Via};
+pub use report::{HostReport, ProbeCost, Status, Via};

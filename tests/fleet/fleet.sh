@@ -3,7 +3,7 @@
 # private mount namespace with its own /nix and /etc/nix. See README.md.
 #
 #   fleet.sh prepare                       # Debian trixie root with Nix 2.26 (cached)
-#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar]
+#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--rc-cost MS] [--rtt MS]
 #   fleet.sh stop DIR                      # idempotent
 #   fleet.sh status DIR
 #   fleet.sh stop-host DIR NAME            # a b* host down (every process), then
@@ -19,6 +19,10 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export LC_ALL=C
 
 PORT=2222
+INNER_PORT=2200                            # sshd's port behind the --rtt relay
+RC_COST=0                                  # --rc-cost: ms of CPU each login shell burns
+RTT=0                                      # --rtt: emulated round-trip time, ms
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${RBTOP_FLEET_CACHE:-/var/cache/rbtop-fleet}
 TRIXIE=$CACHE/trixie
 TRIXIE_MARK=$CACHE/trixie.ready
@@ -245,6 +249,70 @@ cmd_stop_all() {
     done
 }
 
+# ---------------------------------------------------------------- real-looking builders
+
+# --rc-cost MS: root's login shell on every host reads an rc file that burns
+# about MS ms of CPU, as real builders' ~/.bashrc (pyenv, conda, a cargo env)
+# do. Root's login shell is bash (here and in the trixie root); sshd runs
+# `bash -c CMD` for `ssh host CMD`, and Debian's bash reads ~/.bashrc then
+# (it sees it was started by sshd), so every session pays the cost once.
+
+RC_ITERS=0
+calibrate_rc_cost() { # sets RC_ITERS: turns of a bash loop per RC_COST ms of CPU
+    local n=200000 u s
+    read -r u s < <({ TIMEFORMAT='%3U %3S'; time bash -c "i=0; while ((i < $n)); do ((i++)); done"; } 2>&1)
+    RC_ITERS=$(awk -v n="$n" -v u="$u" -v s="$s" -v ms="$RC_COST" 'BEGIN { c = (u + s) * 1000; if (c < 1) c = 1; printf "%d", n * ms / c }')
+    note "rc cost: $RC_COST ms of CPU = $RC_ITERS loop turns per login shell"
+}
+
+write_rc_file() { # HOME
+    ((RC_COST)) || return 0
+    cat >"$1/.bashrc" <<RC
+# fleet.sh --rc-cost $RC_COST: a stand-in for a real builder's rc file (pyenv,
+# conda, direnv...): about $RC_COST ms of CPU in every shell, interactive or not.
+__rc_i=0; while ((__rc_i < $RC_ITERS)); do ((__rc_i++)); done; unset __rc_i
+export RBTOP_FLEET_RC_COST=$RC_COST
+RC
+}
+
+# --rtt MS: one delaying relay (relay.py) in front of every host that runs
+# sshd: it listens on the host's address:$PORT and forwards to that host's
+# sshd on $INNER_PORT, holding each chunk for MS/2 in each direction. The
+# relay runs in its own tagged namespace ("relay"), so `stop` ends it as it
+# ends the hosts. The refused and hung hosts stay as they are.
+
+sshd_port() { # KIND
+    if ((RTT)) && has_sshd "$1"; then echo "$INNER_PORT"; else echo "$PORT"; fi
+}
+
+has_sshd() { [[ $1 != refused && $1 != hung ]]; }
+
+start_relay() {
+    local R=$DIR/relay i pairs=()
+    for ((i = 0; i < ${#NAMES[@]}; i++)); do
+        if has_sshd "${KINDS[i]}"; then pairs+=("${ADDRS[i]}:$PORT=${ADDRS[i]}:$INNER_PORT"); fi
+    done
+    mkdir -p "$R/.tag"
+    # shellcheck disable=SC2016
+    # In a subshell: not a job of this shell, which `wait`s for its hosts.
+    (
+        setsid unshare -m --propagation private /bin/sh -c \
+            'set -e; mount -t tmpfs -o size=4k "$2" "$1/.tag"; readlink /proc/self/ns/mnt >"$1/mntns"; shift 2; exec python3 "$@"' \
+            sh "$R" "$(host_tag "$DIR" relay)" "$HERE/relay.py" "$RTT" "${pairs[@]}" \
+            </dev/null >"$R/relay.log" 2>&1 8>&- 9>&- &
+        echo $! >"$R/listener.pid"
+    )
+    for ((i = 0; i < 100; i++)); do
+        if grep -q '^relay: listening' "$R/relay.log" 2>/dev/null; then
+            note "relay: ${#pairs[@]} hosts behind $RTT ms RTT"
+            return 0
+        fi
+        kill -0 "$(cat "$R/listener.pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    die "the --rtt relay did not start: $(cat "$R/relay.log")"
+}
+
 # ---------------------------------------------------------------- start
 
 abs_dir() {
@@ -267,7 +335,9 @@ healthy_addr() { # i (1-based)
 write_sshd_config() { # HOSTDIR-as-seen-by-sshd ADDR KIND NEWSSH FILE
     local h=$1 addr=$2 kind=$3 newssh=$4
     {
-        echo "Port $PORT"
+        echo "Port $(sshd_port "$kind")"
+        # VERBOSE logs one "Starting session" line per exec: sessions are countable.
+        echo "LogLevel VERBOSE"
         echo "ListenAddress $addr"
         echo "HostKey $h/hostkey"
         echo "AuthorizedKeysFile $h/authorized_keys"
@@ -363,6 +433,7 @@ launch_host() { # NAME ADDR KIND
     # Each host's root gets its own empty home: the machine's /root/.bashrc
     # (sourced by bash for every ssh command) must not slow or change sessions.
     mkdir -p "$H/home"
+    write_rc_file "$H/home"
     if [[ $kind == healthy || $kind == wrongkey ]]; then
         # A copy of an initialised empty store: the first probe does not pay
         # for creating the database (~50 ms CPU), and starting stays cheap.
@@ -495,12 +566,17 @@ cmd_start() {
         --no-faults) faults=0; shift ;;
         --no-trixie) trixie=0; shift ;;
         --liar) liar=1; shift ;;
+        --rc-cost) RC_COST=${2:?--rc-cost needs a number of ms}; shift 2 ;;
+        --rtt) RTT=${2:?--rtt needs a number of ms}; shift 2 ;;
         -*) die "unknown option $1" ;;
-        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar]"; dir=$1; shift ;;
+        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--rc-cost MS] [--rtt MS]"; dir=$1; shift ;;
         esac
     done
-    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar]"
+    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--rc-cost MS] [--rtt MS]"
     [[ $healthy =~ ^[0-9]+$ ]] && ((healthy <= 2000)) || die "--healthy must be a number 0..2000"
+    [[ $RC_COST =~ ^[0-9]+$ ]] && ((RC_COST <= 10000)) || die "--rc-cost must be a number of ms 0..10000"
+    [[ $RTT =~ ^[0-9]+$ ]] && ((RTT <= 10000)) || die "--rtt must be a number of ms 0..10000"
+    if ((RTT)); then command -v python3 >/dev/null || die "--rtt needs python3 (apt-get install python3)"; fi
     for c in sshd:openssh-server ssh-keygen:openssh-client nix-store:nix-bin unshare:util-linux perl:perl-base; do
         command -v "${c%%:*}" >/dev/null || die "${c%%:*} not found (apt-get install ${c#*:})"
     done
@@ -540,6 +616,7 @@ cmd_start() {
     fi
     if ((liar)); then NAMES+=(liar); ADDRS+=("$LIAR_ADDR"); KINDS+=(liar); fi
     for i in "${NAMES[@]}"; do rm -rf --one-file-system "${DIR:?}/$i"; done
+    rm -rf --one-file-system "${DIR:?}/relay"
 
     # Registry entry first, so a start that dies half-way can still be stopped/reaped.
     r=$(reg_dir "$DIR")
@@ -565,7 +642,9 @@ cmd_start() {
     # From here on, a failure stops what was started.
     START_REG=$r
     trap 'rc=$?; if ((rc)); then save_ns; stop_fleet "$DIR" || true; fi' EXIT
+    if ((RC_COST)); then calibrate_rc_cost; fi
     for_all_hosts launch_host .ok; [[ -n ${FLEET_DEBUG:-} ]] && note "launched at $((SECONDS - t0))s"
+    if ((RTT)); then start_relay; fi
     save_ns
 
     # Files describing the fleet.

@@ -36,6 +36,10 @@ pub struct FleetOptions {
     /// `liar` (127.0.1.20): a hostile store and facts loop (endless stderr
     /// without a newline, a never-ending answer, escapes). Off by default.
     pub liar: bool,
+    /// `--rc-cost MS`: every login shell burns about MS ms of CPU (0: none).
+    pub rc_cost_ms: u32,
+    /// `--rtt MS`: hosts behind a delaying relay (0: none).
+    pub rtt_ms: u32,
 }
 
 impl Default for FleetOptions {
@@ -45,6 +49,8 @@ impl Default for FleetOptions {
             faults: true,
             trixie: true,
             liar: false,
+            rc_cost_ms: 0,
+            rtt_ms: 0,
         }
     }
 }
@@ -150,6 +156,14 @@ impl Fleet {
         }
         if opts.liar {
             args.push("--liar");
+        }
+        let rc_cost = opts.rc_cost_ms.to_string();
+        if opts.rc_cost_ms > 0 {
+            args.extend(["--rc-cost", rc_cost.as_str()]);
+        }
+        let rtt = opts.rtt_ms.to_string();
+        if opts.rtt_ms > 0 {
+            args.extend(["--rtt", rtt.as_str()]);
         }
         let out = run_script(&args);
         if !out.status.success() {
