@@ -625,7 +625,7 @@ fn shows_every_host_with_its_status(fleet: &Fleet) -> Result<(), Failed> {
         screen
             .lines()
             .nth(1)
-            .is_some_and(|l| l.starts_with(" slots busy/total x86_64-linux ")),
+            .is_some_and(|l| l.starts_with(" slots busy/usable x86_64-linux ")),
         || format!("no slots line:\n{screen}"),
     )?;
     term.keys(&["q"])?;

@@ -6,6 +6,7 @@ mod classify;
 pub(crate) mod facts;
 mod fleet;
 mod host;
+pub mod host_key_advice;
 pub(crate) mod links;
 mod report;
 pub(crate) mod route;
@@ -16,5 +17,6 @@ pub use fleet::{
     DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Fleet, ProbeEvent, ProbeSettings, probe_once,
     raise_open_file_limit,
 };
+pub use host_key_advice::HostKeyAdvice;
 pub use links::SPACE_INTERVAL;
 pub use report::{HostReport, Status, Via};

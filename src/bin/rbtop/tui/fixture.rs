@@ -31,7 +31,7 @@ ssh://root@refused x86_64-linux /root/.ssh/fleet 2 1
 ssh://root@hung aarch64-linux /root/.ssh/fleet 2 1
 ssh://root@authfail x86_64-linux /root/.ssh/fleet 2 1
 ssh://root@nonix x86_64-linux /root/.ssh/fleet 2 1
-ssh://root@wrongkey x86_64-linux /root/.ssh/fleet 2 1
+ssh://root@wrongkey x86_64-linux /root/.ssh/fleet 2 1 - - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUJjMU9XMVU2TVgweW1GQm5MdzdFVGxYSW5KNkpJbFdoSG5yVG5Edks5WkI=
 ssh://root@typo x86_64-linux /root/.ssh/fleet two 1
 ";
 
@@ -152,10 +152,21 @@ pub fn mixed_reports() -> Vec<HostReport> {
             Status::Nonix,
             "'nix-store --serve --write' not found on the host: sh: 1: nix-store: not found",
         ),
-        failed(
-            Status::Hostkey,
-            "Host key verification failed (the key pinned in column 8 does not match)",
-        ),
+        HostReport {
+            // What ssh says once rbtop has dropped its advice about the temporary file.
+            stderr: Some(
+                "The fingerprint for the ED25519 key sent by the remote host is\n\
+                 SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM.\n\
+                 Host key for wrongkey has changed and you have requested strict checking.\n\
+                 Host key verification failed."
+                    .into(),
+            ),
+            ..failed(
+                Status::Hostkey,
+                "host key does not match the key pinned in the machines line \
+                 (ssh: Host key verification failed.)",
+            )
+        },
     ]
 }
 

@@ -13,7 +13,9 @@ use ratatui::backend::TestBackend;
 
 use super::SNAPSHOTS;
 
-const SIZES: [(u16, u16); 2] = [(120, 30), (80, 24)];
+/// The sizes an operator tries: small, a laptop's, a wide screen's, and the
+/// long-standing 120x30.
+const SIZES: [(u16, u16); 4] = [(120, 30), (80, 24), (160, 45), (200, 60)];
 
 fn render(app: &mut App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
@@ -75,6 +77,35 @@ fn detail_of_a_failing_host() {
         app.update(Action::Detail);
         app
     });
+}
+
+#[test]
+fn detail_of_a_host_whose_key_changed() {
+    // The pinned and the presented fingerprints and the fix for this line;
+    // never a path of rbtop's temporary known-hosts file.
+    snapshot("detail_hostkey", || {
+        let mut app = fixture::mixed_fleet();
+        press(&mut app, "jjjjjjjj"); // wrongkey
+        app.update(Action::Detail);
+        app
+    });
+    let mut app = fixture::mixed_fleet();
+    press(&mut app, "jjjjjjjj");
+    app.update(Action::Detail);
+    let screen = render(&mut app, 200, 60);
+    assert!(
+        screen.contains("pinned key  SHA256:QuT7QRdgR5vOzaXYG1Tt8W5WilY0cCutuqcZEV1f8NQ"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("presented   SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("field 8 (the host key) of /etc/nix/machines:9"),
+        "{screen}"
+    );
+    assert!(!screen.contains("/tmp/"), "{screen}");
 }
 
 #[test]

@@ -78,6 +78,27 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
     Some(scroll)
 }
 
+/// The pinned and presented fingerprints and the fix for this machines line.
+fn host_key_lines(machine: &rbtop::machines::Machine, stderr: Option<&str>) -> Vec<Line<'static>> {
+    let advice = rbtop::probe::host_key_advice::advise(machine, stderr.unwrap_or_default());
+    let unknown = "(not said)".to_string();
+    let mut out = vec![
+        field(
+            "pinned key",
+            match (&advice.pinned, machine.public_host_key.is_some()) {
+                (Some(fp), _) => fp.clone(),
+                (None, true) => "unusable (see diagnostics)".into(),
+                (None, false) => "none: checked against known_hosts".into(),
+            },
+        ),
+        field("presented", advice.presented.clone().unwrap_or(unknown)),
+    ];
+    for (i, step) in advice.fix.iter().enumerate() {
+        out.push(field(if i == 0 { "fix" } else { "" }, step.clone()));
+    }
+    out
+}
+
 fn field(name: &str, value: impl Into<String>) -> Line<'static> {
     styled_field(name, value, Style::new())
 }
@@ -115,6 +136,9 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
             out.push(status);
             if let Some(reason) = &report.reason {
                 out.push(styled_field("reason", reason.clone(), style::error()));
+            }
+            if report.status == rbtop::probe::Status::Hostkey {
+                out.extend(host_key_lines(machine, report.stderr.as_deref()));
             }
         }
     }
