@@ -94,6 +94,8 @@ pub struct App {
     pub nix_version: Option<rbtop::nix_version::NixVersion>,
     /// Quitting: how many builds are still being cancelled.
     pub shutting_down: Option<usize>,
+    /// The builds the operator agreed to cancel by quitting, for the exit line.
+    pub cancelled_on_quit: Vec<String>,
     /// Hosts shown, filtered and sorted.
     pub(in crate::tui) rows: Vec<usize>,
 }
@@ -125,6 +127,7 @@ impl App {
             explain: None,
             nix_version: None,
             shutting_down: None,
+            cancelled_on_quit: Vec::new(),
             rows: Vec::new(),
         };
         app.refresh_rows();
@@ -149,7 +152,16 @@ impl App {
 
     /// A key goes to the popup that has the keyboard; with none (or help
     /// and the diagnostics, which take actions, not text) it is an action.
+    /// Quitting with builds running asks first, whichever pane had the key.
     pub fn on_key(&mut self, key: KeyEvent) -> AppEffect {
+        let answering_quit = self.confirm.as_ref().is_some_and(|p| p.is_quit());
+        match self.route_key(key) {
+            AppEffect::Quit if !answering_quit => self.ask_before_quitting(),
+            effect => effect,
+        }
+    }
+
+    fn route_key(&mut self, key: KeyEvent) -> AppEffect {
         match self.top_popup() {
             Some(Popup::LaunchForm) => self.form_key(key),
             Some(Popup::Confirm) => self.confirm_key(key),
@@ -376,6 +388,45 @@ mod tests {
         assert_eq!(app.on_key(key(KeyCode::Char('q'))), AppEffect::Quit);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(app.on_key(ctrl_c), AppEffect::Quit);
+    }
+
+    #[test]
+    fn quitting_with_builds_running_asks_and_names_them() {
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        for (answer, quits) in [
+            (key(KeyCode::Char('y')), true),
+            (key(KeyCode::Char('q')), true),
+            (ctrl_c, true),
+            (key(KeyCode::Char('n')), false),
+            (key(KeyCode::Esc), false),
+        ] {
+            let mut app = fixture::mixed_fleet();
+            app.launched(Ok(running_job(1, 3)));
+            assert_eq!(app.on_key(key(KeyCode::Char('q'))), AppEffect::None);
+            let prompt = app.confirm.as_ref().expect("asks before quitting");
+            assert!(
+                prompt
+                    .question
+                    .starts_with("1 build is running: #1 numbered.nix on "),
+                "{}",
+                prompt.question
+            );
+            let effect = app.on_key(answer);
+            assert_eq!(effect == AppEffect::Quit, quits, "{answer:?}");
+            assert!(app.confirm.is_none());
+            assert_eq!(app.cancelled_on_quit.len(), usize::from(quits));
+        }
+        // A finished build is nothing to cancel: q quits at once.
+        let mut app = fixture::mixed_fleet();
+        app.launched(Ok(running_job(1, 3)));
+        rbtop::jobs::runner::lock(&app.jobs.list[0]).handle(
+            rbtop::jobs::job::Event::Exited {
+                code: Some(0),
+                signal: None,
+            },
+            std::time::Instant::now(),
+        );
+        assert_eq!(app.on_key(key(KeyCode::Char('q'))), AppEffect::Quit);
     }
 
     #[test]

@@ -262,6 +262,15 @@ fn cancel_confirm() {
 }
 
 #[test]
+fn quit_with_a_build_running_asks() {
+    snapshot_jobs("quit_confirm", || {
+        let mut app = running_build();
+        press(&mut app, "q");
+        app
+    });
+}
+
+#[test]
 fn detail_with_slots_and_remote_builds() {
     // The orphan and the stalled build (no CPU for 15 minutes, past the
     // 10-minute limit) are flagged; the held upload lock is flagged slow.
