@@ -1116,10 +1116,12 @@ fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Faile
 /// Stop rbtop with `stop` while a build runs on b1, expect `code`, and
 /// check that the build was cancelled: nothing of it left here or on b1, and
 /// the terminal as it was.
+/// `exit_says`: a line rbtop must have printed once the terminal was back.
 fn stop_with_a_build_running(
     fleet: &Fleet,
     how: &str,
     code: i32,
+    exit_says: Option<&str>,
     stop: impl FnOnce(&mut Terminal, u32) -> Result<(), Failed>,
 ) -> Result<(), Failed> {
     let mut term = Terminal::open(fleet)?;
@@ -1129,34 +1131,136 @@ fn stop_with_a_build_running(
     let on_builders = builder_processes(&term, &seed)?;
     stop(&mut term, pid)?;
     term.wait_exit(code, pid)?;
+    if let Some(line) = exit_says {
+        let screen = term.joined_screen()?;
+        ensure(screen.lines().any(|l| l.trim_end() == line), || {
+            format!("no line {line:?} after the exit:\n{screen}")
+        })?;
+    }
     nothing_left(&seed, on_builders)?;
     term.ends_clean(&before, how)
 }
 
-/// `q` with a build running: the build is cancelled first (the footer says
-/// so), rbtop exits 0 once it has ended, and nothing of it is left.
+/// `q` with a build running asks first, naming the build; `n` returns to
+/// the dashboard with the build still running; `q` asked again and `q`
+/// once more cancels it (the footer says so), rbtop exits 0 once it has
+/// ended, its exit line names what was cancelled, and nothing of it is left.
 fn quitting_with_a_build_running_cancels_it_first(fleet: &Fleet) -> Result<(), Failed> {
-    stop_with_a_build_running(fleet, "q with a build running", 0, |term, _| {
-        term.keys(&["q"])?;
-        term.wait("the footer saying the build is being cancelled", |s| {
-            if s.contains("cancelling 1 build…") {
-                Ok(())
-            } else {
-                Err("no notice".into())
-            }
-        })
-    })
+    let exit_line = "rbtop: cancelled on quit: #1 numbered.nix on ssh://b1";
+    stop_with_a_build_running(
+        fleet,
+        "q with a build running",
+        0,
+        Some(exit_line),
+        |term, _| {
+            let question = |s: &str| {
+                if s.contains(
+                    "1 build is running: #1 numbered.nix on ssh://b1. Quit and cancel it? y/n",
+                ) {
+                    Ok(())
+                } else {
+                    Err("no question naming the build".to_string())
+                }
+            };
+            term.keys(&["q"])?;
+            term.wait("the question before quitting", |s| {
+                question(s).map_err(Into::into)
+            })?;
+            term.keys(&["n"])?;
+            term.wait("the dashboard back, the build still running", |s| {
+                let job = jobs_row(s, "#1 ").ok_or("no row for job #1")?;
+                if question(s).is_ok() {
+                    Err("the question is still open".into())
+                } else if job.contains("running") {
+                    Ok(())
+                } else {
+                    Err(format!("job row {job:?}"))
+                }
+            })?;
+            term.keys(&["q"])?;
+            term.wait("the question again", |s| question(s).map_err(Into::into))?;
+            term.keys(&["q"])?;
+            term.wait("the footer saying the build is being cancelled", |s| {
+                if s.contains("cancelling 1 build…") {
+                    Ok(())
+                } else {
+                    Err("no notice".into())
+                }
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// `b` on a host that is down says so in the form, with the probe's reason,
+/// and the first Enter only asks; Esc then closes the form and no job starts.
+fn launching_on_a_down_host_says_so_and_asks(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    let down = fleet
+        .hosts
+        .iter()
+        .position(|h| h.kind == "refused")
+        .ok_or("the fleet has no refused host")?;
+    let name = fleet.hosts[down].name.clone();
+    let mut keys = vec!["g"];
+    keys.extend(std::iter::repeat_n("j", down));
+    term.keys(&keys)?;
+    let started = Instant::now();
+    while term.selected_host()?.as_deref() != Some(name.as_str()) {
+        ensure(started.elapsed() < DEADLINE, || {
+            format!("{name} is not selected")
+        })?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    term.keys(&["b"])?;
+    let warning = format!("warning: {name} is down: refused: ");
+    term.wait("the form warning that the host is down", |s| {
+        if s.contains(" Launch a build ") && s.contains(&warning) {
+            Ok(())
+        } else {
+            Err(format!("no {warning:?}"))
+        }
+    })?;
+    term.type_text("./nothing.nix")?;
+    term.keys(&["Enter"])?;
+    term.wait("the form asking for a second Enter", |s| {
+        if s.contains(" Launch a build ") && s.contains("Enter again to launch there anyway") {
+            Ok(())
+        } else {
+            Err("no question".into())
+        }
+    })?;
+    term.keys(&["Escape"])?;
+    term.wait("the form closed, no job", |s| {
+        if s.contains(" Launch a build ") {
+            Err("the form is still open".into())
+        } else if s.contains(" Jobs (") {
+            Err("a job was started".into())
+        } else {
+            Ok(())
+        }
+    })?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
 }
 
 /// SIGTERM with a build running: exit 143, the build cancelled.
 fn sigterm_with_a_build_running_leaves_nothing(fleet: &Fleet) -> Result<(), Failed> {
-    stop_with_a_build_running(fleet, "SIGTERM with a build running", 143, |_, pid| {
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
-        ensure(status.success(), || format!("kill -TERM {pid}: {status}"))
-    })
+    stop_with_a_build_running(
+        fleet,
+        "SIGTERM with a build running",
+        143,
+        None,
+        |_, pid| {
+            let status = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap();
+            ensure(status.success(), || format!("kill -TERM {pid}: {status}"))
+        },
+    )
 }
 
 /// An orphan on b1 (its serving process stopped, its client connection
@@ -1236,6 +1340,10 @@ fn main() {
         (
             "sigterm_with_a_build_running_leaves_nothing",
             sigterm_with_a_build_running_leaves_nothing,
+        ),
+        (
+            "launching_on_a_down_host_says_so_and_asks",
+            launching_on_a_down_host_says_so_and_asks,
         ),
         (
             "shows_every_host_with_its_status",

@@ -77,6 +77,9 @@ pub struct HostState {
     cpu_watch: CpuWatch,
     /// The probe running now was asked for by the operator.
     forced: bool,
+    /// When the host was last found up after being down (or down after
+    /// being up), or first answered: what DOWN/UP SINCE counts from.
+    pub since: Option<Instant>,
 }
 
 impl HostState {
@@ -96,6 +99,28 @@ impl HostState {
             builds: None,
             cpu_watch: CpuWatch::default(),
             forced: false,
+            since: None,
+        }
+    }
+
+    /// Why a build pinned to this host may not run, one reason each; empty
+    /// when nothing is known against it. The launch form shows these and
+    /// asks for a confirmation (a failing canary is another such reason).
+    pub fn launch_concerns(&self) -> Vec<String> {
+        match &self.report {
+            None => vec![format!(
+                "{} has not answered a probe yet: it may be down",
+                self.name()
+            )],
+            Some(report) if !report.is_up() => vec![format!(
+                "{} is down: {}",
+                self.name(),
+                probe::text::failure(
+                    report.status,
+                    report.reason.as_deref().unwrap_or("no reason given")
+                )
+            )],
+            Some(_) => Vec::new(),
         }
     }
 
@@ -172,6 +197,9 @@ impl HostState {
     pub fn finish_probe(&mut self, report: HostReport, refresh: Duration, stamp: Stamp) {
         let previous = self.report.take();
         let up = report.is_up();
+        if previous.as_ref().is_none_or(|before| before.is_up() != up) {
+            self.since = Some(stamp.at);
+        }
         self.note_changes(previous.as_ref(), &report, stamp.wall);
         self.push_sample(Sample {
             up,
@@ -306,6 +334,47 @@ mod tests {
         assert!(!host.is_due(t0.at + REFRESH - Duration::from_millis(1)));
         assert!(host.is_due(t0.at + REFRESH));
         assert_eq!(host.latency(), Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn since_counts_from_the_last_change_between_up_and_down() {
+        let t0 = stamp();
+        let mut host = HostState::new(machine("ssh://b1"));
+        assert_eq!(host.since, None);
+        let refused = || HostReport::failed(Status::Refused, Via::Ssh, "Connection refused");
+        let t1 = t0.later(Duration::from_secs(1));
+        let t2 = t0.later(Duration::from_secs(2));
+        let t3 = t0.later(Duration::from_secs(3));
+        host.finish_probe(refused(), REFRESH, t0);
+        host.finish_probe(
+            HostReport::failed(Status::Timeout, Via::Ssh, "x"),
+            REFRESH,
+            t1,
+        );
+        assert_eq!(host.since, Some(t0.at), "still down: still since the first");
+        host.finish_probe(up(1), REFRESH, t2);
+        host.finish_probe(up(1), REFRESH, t3);
+        assert_eq!(host.since, Some(t2.at), "up since it came back");
+    }
+
+    #[test]
+    fn a_host_down_or_unknown_is_a_concern_for_a_pinned_build() {
+        let mut host = HostState::new(machine("ssh://b1"));
+        assert_eq!(
+            host.launch_concerns(),
+            ["b1 has not answered a probe yet: it may be down"]
+        );
+        host.finish_probe(
+            HostReport::failed(Status::Refused, Via::Ssh, "ssh: Connection refused"),
+            REFRESH,
+            stamp(),
+        );
+        assert_eq!(
+            host.launch_concerns(),
+            ["b1 is down: refused: ssh: Connection refused"]
+        );
+        host.finish_probe(up(1), REFRESH, stamp());
+        assert!(host.launch_concerns().is_empty());
     }
 
     #[test]

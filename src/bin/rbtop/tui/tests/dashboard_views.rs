@@ -253,6 +253,33 @@ fn launch_form() {
 }
 
 #[test]
+fn launch_on_a_down_host_says_so_and_asks() {
+    snapshot_jobs("launch_down_host", || {
+        let mut app = fixture::mixed_fleet();
+        press(&mut app, "jjjjb./numbered.nix"); // refused
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        app
+    });
+    let mut app = fixture::mixed_fleet();
+    press(&mut app, "jjjjb./numbered.nix");
+    let enter = || KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(app.on_key(enter()), crate::tui::app::AppEffect::None);
+    let screen = render(&mut app, 160, 45);
+    assert!(
+        screen.contains("warning: refused is down: refused: ssh: connect to host 127.0.0.2"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Enter again to launch there anyway"),
+        "{screen}"
+    );
+    assert!(matches!(
+        app.on_key(enter()),
+        crate::tui::app::AppEffect::Launch(_)
+    ));
+}
+
+#[test]
 fn cancel_confirm() {
     snapshot_jobs("cancel_confirm", || {
         let mut app = running_build();
