@@ -107,7 +107,7 @@ fn render_hosts(frame: &mut Frame, body: Rect, app: &App, now: Instant, drawn: &
     } else {
         [body, Rect::default()]
     };
-    let table = hosts::view::render(frame, table_area, app);
+    let table = hosts::view::render(frame, table_area, app, now);
     drawn.regions.table_rows = table.rows;
     drawn.hosts = Some(table);
     if detail_open {

@@ -132,6 +132,16 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
                         .and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default()
                 )),
+                Span::styled(
+                    host.since.map_or_else(String::new, |since| {
+                        format!(
+                            " · {} for {}",
+                            if report.is_up() { "up" } else { "down" },
+                            format::age(now.saturating_duration_since(since))
+                        )
+                    }),
+                    style::dim(),
+                ),
             ]);
             out.push(status);
             if let Some(reason) = &report.reason {
