@@ -80,6 +80,17 @@ pub struct HostState {
     /// When the host was last found up after being down (or down after
     /// being up), or first answered: what DOWN/UP SINCE counts from.
     pub since: Option<Instant>,
+    /// The connect and handshake times last measured, and when: a probe
+    /// over the kept session and channel measures neither (nothing was
+    /// opened), so the latest report alone would show none.
+    pub opened: Opened,
+}
+
+/// What opening the session and the store channel last took.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Opened {
+    pub connect: Option<(Duration, Instant)>,
+    pub handshake: Option<(Duration, Instant)>,
 }
 
 impl HostState {
@@ -100,6 +111,7 @@ impl HostState {
             cpu_watch: CpuWatch::default(),
             forced: false,
             since: None,
+            opened: Opened::default(),
         }
     }
 
@@ -199,6 +211,12 @@ impl HostState {
         let up = report.is_up();
         if previous.as_ref().is_none_or(|before| before.is_up() != up) {
             self.since = Some(stamp.at);
+        }
+        if let Some(connect) = report.connect {
+            self.opened.connect = Some((connect, stamp.at));
+        }
+        if let Some(handshake) = report.handshake {
+            self.opened.handshake = Some((handshake, stamp.at));
         }
         self.note_changes(previous.as_ref(), &report, stamp.wall);
         self.push_sample(Sample {
@@ -355,6 +373,28 @@ mod tests {
         host.finish_probe(up(1), REFRESH, t2);
         host.finish_probe(up(1), REFRESH, t3);
         assert_eq!(host.since, Some(t2.at), "up since it came back");
+    }
+
+    #[test]
+    fn timings_measured_when_the_session_opened_are_kept_while_it_is_reused() {
+        let t0 = stamp();
+        let mut host = HostState::new(machine("ssh://b1"));
+        let mut first = up(1);
+        first.connect = Some(Duration::from_millis(84));
+        first.handshake = Some(Duration::from_millis(31));
+        host.finish_probe(first, REFRESH, t0);
+        let mut reused = up(1);
+        reused.connect = None;
+        reused.handshake = None;
+        host.finish_probe(reused, REFRESH, t0.later(REFRESH));
+        assert_eq!(
+            host.opened.connect,
+            Some((Duration::from_millis(84), t0.at))
+        );
+        assert_eq!(
+            host.opened.handshake,
+            Some((Duration::from_millis(31), t0.at))
+        );
     }
 
     #[test]

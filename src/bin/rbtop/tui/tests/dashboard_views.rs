@@ -119,6 +119,25 @@ fn detail_of_an_up_host() {
 }
 
 #[test]
+fn the_detail_keeps_the_timings_measured_when_the_session_opened() {
+    // The second probe reuses the session and channel: it measures neither.
+    let mut app = fixture::mixed_fleet();
+    let mut reused = fixture::mixed_reports();
+    for report in &mut reused {
+        report.connect = None;
+        report.handshake = None;
+    }
+    let stamp = rbtop::dashboard::Stamp::now();
+    fixture::answer_all(&mut app, reused, stamp);
+    app.update(Action::Detail);
+    let screen = render(&mut app, 160, 45);
+    assert!(
+        screen.contains("timings     connect 84ms (opened 0s ago, kept) · handshake 31ms (opened 0s ago, kept) · ping 260µs"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn help() {
     snapshot("help", || {
         let mut app = fixture::mixed_fleet();

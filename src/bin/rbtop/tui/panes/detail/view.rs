@@ -78,6 +78,31 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
     Some(scroll)
 }
 
+/// What the probe measured. Over a kept session and channel a probe opens
+/// nothing, so connect and handshake are the times measured when they were
+/// opened, said as such.
+fn timings(host: &HostState, report: &rbtop::probe::HostReport, now: Instant) -> String {
+    let ms = |d: Option<std::time::Duration>| d.map_or("-".into(), format::latency);
+    let opened = |now_measured: Option<Duration>, kept: Option<(Duration, Instant)>| match (
+        now_measured,
+        kept,
+    ) {
+        (Some(d), _) => format::latency(d),
+        (None, Some((d, at))) if report.is_up() => format!(
+            "{} (opened {} ago, kept)",
+            format::latency(d),
+            format::age(now.saturating_duration_since(at))
+        ),
+        _ => "-".into(),
+    };
+    format!(
+        "connect {} · handshake {} · ping {}",
+        opened(report.connect, host.opened.connect),
+        opened(report.handshake, host.opened.handshake),
+        ms(report.ping)
+    )
+}
+
 /// The pinned and presented fingerprints and the fix for this machines line.
 fn host_key_lines(machine: &rbtop::machines::Machine, stderr: Option<&str>) -> Vec<Line<'static>> {
     let advice = rbtop::probe::host_key_advice::advise(machine, stderr.unwrap_or_default());
@@ -169,16 +194,7 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
         }
     }
     if let Some(report) = report {
-        let ms = |d: Option<std::time::Duration>| d.map_or("-".into(), format::latency);
-        out.push(field(
-            "timings",
-            format!(
-                "connect {} · handshake {} · ping {}",
-                ms(report.connect),
-                ms(report.handshake),
-                ms(report.ping)
-            ),
-        ));
+        out.push(field("timings", timings(host, report, now)));
         out.push(field(
             "store",
             format!(
