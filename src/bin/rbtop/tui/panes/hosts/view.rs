@@ -40,8 +40,8 @@ pub enum Column {
 /// Left to right.
 const ORDER: [Column; 14] = [
     Column::Status,
-    Column::Since,
     Column::Host,
+    Column::Since,
     Column::Protocol,
     Column::Systems,
     Column::Features,
