@@ -138,6 +138,26 @@ fn the_detail_keeps_the_timings_measured_when_the_session_opened() {
 }
 
 #[test]
+fn rows_that_do_not_fit_are_counted_and_the_selection_stays_on_screen() {
+    // The detail pane open at 80x24 leaves room for a few hosts only.
+    snapshot("detail_more_rows", || {
+        let mut app = fixture::mixed_fleet();
+        press(&mut app, "G");
+        app.update(Action::Detail);
+        app
+    });
+    let mut app = fixture::mixed_fleet();
+    press(&mut app, "G");
+    app.update(Action::Detail);
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("more "), "{screen}");
+    assert!(
+        screen.contains("✗ hostkey  wrongkey"),
+        "the selection is shown: {screen}"
+    );
+}
+
+#[test]
 fn help() {
     snapshot("help", || {
         let mut app = fixture::mixed_fleet();

@@ -262,6 +262,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> DrawnTa
                     .map(|&(c, width)| cell(host, c, width, stall_after, now)),
             )
         });
+    let block = match drawn.more(app.rows().len()) {
+        Some(more) => block.title_top(Line::styled(more, style::warning()).right_aligned()),
+        None => block,
+    };
     let table = Table::new(rows_shown, widths)
         .header(header)
         .column_spacing(1)

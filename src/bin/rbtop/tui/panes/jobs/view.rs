@@ -59,6 +59,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> DrawnTa
         .into_iter()
         .map(|cells| Row::new(cells.into_iter().map(Cell::from)))
         .collect();
+    let block = match drawn.more(rows.len()) {
+        Some(more) => block.title_top(Line::styled(more, style::warning()).right_aligned()),
+        None => block,
+    };
     let shown: Vec<Row> = rows.into_iter().skip(offset).take(page).collect();
     let table = Table::new(shown, widths)
         .header(header)
