@@ -228,12 +228,16 @@ impl App {
             | Action::Bottom
             | Action::Filter
             | Action::NextSort
+            | Action::PreviousSort
             | Action::ReverseSort => self.update_hosts(action),
             // These act on a job or a log: nothing to do on the hosts.
             Action::Cancel
             | Action::Follow
             | Action::NextMatch
             | Action::PreviousMatch
+            | Action::ScrollLeft
+            | Action::ScrollRight
+            | Action::Wrap
             | Action::Confirm => {}
         }
         AppEffect::None

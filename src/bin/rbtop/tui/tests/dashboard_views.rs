@@ -282,6 +282,53 @@ fn log_pane_with_a_search() {
 }
 
 #[test]
+fn log_pane_scrolled_sideways_and_wrapped() {
+    let right = || KeyEvent::new(KeyCode::Right, KeyModifiers::NONE);
+    snapshot_jobs("log_sideways", || {
+        let mut app = failed_build();
+        press(&mut app, "l");
+        app.on_key(right());
+        app
+    });
+    let mut app = failed_build();
+    press(&mut app, "l");
+    let cut = render(&mut app, 80, 24);
+    app.on_key(right());
+    let moved = render(&mut app, 80, 24);
+    assert!(moved.contains("from column 17"), "{moved}");
+    assert_ne!(cut, moved);
+    press(&mut app, "w");
+    let wrapped = render(&mut app, 80, 24);
+    assert!(wrapped.contains(" wrapped "), "{wrapped}");
+    assert_eq!(
+        app.log.as_ref().unwrap().left,
+        0,
+        "wrapping has no sideways scroll"
+    );
+}
+
+#[test]
+fn the_log_search_counts_its_matches() {
+    let mut app = failed_build();
+    press(&mut app, "l/line");
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let first = render(&mut app, 120, 30);
+    let of = first
+        .split("search 'line' 1/")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no 1/N: {first}"));
+    assert!(of > 1, "{first}");
+    press(&mut app, "n");
+    let second = render(&mut app, 120, 30);
+    assert!(
+        second.contains(&format!("search 'line' 2/{of}")),
+        "{second}"
+    );
+}
+
+#[test]
 fn launch_form() {
     snapshot_jobs("launch_form", || {
         let mut app = fixture::mixed_fleet();

@@ -88,6 +88,8 @@ fn actions_line(app: &App, area: Rect) -> Line<'static> {
             Action::Filter,
             Action::NextMatch,
             Action::PreviousMatch,
+            Action::ScrollRight,
+            Action::Wrap,
             Action::Cancel,
             Action::Back,
             Action::Help,
@@ -99,6 +101,7 @@ fn actions_line(app: &App, area: Rect) -> Line<'static> {
             Action::Up,
             Action::Log,
             Action::Cancel,
+            Action::Explain,
             Action::Launch,
             Action::NextPane,
             Action::Back,
@@ -128,12 +131,29 @@ fn actions_line(app: &App, area: Rect) -> Line<'static> {
             Action::Help,
             Action::Quit,
         ]
+    } else if !app.selected_builds().is_empty() {
+        // Builds on the selected host: K is one Tab away.
+        &[
+            Action::Down,
+            Action::Up,
+            Action::Detail,
+            Action::Launch,
+            Action::Explain,
+            Action::KillBuild,
+            Action::Filter,
+            Action::NextSort,
+            Action::Refresh,
+            Action::Diagnostics,
+            Action::Help,
+            Action::Quit,
+        ]
     } else {
         &[
             Action::Down,
             Action::Up,
             Action::Detail,
             Action::Launch,
+            Action::Explain,
             Action::NextPane,
             Action::Filter,
             Action::NextSort,
