@@ -329,6 +329,21 @@ fn the_log_search_counts_its_matches() {
 }
 
 #[test]
+fn e_on_a_job_explains_its_derivation() {
+    let mut app = running_build();
+    assert_eq!(app.focus, crate::tui::app::Focus::Jobs);
+    let drv = rbtop::jobs::runner::lock(&app.jobs.list[0])
+        .progress
+        .derivations()[0]
+        .drv
+        .clone();
+    press(&mut app, "e");
+    let pane = app.explain.as_ref().expect("e opens the explainer");
+    assert_eq!(pane.input, drv);
+    assert!(pane.result.is_some(), "and explains it at once");
+}
+
+#[test]
 fn launch_form() {
     snapshot_jobs("launch_form", || {
         let mut app = fixture::mixed_fleet();

@@ -26,6 +26,11 @@ impl App {
             Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
                 self.scroll_detail(action)
             }
+            // The selected remote build's derivation, when it is known.
+            Action::Explain => match self.selected_build().and_then(|b| b.drv.clone()) {
+                Some(drv) => self.explain_drv(&drv),
+                None => self.open_explain(),
+            },
             _ => return None,
         }
         Some(AppEffect::None)
