@@ -85,10 +85,27 @@ impl App {
             .iter()
             .filter_map(|handle| {
                 let job = lock(handle);
-                job.is_active()
-                    .then(|| format!("{} {} on {}", job.id, job.request.what(), host_label(&job)))
+                job.is_active().then(|| {
+                    format!(
+                        "{} {} on {}",
+                        job.id,
+                        short_what(&job.request.what()),
+                        host_label(&job)
+                    )
+                })
             })
             .collect()
+    }
+}
+
+/// A `.nix` or `.drv` file by its name alone, as the jobs pane shows it.
+fn short_what(what: &str) -> String {
+    let path = std::path::Path::new(what);
+    match path.file_name() {
+        Some(name) if what.ends_with(".nix") || what.ends_with(".drv") => {
+            name.to_string_lossy().into_owned()
+        }
+        _ => what.to_string(),
     }
 }
 
