@@ -96,6 +96,8 @@ pub struct App {
     pub shutting_down: Option<usize>,
     /// The builds the operator agreed to cancel by quitting, for the exit line.
     pub cancelled_on_quit: Vec<String>,
+    /// Who a slot's hook works for (`/proc`); tests put in a fixed answer.
+    pub behind_hook: fn(u32) -> Option<rbtop::slots::behind::Behind>,
     /// Hosts shown, filtered and sorted.
     pub(in crate::tui) rows: Vec<usize>,
 }
@@ -128,6 +130,7 @@ impl App {
             nix_version: None,
             shutting_down: None,
             cancelled_on_quit: Vec::new(),
+            behind_hook: rbtop::slots::behind::behind,
             rows: Vec::new(),
         };
         app.refresh_rows();

@@ -83,7 +83,19 @@ pub fn app(machines: &str) -> App {
         log_directory: Some(PathBuf::from("/root/.local/state/rbtop")),
     };
     let fleet = FleetState::new(parsed.machines, rbtop::dashboard::DEFAULT_REFRESH);
-    App::new(fleet, context, Keymap::default())
+    let mut app = App::new(fleet, context, Keymap::default());
+    app.behind_hook = behind_hook;
+    app
+}
+
+/// The hook holding b1's slot (pid 4242) works for alice's nix-build;
+/// no other pid is known, whatever runs on the test machine.
+fn behind_hook(pid: u32) -> Option<rbtop::slots::behind::Behind> {
+    (pid == 4242).then(|| rbtop::slots::behind::Behind {
+        pid: 4200,
+        user: "alice".into(),
+        command: "nix-build hello.nix".into(),
+    })
 }
 
 fn up(

@@ -406,6 +406,38 @@ fn detail_with_slots_and_remote_builds() {
 }
 
 #[test]
+fn a_remote_build_of_an_rbtop_job_names_it_and_enter_opens_its_log() {
+    let mut app = fixture::triage_on_b1();
+    let request = fixture::numbered_request(&["--argstr", "seed", "ssh", "--arg", "lines", "5"]);
+    app.launched(Ok(fixture::job(
+        1,
+        request,
+        SSH_LOG,
+        ssh_lines_until_line_3(),
+        None,
+    )));
+    let drv = rbtop::jobs::runner::lock(&app.jobs.list[0])
+        .progress
+        .derivations()[0]
+        .drv
+        .clone();
+    if let Some(Ok(builds)) = app.fleet.hosts[0].builds.as_mut() {
+        builds[0].drv = Some(drv);
+    }
+    app.focus = crate::tui::app::Focus::Detail;
+    app.detail_build = 0;
+    let screen = render(&mut app, 200, 60);
+    assert!(screen.contains("rbtop job #1 (Enter: its log)"), "{screen}");
+    assert!(
+        screen.contains("held by pid 4242") && screen.contains(" · for alice: nix-build hello.nix"),
+        "{screen}"
+    );
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let log = app.log.as_ref().expect("Enter opens the job's log");
+    assert_eq!((log.job, log.drv), (rbtop::jobs::job::JobId(1), Some(0)));
+}
+
+#[test]
 fn kill_confirm() {
     snapshot_jobs("kill_confirm", || {
         let mut app = fixture::triage_on_b1();

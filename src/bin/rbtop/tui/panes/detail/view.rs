@@ -59,6 +59,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
             .as_ref()
             .filter(|(host, _)| *host == index)
             .map(|(_, outcome)| outcome),
+        job_labels: host
+            .build_list()
+            .iter()
+            .map(|b| {
+                let (job, _) = app.job_building(b.drv.as_deref()?)?;
+                Some(format!("rbtop job {job} (Enter: its log)"))
+            })
+            .collect(),
+        slot_notes: host
+            .load
+            .iter()
+            .flat_map(|load| &load.holders)
+            .map(|holder| slot_note(app, holder.pid))
+            .collect(),
     };
     let mut lines = lines(host, now);
     lines.splice(
@@ -306,6 +320,23 @@ struct TriageInputs<'a> {
     stall_after: Duration,
     upload_lock_after: Duration,
     kill_outcome: Option<&'a KillOutcome>,
+    /// For each build: `rbtop job #1` when it is one of rbtop's jobs.
+    job_labels: Vec<Option<String>>,
+    /// For each slot holder: the local user and command behind its hook.
+    slot_notes: Vec<String>,
+}
+
+/// ` · for alice: nix-build hello.nix`, and ` · rbtop job #1` when the
+/// process behind the hook is one of rbtop's jobs; empty when unknown.
+fn slot_note(app: &App, hook_pid: u32) -> String {
+    let Some(behind) = (app.behind_hook)(hook_pid) else {
+        return String::new();
+    };
+    let job = app
+        .job_of_pid(behind.pid)
+        .map(|job| format!(" · rbtop job {job}"))
+        .unwrap_or_default();
+    format!(" · for {}: {}{job}", behind.user, behind.command)
 }
 
 /// Slots and builds go right after the status line (and its reason, for a
@@ -334,10 +365,14 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
         )
     };
     if let Some(load) = &host.load {
-        for holder in &load.holders {
+        for (i, holder) in load.holders.iter().enumerate() {
+            let note = triage.slot_notes.get(i).cloned().unwrap_or_default();
             out.push(field(
                 "slot",
-                slots::text::slot_holder(holder, &held_for(holder.since)),
+                format!(
+                    "{}{note}",
+                    slots::text::slot_holder(holder, &held_for(holder.since))
+                ),
             ));
         }
         if let Some(lock) = &load.upload_lock {
@@ -372,12 +407,13 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
                 .map(|i| i.min(builds.len().saturating_sub(1)));
             for (i, build) in builds.iter().enumerate() {
                 let log_quiet = triage.log_quiet.get(i).copied().flatten();
-                out.push(build_line(
-                    build,
-                    selected == Some(i),
-                    log_quiet,
-                    triage.stall_after,
-                ));
+                let mut line =
+                    build_line(build, selected == Some(i), log_quiet, triage.stall_after);
+                if let Some(label) = triage.job_labels.get(i).cloned().flatten() {
+                    line.spans
+                        .push(Span::styled(format!("  {label}"), style::key()));
+                }
+                out.push(line);
             }
         }
         Some(Err(why)) => out.push(field("running", remote_builds::text::unknown(why))),
