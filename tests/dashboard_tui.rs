@@ -1163,9 +1163,7 @@ fn quitting_with_a_build_running_cancels_it_first(fleet: &Fleet) -> Result<(), F
                 }
             };
             term.keys(&["q"])?;
-            term.wait("the question before quitting", |s| {
-                question(s).map_err(Into::into)
-            })?;
+            term.wait("the question before quitting", |s| question(s))?;
             term.keys(&["n"])?;
             term.wait("the dashboard back, the build still running", |s| {
                 let job = jobs_row(s, "#1 ").ok_or("no row for job #1")?;
@@ -1178,7 +1176,7 @@ fn quitting_with_a_build_running_cancels_it_first(fleet: &Fleet) -> Result<(), F
                 }
             })?;
             term.keys(&["q"])?;
-            term.wait("the question again", |s| question(s).map_err(Into::into))?;
+            term.wait("the question again", |s| question(s))?;
             term.keys(&["q"])?;
             term.wait("the footer saying the build is being cancelled", |s| {
                 if s.contains("cancelling 1 build…") {

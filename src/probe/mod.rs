@@ -14,7 +14,7 @@ pub mod text;
 
 pub use facts::Facts;
 pub use fleet::{
-    DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Fleet, ProbeEvent, ProbeSettings, probe_once,
+    DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Fleet, ProbeEvent, ProbeSettings, Progress, probe_once,
     raise_open_file_limit,
 };
 pub use host_key_advice::HostKeyAdvice;

@@ -55,7 +55,13 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     let stdout = if args.json {
         render_json(machines, &reports, &triage) + "\n"
     } else {
-        render_table(machines, &reports, &triage, use_color())
+        // On a terminal the table fits its width; piped, it is whole.
+        let width = std::io::stdout()
+            .is_terminal()
+            .then(|| crossterm::terminal::size().ok())
+            .flatten()
+            .map(|(w, _)| usize::from(w));
+        render_table_fitting(machines, &reports, &triage, use_color(), width)
     };
     let _ = std::io::stdout().write_all(stdout.as_bytes());
     let all_up = reports.iter().all(|r| r.is_up()) && !resolved.has_errors();
@@ -205,15 +211,45 @@ fn bytes(n: Option<u64>) -> String {
     n.map_or("-".into(), |n| format_size(n, BINARY))
 }
 
-/// The human table, hosts in machines-file order, then one line per failure.
+/// The human table, hosts in machines-file order, then one line per
+/// failure; whole, as piped output gets it.
+#[cfg(test)]
 pub fn render_table(
     machines: &[Machine],
     reports: &[HostReport],
     triage: &Triage,
     color: bool,
 ) -> String {
-    let mut table = super::plain_table();
-    table.set_header([
+    render_table_fitting(machines, reports, triage, color, None)
+}
+
+/// Dropped first to last when the table is wider than the terminal; HOST
+/// and STATUS always stay (the reasons follow under the table).
+const DROP_ORDER: [&str; 12] = [
+    "MEM FREE",
+    "SPEED",
+    "HANDSHAKE",
+    "TRUSTED",
+    "PROTO",
+    "BUILDS",
+    "LOAD/CPU",
+    "SYSTEMS",
+    "NIX",
+    "STORE FREE",
+    "CONNECT",
+    "JOBS",
+];
+
+/// The table in at most `width` columns (when given): the least useful
+/// columns go first.
+pub fn render_table_fitting(
+    machines: &[Machine],
+    reports: &[HostReport],
+    triage: &Triage,
+    color: bool,
+    width: Option<usize>,
+) -> String {
+    let header = [
         "HOST",
         "STATUS",
         "CONNECT",
@@ -228,10 +264,8 @@ pub fn render_table(
         "LOAD/CPU",
         "MEM FREE",
         "STORE FREE",
-    ]);
-    if color {
-        table.enforce_styling();
-    }
+    ];
+    let mut rows: Vec<Vec<Cell>> = Vec::new();
     for (index, (m, r)) in machines.iter().zip(reports).enumerate() {
         let status = Cell::new(r.status.name());
         let status = if color {
@@ -240,7 +274,7 @@ pub fn render_table(
             status
         };
         let facts = r.facts.as_ref();
-        table.add_row([
+        rows.push(vec![
             Cell::new(m.host_name()),
             status,
             Cell::new(ms_cell(r.connect)),
@@ -271,6 +305,35 @@ pub fn render_table(
             Cell::new(bytes(facts.and_then(|f| f.mem_available))),
             Cell::new(bytes(facts.and_then(|f| f.store_free))),
         ]);
+    }
+    let mut kept: Vec<usize> = (0..header.len()).collect();
+    let make = |kept: &[usize]| {
+        let mut table = super::plain_table();
+        table.set_header(kept.iter().map(|&i| header[i]));
+        if color {
+            table.enforce_styling();
+        }
+        for row in &rows {
+            table.add_row(kept.iter().map(|&i| row[i].clone()));
+        }
+        table
+    };
+    let mut table = make(&kept);
+    if let Some(width) = width {
+        let widest = |table: &comfy_table::Table| {
+            super::plain_table_text(table)
+                .lines()
+                .map(|l| strip_ansi_escapes::strip_str(l).chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        for drop in DROP_ORDER {
+            if widest(&table) <= width {
+                break;
+            }
+            kept.retain(|&i| header[i] != drop);
+            table = make(&kept);
+        }
     }
     let mut out = super::plain_table_text(&table);
     let up = reports.iter().filter(|r| r.is_up()).count();
@@ -594,6 +657,38 @@ mod tests {
                 .contains("Connection refused")
         );
         assert_eq!(json["summary"], serde_json::json!({"total": 2, "up": 1}));
+    }
+
+    #[test]
+    fn the_table_fits_80_columns_by_dropping_the_least_useful_columns() {
+        let ms = machines(
+            "ssh://a-rather-long-builder-name.example x86_64-linux,aarch64-linux - 2 1\nssh://b x86_64-linux - 2 1",
+        );
+        let reports = [
+            up(),
+            HostReport::failed(
+                Status::Refused,
+                Via::Ssh,
+                "ssh: connect to host b port 22: Connection refused",
+            ),
+        ];
+        let whole = render_table(&ms, &reports, &idle(&ms), false);
+        let header = |t: &str| t.lines().next().unwrap().to_string();
+        assert!(whole.lines().next().unwrap().len() > 80, "{whole}");
+        let fitted = render_table_fitting(&ms, &reports, &idle(&ms), false, Some(80));
+        let table_lines: Vec<&str> = fitted.lines().take(3).collect();
+        assert!(
+            table_lines.iter().all(|l| l.chars().count() <= 80),
+            "{fitted}"
+        );
+        assert!(header(&fitted).starts_with("HOST"), "{fitted}");
+        assert!(
+            header(&fitted).contains("STATUS") && header(&fitted).contains("JOBS"),
+            "{fitted}"
+        );
+        assert!(!header(&fitted).contains("MEM FREE"), "{fitted}");
+        // The reasons still follow the table, whole.
+        assert!(fitted.contains("Connection refused"), "{fitted}");
     }
 
     #[test]
