@@ -51,8 +51,10 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
         }
         Screen::Dashboard if app.jobs.is_empty() => render_hosts(frame, body, app, now, &mut drawn),
         Screen::Dashboard => {
-            // The jobs take a third under the hosts.
-            let jobs_height = (body.height / 3).max(5).min(body.height);
+            // The jobs take what their rows need (title, header, rows), up
+            // to a third under the hosts: blank job rows hide no host.
+            let needed = u16::try_from(app.jobs.rows().len() + 2).unwrap_or(u16::MAX);
+            let jobs_height = needed.clamp(4, (body.height / 3).max(5)).min(body.height);
             let [hosts_area, jobs_area] =
                 Layout::vertical([Constraint::Min(0), Constraint::Length(jobs_height)]).areas(body);
             render_hosts(frame, hosts_area, app, now, &mut drawn);
