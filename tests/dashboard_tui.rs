@@ -826,6 +826,90 @@ fn detail_pane_says_why_a_host_fails(fleet: &Fleet) -> Result<(), Failed> {
     term.wait_exit(0, pid)
 }
 
+/// `SHA256:…` of a `base64 -w0`'d `.pub` line, by `ssh-keygen -lf`.
+fn fingerprint_of(pub_b64: &str) -> Result<String, Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("key.pub");
+    let line = Command::new("base64")
+        .args(["-d"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(pub_b64.as_bytes())?;
+            child.wait_with_output()
+        })
+        .map_err(|e| e.to_string())?;
+    std::fs::write(&path, &line.stdout).map_err(|e| e.to_string())?;
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| format!("ssh-keygen -lf said {out:?}").into())
+}
+
+/// wrongkey's detail: the SHA256 of the key the host really presents (what
+/// `ssh-keygen -lf` says of its hostkey.pub) next to the pinned one, the fix
+/// naming this machines line, and nothing of rbtop's temporary known-hosts file.
+fn a_refused_host_key_shows_both_fingerprints_and_the_fix(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    let index = fleet
+        .hosts
+        .iter()
+        .position(|h| h.name == "wrongkey")
+        .ok_or("no wrongkey host")?;
+    let real = fleet
+        .host("wrongkey")
+        .hostkey_b64
+        .clone()
+        .ok_or("wrongkey has no host key")?;
+    let presented = fingerprint_of(&real)?;
+    let mut keys = vec!["g"];
+    keys.extend(std::iter::repeat_n("j", index));
+    term.keys(&keys)?;
+    let started = Instant::now();
+    while term.selected_host()?.as_deref() != Some("wrongkey") {
+        ensure(started.elapsed() < DEADLINE, || {
+            "wrongkey is not selected".into()
+        })?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    term.keys(&["Enter"])?;
+    let origin = format!("{}:{}", term.machines.display(), index + 1);
+    term.wait("wrongkey's detail with both fingerprints", |s| {
+        let joined: String = s
+            .lines()
+            .map(|l| l.trim_matches('│'))
+            .collect::<Vec<_>>()
+            .join("");
+        if !s.contains("┌ wrongkey ✗ hostkey ") {
+            Err("no detail pane for wrongkey".into())
+        } else if !s.contains(&format!("presented   {presented}")) {
+            Err(format!("no `presented   {presented}`"))
+        } else if !s.contains("pinned key  SHA256:") {
+            Err("no pinned fingerprint".into())
+        } else if s.contains(&format!("pinned key  {presented}")) {
+            Err("the pinned fingerprint is the presented one".into())
+        } else if !joined.contains("field 8 (the host key)") || !joined.contains(&origin) {
+            Err(format!("no fix naming {origin}"))
+        } else if s.contains("pinned_host_key") || s.contains("/tmp/rbtop") {
+            Err("rbtop's temporary file is named".into())
+        } else {
+            Ok(())
+        }
+    })?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
+}
+
 /// `q` quits: exit 0, the prompt back on the normal screen, the terminal
 /// out of raw mode, and no SSH session of the run left anywhere.
 fn q_quits_and_restores_the_terminal(fleet: &Fleet) -> Result<(), Failed> {
@@ -1352,6 +1436,10 @@ fn main() {
         (
             "detail_pane_says_why_a_host_fails",
             detail_pane_says_why_a_host_fails,
+        ),
+        (
+            "a_refused_host_key_shows_both_fingerprints_and_the_fix",
+            a_refused_host_key_shows_both_fingerprints_and_the_fix,
         ),
         (
             "q_quits_and_restores_the_terminal",
