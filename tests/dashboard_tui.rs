@@ -885,11 +885,12 @@ fn a_refused_host_key_shows_both_fingerprints_and_the_fix(fleet: &Fleet) -> Resu
     term.keys(&["Enter"])?;
     let origin = format!("{}:{}", term.machines.display(), index + 1);
     term.wait("wrongkey's detail with both fingerprints", |s| {
-        let joined: String = s
+        // The fix wraps in the pane: its words, joined again.
+        let joined = s
             .lines()
-            .map(|l| l.trim_matches('│'))
+            .flat_map(|l| l.trim_matches('│').split_whitespace())
             .collect::<Vec<_>>()
-            .join("");
+            .join(" ");
         if !s.contains("┌ wrongkey ✗ hostkey ") {
             Err("no detail pane for wrongkey".into())
         } else if !s.contains(&format!("presented   {presented}")) {
@@ -900,7 +901,7 @@ fn a_refused_host_key_shows_both_fingerprints_and_the_fix(fleet: &Fleet) -> Resu
             Err("the pinned fingerprint is the presented one".into())
         } else if !joined.contains("field 8 (the host key)") || !joined.contains(&origin) {
             Err(format!("no fix naming {origin}"))
-        } else if s.contains("pinned_host_key") || s.contains("/tmp/rbtop") {
+        } else if s.contains("pinned_host_key") || s.contains("ssh-keygen -f") {
             Err("rbtop's temporary file is named".into())
         } else {
             Ok(())
