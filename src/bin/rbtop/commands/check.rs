@@ -345,6 +345,18 @@ pub fn render_table_fitting(
             m.location,
             probe::text::failure(r.status, r.reason.as_deref().unwrap_or(""))
         ));
+        if r.status == Status::Hostkey {
+            let advice = probe::host_key_advice::advise(m, r.stderr.as_deref().unwrap_or_default());
+            let fp = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "  pinned key {} · presented {}\n",
+                fp(&advice.pinned),
+                fp(&advice.presented)
+            ));
+            for step in &advice.fix {
+                out.push_str(&format!("  {step}\n"));
+            }
+        }
     }
     out.push_str(&render_triage(machines, triage));
     out
@@ -689,6 +701,33 @@ mod tests {
         assert!(!header(&fitted).contains("MEM FREE"), "{fitted}");
         // The reasons still follow the table, whole.
         assert!(fitted.contains("Connection refused"), "{fitted}");
+    }
+
+    #[test]
+    fn a_refused_host_key_gets_both_fingerprints_and_the_fix_under_the_table() {
+        // base64 -w0 of an ed25519 .pub line (ssh-keygen -lf: SHA256:QuT7…8NQ).
+        let pin = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUJjMU9XMVU2TVgweW1GQm5MdzdFVGxYSW5KNkpJbFdoSG5yVG5Edks5WkI=";
+        let ms = machines(&format!("ssh://root@w:2222 x86_64-linux - 2 1 - - {pin}"));
+        let mut report = HostReport::failed(Status::Hostkey, Via::Ssh, "host key does not match");
+        report.stderr = Some(
+            "The fingerprint for the ED25519 key sent by the remote host is\n\
+             SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM.\n\
+             Host key verification failed."
+                .into(),
+        );
+        let table = render_table(&ms, &[report], &idle(&ms), false);
+        assert!(
+            table.contains(
+                "  pinned key SHA256:QuT7QRdgR5vOzaXYG1Tt8W5WilY0cCutuqcZEV1f8NQ · presented SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM\n"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "ssh-keyscan -p 2222 -t ed25519 w 2>/dev/null | cut -d' ' -f2- | base64 -w0"
+            ),
+            "{table}"
+        );
     }
 
     #[test]
