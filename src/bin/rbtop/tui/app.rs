@@ -96,6 +96,9 @@ pub struct App {
     pub shutting_down: Option<usize>,
     /// The builds the operator agreed to cancel by quitting, for the exit line.
     pub cancelled_on_quit: Vec<String>,
+    /// Derivations whose remote build `K` killed from here: their failure
+    /// says who killed them.
+    pub killed_with_k: Vec<String>,
     /// Who a slot's hook works for (`/proc`); tests put in a fixed answer.
     pub behind_hook: fn(u32) -> Option<rbtop::slots::behind::Behind>,
     /// Hosts shown, filtered and sorted.
@@ -130,6 +133,7 @@ impl App {
             nix_version: None,
             shutting_down: None,
             cancelled_on_quit: Vec::new(),
+            killed_with_k: Vec::new(),
             behind_hook: rbtop::slots::behind::behind,
             rows: Vec::new(),
         };

@@ -48,6 +48,11 @@ impl App {
         if prompt.is_quit() {
             self.cancelled_on_quit = self.running_builds();
         }
+        if let AppEffect::KillBuild { build, .. } = &prompt.on_yes
+            && let Some(drv) = &build.drv
+        {
+            self.killed_with_k.push(drv.clone());
+        }
         prompt.on_yes
     }
 

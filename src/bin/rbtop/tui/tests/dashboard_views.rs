@@ -438,6 +438,32 @@ fn a_remote_build_of_an_rbtop_job_names_it_and_enter_opens_its_log() {
 }
 
 #[test]
+fn a_derivation_killed_with_k_says_who_killed_it() {
+    let mut app = fixture::triage_on_b1();
+    if let Some(Ok(builds)) = app.fleet.hosts[0].builds.as_mut() {
+        builds[1].drv = Some("/nix/store/x-firefox-133.0.drv".into());
+    }
+    app.update(Action::KillBuild);
+    press(&mut app, "y");
+    assert_eq!(app.killed_with_k, ["/nix/store/x-firefox-133.0.drv"]);
+
+    let mut app = failed_build();
+    let drv = rbtop::jobs::runner::lock(&app.jobs.list[0])
+        .progress
+        .derivations()[0]
+        .drv
+        .clone();
+    let before = render(&mut app, 160, 45);
+    assert!(!before.contains("killed with K here"), "{before}");
+    app.killed_with_k.push(drv);
+    let after = render(&mut app, 160, 45);
+    assert!(
+        after.contains("failed (exit 3) (killed with K here)"),
+        "{after}"
+    );
+}
+
+#[test]
 fn kill_confirm() {
     snapshot_jobs("kill_confirm", || {
         let mut app = fixture::triage_on_b1();

@@ -51,7 +51,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> DrawnTa
         let job = lock(handle);
         lines.push(job_cells(&job, job_width, now, stall_after, wide));
         for drv in job.progress.derivations() {
-            lines.push(drv_cells(&job, drv, now, stall_after, wide));
+            let killed_here = app.killed_with_k.contains(&drv.drv);
+            lines.push(drv_cells(&job, drv, now, stall_after, wide, killed_here));
         }
     }
     let widths = content_widths(&titles, &lines, job_width);
@@ -206,6 +207,7 @@ fn drv_cells(
     now: Instant,
     stall_after: Duration,
     wide: bool,
+    killed_here: bool,
 ) -> Vec<Line<'static>> {
     let mut cells = vec![
         Line::from(format!("{DRV_INDENT}{}", drv.name())),
@@ -230,7 +232,14 @@ fn drv_cells(
     } else {
         Line::styled("-", style::dim())
     });
-    cells.push(drv_result(job, drv));
+    let mut result = drv_result(job, drv);
+    // A kill says who did it when it was this dashboard's `K`.
+    if killed_here && matches!(drv.status, DrvStatus::Failed { .. }) {
+        result
+            .spans
+            .insert(1, Span::styled("(killed with K here) ", style::warning()));
+    }
+    cells.push(result);
     cells
 }
 
