@@ -144,7 +144,9 @@ impl Action {
             Action::Refresh => "probe every host now (also those waiting to retry)",
             Action::Diagnostics => "machines file problems, with file:line",
             Action::Help => "this help",
-            Action::Quit => "quit (running builds are cancelled, every SSH session closed)",
+            Action::Quit => {
+                "quit (with builds running, asks first, then cancels them; every SSH session closed)"
+            }
             Action::Launch => "launch a build (pinned to the selected host, or Nix chooses)",
             Action::Log => "the selected job's or derivation's log (follows new lines)",
             Action::Cancel => "cancel the selected build (again: skip the grace period)",
