@@ -48,11 +48,13 @@ pub enum Action {
     ScrollRight,
     /// In a log: wrap long lines, or cut them (and scroll sideways).
     Wrap,
+    /// The `:` command line (`:sort`, `:filter`, `:build`, `:quit`).
+    Command,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::Up,
         Action::Down,
         Action::Top,
@@ -80,6 +82,7 @@ impl Action {
         Action::KillBuild,
         Action::Explain,
         Action::Confirm,
+        Action::Command,
         Action::Help,
         Action::Quit,
     ];
@@ -116,6 +119,7 @@ impl Action {
             Action::ScrollLeft => "scroll-left",
             Action::ScrollRight => "scroll-right",
             Action::Wrap => "wrap",
+            Action::Command => "command",
         }
     }
 
@@ -163,6 +167,7 @@ impl Action {
             Action::ScrollLeft => "in a log: scroll left",
             Action::ScrollRight => "in a log: scroll right, to the rest of long lines",
             Action::Wrap => "in a log: wrap long lines (again: cut them)",
+            Action::Command => "a command: sort COLUMN[!], filter WORDS, build WHAT, quit",
         }
     }
 
@@ -198,6 +203,7 @@ impl Action {
             Action::ScrollLeft => "left",
             Action::ScrollRight => "right",
             Action::Wrap => "wrap",
+            Action::Command => "command",
         }
     }
 }

@@ -99,6 +99,8 @@ pub struct App {
     /// Derivations whose remote build `K` killed from here: their failure
     /// says who killed them.
     pub killed_with_k: Vec<String>,
+    /// The `:` command line, while typed.
+    pub command_line: Option<super::panes::command::CommandLine>,
     /// Who a slot's hook works for (`/proc`); tests put in a fixed answer.
     pub behind_hook: fn(u32) -> Option<rbtop::slots::behind::Behind>,
     /// Hosts shown, filtered and sorted.
@@ -134,6 +136,7 @@ impl App {
             shutting_down: None,
             cancelled_on_quit: Vec::new(),
             killed_with_k: Vec::new(),
+            command_line: None,
             behind_hook: rbtop::slots::behind::behind,
             rows: Vec::new(),
         };
@@ -175,6 +178,7 @@ impl App {
             Some(Popup::Explain) => self.explain_key(key),
             Some(Popup::LogSearch) => self.search_key(key),
             Some(Popup::Filter) => self.edit_filter(key),
+            Some(Popup::Command) => self.command_key(key),
             Some(Popup::Overlay(_)) | None => match self.keymap.action(&key) {
                 Some(action) => self.update(action),
                 None => {
@@ -223,6 +227,7 @@ impl App {
             Action::Help => self.open(Overlay::Help),
             Action::Diagnostics => self.open(Overlay::Diagnostics),
             Action::Explain => self.open_explain(),
+            Action::Command => self.open_command_line(),
             Action::Detail => self.toggle_detail(),
             Action::KillBuild => self.ask_to_kill(),
             Action::NextPane => self.next_pane(),

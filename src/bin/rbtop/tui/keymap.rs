@@ -45,6 +45,7 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::ScrollLeft, &["left"]),
     (Action::ScrollRight, &["right"]),
     (Action::Wrap, &["w"]),
+    (Action::Command, &[":"]),
     (Action::Help, &["?", "f1"]),
     (Action::Quit, &["q", "ctrl-c", "f10"]),
 ];

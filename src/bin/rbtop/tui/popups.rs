@@ -28,6 +28,8 @@ pub enum Popup {
     LogSearch,
     /// The hosts filter line: keys are its text.
     Filter,
+    /// The `:` command line: keys are its text.
+    Command,
     /// Help or the diagnostics: keys scroll or close it.
     Overlay(Overlay),
 }
@@ -59,6 +61,7 @@ impl App {
             self.explain.is_some().then_some(Popup::Explain),
             searching.then_some(Popup::LogSearch),
             self.editing_filter.then_some(Popup::Filter),
+            self.command_line.is_some().then_some(Popup::Command),
             self.overlay.map(Popup::Overlay),
         ]
         .into_iter()

@@ -45,6 +45,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 &app.filter,
                 "   Enter keep · Esc clear · Ctrl-U erase · words match host, URI, system, feature, status",
             ),
+            Some(Popup::Command) => match app.command_line.as_ref().and_then(|c| c.error.clone()) {
+                Some(error) => Line::styled(format!(" {error}"), style::warning()),
+                None => typing(
+                    " :",
+                    app.command_line.as_ref().map_or("", |c| &c.text),
+                    "   Enter run · Esc close · sort COLUMN[!] · filter WORDS · build WHAT · quit",
+                ),
+            },
             Some(Popup::Overlay(_)) | None => actions_line(app, area),
         },
     };

@@ -86,7 +86,7 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
                 }
             }
             // Typed on the footer's line.
-            Popup::LogSearch | Popup::Filter => {}
+            Popup::LogSearch | Popup::Filter | Popup::Command => {}
         }
     }
     footer::render(frame, footer_area, app);
