@@ -861,27 +861,13 @@ fn a_refused_host_key_shows_both_fingerprints_and_the_fix(fleet: &Fleet) -> Resu
     let mut term = Terminal::open(fleet)?;
     let pid = term.start_rbtop("")?;
     term.wait_all_resolved(fleet)?;
-    let index = fleet
-        .hosts
-        .iter()
-        .position(|h| h.name == "wrongkey")
-        .ok_or("no wrongkey host")?;
     let real = fleet
         .host("wrongkey")
         .hostkey_b64
         .clone()
         .ok_or("wrongkey has no host key")?;
     let presented = fingerprint_of(&real)?;
-    let mut keys = vec!["g"];
-    keys.extend(std::iter::repeat_n("j", index));
-    term.keys(&keys)?;
-    let started = Instant::now();
-    while term.selected_host()?.as_deref() != Some("wrongkey") {
-        ensure(started.elapsed() < DEADLINE, || {
-            "wrongkey is not selected".into()
-        })?;
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let index = select_host(&mut term, fleet, "wrongkey")?;
     term.keys(&["Enter"])?;
     let origin = format!("{}:{}", term.machines.display(), index + 1);
     term.wait("wrongkey's detail with both fingerprints", |s| {
@@ -1007,6 +993,27 @@ fn closing_the_terminal_leaves_nothing_running(fleet: &Fleet) -> Result<(), Fail
     }
     term.rbtop = None;
     term.nothing_left("after the terminal closed")
+}
+
+/// Select the host named `name` (`g`, then `j` down to it) and wait until
+/// the table shows it selected; returns its index in the fleet.
+fn select_host(term: &mut Terminal, fleet: &Fleet, name: &str) -> Result<usize, Failed> {
+    let index = fleet
+        .hosts
+        .iter()
+        .position(|h| h.name == name)
+        .ok_or_else(|| format!("the fleet has no host {name}"))?;
+    let mut keys = vec!["g"];
+    keys.extend(std::iter::repeat_n("j", index));
+    term.keys(&keys)?;
+    let started = Instant::now();
+    while term.selected_host()?.as_deref() != Some(name) {
+        ensure(started.elapsed() < DEADLINE, || {
+            format!("{name} is not selected")
+        })?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(index)
 }
 
 /// The jobs pane's row for `what` (a job or a derivation), if shown.
@@ -1281,22 +1288,14 @@ fn launching_on_a_down_host_says_so_and_asks(fleet: &Fleet) -> Result<(), Failed
     let mut term = Terminal::open(fleet)?;
     let pid = term.start_rbtop("")?;
     term.wait_all_resolved(fleet)?;
-    let down = fleet
+    let name = fleet
         .hosts
         .iter()
-        .position(|h| h.kind == "refused")
-        .ok_or("the fleet has no refused host")?;
-    let name = fleet.hosts[down].name.clone();
-    let mut keys = vec!["g"];
-    keys.extend(std::iter::repeat_n("j", down));
-    term.keys(&keys)?;
-    let started = Instant::now();
-    while term.selected_host()?.as_deref() != Some(name.as_str()) {
-        ensure(started.elapsed() < DEADLINE, || {
-            format!("{name} is not selected")
-        })?;
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        .find(|h| h.kind == "refused")
+        .ok_or("the fleet has no refused host")?
+        .name
+        .clone();
+    select_host(&mut term, fleet, &name)?;
     term.keys(&["b"])?;
     let warning = format!("warning: {name} is down: refused: ");
     term.wait("the form warning that the host is down", |s| {
