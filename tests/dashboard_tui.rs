@@ -717,7 +717,6 @@ fn help_lists_the_keys(fleet: &Fleet) -> Result<(), Failed> {
         }
         let lines: Vec<&str> = s.lines().filter(|l| l.starts_with('│')).collect();
         for (key, words) in [
-            ("q", "quit"),
             ("/", "filter"),
             ("r", "probe every host now"),
             ("d", "machines file problems"),
@@ -733,6 +732,19 @@ fn help_lists_the_keys(fleet: &Fleet) -> Result<(), Failed> {
             }
         }
         Ok(())
+    })?;
+    // Quit is listed last: scroll to it (j scrolls, it does not close help).
+    term.keys(&["j"; 16])?;
+    term.wait("quit at the end of the help", |s| {
+        let listed = s.lines().any(|l| {
+            let mut parts = l.trim_start_matches('│').split_whitespace();
+            parts.next() == Some("q") && l.contains("quit")
+        });
+        if listed {
+            Ok(())
+        } else {
+            Err("no line for key \"q\" (quit)".into())
+        }
     })?;
     term.keys(&["x"])?;
     term.wait("the hosts table back", |s| {
