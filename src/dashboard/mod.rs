@@ -13,7 +13,7 @@ mod testing;
 
 pub use clock::Stamp;
 pub use fleet::{DEFAULT_REFRESH, FleetState, FleetSummary, SystemSlots};
-pub use host::{HISTORY, HostState, Shown};
+pub use host::{HISTORY, HostState, Opened, Shown};
 pub use refresher::{Batch, Finished, Refresher};
 pub use rows::{Sort, SortKey, visible as visible_rows};
 

@@ -286,6 +286,32 @@ impl Job {
         })
     }
 
+    /// Why the job ended, in one line, when it did not succeed: the error
+    /// that ended it as the progress fold read it, or that it was killed
+    /// (and whether rbtop did it), cancelled, or could not start.
+    pub fn end_reason(&self) -> Option<String> {
+        match self.ended()? {
+            JobEnd::Succeeded => None,
+            JobEnd::Failed { exit_code, error } => {
+                // No exit code: a signal ended Nix, and rbtop sent none (a
+                // cancel ends as Cancelled), so it came from elsewhere.
+                let signal = (129..160).contains(exit_code).then(|| exit_code - 128);
+                Some(match (signal, error) {
+                    (Some(n), Some(error)) => {
+                        format!("Nix was killed by signal {n}, not by rbtop; {error}")
+                    }
+                    (Some(n), None) => format!("Nix was killed by signal {n}, not by rbtop"),
+                    (None, Some(error)) => error.clone(),
+                    (None, None) => {
+                        format!("Nix exited with {exit_code} without an error message: see the log")
+                    }
+                })
+            }
+            JobEnd::Cancelled => Some("cancelled from rbtop".into()),
+            JobEnd::LaunchFailed(why) => Some(why.clone()),
+        }
+    }
+
     /// Time since the last log line (or since the start, before any).
     pub fn quiet_for(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.last_line.unwrap_or(self.started))
@@ -639,6 +665,34 @@ mod tests {
             code: None,
             signal: Some(signal),
         }
+    }
+
+    #[test]
+    fn the_end_reason_is_the_error_or_who_stopped_it() {
+        let now = Instant::now();
+        let ended = |event: Event| {
+            let mut job = job();
+            job.handle(Event::Spawned { pid: 7 }, now);
+            job.handle(
+                Event::Stderr(
+                    r#"@nix {"action":"msg","level":0,"msg":"error: builder for '/nix/store/x-a.drv' failed with exit code 1"}"#
+                        .into(),
+                ),
+                now,
+            );
+            job.handle(event, now);
+            job.end_reason()
+        };
+        assert_eq!(
+            ended(exited(1)).as_deref(),
+            Some("error: builder for '/nix/store/x-a.drv' failed with exit code 1")
+        );
+        assert!(
+            ended(killed_by(9))
+                .unwrap()
+                .starts_with("Nix was killed by signal 9, not by rbtop; error: builder"),
+        );
+        assert_eq!(ended(exited(0)), None);
     }
 
     const BUILD_ON_B1: &str = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":5,"level":3,"text":"building","type":105}"#;

@@ -86,6 +86,11 @@ pub(super) fn ssh_failure(log: &str, pinned: bool) -> Failure {
         Status::Hostkey => format!("host key not trusted (ssh: {line})"),
         _ => with_ssh_prefix(line),
     };
+    if pinned {
+        // ssh's "remove with: ssh-keygen -f <file>" names rbtop's temporary file.
+        let log = super::host_key_advice::without_temp_file_advice(log);
+        return Failure::new(status, reason).with_stderr(&log);
+    }
     Failure::new(status, reason).with_stderr(log)
 }
 

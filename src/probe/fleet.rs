@@ -200,10 +200,18 @@ pub fn raise_open_file_limit(hosts: usize) -> Option<String> {
 /// Probe every machine once, as a headless command does; `progress(done, total)` is called as reports arrive.
 /// Returns the reports in machines order, or what `interrupt` gave if it
 /// fired first. Sessions are closed either way.
+/// One probe finished: which host (its index), and how many are done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub index: usize,
+    pub done: usize,
+    pub total: usize,
+}
+
 pub async fn probe_once<I>(
     machines: &[Machine],
     settings: ProbeSettings,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(Progress),
     interrupt: impl std::future::Future<Output = I>,
 ) -> Result<Vec<HostReport>, I> {
     let fleet = Fleet::new(machines, settings);
@@ -214,7 +222,11 @@ pub async fn probe_once<I>(
         while let Some(event) = events.recv().await {
             reports[event.index] = Some(event.report);
             done += 1;
-            progress(done, machines.len());
+            progress(Progress {
+                index: event.index,
+                done,
+                total: machines.len(),
+            });
         }
     };
     let interrupted = tokio::select! {

@@ -205,9 +205,14 @@ pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("build").required(true).args(["drv", "system"])))]
 pub struct ExplainArgs {
-    /// A .drv file: explain a build of it
-    #[arg(value_name = "DRV")]
+    /// A .drv file: explain a build of it; or a .nix file, instantiated
+    /// with the local nix-instantiate first
+    #[arg(value_name = "DRV|FILE.nix")]
     pub drv: Option<PathBuf>,
+
+    /// With a .nix file: the attribute to instantiate (nix-instantiate -A)
+    #[arg(value_name = "ATTR", requires = "drv")]
+    pub attr: Option<String>,
 
     /// The system the build needs, e.g. x86_64-linux (`builtin` is accepted everywhere)
     #[arg(long, value_name = "SYSTEM")]

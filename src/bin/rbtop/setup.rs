@@ -92,6 +92,22 @@ pub enum ProbeStopped {
     NoRuntime,
 }
 
+/// `probed 7/9 · waiting for hung, slow`, cut to `width` with `…`: the
+/// hosts still pending are the ones worth knowing about.
+pub fn progress_line(done: usize, total: usize, waiting: &[&str], width: usize) -> String {
+    let mut line = format!("probed {done}/{total}");
+    if !waiting.is_empty() && done < total {
+        line.push_str(&format!(" · waiting for {}", waiting.join(", ")));
+    }
+    // One column spare: a line filling the terminal would wrap the cursor.
+    let room = width.saturating_sub(1);
+    if line.chars().count() > room {
+        line = line.chars().take(room.saturating_sub(1)).collect();
+        line.push('…');
+    }
+    line
+}
+
 /// Probe `machines` at once for a headless command, with a progress count
 /// on stderr when it is a terminal and `show_progress`.
 pub fn probe_headless(
@@ -105,9 +121,25 @@ pub fn probe_headless(
     }
     let runtime = runtime().ok_or(ProbeStopped::NoRuntime)?;
     let show_progress = show_progress && std::io::stderr().is_terminal();
-    let progress = |done: usize, total: usize| {
+    let width = crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w));
+    let mut pending = vec![true; machines.len()];
+    let progress = |p: rbtop::probe::Progress| {
+        if let Some(slot) = pending.get_mut(p.index) {
+            *slot = false;
+        }
         if show_progress {
-            say_inline!("\r\x1b[Kprobed {done}/{total}");
+            // Host names come from the machines file: shown, never obeyed.
+            let waiting: Vec<String> = machines
+                .iter()
+                .zip(&pending)
+                .filter(|(_, pending)| **pending)
+                .map(|(m, _)| rbtop::sanitize::for_terminal(m.host_name()).into_owned())
+                .collect();
+            let waiting: Vec<&str> = waiting.iter().map(String::as_str).collect();
+            say_inline!(
+                "\r\x1b[K{}",
+                progress_line(p.done, p.total, &waiting, width)
+            );
         }
     };
     let reports = runtime.block_on(probe_once(machines, settings, progress, shutdown_signal()));
@@ -118,4 +150,23 @@ pub fn probe_headless(
         say!("rbtop: interrupted; every SSH session closed");
         ProbeStopped::Interrupted(ExitCode::from(signal.exit_status()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn progress_names_the_hosts_still_pending_within_the_width() {
+        assert_eq!(
+            progress_line(7, 9, &["hung", "slow"], 80),
+            "probed 7/9 · waiting for hung, slow"
+        );
+        assert_eq!(progress_line(9, 9, &[], 80), "probed 9/9");
+        let many: Vec<String> = (0..40).map(|i| format!("builder-{i:02}")).collect();
+        let names: Vec<&str> = many.iter().map(String::as_str).collect();
+        let line = progress_line(0, 40, &names, 80);
+        assert_eq!(line.chars().count(), 79, "{line}");
+        assert!(line.ends_with('…'), "{line}");
+    }
 }

@@ -74,12 +74,21 @@ fn render(
     triage: &Triage,
 ) -> String {
     match args.output_format() {
-        CheckFormat::Table => render_table(
-            machines,
-            reports,
-            triage,
-            use_color() && args.output.is_none(),
-        ),
+        CheckFormat::Table => {
+            let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+            // On a terminal the table fits its width; piped or to a file, it is whole.
+            let width = to_terminal
+                .then(|| crossterm::terminal::size().ok())
+                .flatten()
+                .map(|(w, _)| usize::from(w));
+            render_table_fitting(
+                machines,
+                reports,
+                triage,
+                use_color() && args.output.is_none(),
+                width,
+            )
+        }
         CheckFormat::Json => render_json(machines, reports, triage) + "\n",
         CheckFormat::Prometheus => render_prometheus(machines, reports, triage),
     }
@@ -266,15 +275,45 @@ fn bytes(n: Option<u64>) -> String {
     n.map_or("-".into(), |n| format_size(n, BINARY))
 }
 
-/// The human table, hosts in machines-file order, then one line per failure.
+/// The human table, hosts in machines-file order, then one line per
+/// failure; whole, as piped output gets it.
+#[cfg(test)]
 pub fn render_table(
     machines: &[Machine],
     reports: &[HostReport],
     triage: &Triage,
     color: bool,
 ) -> String {
-    let mut table = super::plain_table();
-    table.set_header([
+    render_table_fitting(machines, reports, triage, color, None)
+}
+
+/// Dropped first to last when the table is wider than the terminal; HOST
+/// and STATUS always stay (the reasons follow under the table).
+const DROP_ORDER: [&str; 12] = [
+    "MEM FREE",
+    "SPEED",
+    "HANDSHAKE",
+    "TRUSTED",
+    "PROTO",
+    "BUILDS",
+    "LOAD/CPU",
+    "SYSTEMS",
+    "NIX",
+    "STORE FREE",
+    "CONNECT",
+    "JOBS",
+];
+
+/// The table in at most `width` columns (when given): the least useful
+/// columns go first.
+pub fn render_table_fitting(
+    machines: &[Machine],
+    reports: &[HostReport],
+    triage: &Triage,
+    color: bool,
+    width: Option<usize>,
+) -> String {
+    let header = [
         "HOST",
         "STATUS",
         "CONNECT",
@@ -289,10 +328,8 @@ pub fn render_table(
         "LOAD/CPU",
         "MEM FREE",
         "STORE FREE",
-    ]);
-    if color {
-        table.enforce_styling();
-    }
+    ];
+    let mut rows: Vec<Vec<Cell>> = Vec::new();
     for (index, (m, r)) in machines.iter().zip(reports).enumerate() {
         let status = Cell::new(r.status.name());
         let status = if color {
@@ -301,7 +338,7 @@ pub fn render_table(
             status
         };
         let facts = r.facts.as_ref();
-        table.add_row([
+        rows.push(vec![
             Cell::new(for_terminal(m.host_name())),
             status,
             Cell::new(ms_cell(r.connect)),
@@ -333,6 +370,35 @@ pub fn render_table(
             Cell::new(bytes(facts.and_then(|f| f.store_free))),
         ]);
     }
+    let mut kept: Vec<usize> = (0..header.len()).collect();
+    let make = |kept: &[usize]| {
+        let mut table = super::plain_table();
+        table.set_header(kept.iter().map(|&i| header[i]));
+        if color {
+            table.enforce_styling();
+        }
+        for row in &rows {
+            table.add_row(kept.iter().map(|&i| row[i].clone()));
+        }
+        table
+    };
+    let mut table = make(&kept);
+    if let Some(width) = width {
+        let widest = |table: &comfy_table::Table| {
+            super::plain_table_text(table)
+                .lines()
+                .map(|l| strip_ansi_escapes::strip_str(l).chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        for drop in DROP_ORDER {
+            if widest(&table) <= width {
+                break;
+            }
+            kept.retain(|&i| header[i] != drop);
+            table = make(&kept);
+        }
+    }
     let mut out = super::plain_table_text(&table);
     let up = reports.iter().filter(|r| r.is_up()).count();
     out.push_str(&format!("\n{up} of {} up\n", reports.len()));
@@ -345,6 +411,18 @@ pub fn render_table(
         );
         out.push_str(&for_terminal(&line));
         out.push('\n');
+        if r.status == Status::Hostkey {
+            let advice = probe::host_key_advice::advise(m, r.stderr.as_deref().unwrap_or_default());
+            let fp = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "  pinned key {} · presented {}\n",
+                fp(&advice.pinned),
+                fp(&advice.presented)
+            ));
+            for step in &advice.fix {
+                out.push_str(&format!("  {}\n", for_terminal(step)));
+            }
+        }
     }
     // The failure lines and the triage quote hosts' answers: every line
     // shown, never obeyed (the table's own colours are added above).
@@ -660,6 +738,65 @@ mod tests {
                 .contains("Connection refused")
         );
         assert_eq!(json["summary"], serde_json::json!({"total": 2, "up": 1}));
+    }
+
+    #[test]
+    fn the_table_fits_80_columns_by_dropping_the_least_useful_columns() {
+        let ms = machines(
+            "ssh://a-rather-long-builder-name.example x86_64-linux,aarch64-linux - 2 1\nssh://b x86_64-linux - 2 1",
+        );
+        let reports = [
+            up(),
+            HostReport::failed(
+                Status::Refused,
+                Via::Ssh,
+                "ssh: connect to host b port 22: Connection refused",
+            ),
+        ];
+        let whole = render_table(&ms, &reports, &idle(&ms), false);
+        let header = |t: &str| t.lines().next().unwrap().to_string();
+        assert!(whole.lines().next().unwrap().len() > 80, "{whole}");
+        let fitted = render_table_fitting(&ms, &reports, &idle(&ms), false, Some(80));
+        let table_lines: Vec<&str> = fitted.lines().take(3).collect();
+        assert!(
+            table_lines.iter().all(|l| l.chars().count() <= 80),
+            "{fitted}"
+        );
+        assert!(header(&fitted).starts_with("HOST"), "{fitted}");
+        assert!(
+            header(&fitted).contains("STATUS") && header(&fitted).contains("JOBS"),
+            "{fitted}"
+        );
+        assert!(!header(&fitted).contains("MEM FREE"), "{fitted}");
+        // The reasons still follow the table, whole.
+        assert!(fitted.contains("Connection refused"), "{fitted}");
+    }
+
+    #[test]
+    fn a_refused_host_key_gets_both_fingerprints_and_the_fix_under_the_table() {
+        // base64 -w0 of an ed25519 .pub line (ssh-keygen -lf: SHA256:QuT7…8NQ).
+        let pin = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUJjMU9XMVU2TVgweW1GQm5MdzdFVGxYSW5KNkpJbFdoSG5yVG5Edks5WkI=";
+        let ms = machines(&format!("ssh://root@w:2222 x86_64-linux - 2 1 - - {pin}"));
+        let mut report = HostReport::failed(Status::Hostkey, Via::Ssh, "host key does not match");
+        report.stderr = Some(
+            "The fingerprint for the ED25519 key sent by the remote host is\n\
+             SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM.\n\
+             Host key verification failed."
+                .into(),
+        );
+        let table = render_table(&ms, &[report], &idle(&ms), false);
+        assert!(
+            table.contains(
+                "  pinned key SHA256:QuT7QRdgR5vOzaXYG1Tt8W5WilY0cCutuqcZEV1f8NQ · presented SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM\n"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "ssh-keyscan -p 2222 -t ed25519 w 2>/dev/null | cut -d' ' -f2- | base64 -w0"
+            ),
+            "{table}"
+        );
     }
 
     #[test]

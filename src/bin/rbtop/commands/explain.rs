@@ -80,6 +80,14 @@ pub fn run(settings: &Settings, args: &ExplainArgs) -> ExitCode {
 /// exactly one of DRV and --system is given).
 pub fn query(args: &ExplainArgs) -> Result<Query, String> {
     match (&args.drv, &args.system) {
+        // A Nix expression: the .drv the local nix-instantiate makes of it.
+        (Some(path), _) if rbtop::explain::instantiate::is_expression(path) => {
+            rbtop::explain::instantiate::instantiate("nix-instantiate", path, args.attr.as_deref())
+                .map(Query::Derivation)
+        }
+        (Some(_), _) if args.attr.is_some() => {
+            Err("ATTR goes with a .nix file, not a .drv".to_string())
+        }
         (Some(path), _) => Ok(Query::Derivation(path.clone())),
         (None, Some(system)) => {
             let system = system.trim();
@@ -415,6 +423,7 @@ mod tests {
     fn args(drv: Option<&str>, system: Option<&str>, features: Option<&str>) -> ExplainArgs {
         ExplainArgs {
             drv: drv.map(Into::into),
+            attr: None,
             system: system.map(Into::into),
             features: features.map(Into::into),
             json: false,

@@ -129,6 +129,13 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     tracing::info!(?ended, "dashboard finished");
+    // The terminal is back: say what quitting cancelled.
+    if matches!(ended, Ok(DashboardEnd::Quit)) && !app.cancelled_on_quit.is_empty() {
+        eprintln!(
+            "rbtop: cancelled on quit: {}",
+            app.cancelled_on_quit.join(", ")
+        );
+    }
     match ended {
         Ok(DashboardEnd::Quit) => ExitCode::SUCCESS,
         Ok(DashboardEnd::Signal(status)) => ExitCode::from(status),

@@ -65,7 +65,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
         style::dim(),
     ));
 
-    let mut second = vec![Span::styled(" slots busy/total ", style::dim())];
+    // Only up hosts' slots can be had; the configured total follows when it differs.
+    let mut second = vec![Span::styled(" slots busy/usable ", style::dim())];
     if summary.slots.is_empty() {
         second.push(Span::styled("none yet", style::dim()));
     }
@@ -75,13 +76,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
         }
         second.push(Span::raw(format!("{} ", slots.system)));
         second.push(Span::styled(
-            format!("{}/{}", slots.busy, slots.total),
-            if slots.total > 0 && slots.busy >= slots.total {
+            format!("{}/{}", slots.busy, slots.usable),
+            if slots.busy >= slots.usable {
                 style::warning()
             } else {
                 style::title()
             },
         ));
+        if slots.usable != slots.total {
+            second.push(Span::styled(
+                format!(" of {} configured", slots.total),
+                style::dim(),
+            ));
+        }
     }
     if app.fleet.load_problem.is_some() {
         second.push(Span::styled(

@@ -51,9 +51,31 @@ impl App {
                 }
             }
             Action::Back => self.focus = Focus::Hosts,
+            Action::Explain => match self.selected_drv_path() {
+                Some(drv) => self.explain_drv(&drv),
+                None => self.open_explain(),
+            },
             _ => return None,
         }
         Some(AppEffect::None)
+    }
+
+    /// The `.drv` of the selected row: the derivation's, or for a job its
+    /// first derivation's (else the `.drv` it was asked to build).
+    fn selected_drv_path(&self) -> Option<String> {
+        let row = self.jobs.selected?;
+        let job = lock(self.jobs.find(row.job)?);
+        let derivations = job.progress.derivations();
+        match row.drv {
+            Some(i) => derivations.get(i).map(|d| d.drv.clone()),
+            None => derivations.first().map(|d| d.drv.clone()).or_else(|| {
+                job.request
+                    .args
+                    .first()
+                    .filter(|a| a.ends_with(".drv"))
+                    .cloned()
+            }),
+        }
     }
 
     /// The selected row's log: the whole job's, or one derivation's.
