@@ -397,6 +397,29 @@ write_liar() { # FILE
     cat >"$1" <<'EOF'
 case $SSH_ORIGINAL_COMMAND in
 true) exit 0 ;;
+*liar-version* | *liar-huge*)
+    # A worker-protocol daemon (1.37) that completes the handshake: with
+    # liar-version, a version string and log frames full of escapes, and
+    # pings answered the same way; with liar-huge, a version string said to
+    # be 1 TiB long.
+    case $SSH_ORIGINAL_COMMAND in *liar-huge*) mode=huge ;; *) mode=version ;; esac
+    exec perl -e '
+        use strict; $| = 1; binmode STDIN; binmode STDOUT;
+        my $mode = shift;
+        sub u64 { pack("Q<", $_[0]) }
+        sub str { my $s = shift; u64(length $s) . $s . ("\0" x ((8 - length($s) % 8) % 8)) }
+        sub need { my $n = shift; my $b = ""; while (length $b < $n) {
+            my $got = sysread(STDIN, $b, $n - length $b, length $b); exit 0 unless $got } $b }
+        my $evil = "\e]0;LIAR-TITLE\a\e[2J\e]52;c;bGlhcg==\a";
+        my $next = u64(0x6f6c6d67) . str("building on the liar $evil");
+        my $last = u64(0x616c7473);
+        need(8);
+        print "oixd\0\0\0\0" . u64(0x125);
+        need(24);
+        if ($mode eq "huge") { print u64(1 << 40) . ("x" x 65536); sleep 3600; exit 0 }
+        print str("2.8.0$evil") . u64(1) . $next . $last;
+        while (1) { need(24); print $next . $last . u64(0) }
+    ' "$mode" ;;
 *nix-store*--serve* | *nix-daemon*)
     exec perl -e '$0 = "rbtop-liar-store \e]0;LIAR\a"; $| = 1;
         my $s = "\e]0;LIAR-TITLE\a\e[2J\e]52;c;bGlhcg==\a" . ("x" x 65536);
