@@ -62,7 +62,7 @@ fn flake_defines_the_promised_outputs() {
 }
 
 /// Test files that start the loopback fleet.
-const FLEET_TESTS: [&str; 7] = [
+const FLEET_TESTS: [&str; 8] = [
     "fleet_check",
     "dashboard_tui",
     "build_fleet",
@@ -70,6 +70,7 @@ const FLEET_TESTS: [&str; 7] = [
     "hostile_fleet",
     "serve_fleet",
     "probe_cost_fleet",
+    "newest_nix_fleet",
 ];
 
 #[test]
