@@ -194,8 +194,9 @@ fn check_reads_the_newest_nix_as_it_is(fleet: &Fleet) -> Result<(), Failed> {
     })
 }
 
-/// `rbtop build --on s1` of numbered.nix with `args` over `scheme`.
-fn build_on_s1(fleet: &Fleet, scheme: &str, args: &[&str]) -> (Output, String) {
+/// `rbtop build --on s1` over `scheme` of numbered.nix: `lines` lines
+/// from `seed`'s derivation, then exit `fail` (0: succeed).
+fn build_on_s1(fleet: &Fleet, scheme: &str, seed: &str, lines: u32, fail: u32) -> (Output, String) {
     let sandbox = Sandbox::new("rbtop-nn");
     let out = sandbox
         .rbtop()
@@ -205,8 +206,18 @@ fn build_on_s1(fleet: &Fleet, scheme: &str, args: &[&str]) -> (Output, String) {
             "substituters =\nexperimental-features = nix-command",
         )
         .args(["--builders", &builders(scheme)])
-        .args(["build", "--on", "s1", "--", NUMBERED])
-        .args(args)
+        .args([
+            "build", "--on", "s1", "--", NUMBERED, "--argstr", "seed", seed,
+        ])
+        .args([
+            "--arg",
+            "lines",
+            &lines.to_string(),
+            "--arg",
+            "delay",
+            "0.01",
+        ])
+        .args(["--arg", "fail", &fail.to_string()])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -233,13 +244,7 @@ fn fresh_seed(tag: &str) -> String {
 fn a_build_on_s1_is_followed(fleet: &Fleet) -> Result<(), Failed> {
     let seed = fresh_seed("ok");
     let name = format!("rbtop-numbered-{seed}");
-    let (out, text) = build_on_s1(
-        fleet,
-        "ssh-ng",
-        &[
-            "--argstr", "seed", &seed, "--arg", "lines", "5", "--arg", "delay", "0.01",
-        ],
-    );
+    let (out, text) = build_on_s1(fleet, "ssh-ng", &seed, 5, 0);
     ensure(out.status.code() == Some(0), || {
         format!("exit {:?}:\n{text}", out.status)
     })?;
@@ -281,14 +286,7 @@ fn a_build_on_s1_is_followed(fleet: &Fleet) -> Result<(), Failed> {
 fn a_failing_build_on_s1_gives_nix_s_reason(fleet: &Fleet) -> Result<(), Failed> {
     let seed = fresh_seed("fail");
     let name = format!("rbtop-numbered-{seed}");
-    let (out, text) = build_on_s1(
-        fleet,
-        "ssh",
-        &[
-            "--argstr", "seed", &seed, "--arg", "lines", "3", "--arg", "delay", "0.01", "--arg",
-            "fail", "3",
-        ],
-    );
+    let (out, text) = build_on_s1(fleet, "ssh", &seed, 3, 3);
     ensure(out.status.code() == Some(1), || {
         format!("exit {:?} (the local Nix 2.8 gives 1):\n{text}", out.status)
     })?;
