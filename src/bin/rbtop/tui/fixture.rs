@@ -69,7 +69,7 @@ pub fn local_capacity() -> LocalCapacity {
 pub fn app(machines: &str) -> App {
     let path = PathBuf::from("/etc/nix/machines");
     let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-    parser.parse_text(&MachinesText::whole(machines, Origin::File(path.clone())));
+    parser.parse_text(&MachinesText::whole(machines, Origin::file(&path)));
     let parsed = parser.finish();
     let context = Context {
         consulted: vec![
