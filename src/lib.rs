@@ -45,6 +45,7 @@
 // is part of the API on purpose.
 #![warn(unreachable_pub)]
 
+pub mod canary;
 pub mod cpu_time;
 pub mod dashboard;
 pub mod derivation;

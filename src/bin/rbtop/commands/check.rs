@@ -37,7 +37,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         }
         return ExitCode::from(NOT_ALL_UP);
     }
-    let probe_settings = settings.probe_settings(&args.probe, extra_args);
+    let probe_settings = settings.probe_settings(&args.probe, extra_args.clone());
     let started = std::time::Instant::now();
     let reports = match setup::probe_headless(machines, probe_settings, !args.json) {
         Ok(reports) => reports,
@@ -52,14 +52,57 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         "check finished"
     );
     let triage = Triage::read(machines, &reports);
-    let stdout = if args.json {
-        render_json(machines, &reports, &triage) + "\n"
+    let canaries = if args.build {
+        let timeout = args
+            .build_timeout
+            .map_or(rbtop::canary::DEFAULT_TIMEOUT, Duration::from_secs_f64);
+        let concurrency = settings
+            .probe
+            .with_flags(None, args.probe.concurrency)
+            .concurrency;
+        let started = std::time::Instant::now();
+        let Some(results) = super::canary::run(
+            settings,
+            extra_args,
+            machines,
+            &reports,
+            timeout,
+            concurrency,
+        ) else {
+            return ExitCode::from(NOT_ALL_UP);
+        };
+        tracing::info!(
+            wall_ms = started.elapsed().as_millis() as u64,
+            "canaries finished"
+        );
+        Some(results)
     } else {
-        render_table(machines, &reports, &triage, use_color())
+        None
+    };
+    let stdout = if args.json {
+        let mut doc = report(machines, &reports, &triage);
+        if let Some(canaries) = &canaries {
+            for (host, canary) in doc.hosts.iter_mut().zip(canaries) {
+                host.canary = Some(super::canary::CanaryJson::of(canary));
+            }
+        }
+        serde_json::to_string_pretty(&doc).expect("plain data serialises") + "\n"
+    } else {
+        let mut text = render_table(machines, &reports, &triage, use_color());
+        if let Some(canaries) = &canaries {
+            let via_daemon = rbtop::canary::request::daemon_socket().is_some();
+            text.push_str(&super::canary::render(machines, canaries, via_daemon));
+        }
+        text
     };
     let _ = std::io::stdout().write_all(stdout.as_bytes());
     let all_up = reports.iter().all(|r| r.is_up()) && !resolved.has_errors();
-    ExitCode::from(if all_up { ALL_UP } else { NOT_ALL_UP })
+    let canary_failed = canaries.iter().flatten().any(|c| c.failed());
+    ExitCode::from(if all_up && !canary_failed {
+        ALL_UP
+    } else {
+        NOT_ALL_UP
+    })
 }
 
 /// The `--json` document. Field order and names are a stable interface.
@@ -97,6 +140,9 @@ pub struct HostJson<'a> {
     pub builds: Option<&'a [RemoteBuild]>,
     /// Why the host's builds could not be listed.
     pub builds_error: Option<String>,
+    /// The canary build's result (`--build` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::canary::CanaryJson<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -158,6 +204,7 @@ pub fn report<'a>(
                 .builds(index)
                 .and_then(|b| b.as_ref().err())
                 .map(ToString::to_string),
+            canary: None,
         })
         .collect();
     let up = reports.iter().filter(|r| r.is_up()).count();
