@@ -320,6 +320,7 @@ fn main() -> ExitCode {
         healthy: options.hosts,
         faults: false,
         trixie: false,
+        canary_faults: false,
     });
     let outcome = run(&options, &test_fleet);
     test_fleet.stop();

@@ -81,7 +81,13 @@ impl FailureClass {
 const MARKS: &[(FailureClass, &[&str])] = &[
     (
         FailureClass::NotPinned,
-        &["ignoring the client-specified setting 'builders'"],
+        &[
+            // Nix >= 2.12 says it (the daemon forwards it as a message).
+            "ignoring the client-specified setting 'builders'",
+            // 2.8's daemon ignores it silently, then builds with its own
+            // `builders`: none at all says so, as rbtop always gives one.
+            "either increase '--max-jobs' or enable remote builds",
+        ],
     ),
     (
         FailureClass::Hostkey,
@@ -210,6 +216,17 @@ mod tests {
             assert_eq!(got, class, "{line}");
             assert_eq!(message, line);
         }
+    }
+
+    #[test]
+    fn a_silent_daemon_s_empty_builders_mean_the_pin_was_ignored() {
+        // Nix 2.8's daemon: no warning, just no builders on its side.
+        let (class, message) = classify(&lines(&[
+            "this derivation will be built:",
+            "error: unable to start any build; either increase '--max-jobs' or enable remote builds.",
+        ]));
+        assert_eq!(class, FailureClass::NotPinned);
+        assert!(message.contains("enable remote builds"));
     }
 
     #[test]

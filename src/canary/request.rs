@@ -64,10 +64,16 @@ fn features(machine: &Machine) -> String {
     machine.mandatory_features.join(",")
 }
 
+/// The environment that sends a Nix client to the daemon. Not `--option
+/// store daemon`: a trusted client's settings reach the daemon and its
+/// build hook, which would then copy the outputs back through the daemon
+/// into the very build that waits for them (a deadlock, seen with 2.8).
+pub const VIA_DAEMON_ENV: (&str, &str) = ("NIX_REMOTE", "daemon");
+
 /// The build of one canary on `machine`: `nix-build --no-out-link` (no GC
-/// root left), through the daemon when `via_daemon`, pinned to the
-/// machine's line.
-pub fn launch_request(machine: &Machine, nonce: &str, via_daemon: bool) -> LaunchRequest {
+/// root left), pinned to the machine's line. (Through the daemon or not is
+/// the job's environment: [`VIA_DAEMON_ENV`].)
+pub fn launch_request(machine: &Machine, nonce: &str) -> LaunchRequest {
     // An empty systems column means the local system, as Nix reads it;
     // the parser has filled it in already.
     let system = machine
@@ -86,11 +92,6 @@ pub fn launch_request(machine: &Machine, nonce: &str, via_daemon: bool) -> Launc
     // The output is new by construction: asking binary caches for it only
     // costs time (retries when they are unreachable) and tests nothing.
     args.extend(["--option".into(), "substitute".into(), "false".into()]);
-    if via_daemon {
-        // root's own Nix would otherwise build in-process: the daemon is
-        // where a user's build goes, with root's SSH view.
-        args.extend(["--option".into(), "store".into(), "daemon".into()]);
-    }
     LaunchRequest {
         args,
         placement: Placement::pinned(machine),
@@ -106,7 +107,7 @@ mod tests {
     #[test]
     fn the_request_pins_the_line_verbatim_and_passes_values_as_arguments() {
         let m = machine("ssh://b1 x86_64-linux,aarch64-linux - 2 1 kvm big AAAA");
-        let argv = launch_request(&m, "n1", true).argv(None).unwrap();
+        let argv = launch_request(&m, "n1").argv(None).unwrap();
         assert_eq!(argv[..2], ["nix-build", "--no-out-link"]);
         let at = |flag: &str| argv.iter().position(|a| a == flag).unwrap();
         assert_eq!(argv[at("-E") + 1], EXPRESSION);
@@ -129,9 +130,8 @@ mod tests {
             .filter(|(_, a)| *a == "--option")
             .map(|(i, _)| &argv[i + 1..i + 3])
             .collect();
-        assert_eq!(options, [["substitute", "false"], ["store", "daemon"]]);
-        let direct = launch_request(&m, "n1", false).argv(None).unwrap();
-        assert!(!direct.contains(&"daemon".to_string()));
+        // Nothing that the daemon would pass on to its build hook.
+        assert_eq!(options, [["substitute", "false"]]);
     }
 
     #[test]

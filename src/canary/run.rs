@@ -22,20 +22,32 @@ pub struct CanarySettings {
     pub timeout: Duration,
     pub concurrency: usize,
     pub jobs: JobSettings,
-    /// Build through the local nix-daemon (default: when its socket exists).
+    /// Builds go through the local nix-daemon (when its socket exists);
+    /// `jobs.env` says so to Nix.
     pub via_daemon: bool,
 }
 
 impl CanarySettings {
-    pub fn new(timeout: Duration, concurrency: usize, jobs: JobSettings) -> CanarySettings {
+    pub fn new(timeout: Duration, concurrency: usize, mut jobs: JobSettings) -> CanarySettings {
+        // root's own Nix would build in-process: the daemon is where a
+        // user's build goes, with root's SSH view.
+        let via_daemon = request::daemon_socket().is_some();
+        if via_daemon {
+            let (name, value) = request::VIA_DAEMON_ENV;
+            jobs.env.push((name.into(), value.into()));
+        }
         CanarySettings {
             timeout,
             concurrency: concurrency.max(1),
             jobs,
-            via_daemon: request::daemon_socket().is_some(),
+            via_daemon,
         }
     }
 }
+
+/// What a `not-pinned` message starts with.
+const PIN_IGNORED: &str =
+    "the local nix-daemon ignored --builders (this user is not trusted there)";
 
 struct Running {
     index: usize,
@@ -72,7 +84,7 @@ pub async fn run_fleet(
                 break;
             };
             let machine = &machines[index];
-            let request = launch_request(machine, &request::nonce(), settings.via_daemon);
+            let request = launch_request(machine, &request::nonce());
             tracing::info!(host = machine.uri(), "canary launched");
             match supervisor.launch(request) {
                 Ok(id) => {
@@ -187,7 +199,7 @@ fn outcome(job: &Job, machine: &Machine, state: &Running, timeout: Duration) -> 
             let (class, line) = classify(&lines);
             let whence = built_on.as_deref().unwrap_or("this machine");
             let message = if class == FailureClass::NotPinned {
-                format!("{line}; the canary built on {whence}")
+                format!("{PIN_IGNORED}: {line}; the canary built on {whence}")
             } else {
                 format!(
                     "the canary built on {whence}, not on {} as pinned",
@@ -212,7 +224,10 @@ fn outcome(job: &Job, machine: &Machine, state: &Running, timeout: Duration) -> 
             failure(FailureClass::Timeout, message, Some(job))
         }
         _ => {
-            let (class, message) = classify(&lines);
+            let (class, mut message) = classify(&lines);
+            if class == FailureClass::NotPinned {
+                message = format!("{PIN_IGNORED}: {message}");
+            }
             failure(class, message, Some(job))
         }
     };

@@ -34,6 +34,10 @@ pub struct JobSettings {
     pub log_dir: Option<PathBuf>,
     pub ssh: SshSettings,
     pub local_nix: Option<NixVersion>,
+    /// Set in the Nix command's environment (e.g. `NIX_REMOTE=daemon`: a
+    /// client-only choice, where `--option store` would also be handed to
+    /// the daemon and on to its build hook).
+    pub env: Vec<(String, String)>,
 }
 
 impl JobSettings {
@@ -371,6 +375,7 @@ async fn supervise(
     let mut command = tokio::process::Command::new(&argv[0]);
     command
         .args(&argv[1..])
+        .envs(cx.settings.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

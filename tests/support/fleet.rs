@@ -33,6 +33,9 @@ pub struct FleetOptions {
     pub faults: bool,
     /// `t1`: Nix 2.26 from a Debian trixie root (bootstrapped once, cached).
     pub trixie: bool,
+    /// The hosts that are up but fail a build: `untrusted`, `nofeature`,
+    /// `storefull`, `rootunknown` (see tests/fleet/README.md).
+    pub canary_faults: bool,
 }
 
 impl Default for FleetOptions {
@@ -41,6 +44,7 @@ impl Default for FleetOptions {
             healthy: 3,
             faults: true,
             trixie: true,
+            canary_faults: false,
         }
     }
 }
@@ -144,6 +148,9 @@ impl Fleet {
         if !opts.trixie {
             args.push("--no-trixie");
         }
+        if opts.canary_faults {
+            args.push("--canary-faults");
+        }
         let out = run_script(&args);
         if !out.status.success() {
             let _ = run_script(&["stop", &dir_s]);
@@ -184,6 +191,12 @@ impl Fleet {
 
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
+    }
+
+    /// The fleet as a local nix-daemon (root) sees it: `known_hosts.daemon`
+    /// lacks `rootunknown`'s key (written with `--canary-faults`).
+    pub fn daemon_ssh_config(&self) -> PathBuf {
+        self.dir.join("ssh_config.daemon")
     }
 
     /// The value for `NIX_SSHOPTS`: `-F <dir>/ssh_config`.
