@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fleet::{Fleet, FleetOptions};
-use fleet_trials::{ensure, settle};
+use fleet_trials::{builder_namespaces, ensure, settle};
 use libtest_mimic::Failed;
 use sandbox::Sandbox;
 use serde_json::Value;
@@ -45,6 +45,10 @@ fn main() {
             (
                 "an_untrusted_user_s_pin_is_ignored_by_the_daemon",
                 daemon_not_pinned,
+            ),
+            (
+                "a_hung_canary_costs_its_deadline_and_leaves_nothing",
+                hung_canary,
             ),
         ],
     )
@@ -132,7 +136,13 @@ fn no_daemon_socket() -> Result<(), Failed> {
 fn as_root_classes(fleet: &Fleet) -> Result<(), Failed> {
     no_daemon_socket()?;
     let sandbox = Sandbox::new("rbtop-canary");
-    let machines = std::fs::read_to_string(fleet.machines_file()).unwrap()
+    // Every host but slowbuild (its own trial), and one that is not up.
+    let machines: String = std::fs::read_to_string(fleet.machines_file())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("slowbuild"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
         + "ssh://rbtop-nowhere.invalid x86_64-linux - 1 1 - - -\n";
     let machines = sandbox.write("machines", &machines);
     let started = Instant::now();
@@ -335,5 +345,44 @@ fn daemon_not_pinned(fleet: &Fleet) -> Result<(), Failed> {
         "ignored --builders (this user is not trusted there): error: unable to start any build; either increase '--max-jobs' or enable remote builds",
     )?;
     ensure(code == 1, || format!("exit status {code}, expected 1"))?;
+    ensure_nothing_left()
+}
+
+fn hung_canary(fleet: &Fleet) -> Result<(), Failed> {
+    no_daemon_socket()?;
+    let sandbox = Sandbox::new("rbtop-canary");
+    let machines = sandbox.write(
+        "machines",
+        "ssh://slowbuild x86_64-linux - 2 1 - - -\nssh://b1 x86_64-linux - 2 1 - - -\n",
+    );
+    let (code, json, stderr) = check_build(
+        sandbox
+            .rbtop()
+            .env("NIX_SSHOPTS", fleet.nix_sshopts())
+            .args(["--machines"])
+            .arg(&machines)
+            .args(["check", "--build", "--json", "--build-timeout", "3"]),
+    )?;
+    ensure_failed(
+        &json,
+        "ssh://slowbuild",
+        "timeout",
+        "no result within 3s; cancelled (rbtop: ssh://slowbuild: nothing of rbtop-canary left running)",
+    )?;
+    let slow = canary(&json, "ssh://slowbuild")?;
+    ensure(
+        slow["total_ms"].as_f64().is_some_and(|ms| ms >= 3000.0) && slow["download_ms"].is_null(),
+        || format!("the deadline was spent, the copy back never reached: {slow:#}"),
+    )?;
+    // The hung host held no one back.
+    ensure_ok(&json, "ssh://b1", &gc_roots()?)?;
+    ensure(code == 1, || {
+        format!("exit status {code}, expected 1; stderr: {stderr}")
+    })?;
+    let namespaces = builder_namespaces(fleet);
+    let left = settle("sleep 3617", Some(&namespaces), Duration::from_secs(10));
+    ensure(left.is_empty(), || {
+        format!("the hung builder is still there: {left:?}")
+    })?;
     ensure_nothing_left()
 }

@@ -26,7 +26,7 @@ READY_TIMEOUT=${RBTOP_FLEET_READY_TIMEOUT:-60}
 JOBS=${RBTOP_FLEET_JOBS:-16}
 FAULTS=(refused hung authfail nonix wrongkey)
 # Hosts that are up yet fail a build (off by default: --canary-faults).
-CANARY_FAULTS=(untrusted nofeature storefull rootunknown)
+CANARY_FAULTS=(untrusted nofeature storefull rootunknown slowbuild)
 # The non-root login of the `untrusted` host (a user of this machine, shared
 # by every host's namespace: /etc/passwd is not per host).
 REMOTE_USER=rbtop-nixremote
@@ -258,6 +258,8 @@ cmd_stop_all() {
 #   storefull    its /nix/store is a tiny tmpfs with no inode left
 #   rootunknown  healthy, but left out of known_hosts.daemon (the view that
 #                ssh_config.daemon, for a local nix-daemon, gives root)
+#   slowbuild    a build there hangs: its /bin/sh runs `sleep 3617` for any
+#                builder given a $nonce (the canary), dash for everything else
 
 ensure_remote_user() {
     if id "$REMOTE_USER" >/dev/null 2>&1; then
@@ -288,6 +290,14 @@ canary_setup_in_ns() { # KIND
 setsid nix-daemon </dev/null >"$H/nix-daemon.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 i=0; while [ ! -S /nix/var/nix/daemon-socket/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 readlink "/proc/$!/ns/mnt" >>"$H/mntns"'
+        ;;
+    slowbuild)
+        # dash is copied, then the wrapper is bound over it (/bin/sh -> dash).
+        # shellcheck disable=SC2016
+        echo 'cp /usr/bin/dash "$H/dash"
+printf "#!%s\n[ -n \"\${nonce:-}\" ] && exec /bin/sleep 3617\nexec %s \"\$@\"\n" "$H/dash" "$H/dash" >"$H/sh-wrapper"
+chmod 0755 "$H/sh-wrapper"
+mount --bind "$H/sh-wrapper" /usr/bin/dash'
         ;;
     storefull)
         # No inode left: creating the output fails with ENOSPC.
@@ -669,7 +679,7 @@ cmd_start() {
             echo "[$addr]:$PORT ${pub[0]} ${pub[1]}" >>"$DIR/known_hosts"
         fi
         case $kind in
-        healthy | wrongkey | untrusted | nofeature | storefull | rootunknown) ver=$v28 ;;
+        healthy | wrongkey | untrusted | nofeature | storefull | rootunknown | slowbuild) ver=$v28 ;;
         trixie) ver=$(trixie_version) ;;
         esac
         if [[ $kind == wrongkey ]]; then
