@@ -1219,6 +1219,78 @@ fn k_kills_an_orphaned_build_on_its_builder(fleet: &Fleet) -> Result<(), Failed>
     term.ends_clean(&before, "q after K")
 }
 
+/// `C` runs a canary build on every host that is up: the header counts
+/// one `ok` per healthy host and no failure, each result is in its host's
+/// detail pane (stage times), a host that is down is `skipped`, and `c`
+/// on one host runs it again there; nothing of them is left after `q`.
+fn canaries_from_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    let healthy = fleet.hosts.iter().filter(|h| h.kind == "healthy").count();
+    term.keys(&["g", "C"])?;
+    let expected = format!("canaries {healthy} ok");
+    term.wait("every healthy host's canary built", |s| {
+        let header = s.lines().nth(1).unwrap_or("");
+        if header.contains(&expected) && !header.contains("failed") && !header.contains("building")
+        {
+            Ok(())
+        } else {
+            Err(format!("header {header:?}, not {expected:?} alone"))
+        }
+    })?;
+    let first = &fleet.hosts[0];
+    term.wait("the selected host's canary in its detail pane", |s| {
+        let line = s
+            .lines()
+            .find(|l| l.starts_with("│canary "))
+            .ok_or("no canary line")?;
+        if first.kind == "healthy" {
+            (line.contains("ok at") && line.contains("upload") && line.contains("copy back"))
+                .then_some(())
+                .ok_or(format!("{line:?} is not ok with its stages"))
+        } else {
+            line.contains("skipped: host is not up")
+                .then_some(())
+                .ok_or(format!("{line:?} is not skipped"))
+        }
+    })?;
+    let down = fleet
+        .hosts
+        .iter()
+        .position(|h| h.kind == "refused")
+        .ok_or("no refused host in the fleet")?;
+    let mut keys = vec!["g"];
+    keys.extend(std::iter::repeat_n("j", down));
+    term.keys(&keys)?;
+    term.wait("the refused host's canary skipped", |s| {
+        let line = s
+            .lines()
+            .find(|l| l.starts_with("│canary "))
+            .ok_or("no canary line")?;
+        line.contains("skipped: host is not up (refused)")
+            .then_some(())
+            .ok_or(format!("{line:?}"))
+    })?;
+    term.keys(&["g", "c"])?;
+    term.wait(
+        "`c` runs the first host's canary again and it builds",
+        |s| {
+            let header = s.lines().nth(1).unwrap_or("");
+            let line = s.lines().find(|l| l.starts_with("│canary ")).unwrap_or("");
+            (header.contains(&expected) && line.contains("ok at"))
+                .then_some(())
+                .ok_or(format!("{header:?} / {line:?}"))
+        },
+    )?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)?;
+    let left = settle("rbtop-canary", None, Duration::from_secs(10));
+    ensure(left.is_empty(), || {
+        format!("canary processes left after quitting: {left:?}")
+    })
+}
+
 fn main() {
     fleet_trials::run_on_one_fleet(&[
         (
@@ -1267,5 +1339,6 @@ fn main() {
             "empty_state_says_where_rbtop_looked",
             empty_state_says_where_rbtop_looked,
         ),
+        ("canaries_from_the_dashboard", canaries_from_the_dashboard),
     ]);
 }

@@ -17,7 +17,7 @@ pub mod stages;
 use std::time::Duration;
 
 pub use classify::FailureClass;
-pub use run::{CanarySettings, run_fleet};
+pub use run::{CanarySettings, run_fleet, run_fleet_reporting};
 
 /// Default per-host deadline of a canary.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

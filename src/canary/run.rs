@@ -66,6 +66,19 @@ pub async fn run_fleet(
     settings: &CanarySettings,
     stop: impl Future<Output = ()>,
 ) -> Vec<CanaryResult> {
+    run_fleet_reporting(machines, eligible, settings, stop, |_, _| {}).await
+}
+
+/// [`run_fleet`], telling `report` each tried canary's result (by machine
+/// index) as soon as it is known, so a dashboard shows each host when its
+/// own canary ends rather than when the slowest does.
+pub async fn run_fleet_reporting(
+    machines: &[Machine],
+    eligible: &[Option<String>],
+    settings: &CanarySettings,
+    stop: impl Future<Output = ()>,
+    mut report: impl FnMut(usize, &CanaryResult),
+) -> Vec<CanaryResult> {
     let mut results: Vec<Option<CanaryResult>> = eligible
         .iter()
         .map(|skip| skip.as_ref().map(CanaryResult::skipped))
@@ -99,7 +112,9 @@ pub async fn run_fleet(
                     );
                 }
                 Err(e) => {
-                    results[index] = Some(failure(FailureClass::RemoteError, e, None));
+                    let result = failure(FailureClass::RemoteError, e, None);
+                    report(index, &result);
+                    results[index] = Some(result);
                 }
             }
         }
@@ -121,6 +136,7 @@ pub async fn run_fleet(
                 if job.is_finished() {
                     let result = outcome(&job, &machines[state.index], state, settings.timeout);
                     tracing::info!(host = machines[state.index].uri(), ?result.status, reason = ?result.reason, "canary finished");
+                    report(state.index, &result);
                     results[state.index] = Some(result);
                     drop(job);
                     running.remove(&id);

@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::canary::HostCanary;
 use super::clock::Stamp;
+use crate::canary::{CanaryResult, CanaryStatus};
 use crate::machines::Machine;
 use crate::probe::{self, HostReport, Status};
 use crate::remote_builds::HostBuilds;
@@ -77,6 +79,8 @@ pub struct HostState {
     cpu_watch: CpuWatch,
     /// The probe running now was asked for by the operator.
     forced: bool,
+    /// The latest canary build asked for, if any.
+    pub canary: Option<HostCanary>,
 }
 
 impl HostState {
@@ -96,6 +100,7 @@ impl HostState {
             builds: None,
             cpu_watch: CpuWatch::default(),
             forced: false,
+            canary: None,
         }
     }
 
@@ -194,6 +199,32 @@ impl HostState {
         self.forced = false;
         self.report = Some(report);
         self.reported_at = Some(stamp.wall);
+    }
+
+    /// Take a canary's result; a failure or a recovery is an event.
+    pub fn finish_canary(&mut self, result: CanaryResult, wall: SystemTime) {
+        let before = self
+            .canary
+            .as_ref()
+            .and_then(HostCanary::result)
+            .map(|r| r.status);
+        let text = match (result.status, result.reason) {
+            (CanaryStatus::Failed, Some(class)) => {
+                Some(format!("canary failed ({})", class.name()))
+            }
+            (CanaryStatus::Failed, None) => Some("canary failed".to_string()),
+            (CanaryStatus::Ok, _) if before == Some(CanaryStatus::Failed) => {
+                Some("canary builds again".to_string())
+            }
+            _ => None,
+        };
+        if let Some(text) = text {
+            self.push_event(wall, text);
+        }
+        self.canary = Some(HostCanary::Done {
+            result: Box::new(result),
+            at: wall,
+        });
     }
 
     /// Time left before the next attempt at a failing host, for the detail pane.

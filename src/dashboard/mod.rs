@@ -2,6 +2,7 @@
 //! results, when each host is probed next, and which rows the table shows.
 //! The front end's TUI only turns this into frames and keys into calls.
 
+mod canary;
 mod clock;
 mod fleet;
 mod host;
@@ -9,6 +10,7 @@ mod rows;
 #[cfg(test)]
 mod testing;
 
+pub use canary::{CanarySummary, HostCanary};
 pub use clock::Stamp;
 pub use fleet::{DEFAULT_REFRESH, FleetState, FleetSummary, SystemSlots};
 pub use host::{HISTORY, HostState, Shown};

@@ -41,11 +41,15 @@ pub enum Action {
     KillBuild,
     /// Why a derivation goes to which machine: the eligibility explainer.
     Explain,
+    /// A canary build on the selected host: can Nix build there?
+    Canary,
+    /// A canary build on every host that is up.
+    CanaryAll,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 27] = [
         Action::Up,
         Action::Down,
         Action::Top,
@@ -68,6 +72,8 @@ impl Action {
         Action::Cancel,
         Action::KillBuild,
         Action::Explain,
+        Action::Canary,
+        Action::CanaryAll,
         Action::Confirm,
         Action::Help,
         Action::Quit,
@@ -101,6 +107,8 @@ impl Action {
             Action::Confirm => "confirm",
             Action::KillBuild => "kill-build",
             Action::Explain => "explain",
+            Action::Canary => "canary",
+            Action::CanaryAll => "canary-all",
         }
     }
 
@@ -140,6 +148,10 @@ impl Action {
                 "kill the remote build selected in the detail pane, on its builder (whole process group)"
             }
             Action::Explain => "which machines a derivation may go to, and why not the others",
+            Action::Canary => {
+                "canary build on the selected host: can Nix (the daemon, as root) build there?"
+            }
+            Action::CanaryAll => "canary build on every host that is up, all at once",
         }
     }
 
@@ -171,6 +183,8 @@ impl Action {
             Action::Confirm => "yes",
             Action::KillBuild => "kill build",
             Action::Explain => "explain",
+            Action::Canary => "canary",
+            Action::CanaryAll => "canary all",
         }
     }
 }

@@ -9,12 +9,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use rbtop::canary::CanarySettings;
 use rbtop::dashboard::{Context, FleetState};
 use rbtop::jobs::launch::Placement;
 use rbtop::jobs::runner::Supervisor;
 use rbtop::probe::Fleet;
 use rbtop::probe::raise_open_file_limit;
 
+use super::canaries::Canaries;
 use super::keymap::Keymap;
 use super::panes::jobs::{JobDefaults, JobsPane};
 use super::run::{Builds, DashboardEnd};
@@ -66,12 +68,18 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     let probe_settings = settings.probe_settings(&args.probe_flags(), extra_args);
     let jobs = settings.job_settings(probe_settings.ssh.clone());
     app.nix_version = jobs.local_nix;
+    let canary_settings = CanarySettings::new(
+        rbtop::canary::DEFAULT_TIMEOUT,
+        probe_settings.concurrency,
+        jobs.clone(),
+    );
     let (mut supervisor, mut changed) = Supervisor::new(jobs, machines.clone());
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
     let slots_dir = rbtop::slots::default_dir();
     let ended = runtime.block_on(async {
+        let mut canaries = Canaries::new(canary_settings, machines.clone());
         let fleet = Fleet::new(&machines, probe_settings);
         // A panic is caught here only to close the SSH sessions; the
         // panic hook has already restored the terminal and said why.
@@ -81,6 +89,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
             let builds = Builds {
                 supervisor: &mut supervisor,
                 changed: &mut changed,
+                canaries: &mut canaries,
             };
             let ended = event_loop::run(
                 &mut tui,
@@ -114,7 +123,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         }
         tokio::select! {
             () = async {
-                supervisor.shutdown().await;
+                tokio::join!(supervisor.shutdown(), canaries.shutdown());
                 fleet.close().await;
             } => {}
             signal = shutdown_signal() => {

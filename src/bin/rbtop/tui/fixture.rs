@@ -443,3 +443,35 @@ pub fn first_shown(app: &App) -> String {
     let text = &view[log.first_shown(&view)].text;
     text.split(':').next().unwrap().to_string()
 }
+
+/// `mixed` after `C`: b1's canary built, b2's failed with the daemon's
+/// `hostkey`, the other up hosts' still building; b2 selected, its detail open.
+pub fn canaries_ran() -> App {
+    use rbtop::canary::{CanaryResult, CanaryStatus, FailureClass};
+    let mut app = mixed_fleet();
+    let effect = app.update(crate::tui::action::Action::CanaryAll);
+    assert_eq!(effect, AppEffect::Canary(vec![0, 1, 2, 3]));
+    app.on_canary(
+        0,
+        CanaryResult {
+            status: CanaryStatus::Ok,
+            reason: None,
+            message: Some("built /nix/store/0p7…-rbtop-canary on ssh://b1".into()),
+            upload: Some(Duration::from_millis(431)),
+            build: Some(Duration::from_millis(5)),
+            download: Some(Duration::from_millis(6)),
+            total: Some(Duration::from_millis(612)),
+            output: Some("/nix/store/0p7…-rbtop-canary".into()),
+            built_on: Some("ssh://b1".into()),
+            log_file: None,
+        },
+    );
+    let mut failed = CanaryResult::skipped("");
+    failed.status = CanaryStatus::Failed;
+    failed.reason = Some(FailureClass::Hostkey);
+    failed.message = Some("Host key verification failed.\nerror: cannot connect to 'b2'".into());
+    failed.total = Some(Duration::from_millis(140));
+    app.on_canary(1, failed);
+    app.update(crate::tui::action::Action::Down);
+    app
+}

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::app::{App, AppEffect};
+use super::canaries::Canaries;
 use super::terminal::{self, Tui};
 use super::view;
 use crate::signals::Interrupted;
@@ -35,10 +36,12 @@ pub enum DashboardEnd {
     Signal(u8),
 }
 
-/// The builds: who runs them, and its "this job changed" channel.
+/// The builds: who runs them, and its "this job changed" channel; and the
+/// canary builds.
 pub struct Builds<'a> {
     pub supervisor: &'a mut Supervisor,
     pub changed: &'a mut mpsc::UnboundedReceiver<JobId>,
+    pub canaries: &'a mut Canaries,
 }
 
 /// Run until quit or `interrupt` (a signal) resolves. `slots_dir` is the
@@ -56,6 +59,7 @@ pub async fn run(
     let Builds {
         supervisor,
         changed,
+        canaries,
     } = builds;
     tokio::pin!(interrupt);
     let (results, mut incoming) = mpsc::unbounded_channel::<ProbeEvent>();
@@ -110,6 +114,10 @@ pub async fn run(
                 start_probes(app, fleet, &results, false);
                 Redraw::Now
             }
+            Some((host, result)) = canaries.next() => {
+                app.on_canary(host, result);
+                Redraw::Soon
+            }
             Some(_) = changed.recv() => {
                 while changed.try_recv().is_ok() {}
                 app.on_jobs_changed();
@@ -128,6 +136,7 @@ pub async fn run(
                     injected_panic(&key);
                     match app.on_key(key) {
                         AppEffect::Quit => {
+                            // Canaries are cancelled and waited for at shutdown.
                             if supervisor.cancel_all() == 0 {
                                 return Ok(DashboardEnd::Quit);
                             }
@@ -155,6 +164,7 @@ pub async fn run(
                                 let _ = outcomes.send((host, outcome));
                             });
                         }
+                        AppEffect::Canary(hosts) => canaries.start(hosts),
                         AppEffect::None => {}
                     }
                     Redraw::Now

@@ -88,6 +88,11 @@ fn detail_of_an_up_host() {
 }
 
 #[test]
+fn detail_after_canaries() {
+    snapshot("detail_canary", fixture::canaries_ran);
+}
+
+#[test]
 fn help() {
     snapshot("help", || {
         let mut app = fixture::mixed_fleet();

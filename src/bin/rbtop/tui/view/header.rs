@@ -89,9 +89,36 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
             style::warning(),
         ));
     }
+    second.extend(canaries(app));
     frame.render_widget(
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
         area,
     );
     warnings_at
+}
+
+/// The canaries asked for (`c`, `C`) in a few words, when there are any.
+fn canaries(app: &App) -> Vec<Span<'static>> {
+    let canaries = app.fleet.canary_summary();
+    if canaries.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![
+        Span::styled("  │ canaries ", style::dim()),
+        Span::styled(format!("{} ok", canaries.ok), Style::new().fg(Color::Green)),
+    ];
+    if canaries.failed > 0 {
+        out.push(Span::raw(", "));
+        out.push(Span::styled(
+            format!("{} failed", canaries.failed),
+            style::error(),
+        ));
+    }
+    if canaries.running > 0 {
+        out.push(Span::styled(
+            format!(", {} building", canaries.running),
+            style::warning(),
+        ));
+    }
+    out
 }

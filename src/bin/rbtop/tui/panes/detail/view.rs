@@ -13,8 +13,9 @@ use crate::tui::app::{App, Focus};
 use crate::tui::panes::hosts;
 use crate::tui::view::parts::max_scroll;
 use crate::tui::view::{format, style};
+use rbtop::canary::CanaryStatus;
 use rbtop::dashboard::HISTORY;
-use rbtop::dashboard::HostState;
+use rbtop::dashboard::{HostCanary, HostState};
 use rbtop::remote_builds::KillOutcome;
 use rbtop::remote_builds::{self, Client, RemoteBuild};
 use rbtop::slots;
@@ -161,6 +162,7 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
             ),
         ));
     }
+    out.extend(canary_lines(host, now));
     let jobs = match &host.load {
         Some(load) => format!("{}/{} busy here", load.busy, machine.max_jobs),
         None => format!("max {}", machine.max_jobs),
@@ -242,6 +244,65 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
                 Span::raw(event.text.clone()),
             ]));
         }
+    }
+    out
+}
+
+/// The latest canary build (`c`): running, or its stages, or its class,
+/// Nix's words and the fix.
+fn canary_lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
+    let ms = |d: Option<Duration>| d.map_or("-".into(), format::latency);
+    let Some(canary) = &host.canary else {
+        return Vec::new();
+    };
+    let (result, at) = match canary {
+        HostCanary::Running { since } => {
+            return vec![styled_field(
+                "canary",
+                format!(
+                    "building for {}…",
+                    format::age(now.saturating_duration_since(*since))
+                ),
+                style::warning(),
+            )];
+        }
+        HostCanary::Done { result, at } => (result, format::clock(*at)),
+    };
+    let message = result.message.as_deref().unwrap_or("");
+    let mut out = Vec::new();
+    match result.status {
+        CanaryStatus::Ok => {
+            out.push(styled_field(
+                "canary",
+                format!(
+                    "ok at {at} in {} · upload {} · build {} · copy back {}",
+                    ms(result.total),
+                    ms(result.upload),
+                    ms(result.build),
+                    ms(result.download)
+                ),
+                Style::new().fg(Color::Green),
+            ));
+            out.push(Line::styled(format!("  {message}"), style::dim()));
+        }
+        CanaryStatus::Failed => {
+            let class = result.reason.map_or("?", |c| c.name());
+            out.push(styled_field(
+                "canary",
+                format!("failed ({class}) at {at}"),
+                style::error(),
+            ));
+            for line in message.lines() {
+                out.push(Line::styled(format!("  {line}"), style::dim()));
+            }
+            if let Some(fix) = result.fix() {
+                out.push(Line::from(vec![
+                    Span::styled("  fix: ", style::dim()),
+                    Span::raw(fix),
+                ]));
+            }
+        }
+        CanaryStatus::Skipped => out.push(field("canary", format!("skipped: {message}"))),
     }
     out
 }
