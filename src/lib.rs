@@ -47,6 +47,7 @@
 
 pub mod canary;
 pub mod cpu_time;
+pub mod daemon_view;
 pub mod dashboard;
 pub mod derivation;
 pub mod diagnostics;

@@ -50,6 +50,10 @@ fn main() {
                 "a_hung_canary_costs_its_deadline_and_leaves_nothing",
                 hung_canary,
             ),
+            (
+                "as_root_the_daemon_s_ssh_view_is_checked_without_building",
+                daemon_view_without_building,
+            ),
         ],
     )
 }
@@ -345,7 +349,97 @@ fn daemon_not_pinned(fleet: &Fleet) -> Result<(), Failed> {
         "ignored --builders (this user is not trusted there): error: unable to start any build; either increase '--max-jobs' or enable remote builds",
     )?;
     ensure(code == 1, || format!("exit status {code}, expected 1"))?;
+    // Not root: said, and root's view is not claimed.
+    let checked = &json["checked_as"];
+    ensure(
+        checked["user"] == LOCAL_USER
+            && checked["daemon_account"] == "root"
+            && checked["daemon_view_checked"] == false
+            && checked["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("the nix-daemon") && n.contains("connects as root")),
+        || format!("checked_as must name {LOCAL_USER} and the daemon's root: {checked:#}"),
+    )?;
+    ensure(host(&json, "ssh://b1")?.get("daemon").is_none(), || {
+        format!("no daemon view without root: {json:#}")
+    })?;
     ensure_nothing_left()
+}
+
+/// As root with a local nix-daemon, `rbtop check` (no build) checks root's
+/// SSH view too (the daemon's own NIX_SSHOPTS, read from its environment):
+/// `rootunknown`, up for the check's options, is `hostkey` for the daemon;
+/// b1 is up for both, with the identity ssh will offer. Exit status 1.
+fn daemon_view_without_building(fleet: &Fleet) -> Result<(), Failed> {
+    let daemon = LocalDaemon::start(&fleet.daemon_ssh_config())?;
+    let sandbox = Sandbox::new("rbtop-canary");
+    let machines = sandbox.write(
+        "machines",
+        "ssh://b1 x86_64-linux - 2 1 - - -\nssh://rootunknown x86_64-linux - 2 1 - - -\n",
+    );
+    let check = |json: bool| {
+        let mut cmd = sandbox.rbtop();
+        cmd.env("NIX_SSHOPTS", fleet.nix_sshopts())
+            .args(["--machines"])
+            .arg(&machines)
+            .arg("check");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output()
+    };
+    let out = check(true).map_err(|e| format!("cannot run rbtop: {e}"))?;
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
+    let checked = &json["checked_as"];
+    let pid = daemon.0.id();
+    ensure(
+        checked["user"] == "root"
+            && checked["daemon_view_checked"] == true
+            && checked["daemon_ssh_options"]
+                == format!("NIX_SSHOPTS of the nix-daemon (pid {pid})"),
+        || {
+            format!(
+                "the daemon's own NIX_SSHOPTS (pid {pid}) must be what was checked: {checked:#}"
+            )
+        },
+    )?;
+    let rootunknown = host(&json, "ssh://rootunknown")?;
+    ensure(
+        rootunknown["status"] == "up"
+            && rootunknown["daemon"]["status"] == "hostkey"
+            && rootunknown["daemon"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("Host key verification failed")),
+        || format!("rootunknown: up for the check, hostkey for the daemon: {rootunknown:#}"),
+    )?;
+    let b1 = host(&json, "ssh://b1")?;
+    let key = fleet.client_key().display().to_string();
+    ensure(
+        b1["daemon"]["status"] == "up"
+            && b1["daemon"]["account"] == "root"
+            && b1["daemon"]["identity"] == key.as_str(),
+        || format!("b1 is up for the daemon too, with {key}: {b1:#}"),
+    )?;
+    ensure(out.status.code() == Some(1), || {
+        format!("exit status {:?}, expected 1", out.status.code())
+    })?;
+    let text = check(false).map_err(|e| format!("cannot run rbtop: {e}"))?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    ensure(
+        text.contains(&format!("the nix-daemon's view (root; NIX_SSHOPTS of the nix-daemon (pid {pid})):"))
+            && text.contains("rootunknown: hostkey for the daemon: host key not trusted (ssh: Host key verification failed.)")
+            && text.contains("but not for the daemon: builds sent there will fail")
+            && text.contains(&format!("b1: up, identity {key} (ssh config)")),
+        || format!("the text says the daemon's view per host:\n{text}"),
+    )?;
+    drop(daemon);
+    // The daemon view's ssh masters carry its NIX_SSHOPTS: none may be left.
+    let config = fleet.daemon_ssh_config().display().to_string();
+    let left = settle(&config, None, Duration::from_secs(10));
+    ensure(left.is_empty(), || {
+        format!("ssh of the daemon's view left: {left:?}")
+    })
 }
 
 fn hung_canary(fleet: &Fleet) -> Result<(), Failed> {

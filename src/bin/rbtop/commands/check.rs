@@ -9,11 +9,13 @@ use comfy_table::{Cell, Color};
 use humansize::{BINARY, format_size};
 use serde::Serialize;
 
+use rbtop::daemon_view::{DaemonHostView, LocalView};
 use rbtop::machines::Machine;
 use rbtop::probe::{self, Facts, HostReport, Status};
 use rbtop::remote_builds::{self, RemoteBuild, Triage};
 use rbtop::slots::{self, LocalLoad, LockHolder, SlotHolder};
 
+use super::daemon_view;
 use crate::cli::CheckArgs;
 use crate::config::Settings;
 use crate::setup::{self, ProbeStopped};
@@ -38,11 +40,19 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         return ExitCode::from(NOT_ALL_UP);
     }
     let probe_settings = settings.probe_settings(&args.probe, extra_args.clone());
+    let local_view = LocalView::detect();
+    // Root's view is checked beside the user's, in the same wall time.
+    let daemon_pending = daemon_view::start(&local_view, machines, &probe_settings);
     let started = std::time::Instant::now();
     let reports = match setup::probe_headless(machines, probe_settings, !args.json) {
         Ok(reports) => reports,
-        Err(ProbeStopped::Interrupted(code)) => return code,
-        Err(ProbeStopped::NoRuntime) => return ExitCode::from(NOT_ALL_UP),
+        Err(stopped) => {
+            daemon_pending.map(daemon_view::Pending::cancel);
+            return match stopped {
+                ProbeStopped::Interrupted(code) => code,
+                ProbeStopped::NoRuntime => ExitCode::from(NOT_ALL_UP),
+            };
+        }
     };
     tracing::info!(
         hosts = reports.len(),
@@ -51,6 +61,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         own_cpu_ms = rbtop::cpu_time::own().map(|d| d.as_millis() as u64),
         "check finished"
     );
+    let daemon_check = daemon_pending.map(daemon_view::Pending::finish);
     let triage = Triage::read(machines, &reports);
     let canaries = if args.build {
         let timeout = args
@@ -81,6 +92,15 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     };
     let stdout = if args.json {
         let mut doc = report(machines, &reports, &triage);
+        doc.checked_as = Some(daemon_view::CheckedAs::of(
+            &local_view,
+            daemon_check.as_ref(),
+        ));
+        if let Some(Ok(check)) = &daemon_check {
+            for (host, daemon) in doc.hosts.iter_mut().zip(&check.hosts) {
+                host.daemon = daemon.as_ref();
+            }
+        }
         if let Some(canaries) = &canaries {
             for (host, canary) in doc.hosts.iter_mut().zip(canaries) {
                 host.canary = Some(super::canary::CanaryJson::of(canary));
@@ -89,6 +109,12 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         serde_json::to_string_pretty(&doc).expect("plain data serialises") + "\n"
     } else {
         let mut text = render_table(machines, &reports, &triage, use_color());
+        text.push_str(&daemon_view::render(
+            &local_view,
+            daemon_check.as_ref(),
+            machines,
+            &reports,
+        ));
         if let Some(canaries) = &canaries {
             let via_daemon = rbtop::canary::request::daemon_socket().is_some();
             text.push_str(&super::canary::render(machines, canaries, via_daemon));
@@ -98,7 +124,8 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     let _ = std::io::stdout().write_all(stdout.as_bytes());
     let all_up = reports.iter().all(|r| r.is_up()) && !resolved.has_errors();
     let canary_failed = canaries.iter().flatten().any(|c| c.failed());
-    ExitCode::from(if all_up && !canary_failed {
+    let daemon_failed = daemon_view::any_failed(daemon_check.as_ref());
+    ExitCode::from(if all_up && !canary_failed && !daemon_failed {
         ALL_UP
     } else {
         NOT_ALL_UP
@@ -113,6 +140,9 @@ pub struct CheckReport<'a> {
     /// Why this machine's build slots could not be read (then every host's
     /// `slots` and `upload_lock` are null).
     pub slots_error: Option<&'a str>,
+    /// Which account was checked, and whether the nix-daemon's view was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_as: Option<daemon_view::CheckedAs>,
 }
 
 #[derive(Debug, Serialize)]
@@ -143,6 +173,10 @@ pub struct HostJson<'a> {
     /// The canary build's result (`--build` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<super::canary::CanaryJson<'a>>,
+    /// The nix-daemon's (root's) view of the host, checked without
+    /// building (as root, with a daemon; SSH hosts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<&'a DaemonHostView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -205,6 +239,7 @@ pub fn report<'a>(
                 .and_then(|b| b.as_ref().err())
                 .map(ToString::to_string),
             canary: None,
+            daemon: None,
         })
         .collect();
     let up = reports.iter().filter(|r| r.is_up()).count();
@@ -219,6 +254,7 @@ pub fn report<'a>(
         },
         hosts,
         slots_error,
+        checked_as: None,
     }
 }
 

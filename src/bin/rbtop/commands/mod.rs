@@ -4,6 +4,7 @@
 pub mod build;
 pub mod canary;
 pub mod check;
+pub mod daemon_view;
 pub mod explain;
 pub mod machines;
 
