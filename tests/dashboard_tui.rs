@@ -1291,6 +1291,65 @@ fn canaries_from_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
     })
 }
 
+/// As root with a local nix-daemon (here with the fleet's own SSH view as
+/// its NIX_SSHOPTS), the dashboard checks the daemon's view of every host
+/// once: the header counts the hosts that fail for it (each host not up
+/// fails for root too), and an up host's detail pane names the identity
+/// root's ssh will offer.
+fn the_daemon_s_view_in_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
+    const SOCKET: &str = "/nix/var/nix/daemon-socket/socket";
+    ensure(!Path::new(SOCKET).exists(), || {
+        format!("{SOCKET} exists: another nix-daemon runs here; this trial starts its own")
+    })?;
+    let mut daemon = Command::new("nix-daemon")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NIX_SSHOPTS", fleet.nix_sshopts())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start nix-daemon: {e}"))?;
+    let result = (|| {
+        let started = Instant::now();
+        while !Path::new(SOCKET).exists() {
+            ensure(started.elapsed() < DEADLINE, || {
+                format!("nix-daemon made no {SOCKET}")
+            })?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut term = Terminal::open(fleet)?;
+        let pid = term.start_rbtop("")?;
+        term.wait_all_resolved(fleet)?;
+        let failing = fleet.hosts.iter().filter(|h| h.kind != "healthy").count();
+        let expected = format!("{failing} hosts fail for the daemon (root)");
+        term.wait("the daemon's view counted in the header", |s| {
+            let header = s.lines().nth(1).unwrap_or("");
+            header
+                .contains(&expected)
+                .then_some(())
+                .ok_or(format!("header {header:?} lacks {expected:?}"))
+        })?;
+        let key = fleet.client_key().display().to_string();
+        term.keys(&["g", "Enter"])?;
+        term.wait("the first host's daemon line", |s| {
+            let line = s
+                .lines()
+                .find(|l| l.starts_with("│daemon "))
+                .ok_or("no daemon line")?;
+            (line.contains("up as root · identity") && s.contains(&key))
+                .then_some(())
+                .ok_or(format!("{line:?} is not up as root with {key}"))
+        })?;
+        term.keys(&["q"])?;
+        term.wait_exit(0, pid)
+    })();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = std::fs::remove_file(SOCKET);
+    result
+}
+
 fn main() {
     fleet_trials::run_on_one_fleet(&[
         (
@@ -1340,5 +1399,9 @@ fn main() {
             empty_state_says_where_rbtop_looked,
         ),
         ("canaries_from_the_dashboard", canaries_from_the_dashboard),
+        (
+            "the_daemon_s_view_in_the_dashboard",
+            the_daemon_s_view_in_the_dashboard,
+        ),
     ]);
 }

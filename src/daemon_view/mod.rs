@@ -66,14 +66,10 @@ impl LocalView {
         })
     }
 
-    /// A few words for a header: `as alice · the daemon connects as root`.
+    /// A few words for a header: `checked as alice; daemon: root`.
     pub fn short(&self) -> Option<String> {
-        self.user_view_only().then(|| {
-            format!(
-                "checked as {}; the nix-daemon connects as {DAEMON_ACCOUNT}",
-                self.account.name
-            )
-        })
+        self.user_view_only()
+            .then(|| format!("checked as {}; daemon: {DAEMON_ACCOUNT}", self.account.name))
     }
 }
 
@@ -111,7 +107,7 @@ mod tests {
         assert!(note.contains("connects as root"), "{note}");
         assert_eq!(
             alice.short().as_deref(),
-            Some("checked as alice; the nix-daemon connects as root")
+            Some("checked as alice; daemon: root")
         );
         assert_eq!(
             view(1000, false).note(),

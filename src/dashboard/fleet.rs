@@ -8,6 +8,7 @@ use super::canary::{CanarySummary, HostCanary};
 use super::clock::Stamp;
 use super::host::HostState;
 use crate::canary::CanaryResult;
+use crate::daemon_view::DaemonHostView;
 use crate::machines::Machine;
 use crate::probe::ProbeEvent;
 use crate::slots::LocalLoad;
@@ -156,6 +157,22 @@ impl FleetState {
         if let Some(host) = self.hosts.get_mut(index) {
             host.finish_canary(result, wall);
         }
+    }
+
+    /// Take root's view of the hosts (one entry per host, in order).
+    pub fn apply_daemon_view(&mut self, views: Vec<Option<DaemonHostView>>) {
+        for (host, view) in self.hosts.iter_mut().zip(views) {
+            host.daemon_view = view;
+        }
+    }
+
+    /// Hosts the daemon's view was checked on and failed.
+    pub fn daemon_view_failures(&self) -> usize {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.daemon_view.as_ref())
+            .filter(|v| v.status != crate::probe::Status::Up)
+            .count()
     }
 
     pub fn canary_summary(&self) -> CanarySummary {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::canary::HostCanary;
 use super::clock::Stamp;
 use crate::canary::{CanaryResult, CanaryStatus};
+use crate::daemon_view::DaemonHostView;
 use crate::machines::Machine;
 use crate::probe::{self, HostReport, Status};
 use crate::remote_builds::HostBuilds;
@@ -81,6 +82,8 @@ pub struct HostState {
     forced: bool,
     /// The latest canary build asked for, if any.
     pub canary: Option<HostCanary>,
+    /// The nix-daemon's (root's) view of this host, when checked.
+    pub daemon_view: Option<DaemonHostView>,
 }
 
 impl HostState {
@@ -101,6 +104,7 @@ impl HostState {
             cpu_watch: CpuWatch::default(),
             forced: false,
             canary: None,
+            daemon_view: None,
         }
     }
 

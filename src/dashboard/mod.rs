@@ -18,6 +18,7 @@ pub use rows::{Sort, SortKey, visible as visible_rows};
 
 use std::path::PathBuf;
 
+use crate::daemon_view::LocalView;
 use crate::diagnostics::Diagnostic;
 use crate::nixconf::LocalCapacity;
 use crate::sources::Resolved;
@@ -37,6 +38,12 @@ pub struct Context {
     pub local: LocalCapacity,
     /// Where rbtop writes its log, for the help screen.
     pub log_directory: Option<PathBuf>,
+    /// Which account rbtop runs as, and whether a nix-daemon builds here.
+    pub checked_as: Option<LocalView>,
+    /// Root's view of the hosts (as root, with a daemon): where the
+    /// daemon's SSH options were read, or why it could not be checked;
+    /// `None` until it is done or when it is not checked.
+    pub daemon_view: Option<Result<String, String>>,
 }
 
 impl Context {
@@ -49,6 +56,8 @@ impl Context {
             notices: Vec::new(),
             local: LocalCapacity::of(&resolved.nix_conf),
             log_directory: None,
+            checked_as: None,
+            daemon_view: None,
         }
     }
 

@@ -47,7 +47,9 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     let reports = match setup::probe_headless(machines, probe_settings, !args.json) {
         Ok(reports) => reports,
         Err(stopped) => {
-            daemon_pending.map(daemon_view::Pending::cancel);
+            if let Some(pending) = daemon_pending {
+                pending.cancel();
+            }
             return match stopped {
                 ProbeStopped::Interrupted(code) => code,
                 ProbeStopped::NoRuntime => ExitCode::from(NOT_ALL_UP),

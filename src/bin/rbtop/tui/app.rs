@@ -21,6 +21,7 @@ use super::view::{FrameLayout, Regions};
 use std::time::{Instant, SystemTime};
 
 use rbtop::canary::CanaryResult;
+use rbtop::daemon_view::DaemonHostView;
 use rbtop::dashboard::{Context, FleetState, Sort, Stamp};
 use rbtop::jobs::job::JobId;
 use rbtop::jobs::launch::LaunchRequest;
@@ -28,6 +29,10 @@ use rbtop::probe::ProbeEvent;
 use rbtop::remote_builds::KillOutcome;
 use rbtop::remote_builds::RemoteBuild;
 use rbtop::slots::LocalLoad;
+
+/// Root's view of the hosts: where the daemon's SSH options were read and
+/// each host's result, or why it could not be checked.
+pub type DaemonViewResult = Result<(String, Vec<Option<DaemonHostView>>), String>;
 
 /// Which pane of the dashboard screen has the keys no popup takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,6 +252,17 @@ impl App {
             AppEffect::None
         } else {
             AppEffect::Canary(start)
+        }
+    }
+
+    /// Root's view of the hosts was checked (or could not be).
+    pub fn on_daemon_view(&mut self, checked: DaemonViewResult) {
+        match checked {
+            Ok((source, views)) => {
+                self.fleet.apply_daemon_view(views);
+                self.context.daemon_view = Some(Ok(source));
+            }
+            Err(e) => self.context.daemon_view = Some(Err(e)),
         }
     }
 

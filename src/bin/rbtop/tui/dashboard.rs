@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use rbtop::canary::CanarySettings;
+use rbtop::daemon_view::{DaemonSsh, LocalView, check_hosts};
 use rbtop::dashboard::{Context, FleetState};
 use rbtop::jobs::launch::Placement;
 use rbtop::jobs::runner::Supervisor;
@@ -55,6 +56,8 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     let mut context = Context::of(&resolved);
     context.notices = notices;
     context.log_directory = log_directory;
+    let local_view = LocalView::detect();
+    context.checked_as = Some(local_view.clone());
     let refresh = args
         .refresh
         .map_or(settings.refresh, Duration::from_secs_f64);
@@ -80,6 +83,29 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     let slots_dir = rbtop::slots::default_dir();
     let ended = runtime.block_on(async {
         let mut canaries = Canaries::new(canary_settings, machines.clone());
+        let (daemon_stop, daemon_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (daemon_sender, mut daemon_view) = tokio::sync::mpsc::unbounded_channel();
+        // Root's view, checked once beside the first probes.
+        let daemon_task = local_view.can_check_daemon().then(|| {
+            let machines = machines.clone();
+            let account = local_view.account.clone();
+            let (timeout, concurrency) = (probe_settings.timeout, probe_settings.concurrency);
+            tokio::spawn(async move {
+                let checked = match DaemonSsh::detect(&account) {
+                    Ok(ssh) => {
+                        let stopped = async {
+                            let _ = daemon_stopped.await;
+                        };
+                        match check_hosts(&machines, &ssh, timeout, concurrency, stopped).await {
+                            Some(hosts) => Ok((ssh.source, hosts)),
+                            None => return,
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = daemon_sender.send(checked);
+            })
+        });
         let fleet = Fleet::new(&machines, probe_settings);
         // A panic is caught here only to close the SSH sessions; the
         // panic hook has already restored the terminal and said why.
@@ -90,6 +116,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
                 supervisor: &mut supervisor,
                 changed: &mut changed,
                 canaries: &mut canaries,
+                daemon_view: &mut daemon_view,
             };
             let ended = event_loop::run(
                 &mut tui,
@@ -123,7 +150,13 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         }
         tokio::select! {
             () = async {
-                tokio::join!(supervisor.shutdown(), canaries.shutdown());
+                let _ = daemon_stop.send(());
+                let daemon_done = async {
+                    if let Some(task) = daemon_task {
+                        let _ = task.await;
+                    }
+                };
+                tokio::join!(supervisor.shutdown(), canaries.shutdown(), daemon_done);
                 fleet.close().await;
             } => {}
             signal = shutdown_signal() => {

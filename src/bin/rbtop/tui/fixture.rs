@@ -81,6 +81,8 @@ pub fn app(machines: &str) -> App {
         notices: Vec::new(),
         local: local_capacity(),
         log_directory: Some(PathBuf::from("/root/.local/state/rbtop")),
+        checked_as: None,
+        daemon_view: None,
     };
     let fleet = FleetState::new(parsed.machines, rbtop::dashboard::DEFAULT_REFRESH);
     App::new(fleet, context, Keymap::default())
@@ -473,5 +475,53 @@ pub fn canaries_ran() -> App {
     failed.total = Some(Duration::from_millis(140));
     app.on_canary(1, failed);
     app.update(crate::tui::action::Action::Down);
+    app
+}
+
+/// `mixed` run by `alice` on a machine with a nix-daemon: the check is
+/// hers, builds connect as root.
+pub fn checked_as_a_user() -> App {
+    use rbtop::daemon_view::{Account, LocalView};
+    let mut app = mixed_fleet();
+    app.context.checked_as = Some(LocalView {
+        account: Account {
+            uid: 1000,
+            name: "alice".into(),
+            home: None,
+        },
+        daemon_socket: Some(PathBuf::from("/nix/var/nix/daemon-socket/socket")),
+    });
+    app.update(crate::tui::action::Action::Detail);
+    app
+}
+
+/// `mixed` run as root with a nix-daemon: root's view checked, b2's host
+/// key unknown to it; b2 selected, its detail open.
+pub fn daemon_view_checked() -> App {
+    use rbtop::daemon_view::{DaemonHostView, IdentityFrom};
+    let mut app = mixed_fleet();
+    let view = |status: Status, reason: Option<&str>| {
+        Some(DaemonHostView {
+            account: "root",
+            identity: Some(PathBuf::from("/root/.ssh/fleet")),
+            identity_from: IdentityFrom::Column3,
+            status,
+            reason: reason.map(str::to_string),
+        })
+    };
+    let mut views = vec![
+        view(Status::Up, None),
+        view(
+            Status::Hostkey,
+            Some("host key not trusted (ssh: Host key verification failed.)"),
+        ),
+    ];
+    views.resize(app.fleet.hosts.len(), view(Status::Up, None));
+    app.on_daemon_view(Ok((
+        "NIX_SSHOPTS of the nix-daemon (pid 812)".into(),
+        views,
+    )));
+    app.update(crate::tui::action::Action::Down);
+    app.update(crate::tui::action::Action::Detail);
     app
 }

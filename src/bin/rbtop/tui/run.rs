@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use super::app::{App, AppEffect};
+use super::app::{App, AppEffect, DaemonViewResult};
 use super::canaries::Canaries;
 use super::terminal::{self, Tui};
 use super::view;
@@ -42,6 +42,8 @@ pub struct Builds<'a> {
     pub supervisor: &'a mut Supervisor,
     pub changed: &'a mut mpsc::UnboundedReceiver<JobId>,
     pub canaries: &'a mut Canaries,
+    /// Root's view of the hosts, once checked (as root, with a daemon).
+    pub daemon_view: &'a mut mpsc::UnboundedReceiver<DaemonViewResult>,
 }
 
 /// Run until quit or `interrupt` (a signal) resolves. `slots_dir` is the
@@ -60,6 +62,7 @@ pub async fn run(
         supervisor,
         changed,
         canaries,
+        daemon_view,
     } = builds;
     tokio::pin!(interrupt);
     let (results, mut incoming) = mpsc::unbounded_channel::<ProbeEvent>();
@@ -113,6 +116,10 @@ pub async fn run(
                 }
                 start_probes(app, fleet, &results, false);
                 Redraw::Now
+            }
+            Some(checked) = daemon_view.recv() => {
+                app.on_daemon_view(checked);
+                Redraw::Soon
             }
             Some((host, result)) = canaries.next() => {
                 app.on_canary(host, result);

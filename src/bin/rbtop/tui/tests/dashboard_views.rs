@@ -93,6 +93,16 @@ fn detail_after_canaries() {
 }
 
 #[test]
+fn detail_checked_as_a_user_with_a_daemon() {
+    snapshot("detail_user_view", fixture::checked_as_a_user);
+}
+
+#[test]
+fn detail_with_the_daemon_s_view() {
+    snapshot("detail_daemon_view", fixture::daemon_view_checked);
+}
+
+#[test]
 fn help() {
     snapshot("help", || {
         let mut app = fixture::mixed_fleet();

@@ -90,6 +90,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
         ));
     }
     second.extend(canaries(app));
+    second.extend(account(app));
     frame.render_widget(
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
         area,
@@ -121,4 +122,43 @@ fn canaries(app: &App) -> Vec<Span<'static>> {
         ));
     }
     out
+}
+
+/// Which account was checked when it is not the daemon's, or how many
+/// hosts fail for the daemon (root) when its view was checked.
+fn account(app: &App) -> Vec<Span<'static>> {
+    if let Some(short) = app.context.checked_as.as_ref().and_then(|v| v.short()) {
+        return vec![
+            Span::styled("  │ ", style::dim()),
+            Span::styled(short, style::warning()),
+        ];
+    }
+    match &app.context.daemon_view {
+        Some(Ok(_)) => {
+            let failing = app.fleet.daemon_view_failures();
+            if failing == 0 {
+                vec![Span::styled(
+                    "  │ the daemon (root) reaches every host",
+                    style::dim(),
+                )]
+            } else {
+                vec![
+                    Span::styled("  │ ", style::dim()),
+                    Span::styled(
+                        format!(
+                            "{failing} host{} fail{} for the daemon (root)",
+                            if failing == 1 { "" } else { "s" },
+                            if failing == 1 { "s" } else { "" }
+                        ),
+                        style::error(),
+                    ),
+                ]
+            }
+        }
+        Some(Err(_)) => vec![Span::styled(
+            "  │ the daemon's view could not be checked",
+            style::warning(),
+        )],
+        None => Vec::new(),
+    }
 }

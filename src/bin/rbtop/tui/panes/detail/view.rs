@@ -14,8 +14,10 @@ use crate::tui::panes::hosts;
 use crate::tui::view::parts::max_scroll;
 use crate::tui::view::{format, style};
 use rbtop::canary::CanaryStatus;
+use rbtop::daemon_view::DAEMON_ACCOUNT;
 use rbtop::dashboard::HISTORY;
-use rbtop::dashboard::{HostCanary, HostState};
+use rbtop::dashboard::{Context, HostCanary, HostState};
+use rbtop::probe::Status;
 use rbtop::remote_builds::KillOutcome;
 use rbtop::remote_builds::{self, Client, RemoteBuild};
 use rbtop::slots;
@@ -61,7 +63,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
             .filter(|(host, _)| *host == index)
             .map(|(_, outcome)| outcome),
     };
-    let mut lines = lines(host, now);
+    let mut lines = lines(host, &app.context, now);
     lines.splice(
         slots_at(&lines),
         triage_lines(host, &triage, SystemTime::now()),
@@ -95,7 +97,7 @@ fn opt<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
+fn lines(host: &HostState, app_context: &Context, now: Instant) -> Vec<Line<'static>> {
     let machine = &host.machine;
     let report = host.report.as_ref();
     let mut out = Vec::new();
@@ -162,6 +164,7 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
             ),
         ));
     }
+    out.extend(daemon_lines(host, app_context));
     out.extend(canary_lines(host, now));
     let jobs = match &host.load {
         Some(load) => format!("{}/{} busy here", load.busy, machine.max_jobs),
@@ -246,6 +249,44 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
         }
     }
     out
+}
+
+/// Which account the probe ran as when the daemon's is another, or the
+/// daemon's (root's) view of this host when it was checked.
+fn daemon_lines(host: &HostState, context: &Context) -> Vec<Line<'static>> {
+    if let Some(view) = context.checked_as.as_ref().filter(|v| v.user_view_only()) {
+        return vec![styled_field(
+            "checked as",
+            format!(
+                "{}: the nix-daemon connects as {DAEMON_ACCOUNT}, with its own SSH identity and known_hosts (run rbtop as {DAEMON_ACCOUNT} to check them, or c for a canary build)",
+                view.account.name
+            ),
+            style::warning(),
+        )];
+    }
+    let Some(daemon) = &host.daemon_view else {
+        return Vec::new();
+    };
+    let identity = daemon.identity.as_ref().map_or_else(
+        || "no identity file".to_string(),
+        |path| format!("identity {}", path.display()),
+    );
+    if daemon.status == Status::Up {
+        vec![field(
+            "daemon",
+            format!("up as {DAEMON_ACCOUNT} · {identity}"),
+        )]
+    } else {
+        vec![styled_field(
+            "daemon",
+            format!(
+                "{} as {DAEMON_ACCOUNT}: {} · {identity}",
+                daemon.status.name(),
+                daemon.reason.as_deref().unwrap_or("")
+            ),
+            style::error(),
+        )]
+    }
 }
 
 /// The latest canary build (`c`): running, or its stages, or its class,
