@@ -66,6 +66,7 @@ pub mod remote_builds;
 pub mod slots;
 pub mod sources;
 pub mod ssh;
+pub mod substituters;
 mod system;
 
 /// `$XDG_STATE_HOME/rbtop` (default `~/.local/state/rbtop`): where rbtop

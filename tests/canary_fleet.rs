@@ -54,6 +54,10 @@ fn main() {
                 "as_root_the_daemon_s_ssh_view_is_checked_without_building",
                 daemon_view_without_building,
             ),
+            (
+                "substituters_are_checked_as_builders_are",
+                substituters_are_checked_as_builders_are,
+            ),
         ],
     )
 }
@@ -439,6 +443,163 @@ fn daemon_view_without_building(fleet: &Fleet) -> Result<(), Failed> {
     let left = settle(&config, None, Duration::from_secs(10));
     ensure(left.is_empty(), || {
         format!("ssh of the daemon's view left: {left:?}")
+    })
+}
+
+/// A real HTTP server on a free loopback port serving `root`
+/// (`python3 -m http.server`); stopped when dropped.
+struct HttpServer {
+    child: Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn serve(root: &Path) -> Result<HttpServer, Failed> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .current_dir(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start python3 -m http.server: {e}"))?;
+        let server = HttpServer { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("http.server never listened on {port}").into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `rbtop check --json` checks every configured substituter as it checks
+/// builders: a real HTTP cache (`python3 -m http.server` serving a
+/// `nix-cache-info`: up, with its priority), one whose StoreDir is not
+/// this machine's, a 404, a port nobody listens on, `file://` caches (one
+/// good, one missing), and `ssh://` stores through the same prober (b1 up,
+/// `authfail`-like failures named as for builders). Builders' results are
+/// unchanged and the exit status still says only whether builders are up.
+fn substituters_are_checked_as_builders_are(fleet: &Fleet) -> Result<(), Failed> {
+    no_daemon_socket()?;
+    let sandbox = Sandbox::new("rbtop-subst");
+    sandbox.write(
+        "www/good/nix-cache-info",
+        "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n",
+    );
+    sandbox.write("www/gnu/nix-cache-info", "StoreDir: /gnu/store\n");
+    sandbox.write(
+        "files/cache/nix-cache-info",
+        "StoreDir: /nix/store\nPriority: 50\n",
+    );
+    let http = HttpServer::serve(&sandbox.path("www"))?;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port(); // closed again: nothing listens there
+    let base = format!("http://127.0.0.1:{}", http.port);
+    let file_cache = format!("file://{}", sandbox.path("files/cache").display());
+    let no_cache = format!("file://{}", sandbox.path("files/none").display());
+    sandbox.write(
+        "nixconf/nix.conf",
+        &format!(
+            "substituters = {base}/good?priority=10 {base}/gnu {file_cache} ssh://b1\n\
+             extra-substituters = {base}/missing http://127.0.0.1:{dead} {no_cache} ssh://refused\n"
+        ),
+    );
+    let machines = sandbox.write("machines", "ssh://b1 x86_64-linux - 2 1 - - -\n");
+    let out = sandbox
+        .rbtop()
+        .env("NIX_CONF_DIR", sandbox.path("nixconf"))
+        .env("NIX_SSHOPTS", fleet.nix_sshopts())
+        .args(["--machines"])
+        .arg(&machines)
+        .args(["check", "--json"])
+        .output()
+        .map_err(|e| format!("cannot run rbtop: {e}"))?;
+    let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let subs = json["substituters"]
+        .as_array()
+        .ok_or_else(|| format!("no substituters: {json:#}"))?;
+    let got: Vec<(String, String)> = subs
+        .iter()
+        .map(|s| {
+            (
+                s["uri"].as_str().unwrap_or("").to_string(),
+                s["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        (format!("{base}/good?priority=10"), "up"),
+        (format!("{base}/gnu"), "wrong-store-dir"),
+        (file_cache.clone(), "up"),
+        ("ssh://b1".to_string(), "up"),
+        (format!("{base}/missing"), "http-error"),
+        (format!("http://127.0.0.1:{dead}"), "unreachable"),
+        (no_cache.clone(), "unreachable"),
+        ("ssh://refused".to_string(), "refused"),
+    ]
+    .into_iter()
+    .map(|(u, s)| (u, s.to_string()))
+    .collect();
+    ensure(got == want, || {
+        format!("substituters (uri, status):\n{got:#?}\nwanted:\n{want:#?}\n{json:#}")
+    })?;
+    let field = |i: usize, name: &str| subs[i][name].clone();
+    ensure(
+        field(0, "priority") == 10
+            && field(2, "priority") == 50
+            && field(0, "reason").is_null()
+            && field(0, "ms").as_f64().is_some_and(|ms| ms > 0.0),
+        || format!("priorities and timings: {subs:#?}"),
+    )?;
+    ensure(
+        field(1, "reason")
+            .as_str()
+            .is_some_and(|r| r.contains("its StoreDir is /gnu/store")),
+        || format!("the wrong StoreDir is named: {:#}", subs[1]),
+    )?;
+    ensure(
+        field(4, "reason")
+            .as_str()
+            .is_some_and(|r| r.contains("404")),
+        || format!("the 404 is named: {:#}", subs[4]),
+    )?;
+    ensure(
+        field(7, "reason")
+            .as_str()
+            .is_some_and(|r| r.contains("Connection refused")),
+        || format!("ssh's own words for refused: {:#}", subs[7]),
+    )?;
+    ensure(host(&json, "ssh://b1")?["status"] == "up", || {
+        format!("the builder is still checked: {json:#}")
+    })?;
+    ensure(out.status.code() == Some(0), || {
+        format!(
+            "substituters do not change the exit status (builders all up): {:?}",
+            out.status.code()
+        )
     })
 }
 

@@ -43,11 +43,19 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     let local_view = LocalView::detect();
     // Root's view is checked beside the user's, in the same wall time.
     let daemon_pending = daemon_view::start(&local_view, machines, &probe_settings);
+    // And the substituters, each within the same timeout.
+    let substituters_pending = super::substituters::start(
+        rbtop::substituters::configured(&resolved.nix_conf),
+        &probe_settings,
+    );
     let started = std::time::Instant::now();
     let reports = match setup::probe_headless(machines, probe_settings, !args.json) {
         Ok(reports) => reports,
         Err(stopped) => {
             if let Some(pending) = daemon_pending {
+                pending.cancel();
+            }
+            if let Some(pending) = substituters_pending {
                 pending.cancel();
             }
             return match stopped {
@@ -64,6 +72,9 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         "check finished"
     );
     let daemon_check = daemon_pending.map(daemon_view::Pending::finish);
+    let substituters = substituters_pending
+        .map(super::substituters::Pending::finish)
+        .unwrap_or_default();
     let triage = Triage::read(machines, &reports);
     let canaries = if args.build {
         let timeout = args
@@ -103,6 +114,12 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
                 host.daemon = daemon.as_ref();
             }
         }
+        doc.substituters = Some(
+            substituters
+                .iter()
+                .map(super::substituters::SubstituterJson::of)
+                .collect(),
+        );
         if let Some(canaries) = &canaries {
             for (host, canary) in doc.hosts.iter_mut().zip(canaries) {
                 host.canary = Some(super::canary::CanaryJson::of(canary));
@@ -117,6 +134,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
             machines,
             &reports,
         ));
+        text.push_str(&super::substituters::render(&substituters));
         if let Some(canaries) = &canaries {
             let via_daemon = rbtop::canary::request::daemon_socket().is_some();
             text.push_str(&super::canary::render(machines, canaries, via_daemon));
@@ -145,6 +163,9 @@ pub struct CheckReport<'a> {
     /// Which account was checked, and whether the nix-daemon's view was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked_as: Option<daemon_view::CheckedAs>,
+    /// Every configured substituter, checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub substituters: Option<Vec<super::substituters::SubstituterJson<'a>>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -257,6 +278,7 @@ pub fn report<'a>(
         hosts,
         slots_error,
         checked_as: None,
+        substituters: None,
     }
 }
 

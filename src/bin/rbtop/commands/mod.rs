@@ -7,6 +7,7 @@ pub mod check;
 pub mod daemon_view;
 pub mod explain;
 pub mod machines;
+pub mod substituters;
 
 use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
