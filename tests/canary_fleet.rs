@@ -492,7 +492,7 @@ impl Drop for HttpServer {
 /// `nix-cache-info`: up, with its priority), one whose StoreDir is not
 /// this machine's, a 404, a port nobody listens on, `file://` caches (one
 /// good, one missing), and `ssh://` stores through the same prober (b1 up,
-/// `authfail`-like failures named as for builders). Builders' results are
+/// an unknown host `dns`, as for builders). Builders' results are
 /// unchanged and the exit status still says only whether builders are up.
 fn substituters_are_checked_as_builders_are(fleet: &Fleet) -> Result<(), Failed> {
     no_daemon_socket()?;
@@ -518,7 +518,7 @@ fn substituters_are_checked_as_builders_are(fleet: &Fleet) -> Result<(), Failed>
         "nixconf/nix.conf",
         &format!(
             "substituters = {base}/good?priority=10 {base}/gnu {file_cache} ssh://b1\n\
-             extra-substituters = {base}/missing http://127.0.0.1:{dead} {no_cache} ssh://refused\n"
+             extra-substituters = {base}/missing http://127.0.0.1:{dead} {no_cache} ssh://no-such-host.invalid\n"
         ),
     );
     let machines = sandbox.write("machines", "ssh://b1 x86_64-linux - 2 1 - - -\n");
@@ -558,7 +558,7 @@ fn substituters_are_checked_as_builders_are(fleet: &Fleet) -> Result<(), Failed>
         (format!("{base}/missing"), "http-error"),
         (format!("http://127.0.0.1:{dead}"), "unreachable"),
         (no_cache.clone(), "unreachable"),
-        ("ssh://refused".to_string(), "refused"),
+        ("ssh://no-such-host.invalid".to_string(), "dns"),
     ]
     .into_iter()
     .map(|(u, s)| (u, s.to_string()))
@@ -589,8 +589,8 @@ fn substituters_are_checked_as_builders_are(fleet: &Fleet) -> Result<(), Failed>
     ensure(
         field(7, "reason")
             .as_str()
-            .is_some_and(|r| r.contains("Connection refused")),
-        || format!("ssh's own words for refused: {:#}", subs[7]),
+            .is_some_and(|r| r.contains("Could not resolve hostname")),
+        || format!("ssh's own words for the unknown host: {:#}", subs[7]),
     )?;
     ensure(host(&json, "ssh://b1")?["status"] == "up", || {
         format!("the builder is still checked: {json:#}")

@@ -22,6 +22,7 @@ use crate::daemon_view::LocalView;
 use crate::diagnostics::Diagnostic;
 use crate::nixconf::LocalCapacity;
 use crate::sources::Resolved;
+use crate::substituters::SubstituterCheck;
 
 /// What the dashboard knows besides the hosts: where the machines came
 /// from and what was wrong with them, for the header, the diagnostics view
@@ -44,6 +45,8 @@ pub struct Context {
     /// daemon's SSH options were read, or why it could not be checked;
     /// `None` until it is done or when it is not checked.
     pub daemon_view: Option<Result<String, String>>,
+    /// The substituters as checked at start; `None` until then.
+    pub substituters: Option<Vec<SubstituterCheck>>,
 }
 
 impl Context {
@@ -58,6 +61,7 @@ impl Context {
             log_directory: None,
             checked_as: None,
             daemon_view: None,
+            substituters: None,
         }
     }
 

@@ -49,6 +49,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         Err(code) => return code,
     };
     let machines = resolved.parsed.machines.clone();
+    let substituter_list = rbtop::substituters::configured(&resolved.nix_conf);
     if let Some(warning) = raise_open_file_limit(machines.len()) {
         tracing::warn!("{warning}");
         notices.push(warning);
@@ -83,6 +84,28 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     let slots_dir = rbtop::slots::default_dir();
     let ended = runtime.block_on(async {
         let mut canaries = Canaries::new(canary_settings, machines.clone());
+        // The substituters, checked once beside the first probes.
+        let (substituters_stop, substituters_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (substituters_sender, mut substituters) = tokio::sync::mpsc::unbounded_channel();
+        let substituters_task = {
+            let settings = probe_settings.clone();
+            tokio::spawn(async move {
+                let store_dir = rbtop::remote_builds::local_store_dir();
+                let stopped = async {
+                    let _ = substituters_stopped.await;
+                };
+                if let Some(checks) = rbtop::substituters::check_all(
+                    &substituter_list,
+                    &settings,
+                    &store_dir.to_string_lossy(),
+                    stopped,
+                )
+                .await
+                {
+                    let _ = substituters_sender.send(checks);
+                }
+            })
+        };
         let (daemon_stop, daemon_stopped) = tokio::sync::oneshot::channel::<()>();
         let (daemon_sender, mut daemon_view) = tokio::sync::mpsc::unbounded_channel();
         // Root's view, checked once beside the first probes.
@@ -117,6 +140,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
                 changed: &mut changed,
                 canaries: &mut canaries,
                 daemon_view: &mut daemon_view,
+                substituters: &mut substituters,
             };
             let ended = event_loop::run(
                 &mut tui,
@@ -151,12 +175,21 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         tokio::select! {
             () = async {
                 let _ = daemon_stop.send(());
+                let _ = substituters_stop.send(());
                 let daemon_done = async {
                     if let Some(task) = daemon_task {
                         let _ = task.await;
                     }
                 };
-                tokio::join!(supervisor.shutdown(), canaries.shutdown(), daemon_done);
+                let substituters_done = async {
+                    let _ = substituters_task.await;
+                };
+                tokio::join!(
+                    supervisor.shutdown(),
+                    canaries.shutdown(),
+                    daemon_done,
+                    substituters_done
+                );
                 fleet.close().await;
             } => {}
             signal = shutdown_signal() => {

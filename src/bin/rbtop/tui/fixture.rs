@@ -83,6 +83,7 @@ pub fn app(machines: &str) -> App {
         log_directory: Some(PathBuf::from("/root/.local/state/rbtop")),
         checked_as: None,
         daemon_view: None,
+        substituters: None,
     };
     let fleet = FleetState::new(parsed.machines, rbtop::dashboard::DEFAULT_REFRESH);
     App::new(fleet, context, Keymap::default())
@@ -523,5 +524,39 @@ pub fn daemon_view_checked() -> App {
     )));
     app.update(crate::tui::action::Action::Down);
     app.update(crate::tui::action::Action::Detail);
+    app
+}
+
+/// `mixed` with the substituters checked: a cache up, one with another
+/// store's StoreDir, one unreachable; the diagnostics open.
+pub fn substituters_checked() -> App {
+    use rbtop::substituters::SubstituterCheck;
+    let mut app = mixed_fleet();
+    let check =
+        |uri: &str, status: &'static str, reason: Option<&str>, priority| SubstituterCheck {
+            uri: uri.into(),
+            status,
+            reason: reason.map(str::to_string),
+            elapsed: Duration::from_millis(14),
+            priority,
+        };
+    app.context.substituters = Some(vec![
+        check("https://cache.example.org", "up", None, Some(40)),
+        check(
+            "http://10.0.0.5:5000",
+            "wrong-store-dir",
+            Some(
+                "its StoreDir is /gnu/store, this machine's store is /nix/store: Nix will not use it",
+            ),
+            None,
+        ),
+        check(
+            "ssh://cache.lab",
+            "hostkey",
+            Some("host key not trusted (ssh: Host key verification failed.)"),
+            None,
+        ),
+    ]);
+    app.update(crate::tui::action::Action::Diagnostics);
     app
 }

@@ -26,6 +26,7 @@ use rbtop::remote_builds::KillOutcome;
 use rbtop::remote_builds::LocalLinks;
 use rbtop::remote_builds::{self, HostBuilds};
 use rbtop::slots::{self, LocalLoad};
+use rbtop::substituters::SubstituterCheck;
 
 /// How the dashboard ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Builds<'a> {
     pub canaries: &'a mut Canaries,
     /// Root's view of the hosts, once checked (as root, with a daemon).
     pub daemon_view: &'a mut mpsc::UnboundedReceiver<DaemonViewResult>,
+    /// The substituters, once checked.
+    pub substituters: &'a mut mpsc::UnboundedReceiver<Vec<SubstituterCheck>>,
 }
 
 /// Run until quit or `interrupt` (a signal) resolves. `slots_dir` is the
@@ -63,6 +66,7 @@ pub async fn run(
         changed,
         canaries,
         daemon_view,
+        substituters,
     } = builds;
     tokio::pin!(interrupt);
     let (results, mut incoming) = mpsc::unbounded_channel::<ProbeEvent>();
@@ -116,6 +120,10 @@ pub async fn run(
                 }
                 start_probes(app, fleet, &results, false);
                 Redraw::Now
+            }
+            Some(checks) = substituters.recv() => {
+                app.context.substituters = Some(checks);
+                Redraw::Soon
             }
             Some(checked) = daemon_view.recv() => {
                 app.on_daemon_view(checked);

@@ -103,6 +103,11 @@ fn detail_with_the_daemon_s_view() {
 }
 
 #[test]
+fn diagnostics_with_the_substituters() {
+    snapshot("substituters", fixture::substituters_checked);
+}
+
+#[test]
 fn help() {
     snapshot("help", || {
         let mut app = fixture::mixed_fleet();

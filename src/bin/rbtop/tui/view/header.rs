@@ -91,6 +91,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
     }
     second.extend(canaries(app));
     second.extend(account(app));
+    second.extend(substituters(app));
     frame.render_widget(
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
         area,
@@ -161,4 +162,23 @@ fn account(app: &App) -> Vec<Span<'static>> {
         )],
         None => Vec::new(),
     }
+}
+
+/// How many substituters are usable, once checked (details: `d`).
+fn substituters(app: &App) -> Vec<Span<'static>> {
+    let Some(checks) = app.context.substituters.as_ref().filter(|c| !c.is_empty()) else {
+        return Vec::new();
+    };
+    let up = checks.iter().filter(|c| c.is_up()).count();
+    vec![
+        Span::styled("  │ substituters ", style::dim()),
+        Span::styled(
+            format!("{up}/{} usable", checks.len()),
+            if up == checks.len() {
+                Style::new().fg(Color::Green)
+            } else {
+                style::warning()
+            },
+        ),
+    ]
 }
