@@ -469,6 +469,17 @@ mod tests {
         );
         host.finish_probe(up(1), REFRESH, stamp());
         assert!(host.launch_concerns().is_empty());
+        // Up, but Nix could not build there: its canary says why.
+        let mut failed = CanaryResult::skipped("");
+        failed.status = CanaryStatus::Failed;
+        failed.reason = Some(crate::canary::FailureClass::NotTrusted);
+        host.finish_canary(failed, SystemTime::now());
+        let concerns = host.launch_concerns();
+        assert_eq!(concerns.len(), 1, "{concerns:?}");
+        assert!(
+            concerns[0].starts_with("b1's last canary build failed (not-trusted): "),
+            "{concerns:?}"
+        );
     }
 
     #[test]
