@@ -321,7 +321,7 @@ fn a_failing_build_on_s1_gives_nix_s_reason(fleet: &Fleet) -> Result<(), Failed>
 }
 
 fn main() {
-    fleet_trials::run_on_one_fleet_with(
+    fleet_trials::run_on_fleet(
         FleetOptions {
             healthy: 0,
             faults: false,

@@ -2,11 +2,14 @@
 //! so the output is testable without a process.
 
 pub mod build;
+pub mod canary;
 pub mod check;
+pub mod daemon_view;
 pub mod explain;
 pub mod log;
 pub mod machines;
 pub mod serve;
+pub mod substituters;
 
 use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
