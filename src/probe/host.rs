@@ -11,9 +11,10 @@ use super::fleet::ProbeSettings;
 use super::links::{self, FactsError, FactsLink, StoreLink, StoreProtocol};
 use super::report::{Failure, HostReport, ProbeCost, Status, Via};
 use super::route::Route;
+use super::trust;
 use crate::machines::Machine;
 use crate::ssh::session::PendingDir;
-use crate::ssh::{ConnectError, HostSession, SshSettings};
+use crate::ssh::{ConnectError, HostSession};
 
 /// Time left for the facts after the store answered: they never make a host
 /// late, they are just missing.
@@ -30,6 +31,9 @@ pub(super) struct HostProber {
     phase: &'static str,
     /// The remote sessions and serial round trips of the last probe.
     last_cost: ProbeCost,
+    /// Over `ssh://`, whether the builder's daemon trusts the SSH user, asked
+    /// once per SSH connection (`None` until asked; `Some(None)`: unknown).
+    ssh_trust: Option<Option<bool>>,
 }
 
 impl HostProber {
@@ -42,6 +46,7 @@ impl HostProber {
             facts: None,
             phase: "starting",
             last_cost: ProbeCost::default(),
+            ssh_trust: None,
         }
     }
 
@@ -51,7 +56,7 @@ impl HostProber {
         let limit = settings.timeout;
         self.last_cost = ProbeCost::default();
         let deadline = tokio::time::Instant::now() + limit;
-        let probe = self.probe_until(deadline, &settings.ssh, settings.list_builds);
+        let probe = self.probe_until(deadline, settings);
         match tokio::time::timeout_at(deadline, probe).await {
             Ok(report) => report,
             Err(_elapsed) => {
@@ -65,6 +70,7 @@ impl HostProber {
                 self.pending = None;
                 self.store = None;
                 self.facts = None;
+                self.ssh_trust = None;
                 if let Some(session) = self.session.take() {
                     session.close().await;
                 }
@@ -78,6 +84,7 @@ impl HostProber {
         self.store = None;
         self.facts = None;
         self.pending = None;
+        self.ssh_trust = None;
         if let Some(session) = self.session.take() {
             session.close().await;
         }
@@ -100,9 +107,9 @@ impl HostProber {
     async fn probe_until(
         &mut self,
         deadline: tokio::time::Instant,
-        ssh: &SshSettings,
-        list_builds: bool,
+        settings: &ProbeSettings,
     ) -> HostReport {
+        let (ssh, list_builds) = (&settings.ssh, settings.list_builds);
         let via = self.via();
         let mut connect = None;
         match self.route.clone() {
@@ -141,8 +148,36 @@ impl HostProber {
         self.phase = "waiting for the store's handshake";
         let session = self.session.as_ref().map(|s| Arc::clone(s.session()));
         if let (Some(session), None, None) = (&session, &self.store, &self.facts) {
-            // Cold over SSH: the store and the first facts share one session.
-            let cold = cold_round(&self.route, session, list_builds, &mut self.last_cost).await;
+            // Cold over SSH: the store and the first facts share one session;
+            // for ssh://, the daemon's trust is asked beside it.
+            let trust_command = match (&self.route, settings.ask_trust, &self.ssh_trust) {
+                (
+                    Route::Ssh {
+                        store_command,
+                        protocol: StoreProtocol::Serve,
+                        ..
+                    },
+                    true,
+                    None,
+                ) => trust::daemon_command(store_command),
+                _ => None,
+            };
+            let asking = async {
+                match &trust_command {
+                    Some(command) => {
+                        Some(trust::ask(session, command, deadline - FACTS_MARGIN).await)
+                    }
+                    None => None,
+                }
+            };
+            let (cold, asked) = tokio::join!(
+                cold_round(&self.route, session, list_builds, &mut self.last_cost),
+                asking
+            );
+            if let Some(asked) = asked {
+                self.last_cost = self.last_cost.alongside(asked.cost);
+                self.ssh_trust = Some(asked.trusted);
+            }
             let (round, mut facts) = match cold {
                 Ok(found) => found,
                 Err(failure) => return report_failure(failure, via),
@@ -238,7 +273,7 @@ impl HostProber {
             nix_version: hello
                 .nix_version
                 .or_else(|| facts.as_ref().and_then(|f| f.nix_version.clone())),
-            trusted: hello.trusted,
+            trusted: hello.trusted.or(self.ssh_trust.flatten()),
             facts,
             stderr: None,
         }
