@@ -219,11 +219,19 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
                 match (report.trusted, report.is_up()) {
                     (Some(true), _) => "yes",
                     (Some(false), _) => "no",
-                    (None, true) => "not said by this protocol",
+                    (None, true) => "unknown",
                     (None, false) => "-",
                 }
             ),
         ));
+        if report.is_up() && report.trusted == Some(false) {
+            let who =
+                rbtop::probe::text::ssh_user(machine.store.user.as_deref(), machine.host_name());
+            out.push(Line::styled(
+                format!("  {}", rbtop::probe::text::not_trusted(&who)),
+                style::warning(),
+            ));
+        }
     }
     let jobs = match &host.load {
         Some(load) => format!("{}/{} busy here", load.busy, machine.max_jobs),
