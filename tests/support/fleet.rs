@@ -40,6 +40,11 @@ pub struct FleetOptions {
     pub rc_cost_ms: u32,
     /// `--rtt MS`: hosts behind a delaying relay (0: none).
     pub rtt_ms: u32,
+    /// `uts1` and `uts2` (127.0.1.40-41, Nix 2.26, needs `trixie`): a
+    /// non-root login `rbtop-untrusted`; uts1 runs a nix-daemon that trusts
+    /// root only, uts2 no daemon. Their lines are in
+    /// [`Fleet::untrusted_ssh_machines`], not the machines file. Off by default.
+    pub untrusted_ssh: bool,
 }
 
 impl Default for FleetOptions {
@@ -51,6 +56,7 @@ impl Default for FleetOptions {
             liar: false,
             rc_cost_ms: 0,
             rtt_ms: 0,
+            untrusted_ssh: false,
         }
     }
 }
@@ -154,6 +160,9 @@ impl Fleet {
         if !opts.trixie {
             args.push("--no-trixie");
         }
+        if opts.untrusted_ssh {
+            args.push("--untrusted-ssh");
+        }
         if opts.liar {
             args.push("--liar");
         }
@@ -197,6 +206,12 @@ impl Fleet {
 
     pub fn machines_file(&self) -> PathBuf {
         self.dir.join("machines")
+    }
+
+    /// With `untrusted_ssh`: `ssh://rbtop-untrusted@uts1`, `ssh://uts1`
+    /// (root), `ssh://rbtop-untrusted@uts2`.
+    pub fn untrusted_ssh_machines(&self) -> PathBuf {
+        self.dir.join("machines.untrusted-ssh")
     }
 
     pub fn client_key(&self) -> PathBuf {
