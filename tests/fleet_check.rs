@@ -256,8 +256,8 @@ fn ssh_ng_reports_nix_version_and_trust(fleet: &Fleet) -> Result<(), Failed> {
     })
 }
 
-/// TRUSTED over ssh://, from `nix-daemon --stdio` on a second channel of the
-/// probe's connection: Nix 2.26's daemon (trusted-users = root) says no to
+/// TRUSTED over ssh://, from `nix-daemon --stdio` run by the facts script in
+/// the cold probe's one session: Nix 2.26's daemon (trusted-users = root) says no to
 /// rbtop-untrusted and yes to root; without a daemon (uts2) or before
 /// protocol 1.35 (b1, Nix 2.8) nothing says, so it is null, never false.
 fn ssh_reports_the_daemons_trust(fleet: &Fleet) -> Result<(), Failed> {
@@ -524,7 +524,8 @@ fn nothing_left(env: &Env, when: &str) -> Result<(), Failed> {
         (run_dir.as_str(), "ssh masters"),
         ("--serve --write", "store processes on builders"),
         ("rbtop-facts", "facts loops on builders"),
-        ("nix-daemon --stdio", "daemon channels on builders"),
+        ("nix-daemon --stdio", "daemon hellos on builders"),
+        ("tail -s 0.01 -f /dev/null", "the daemon hello's open pipe on builders"),
     ] {
         let left = settle(needle, None, Duration::from_secs(3));
         ensure(left.is_empty(), || format!("{what} left {when}: {left:?}"))?;

@@ -78,15 +78,14 @@ fn each_probe_costs_the_sessions_and_round_trips_counted() {
         .unwrap();
     runtime.block_on(async {
         let probes = Probes::new(&machines, settings);
-        // Cold: one session per host (the store and the first facts share
-        // it); round trips: the channel, the handshake (serve 1, worker 2),
-        // the ping. The facts ride along with the handshake. Over ssh://
-        // (b1) one more session beside it asks the daemon's trust: its
-        // channel and hello (2 round trips) are shorter than the store's 3.
+        // Cold: one session per host (the store, the first facts and, for
+        // ssh://, the daemon's trust share it); round trips: the channel,
+        // the handshake (serve 1, worker 2), the ping. The facts and the
+        // trust ride along with the handshake.
         // Second: the facts loop opens its session (channel + its question)
         // beside the store's ping. Warm: the ping beside the facts question.
         let rounds = [
-            ("cold", [cost(2, 3), cost(1, 4)]),
+            ("cold", [cost(1, 3), cost(1, 4)]),
             ("second", [cost(1, 2), cost(1, 2)]),
             ("warm", [cost(0, 1), cost(0, 1)]),
         ];
@@ -120,17 +119,17 @@ fn each_probe_costs_the_sessions_and_round_trips_counted() {
         probes.close().await;
 
         // With the builds listing on (as `rbtop check` and the dashboard
-        // run) and the trust not asked (`ssh_trust = false`), a cold probe
-        // of hosts where nothing builds costs one session: the listing
-        // rides in the same report.
+        // run), a cold probe of hosts where nothing builds still costs one
+        // session: the listing rides in the same report.
         let mut ssh = SshSettings::new(
             vec!["-F".into(), fleet.ssh_config().display().to_string()],
             HostKeyPolicy::Strict,
         );
         ssh.control_parent = control.path().to_path_buf();
-        let mut settings = ProbeSettings::new(Duration::from_secs(20), 4, ssh);
-        settings.ask_trust = false;
-        let listing = Probes::new(&machines, settings);
+        let listing = Probes::new(
+            &machines,
+            ProbeSettings::new(Duration::from_secs(20), 4, ssh),
+        );
         let mut events = listing.probe_all();
         while let Some(event) = events.recv().await {
             let facts = event.report.facts.as_ref().expect("facts");

@@ -28,8 +28,8 @@ pub struct ProbeSettings {
     /// `grep` there per probe).
     pub list_builds: bool,
     /// Whether a cold probe of an `ssh://` host also asks the builder's
-    /// daemon if it trusts the SSH user (`nix-daemon --stdio` on a second
-    /// channel of the same connection, beside the store's).
+    /// daemon if it trusts the SSH user (`nix-daemon --stdio`, run by the
+    /// facts script in the same session; see `probe::trust`).
     pub ask_trust: bool,
 }
 

@@ -32,7 +32,8 @@ pub(super) struct HostProber {
     /// The remote sessions and serial round trips of the last probe.
     last_cost: ProbeCost,
     /// Over `ssh://`, whether the builder's daemon trusts the SSH user, asked
-    /// once per SSH connection (`None` until asked; `Some(None)`: unknown).
+    /// in the cold probe of each SSH connection (`None` until asked;
+    /// `Some(None)`: unknown).
     ssh_trust: Option<Option<bool>>,
 }
 
@@ -148,9 +149,9 @@ impl HostProber {
         self.phase = "waiting for the store's handshake";
         let session = self.session.as_ref().map(|s| Arc::clone(s.session()));
         if let (Some(session), None, None) = (&session, &self.store, &self.facts) {
-            // Cold over SSH: the store and the first facts share one session;
-            // for ssh://, the daemon's trust is asked beside it.
-            let trust_command = match (&self.route, settings.ask_trust, &self.ssh_trust) {
+            // Cold over SSH: the store, the first facts and, for ssh://, the
+            // daemon's trust share one session.
+            let daemon = match (&self.route, settings.ask_trust) {
                 (
                     Route::Ssh {
                         store_command,
@@ -158,26 +159,23 @@ impl HostProber {
                         ..
                     },
                     true,
-                    None,
                 ) => trust::daemon_command(store_command),
                 _ => None,
             };
-            let asking = async {
-                match &trust_command {
-                    Some(command) => {
-                        Some(trust::ask(session, command, deadline - FACTS_MARGIN).await)
-                    }
-                    None => None,
+            let cold = cold_round(
+                &self.route,
+                session,
+                list_builds,
+                daemon.as_deref(),
+                &mut self.last_cost,
+            )
+            .await;
+            let cold = cold.map(|(round, facts, trusted)| {
+                if daemon.is_some() {
+                    self.ssh_trust = Some(trusted);
                 }
-            };
-            let (cold, asked) = tokio::join!(
-                cold_round(&self.route, session, list_builds, &mut self.last_cost),
-                asking
-            );
-            if let Some(asked) = asked {
-                self.last_cost = self.last_cost.alongside(asked.cost);
-                self.ssh_trust = Some(asked.trusted);
-            }
+                (round, facts)
+            });
             let (round, mut facts) = match cold {
                 Ok(found) => found,
                 Err(failure) => return report_failure(failure, via),
@@ -300,8 +298,9 @@ async fn cold_round(
     route: &Route,
     session: &Arc<openssh::Session>,
     list_builds: bool,
+    daemon: Option<&[String]>,
     cost: &mut ProbeCost,
-) -> Result<(StoreRound, Option<Facts>), Failure> {
+) -> Result<(StoreRound, Option<Facts>, Option<bool>), Failure> {
     let Route::Ssh {
         store_command,
         protocol,
@@ -312,7 +311,7 @@ async fn cold_round(
     };
     let nonce = links::nonce();
     let command = route
-        .first_command(&nonce, list_builds)
+        .first_command(&nonce, list_builds, daemon)
         .expect("an SSH route");
     let started = Instant::now();
     let mut channel = Channel::remote(session, &command).await.map_err(|e| {
@@ -333,11 +332,12 @@ async fn cold_round(
     let handshake = started.elapsed();
     let (link, ping) = link.ping().await?;
     cost.round_trips += 1;
-    let facts = report
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .map(|text| Facts::parse_with(&text, &nonce));
+    let text = report.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let trusted = match (&text, daemon) {
+        (Some(text), Some(_)) => trust::from_report(text).await,
+        _ => None,
+    };
+    let facts = text.map(|text| Facts::parse_with(&text, &nonce));
     if facts.is_none() {
         tracing::warn!(route = ?route, "no facts in the cold probe's session");
     }
@@ -350,6 +350,7 @@ async fn cold_round(
             cost: *cost,
         },
         facts,
+        trusted,
     ))
 }
 

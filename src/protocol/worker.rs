@@ -119,12 +119,36 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let hello = Message::default()
+    magic::open(r, w, at_once_message(), MAGIC_2).await?;
+    read_at_once_reply_after_magic(r).await
+}
+
+/// The bytes [`handshake_at_once`] sends, for a client that sends them by
+/// other means (the facts script feeds them to a remote `nix-daemon --stdio`).
+pub fn at_once_hello() -> Vec<u8> {
+    at_once_message().into_bytes()
+}
+
+/// The daemon's answer to [`at_once_hello`], read from `r` (bytes relayed
+/// by someone else): the same checks as [`handshake_at_once`].
+pub async fn read_at_once_reply<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<WorkerHello, ProtocolError> {
+    magic::open(r, &mut tokio::io::sink(), Message::default(), MAGIC_2).await?;
+    read_at_once_reply_after_magic(r).await
+}
+
+fn at_once_message() -> Message {
+    Message::default()
         .u64(MAGIC_1)
         .u64(CLIENT_VERSION.to_wire())
         .u64(0) // obsolete CPU affinity (≥1.14)
-        .u64(0); // obsolete reserveSpace (≥1.11)
-    magic::open(r, w, hello, MAGIC_2).await?;
+        .u64(0) // obsolete reserveSpace (≥1.11)
+}
+
+async fn read_at_once_reply_after_magic<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<WorkerHello, ProtocolError> {
     let server_version = read_version(r).await?;
     if server_version.major != 1 || server_version < V_CPU_AFFINITY {
         return Err(ProtocolError::UnsupportedVersion {

@@ -106,7 +106,8 @@ pub struct ProbeConfig {
     /// `strict` or `accept-new`, for hosts without a pinned key.
     pub host_key_checking: Option<HostKeyPolicy>,
     /// Whether a cold probe of an `ssh://` host asks the builder's daemon
-    /// if it trusts the SSH user (one more channel; default true).
+    /// if it trusts the SSH user (`nix-daemon --stdio` in the same session;
+    /// default true).
     pub ssh_trust: Option<bool>,
 }
 
