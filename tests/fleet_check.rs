@@ -525,7 +525,10 @@ fn nothing_left(env: &Env, when: &str) -> Result<(), Failed> {
         ("--serve --write", "store processes on builders"),
         ("rbtop-facts", "facts loops on builders"),
         ("nix-daemon --stdio", "daemon hellos on builders"),
-        ("tail -s 0.01 -f /dev/null", "the daemon hello's open pipe on builders"),
+        (
+            "tail -s 0.01 -f /dev/null",
+            "the daemon hello's open pipe on builders",
+        ),
     ] {
         let left = settle(needle, None, Duration::from_secs(3));
         ensure(left.is_empty(), || format!("{what} left {when}: {left:?}"))?;

@@ -63,7 +63,7 @@ pub(crate) async fn from_report(report: &str) -> Option<bool> {
 /// Two hex digits a byte, at most [`DAEMON_HELLO`] bytes (the script's own
 /// bound; anything longer is not its output).
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || hex.len() > 2 * DAEMON_HELLO.limit {
+    if !hex.len().is_multiple_of(2) || hex.len() > 2 * DAEMON_HELLO.limit {
         return None;
     }
     (0..hex.len())
