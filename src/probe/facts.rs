@@ -520,4 +520,35 @@ mod tests {
             "{text}"
         );
     }
+
+    /// A store program whose version says Nix < 2.15 (worker protocol 1.34,
+    /// no trust field): its daemon is not asked, and stdin is still the store's.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_nix_older_than_2_15_is_not_asked() {
+        let hello = crate::probe::trust::hello_format();
+        for (version, asked) in [("2.8.0", false), ("2.14.1", false), ("2.15.0", true)] {
+            // The "store": prints its version (`--version` lands in $0).
+            let store = format!("echo 'nix-store (Nix) {version}'");
+            let out = Command::new("sh")
+                .args(["-c", crate::remote::script::FACTS.text, "rbtop-facts"])
+                .args(["/", "--then-exec", "N1", "3", "-", &hello, "4096", "3"])
+                .args(["head", "-c", "40", "sh", "-c", &store])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let (report, _) = text.split_once("end N1\n").expect("a report");
+            assert_eq!(
+                report.contains("daemon_hello="),
+                asked,
+                "Nix {version}: {text}"
+            );
+            assert_eq!(
+                Facts::parse(report).nix_version.as_deref(),
+                Some(version),
+                "{text}"
+            );
+        }
+    }
 }

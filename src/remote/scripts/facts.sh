@@ -17,7 +17,8 @@
 # M > 0: the next M words are `nix-daemon --stdio` (ssh://): the report gets
 # `daemon_hello=` the hex of the first LIMIT bytes it answers to HELLO (a
 # printf format of octal escapes: rbtop's worker hello and an invalid op,
-# after which the daemon closes), for the daemon's trust of this user.
+# after which the daemon closes), for the daemon's trust of this user; not
+# asked when the version says Nix < 2.15 (its daemon cannot say).
 #
 # Inside the loop a Linux report must stay fork-free: only built-ins
 # (read, printf, echo, [, case) and parameter expansions; no command
@@ -67,11 +68,6 @@ daemon_facts() {
   set +f
   echo "$line"
 }
-daemon_line=""
-if [ "$daemon_words" -gt 0 ] 2>/dev/null; then
-  daemon_line=$(daemon_facts "$@")
-  shift "$daemon_words"
-fi
 # The version, from the first $program_words words ("$@" is the store
 # command in the once form), in the command substitution's own process: its
 # words are rebuilt there, no other process. No `| head`: the first line by
@@ -79,6 +75,7 @@ fi
 nix=""
 if [ "$program_words" -gt 0 ] 2>/dev/null; then
   nix=$(
+    shift "$daemon_words"
     all=$#
     i=0
     for word do
@@ -91,6 +88,24 @@ if [ "$program_words" -gt 0 ] 2>/dev/null; then
 fi
 nix=${nix%%"
 "*}
+# Only a daemon of Nix >= 2.15 (worker protocol 1.35) says whether it trusts
+# us: older ones (the version's last word, e.g. `nix-store (Nix) 2.8.0`) are
+# not asked. An unknown version is asked.
+daemon_can_say() {
+  v=${nix##* }
+  major=${v%%.*}
+  minor=${v#*.}
+  minor=${minor%%.*}
+  case "$major.$minor" in
+    *[!0-9.]* | .* | *.) return 0 ;;
+  esac
+  [ "$major" -gt 2 ] || [ "$minor" -ge 15 ]
+}
+daemon_line=""
+if [ "$daemon_words" -gt 0 ] 2>/dev/null; then
+  if daemon_can_say; then daemon_line=$(daemon_facts "$@"); fi
+  shift "$daemon_words"
+fi
 # Static facts, from /proc and /sys with built-ins where Linux has them (no
 # process on a cold probe), else from uname/getconf/sysctl.
 kernel="" arch="" cpus=""
