@@ -626,7 +626,7 @@ fn main() {
         untrusted_ssh: true,
         ..Default::default()
     };
-    fleet_trials::run_on_one_fleet_with(
+    fleet_trials::run_on_fleet(
         options,
         &[
             (

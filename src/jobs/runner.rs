@@ -36,6 +36,10 @@ pub struct JobSettings {
     pub log_dir: Option<PathBuf>,
     pub ssh: SshSettings,
     pub local_nix: Option<NixVersion>,
+    /// Set in the Nix command's environment (e.g. `NIX_REMOTE=daemon`: a
+    /// client-only choice, where `--option store` would also be handed to
+    /// the daemon and on to its build hook).
+    pub env: Vec<(String, String)>,
 }
 
 impl JobSettings {
@@ -440,6 +444,7 @@ async fn supervise(
     let mut command = tokio::process::Command::new(&argv[0]);
     command
         .args(&argv[1..])
+        .envs(cx.settings.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -679,6 +684,7 @@ mod tests {
             log_dir: None,
             ssh: SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::Strict),
             local_nix: None,
+            env: Vec::new(),
         };
         let (mut supervisor, mut changed) = Supervisor::new(settings, Vec::new());
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

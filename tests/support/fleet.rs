@@ -36,10 +36,16 @@ pub struct FleetOptions {
     /// `liar` (127.0.1.20): a hostile store and facts loop (endless stderr
     /// without a newline, a never-ending answer, escapes). Off by default.
     pub liar: bool,
+    /// `forced` (127.0.1.50): a healthy builder whose sshd forces `nix-store
+    /// --serve --write` (no shell, no script). Off by default.
+    pub forced: bool,
     /// `--rc-cost MS`: every login shell burns about MS ms of CPU (0: none).
     pub rc_cost_ms: u32,
     /// `--rtt MS`: hosts behind a delaying relay (0: none).
     pub rtt_ms: u32,
+    /// The hosts that are up but fail a build: `untrusted`, `nofeature`,
+    /// `storefull`, `rootunknown` (see tests/fleet/README.md).
+    pub canary_faults: bool,
     /// `uts1` and `uts2` (127.0.1.40-41, Nix 2.26, needs `trixie`): a
     /// non-root login `rbtop-untrusted`; uts1 runs a nix-daemon that trusts
     /// root only, uts2 no daemon. Their lines are in
@@ -54,8 +60,10 @@ impl Default for FleetOptions {
             faults: true,
             trixie: true,
             liar: false,
+            forced: false,
             rc_cost_ms: 0,
             rtt_ms: 0,
+            canary_faults: false,
             untrusted_ssh: false,
         }
     }
@@ -166,6 +174,9 @@ impl Fleet {
         if opts.liar {
             args.push("--liar");
         }
+        if opts.forced {
+            args.push("--forced");
+        }
         let rc_cost = opts.rc_cost_ms.to_string();
         if opts.rc_cost_ms > 0 {
             args.extend(["--rc-cost", rc_cost.as_str()]);
@@ -173,6 +184,9 @@ impl Fleet {
         let rtt = opts.rtt_ms.to_string();
         if opts.rtt_ms > 0 {
             args.extend(["--rtt", rtt.as_str()]);
+        }
+        if opts.canary_faults {
+            args.push("--canary-faults");
         }
         let out = run_script(&args);
         if !out.status.success() {
@@ -220,6 +234,12 @@ impl Fleet {
 
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
+    }
+
+    /// The fleet as a local nix-daemon (root) sees it: `known_hosts.daemon`
+    /// lacks `rootunknown`'s key (written with `--canary-faults`).
+    pub fn daemon_ssh_config(&self) -> PathBuf {
+        self.dir.join("ssh_config.daemon")
     }
 
     /// The value for `NIX_SSHOPTS`: `-F <dir>/ssh_config`.

@@ -192,8 +192,28 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_refresh)]
     pub refresh: Option<f64>,
 
+    /// Also run a canary build (as `rbtop check --build`) on every host that
+    /// is up, every SECS seconds (at least 60), exported as
+    /// rbtop_builder_canary_success and _duration_seconds
+    /// [config: serve.build_every] [default: never]
+    #[arg(long, value_name = "SECS", value_parser = parse_build_every)]
+    pub build_every: Option<f64>,
+
+    /// Per-host deadline of a canary build in seconds [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub build_timeout: Option<f64>,
+
     #[command(flatten)]
     pub probe: ProbeFlags,
+}
+
+/// `--build-every`: a canary builds on every builder, so not more often
+/// than once a minute.
+pub fn parse_build_every(text: &str) -> Result<f64, String> {
+    match parse_timeout(text)? {
+        secs if secs >= 60.0 => Ok(secs),
+        _ => Err("must be at least 60 seconds".to_string()),
+    }
 }
 
 /// An `ADDRESS:PORT` to listen on (`[::1]:9945` for IPv6).
@@ -270,6 +290,20 @@ pub struct CheckArgs {
     /// file renamed over it, mode 0644), so a reader never sees half of it
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Also build a tiny canary derivation on every host that is up, pinned
+    /// to it as `rbtop build --on` pins, through the local nix-daemon when
+    /// one runs: proof that Nix can build there. Each host gets `ok` with
+    /// its stage times or `failed` with a class (hostkey, auth, not-trusted,
+    /// system, feature, store-full, not-pinned, timeout, remote-error) and a
+    /// fix; exit status 1 when any canary failed.
+    #[arg(long)]
+    pub build: bool,
+
+    /// Per-host deadline of a canary build in seconds; a canary past it is
+    /// cancelled, leaving nothing behind [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, requires = "build")]
+    pub build_timeout: Option<f64>,
 
     #[command(flatten)]
     pub probe: ProbeFlags,
