@@ -62,7 +62,7 @@ fn flake_defines_the_promised_outputs() {
 }
 
 /// Test files that start the loopback fleet.
-const FLEET_TESTS: [&str; 8] = [
+const FLEET_TESTS: [&str; 9] = [
     "canary_fleet",
     "fleet_check",
     "dashboard_tui",
@@ -71,6 +71,7 @@ const FLEET_TESTS: [&str; 8] = [
     "hostile_fleet",
     "serve_fleet",
     "probe_cost_fleet",
+    "newest_nix_fleet",
 ];
 
 #[test]

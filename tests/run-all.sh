@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests talk to: real Nix (nix-instantiate, nix-store,
 # nix-daemon), a real sshd for the loopback builder fleet, and debootstrap for
-# the fleet's Nix 2.26 host (a Debian trixie root, see tests/fleet/README.md);
+# the fleet's Nix 2.26 and newest-Nix hosts (Debian trixie and sid roots, see
+# tests/fleet/README.md);
 # shellcheck reads the scripts rbtop runs on builders; prometheus (with
 # promtool) scrapes rbtop serve in tests/serve_fleet.rs and checks assets/.
 packages=(nix-bin openssh-server debootstrap tmux strace shellcheck prometheus)
@@ -37,8 +38,8 @@ if ! command -v cargo >/dev/null; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
 fi
 
-# The fleet's Debian trixie root with Nix 2.26: made once (~1.5 min), cached
-# under /var/cache/rbtop-fleet. The fleet tests need root and fail without it.
+# The fleet's Debian trixie (Nix 2.26) and sid (newest Nix) roots: made once
+# (~1.5 min and ~45 s), cached under /var/cache/rbtop-fleet. The fleet tests need root and fail without it.
 bash tests/fleet/fleet.sh prepare
 
 [[ ${1:-} == --setup-only ]] && exit 0

@@ -2,8 +2,8 @@
 # A real fleet of Nix remote builders on loopback: one sshd per host, each in a
 # private mount namespace with its own /nix and /etc/nix. See README.md.
 #
-#   fleet.sh prepare                       # Debian trixie root with Nix 2.26 (cached)
-#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]
+#   fleet.sh prepare                       # Debian trixie (Nix 2.26) and sid roots (cached)
+#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--sid] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]
 #                      [--untrusted-ssh]
 #   fleet.sh stop DIR                      # idempotent
 #   fleet.sh status DIR
@@ -25,8 +25,6 @@ RC_COST=0                                  # --rc-cost: ms of CPU each login she
 RTT=0                                      # --rtt: emulated round-trip time, ms
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${RBTOP_FLEET_CACHE:-/var/cache/rbtop-fleet}
-TRIXIE=$CACHE/trixie
-TRIXIE_MARK=$CACHE/trixie.ready
 MIRROR=${RBTOP_FLEET_MIRROR:-http://deb.debian.org/debian}
 REG=/run/rbtop-fleet                       # registry of running fleets
 READY_TIMEOUT=${RBTOP_FLEET_READY_TIMEOUT:-60}
@@ -37,7 +35,7 @@ CANARY_FAULTS=(untrusted nofeature storefull rootunknown slowbuild)
 # The non-root login of the `untrusted` host (a user of this machine, shared
 # by every host's namespace: /etc/passwd is not per host).
 REMOTE_USER=rbtop-nixremote
-# Where a chrooted (trixie) host sees its own directory.
+# Where a chrooted host (t1, s1) sees its own directory.
 CHROOT_HOST=/rbtop-host
 
 die() { echo "fleet.sh: error: $*" >&2; exit 1; }
@@ -71,26 +69,46 @@ unmount_under() { # PATH: lazily unmount anything the root namespace has below P
         while read -r t; do umount -l "$t" || true; done
 }
 
-trixie_version() { cat "$TRIXIE_MARK"; }
+# Debian roots with their own Nix, run chrooted: trixie (Nix 2.26, host t1)
+# and sid (the newest Nix Debian ships, host s1 with --sid). Each is made once
+# by debootstrap and cached as $CACHE/SUITE, ready when $CACHE/SUITE.ready
+# (which holds its Nix version) exists.
+root_dir() { echo "$CACHE/$1"; }        # SUITE
+root_version() { cat "$CACHE/$1.ready"; } # SUITE
 
-cmd_prepare() {
+# What each suite's Nix must be (a regex on `nix-store --version`'s number,
+# and its wording for the error).
+root_expects() { # SUITE -> "REGEX DESCRIPTION"
+    case $1 in
+    trixie) echo '2\.26\.[0-9]+ Nix 2.26.x' ;;
+    sid) echo '2\.(2[7-9]|[3-9][0-9])\.[0-9]+ a Nix newer than trixie'"'"'s 2.26' ;;
+    *) die "no Debian root kind '$1'" ;;
+    esac
+}
+
+cmd_prepare() { prepare_root trixie; prepare_root sid; }
+
+prepare_root() { # SUITE
     need_root
+    local suite=$1 root mark re want
+    root=$(root_dir "$suite") mark=$CACHE/$suite.ready
+    read -r re want < <(root_expects "$suite")
     mkdir -p "$CACHE"
     exec 8>"$CACHE/.lock"
     flock 8
-    if [[ -s $TRIXIE_MARK && -x $TRIXIE/usr/bin/nix-store && -x $TRIXIE/usr/sbin/sshd ]]; then
+    if [[ -s $mark && -x $root/usr/bin/nix-store && -x $root/usr/sbin/sshd ]]; then
         exec 8>&-
         return 0
     fi
-    rm -f "$TRIXIE_MARK"
+    rm -f "$mark"
     ensure_cmd debootstrap debootstrap
-    if [[ -e $TRIXIE ]]; then
-        note "removing half-made $TRIXIE"
-        unmount_under "$TRIXIE"
-        rm -rf --one-file-system "$TRIXIE"
+    if [[ -e $root ]]; then
+        note "removing half-made $root"
+        unmount_under "$root"
+        rm -rf --one-file-system "$root"
     fi
-    local log=$CACHE/debootstrap.log t0=$SECONDS
-    note "bootstrapping Debian trixie with Nix into $TRIXIE (about a minute, ~400 MB; log: $log)"
+    local log=$CACHE/debootstrap-$suite.log err=$CACHE/version-$suite.err t0=$SECONDS
+    note "bootstrapping Debian $suite with Nix into $root (about a minute, ~400 MB; log: $log)"
     # A private mount namespace: debootstrap's own /proc and /sys mounts
     # vanish with it even if it is killed.
     # libdbi-perl provides perl-dbdabi-94, a virtual package debootstrap does
@@ -99,23 +117,23 @@ cmd_prepare() {
     mkdir -p "$CACHE/debs"
     if ! unshare -m --propagation private \
         debootstrap --variant=minbase --include=nix-bin,openssh-server,procps,libdbi-perl \
-        --cache-dir="$CACHE/debs" trixie "$TRIXIE" "$MIRROR" >"$log" 2>&1 8>&- 9>&-; then
+        --cache-dir="$CACHE/debs" "$suite" "$root" "$MIRROR" >"$log" 2>&1 8>&- 9>&-; then
         note "debootstrap exited non-zero; checking whether Nix and sshd work anyway. Tail of $log:"
         tail -n 5 "$log" >&2
     fi
     local v
-    # Nix 2.26 needs /proc (it reads /proc/self/exe).
+    # Nix needs /proc (it reads /proc/self/exe).
     v=$(unshare -m --propagation private sh -c 'mount -t proc proc "$1/proc" && exec chroot "$1" nix-store --version' \
-        sh "$TRIXIE" 2>"$CACHE/version.err" 8>&- 9>&-) ||
-        die "trixie root is unusable: 'chroot $TRIXIE nix-store --version' failed: $(cat "$CACHE/version.err") (see $log)"
-    [[ $v =~ ^nix-store\ \(Nix\)\ (2\.26\.[0-9]+)$ ]] ||
-        die "trixie root has '$v', expected Nix 2.26.x (see $log)"
+        sh "$root" 2>"$err" 8>&- 9>&-) ||
+        die "$suite root is unusable: 'chroot $root nix-store --version' failed: $(cat "$err") (see $log)"
+    [[ $v =~ ^nix-store\ \(Nix\)\ ($re)$ ]] ||
+        die "$suite root has '$v', expected $want (see $log)"
     v=${BASH_REMATCH[1]}
-    [[ -x $TRIXIE/usr/sbin/sshd ]] || die "trixie root has no /usr/sbin/sshd (see $log)"
-    mkdir -p "$TRIXIE/nix" "$TRIXIE/etc/nix" "$TRIXIE/run/sshd" "$TRIXIE$CHROOT_HOST"
-    echo "$v" >"$TRIXIE_MARK.tmp"
-    mv "$TRIXIE_MARK.tmp" "$TRIXIE_MARK"
-    note "trixie root ready: Nix $v in $((SECONDS - t0))s, $(du -sh --one-file-system "$TRIXIE" | cut -f1)"
+    [[ -x $root/usr/sbin/sshd ]] || die "$suite root has no /usr/sbin/sshd (see $log)"
+    mkdir -p "$root/nix" "$root/etc/nix" "$root/run/sshd" "$root$CHROOT_HOST"
+    echo "$v" >"$mark.tmp"
+    mv "$mark.tmp" "$mark"
+    note "$suite root ready: Nix $v in $((SECONDS - t0))s, $(du -sh --one-file-system "$root" | cut -f1)"
     exec 8>&-
 }
 
@@ -555,9 +573,9 @@ is_uts() { [[ $1 == untrusted-ssh || $1 == untrusted-ssh-nodaemon ]]; }
 # and the host's /etc/nix is reachable) and nix.conf.
 uts_host_files() { # KIND HOSTDIR
     local h=$2
-    cp "$TRIXIE/etc/passwd" "$h/passwd"
-    cp "$TRIXIE/etc/group" "$h/group"
-    cp "$TRIXIE/etc/shadow" "$h/shadow"
+    cp "$CACHE/trixie/etc/passwd" "$h/passwd"
+    cp "$CACHE/trixie/etc/group" "$h/group"
+    cp "$CACHE/trixie/etc/shadow" "$h/shadow"
     echo "$UTS_USER:x:$UTS_UID:$UTS_UID::/nonexistent:/bin/sh" >>"$h/passwd"
     echo "$UTS_USER:x:$UTS_UID:" >>"$h/group"
     # '*': no password login, yet not locked (sshd refuses locked accounts).
@@ -601,6 +619,11 @@ exec nix-store --serve --write
 EOF
 }
 
+# ---------------------------------------------------------------- s1
+# `s1` (with --sid, off by default): the newest Nix Debian ships (sid's
+# nix-bin), chrooted into the cached sid root exactly as t1 is into trixie's.
+SID_ADDR=127.0.1.60
+
 # Set up and launch one host (runs in the background; writes .ok on success).
 launch_host() { # NAME ADDR KIND
     local name=$1 addr=$2 kind=$3 H=$DIR/$1
@@ -637,7 +660,7 @@ launch_host() { # NAME ADDR KIND
     fi
     write_nix_conf "$H/etc-nix"
     canary_nix_conf "$kind" "$H/etc-nix"
-    if [[ $kind == trixie ]] || is_uts "$kind"; then
+    if [[ $kind == trixie || $kind == sid ]] || is_uts "$kind"; then
         write_sshd_config "$CHROOT_HOST" "$addr" "$kind" 1 "$H/sshd_config"
         local extra=""
         if is_uts "$kind"; then
@@ -660,7 +683,7 @@ launch_host() { # NAME ADDR KIND
             chroot "$R" nix-store --init
             eval "$5"
             exec chroot "$R" /usr/sbin/sshd -f "$C/sshd_config" -E "$C/sshd.log"
-        ' sh "$H" "$TRIXIE" "$CHROOT_HOST" "$(host_tag "$DIR" "$name")" "$extra" </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
+        ' sh "$H" "$(root_dir "$(if [[ $kind == sid ]]; then echo sid; else echo trixie; fi)")" "$CHROOT_HOST" "$(host_tag "$DIR" "$name")" "$extra" </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
     else
         write_sshd_config "$H" "$addr" "$kind" 0 "$H/sshd_config"
         canary_host_files "$kind" "$H"
@@ -761,13 +784,14 @@ save_ns() { cat "$DIR"/*/mntns >"$START_REG/mntns" 2>/dev/null || true; }
 
 cmd_start() {
     need_root
-    local dir="" healthy=3 faults=1 trixie=1 liar=0 forced=0 canary=0 uts=0
+    local dir="" healthy=3 faults=1 trixie=1 sid=0 liar=0 forced=0 canary=0 uts=0
     while (($#)); do
         case $1 in
         --healthy) healthy=${2:?--healthy needs a number}; shift 2 ;;
         --healthy=*) healthy=${1#*=}; shift ;;
         --no-faults) faults=0; shift ;;
         --no-trixie) trixie=0; shift ;;
+        --sid) sid=1; shift ;;
         --liar) liar=1; shift ;;
         --untrusted-ssh) uts=1; shift ;;
         --forced) forced=1; shift ;;
@@ -775,10 +799,10 @@ cmd_start() {
         --rtt) RTT=${2:?--rtt needs a number of ms}; shift 2 ;;
         --canary-faults) canary=1; shift ;;
         -*) die "unknown option $1" ;;
-        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] [--untrusted-ssh]"; dir=$1; shift ;;
+        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--sid] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] [--untrusted-ssh]"; dir=$1; shift ;;
         esac
     done
-    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] [--untrusted-ssh]"
+    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--sid] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] [--untrusted-ssh]"
     [[ $healthy =~ ^[0-9]+$ ]] && ((healthy <= 2000)) || die "--healthy must be a number 0..2000"
     [[ $RC_COST =~ ^[0-9]+$ ]] && ((RC_COST <= 10000)) || die "--rc-cost must be a number of ms 0..10000"
     [[ $RTT =~ ^[0-9]+$ ]] && ((RTT <= 10000)) || die "--rtt must be a number of ms 0..10000"
@@ -787,7 +811,8 @@ cmd_start() {
         command -v "${c%%:*}" >/dev/null || die "${c%%:*} not found (apt-get install ${c#*:})"
     done
     if ((uts && !trixie)); then die "--untrusted-ssh needs the trixie root (drop --no-trixie)"; fi
-    if ((trixie)); then cmd_prepare; fi
+    if ((trixie)); then prepare_root trixie; fi
+    if ((sid)); then prepare_root sid; fi
     DIR=$(abs_dir "$dir")
     mkdir -p "$DIR"
     local t0=$SECONDS
@@ -822,6 +847,7 @@ cmd_start() {
             NAMES+=("${FAULTS[i]}"); ADDRS+=("127.0.1.$((i + 2))"); KINDS+=("${FAULTS[i]}")
         done
     fi
+    if ((sid)); then NAMES+=(s1); ADDRS+=("$SID_ADDR"); KINDS+=(sid); fi
     if ((liar)); then NAMES+=(liar); ADDRS+=("$LIAR_ADDR"); KINDS+=(liar); fi
     if ((forced)); then NAMES+=(forced); ADDRS+=("$FORCED_ADDR"); KINDS+=(forced); fi
     if ((canary)); then
@@ -892,8 +918,8 @@ cmd_start() {
         fi
         case $kind in
         healthy | wrongkey | forced | untrusted | nofeature | storefull | rootunknown | slowbuild) ver=$v28 ;;
-        trixie) ver=$(trixie_version) ;;
-        untrusted-ssh | untrusted-ssh-nodaemon) ver=$(trixie_version) ;;
+        trixie | sid) ver=$(root_version "$kind") ;;
+        untrusted-ssh | untrusted-ssh-nodaemon) ver=$(root_version trixie) ;;
         esac
         if is_uts "$kind"; then
             uts_machines_lines "$name" "$kind" >>"$DIR/machines.untrusted-ssh"
@@ -904,7 +930,7 @@ cmd_start() {
         else
             echo "ssh://$name x86_64-linux - 2 1 - - -" >>"$DIR/machines"
         fi
-        [[ $kind == trixie ]] && kind=healthy
+        [[ $kind == trixie || $kind == sid ]] && kind=healthy
         printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$addr" "$PORT" "$kind" "$ver" "$key" >>"$DIR/hosts.tsv"
     done
     {
@@ -1017,5 +1043,5 @@ reap) cmd_reap ;;
 stop-host) cmd_stop_host "$@" ;;
 start-host) cmd_start_host "$@" ;;
 stop-all) cmd_stop_all ;;
-*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] [--untrusted-ssh] | stop DIR | status DIR | stop-host DIR NAME | start-host DIR NAME | reap | stop-all" ;;
+*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] [--sid] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] [--untrusted-ssh] | stop DIR | status DIR | stop-host DIR NAME | start-host DIR NAME | reap | stop-all" ;;
 esac

@@ -33,6 +33,9 @@ pub struct FleetOptions {
     pub faults: bool,
     /// `t1`: Nix 2.26 from a Debian trixie root (bootstrapped once, cached).
     pub trixie: bool,
+    /// `s1` (127.0.1.60): the newest Nix Debian ships, from a Debian sid
+    /// root (bootstrapped once, cached). Off by default.
+    pub sid: bool,
     /// `liar` (127.0.1.20): a hostile store and facts loop (endless stderr
     /// without a newline, a never-ending answer, escapes). Off by default.
     pub liar: bool,
@@ -59,6 +62,7 @@ impl Default for FleetOptions {
             healthy: 3,
             faults: true,
             trixie: true,
+            sid: false,
             liar: false,
             forced: false,
             rc_cost_ms: 0,
@@ -74,9 +78,9 @@ pub struct FleetHost {
     pub name: String,
     pub addr: String,
     pub port: u16,
-    /// `healthy` (b*, t1), `refused`, `hung`, `authfail`, `nonix` or `wrongkey`.
+    /// `healthy` (b*, t1, s1), `refused`, `hung`, `authfail`, `nonix` or `wrongkey`.
     pub kind: String,
-    /// `2.8.0`, `2.26.x`; None where no Nix is reachable.
+    /// `2.8.0`, `2.26.x`, sid's (`2.34.x`); None where no Nix is reachable.
     pub nix_version: Option<String>,
     /// `base64 -w0` of the host's real `hostkey.pub`; None without an sshd.
     pub hostkey_b64: Option<String>,
@@ -167,6 +171,9 @@ impl Fleet {
         }
         if !opts.trixie {
             args.push("--no-trixie");
+        }
+        if opts.sid {
+            args.push("--sid");
         }
         if opts.untrusted_ssh {
             args.push("--untrusted-ssh");
