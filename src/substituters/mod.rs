@@ -46,7 +46,7 @@ pub fn configured(conf: &NixConf) -> Vec<Substituter> {
         };
         match setting.name.as_str() {
             "substituters" => value = Some(words().collect()),
-            "extra-substituters" => value.get_or_insert_with(|| default_list()).extend(words()),
+            "extra-substituters" => value.get_or_insert_with(default_list).extend(words()),
             _ => {}
         }
     }
