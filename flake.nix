@@ -101,6 +101,16 @@
       forAllSystems = f: lib.mapAttrs (_system: f) perSystem;
     in
     {
+      # `services.rbtop`: rbtop serve as a service (nix/module.nix), with
+      # this flake's package.
+      nixosModules.rbtop =
+        { pkgs, ... }:
+        {
+          imports = [ ./nix/module.nix ];
+          services.rbtop.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.rbtop;
+        };
+      nixosModules.default = self.nixosModules.rbtop;
+
       packages = forAllSystems (
         { rbtop, ... }:
         {
@@ -167,23 +177,40 @@
                 "--test"
                 "flake"
                 "--test"
+                "hostile_cli"
+                "--test"
+                "hostile_files"
+                "--test"
+                "hostile_props"
+                "--test"
                 "internal_json"
                 "--test"
                 "layout"
                 "--test"
+                "lix_machines"
+                "--test"
+                "log_cli"
+                "--test"
                 "machines_grammar"
+                "--test"
+                "nix_test_data"
                 "--test"
                 "nixconf_resolution"
                 "--test"
                 "protocol_handshakes"
                 "--test"
                 "slots_occupancy"
+                # promtool on the alert rules, the NixOS module evaluated.
+                "--test"
+                "deployment_assets"
               ];
               # tests/flake.rs parses this flake with nix-instantiate; the
               # check tests run the ssh client and local nix-store.
               nativeCheckInputs = [
                 pkgs.nix
                 pkgs.openssh
+                # promtool, for the alert rules in assets/.
+                pkgs.prometheus
               ]
               # The facts loop's no-fork test counts its forks with strace.
               ++ pkgs.lib.optional pkgs.stdenv.isLinux pkgs.strace;

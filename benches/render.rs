@@ -8,6 +8,9 @@
 //! so that `crate::tui::…` means the same here as there.
 #![allow(dead_code, unused_imports)]
 
+#[macro_use]
+#[path = "../src/bin/rbtop/say.rs"]
+mod say;
 #[path = "../src/bin/rbtop/cli.rs"]
 mod cli;
 #[path = "../src/bin/rbtop/commands/mod.rs"]
@@ -75,5 +78,42 @@ fn frame_of_1000_hosts(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, frame_of_1000_hosts);
+/// Resident memory (`VmRSS`, KiB) of this process now.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// rbtop's memory for 1,000 hosts (the simulated fleet: each host's report
+/// with facts and history, as probes leave them), printed before criterion
+/// starts: resident before the app, after it, and after one frame.
+fn memory_of_1000_hosts(_: &mut Criterion) {
+    let before = rss_kib();
+    let app = fixture::large_fleet(1000);
+    let with_app = rss_kib();
+    let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    terminal
+        .draw(|frame| {
+            black_box(view::render(frame, &app, Instant::now()));
+        })
+        .unwrap();
+    let drawn = rss_kib();
+    println!(
+        "memory, 1000 hosts: process RSS {:.1} MiB before the app, {:.1} MiB with it \
+         (+{:.1} MiB), {:.1} MiB after a 200x60 frame",
+        before as f64 / 1024.0,
+        with_app as f64 / 1024.0,
+        with_app.saturating_sub(before) as f64 / 1024.0,
+        drawn as f64 / 1024.0
+    );
+    black_box(&app);
+}
+
+criterion_group!(benches, memory_of_1000_hosts, frame_of_1000_hosts);
 criterion_main!(benches);

@@ -4,19 +4,31 @@
 //! can jump straight to the offending `file:line`.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::bounds::SNIPPET;
+use crate::sanitize::for_terminal;
 
 /// The thing a piece of machines or nix.conf text was read from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
-    /// A file on disk (machines file, nix.conf, or an `@include`).
-    File(PathBuf),
+    /// A file on disk (machines file, nix.conf, or an `@include`); shared,
+    /// as every line read from it points at it.
+    File(Arc<Path>),
     /// The `--builders` command-line flag.
     BuildersFlag,
     /// The `builders` key of rbtop's own config file.
     RbtopConfig(PathBuf),
     /// The `NIX_CONFIG` environment variable.
     NixConfigEnv,
+}
+
+impl Origin {
+    /// A file on disk.
+    pub fn file(path: impl AsRef<Path>) -> Origin {
+        Origin::File(Arc::from(path.as_ref()))
+    }
 }
 
 impl fmt::Display for Origin {
@@ -89,8 +101,12 @@ pub struct Diagnostic {
     pub severity: Severity,
     pub location: Location,
     pub message: String,
-    /// The offending source line, shown under the message with a caret.
+    /// The offending source line, shown under the message with a caret;
+    /// of a long line, only [`SNIPPET`] characters around the column.
     pub snippet: Option<String>,
+    /// Characters of the line left out before `snippet` (which then starts
+    /// with `…`, as it ends with one when the end is left out).
+    pub snippet_skipped: usize,
 }
 
 impl Diagnostic {
@@ -100,6 +116,7 @@ impl Diagnostic {
             location,
             message: message.into(),
             snippet: None,
+            snippet_skipped: 0,
         }
     }
 
@@ -109,11 +126,38 @@ impl Diagnostic {
             location,
             message: message.into(),
             snippet: None,
+            snippet_skipped: 0,
         }
     }
 
+    /// Quote `line` under the message. A long line is quoted only around
+    /// the column (a 20,000-entry line once gave each of its 20,000
+    /// warnings the whole line: 1.2 GB of output).
     pub fn with_snippet(mut self, line: &str) -> Self {
-        self.snippet = Some(line.to_string());
+        let limit = SNIPPET.limit;
+        if line.len() <= limit {
+            self.snippet = Some(line.to_string());
+            return self;
+        }
+        let column = self.location.column.unwrap_or(1).saturating_sub(1);
+        let skip = column.saturating_sub(limit / 2);
+        // Byte offsets of characters `skip` and `skip + limit` (cheap on
+        // ASCII, the usual case: this runs once per diagnostic).
+        let (start, end) = if line.is_ascii() {
+            let end = skip + limit;
+            (skip.min(line.len()), (end < line.len()).then_some(end))
+        } else {
+            let mut chars = line.char_indices().skip(skip);
+            let start = chars.next().map_or(line.len(), |(i, _)| i);
+            (start, chars.nth(limit.saturating_sub(1)).map(|(i, _)| i))
+        };
+        let mut quoted = String::from(if skip > 0 { "…" } else { "" });
+        quoted.push_str(&line[start..end.unwrap_or(line.len())]);
+        if end.is_some() {
+            quoted.push('…');
+        }
+        self.snippet = Some(quoted);
+        self.snippet_skipped = skip;
         self
     }
 
@@ -127,12 +171,27 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let mut out = format!("{label}: {}: {}", self.location.with_column(), self.message);
+        // Messages quote the file, and the file may hold anything: shown,
+        // never obeyed, by the terminal.
+        let mut out = format!(
+            "{label}: {}: {}",
+            for_terminal(&self.location.with_column()),
+            for_terminal(&self.message)
+        );
         if let Some(snippet) = &self.snippet {
-            let shown = snippet.replace('\t', " ");
-            out.push_str(&format!("\n    | {}", shown.trim_end()));
+            let snippet = snippet.replace('\t', " ");
+            let shown = for_terminal(snippet.trim_end());
+            out.push_str(&format!("\n    | {shown}"));
             if let Some(col) = self.location.column {
-                out.push_str(&format!("\n    | {}^", " ".repeat(col.saturating_sub(1))));
+                // The caret under the same character, however wide its
+                // escape, after the leading `…` of a cut line.
+                let lead = usize::from(self.snippet_skipped > 0);
+                let before: String = snippet
+                    .chars()
+                    .take(col.saturating_sub(1 + self.snippet_skipped) + lead)
+                    .collect();
+                let width = for_terminal(&before).chars().count();
+                out.push_str(&format!("\n    | {}^", " ".repeat(width)));
             }
         }
         out
@@ -145,7 +204,7 @@ mod tests {
 
     #[test]
     fn file_locations_print_as_file_colon_line() {
-        let loc = Location::new(Origin::File("/etc/nix/machines".into()), 7);
+        let loc = Location::new(Origin::file("/etc/nix/machines"), 7);
         assert_eq!(loc.to_string(), "/etc/nix/machines:7");
         assert_eq!(loc.at_column(12).with_column(), "/etc/nix/machines:7:12");
     }
@@ -166,11 +225,34 @@ mod tests {
 
     #[test]
     fn render_points_a_caret_at_the_column() {
-        let d = Diagnostic::error(
-            Location::new(Origin::File("m".into()), 2).at_column(5),
-            "bad",
-        )
-        .with_snippet("abc\tdef");
+        let d = Diagnostic::error(Location::new(Origin::file("m"), 2).at_column(5), "bad")
+            .with_snippet("abc\tdef");
         assert_eq!(d.render(), "error: m:2:5: bad\n    | abc def\n    |     ^");
+    }
+
+    #[test]
+    fn a_long_line_is_quoted_around_its_column_with_the_caret_on_it() {
+        let line = format!("{}X{}", "a".repeat(10_000), "b".repeat(10_000));
+        let d = Diagnostic::error(Location::new(Origin::file("m"), 1).at_column(10_001), "bad")
+            .with_snippet(&line);
+        let quoted = d.snippet.as_deref().unwrap();
+        assert_eq!(
+            quoted.chars().count(),
+            SNIPPET.limit + 2,
+            "window and two marks"
+        );
+        assert!(quoted.starts_with('…') && quoted.ends_with('…'));
+        let rendered = d.render();
+        let lines: Vec<&str> = rendered.lines().collect();
+        let caret = lines[2].chars().position(|c| c == '^').unwrap();
+        assert_eq!(lines[1].chars().nth(caret), Some('X'), "{rendered}");
+        // Near the start: no leading mark, the caret still on its character.
+        let d = Diagnostic::error(Location::new(Origin::file("m"), 1).at_column(3), "bad")
+            .with_snippet(&format!("abXd{}", "e".repeat(5_000)));
+        let rendered = d.render();
+        let lines: Vec<&str> = rendered.lines().collect();
+        assert!(!lines[1].contains("| …"));
+        let caret = lines[2].chars().position(|c| c == '^').unwrap();
+        assert_eq!(lines[1].chars().nth(caret), Some('X'), "{rendered}");
     }
 }

@@ -15,7 +15,10 @@
 //!   [`slots`] (this machine's build slots and upload locks);
 //! - builds launched and followed, and where Nix would send one: [`jobs`],
 //!   [`derivation`], [`explain`];
-//! - the fleet's state as the dashboard shows it: [`dashboard`];
+//! - the fleet's state as the dashboard shows it: [`dashboard`]; for other
+//!   tools (Prometheus metrics, the live machines file): [`export`];
+//! - outside text made safe for a terminal: [`sanitize`]; what is read
+//!   from outside, bounded: [`bounds`];
 //! - small shared pieces: [`nix_version`], [`nix_text`], [`cpu_time`].
 //!
 //! Private: what runs on a builder and the parsers of its answers
@@ -45,6 +48,7 @@
 // is part of the API on purpose.
 #![warn(unreachable_pub)]
 
+pub mod bounds;
 pub mod canary;
 pub mod cpu_time;
 pub mod daemon_view;
@@ -52,6 +56,7 @@ pub mod dashboard;
 pub mod derivation;
 pub mod diagnostics;
 pub mod explain;
+pub mod export;
 mod include_stack;
 pub mod jobs;
 pub mod machines;
@@ -63,6 +68,7 @@ mod proc_stat;
 pub mod protocol;
 mod remote;
 pub mod remote_builds;
+pub mod sanitize;
 pub mod slots;
 pub mod sources;
 pub mod ssh;
@@ -73,4 +79,16 @@ mod system;
 /// keeps its own log and, under `jobs/`, the builds' logs.
 pub fn state_directory() -> Option<std::path::PathBuf> {
     dirs::state_dir().map(|d| d.join("rbtop"))
+}
+
+/// Create `dir` (and its parents) for rbtop's own files, and make it 0700:
+/// build logs can hold secrets, and rbtop's log names hosts and users.
+pub fn private_directory(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    // An existing directory of rbtop's, from before: tightened too.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }

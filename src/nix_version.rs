@@ -40,9 +40,26 @@ impl NixVersion {
 
     /// `nix-store --version` of the Nix on PATH, if any.
     pub fn local() -> Option<Self> {
-        let out = Command::new("nix-store").arg("--version").output().ok()?;
-        Self::parse(&String::from_utf8_lossy(&out.stdout))
+        Self::parse(&local_version_line()?)
     }
+}
+
+/// Whether a `--version` line is Lix's: `nix-store (Lix, like Nix) 2.93.0`.
+pub fn is_lix(version_line: &str) -> bool {
+    version_line.contains("(Lix")
+}
+
+/// The local Nix's version and whether it is Lix, from one `nix-store --version`.
+pub fn local_with_flavour() -> (Option<NixVersion>, bool) {
+    match local_version_line() {
+        Some(line) => (NixVersion::parse(&line), is_lix(&line)),
+        None => (None, false),
+    }
+}
+
+fn local_version_line() -> Option<String> {
+    let out = Command::new("nix-store").arg("--version").output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl fmt::Display for NixVersion {

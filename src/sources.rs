@@ -42,9 +42,23 @@ impl Resolved {
 
 /// `local_nix`: the Nix version on this machine ([`NixVersion::local`]), if known.
 pub fn resolve(choice: &SourceChoice, env: &NixConfEnv, local_nix: Option<NixVersion>) -> Resolved {
+    resolve_as(choice, env, local_nix, false)
+}
+
+/// [`resolve`] for a local Nix that is Lix when `lix` (see
+/// [`crate::nix_version::local_with_flavour`]): Lix's TOML machines format
+/// is then read, not refused.
+pub fn resolve_as(
+    choice: &SourceChoice,
+    env: &NixConfEnv,
+    local_nix: Option<NixVersion>,
+    lix: bool,
+) -> Resolved {
     let nix_conf = NixConf::load(env);
     let local_system = system::local(&nix_conf);
-    let mut parser = Parser::new(vec![local_system.clone()]).with_local_nix(local_nix);
+    let mut parser = Parser::new(vec![local_system.clone()])
+        .with_local_nix(local_nix)
+        .with_lix(lix);
     let mut consulted = Vec::new();
 
     match choice {

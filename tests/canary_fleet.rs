@@ -35,6 +35,7 @@ fn main() {
             faults: false,
             trixie: false,
             canary_faults: true,
+            ..Default::default()
         },
         &[
             ("as_root_every_host_gets_ok_or_its_class", as_root_classes),

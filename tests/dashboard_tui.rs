@@ -540,8 +540,17 @@ impl Terminal {
 
     /// While the dashboard runs with every host resolved: the sessions the
     /// leftover checks look for do exist (so those checks can fail).
+    /// The facts loops start with the second probe (the first one's single
+    /// session per host execs the store), one refresh interval after the
+    /// first: each kind is waited for, up to 20 s.
     fn sessions_are_open(&self) -> Result<(), Failed> {
         for (what, needle, within) in self.session_processes() {
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while processes_matching(&needle, within).is_empty()
+                && std::time::Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
             ensure(!processes_matching(&needle, within).is_empty(), || {
                 format!(
                     "no {what} while the dashboard runs: the leftover check would prove nothing"
@@ -625,7 +634,7 @@ fn shows_every_host_with_its_status(fleet: &Fleet) -> Result<(), Failed> {
         screen
             .lines()
             .nth(1)
-            .is_some_and(|l| l.starts_with(" slots busy/total x86_64-linux ")),
+            .is_some_and(|l| l.starts_with(" slots busy/usable x86_64-linux ")),
         || format!("no slots line:\n{screen}"),
     )?;
     term.keys(&["q"])?;
@@ -717,7 +726,6 @@ fn help_lists_the_keys(fleet: &Fleet) -> Result<(), Failed> {
         }
         let lines: Vec<&str> = s.lines().filter(|l| l.starts_with('│')).collect();
         for (key, words) in [
-            ("q", "quit"),
             ("/", "filter"),
             ("r", "probe every host now"),
             ("d", "machines file problems"),
@@ -733,6 +741,19 @@ fn help_lists_the_keys(fleet: &Fleet) -> Result<(), Failed> {
             }
         }
         Ok(())
+    })?;
+    // Quit is listed last: scroll to it (j scrolls, it does not close help).
+    term.keys(&["j"; 16])?;
+    term.wait("quit at the end of the help", |s| {
+        let listed = s.lines().any(|l| {
+            let mut parts = l.trim_start_matches('│').split_whitespace();
+            parts.next() == Some("q") && l.contains("quit")
+        });
+        if listed {
+            Ok(())
+        } else {
+            Err("no line for key \"q\" (quit)".into())
+        }
     })?;
     term.keys(&["x"])?;
     term.wait("the hosts table back", |s| {
@@ -818,6 +839,77 @@ fn detail_pane_says_why_a_host_fails(fleet: &Fleet) -> Result<(), Failed> {
     term.wait("the detail pane closed by Esc", |s| {
         if s.contains("┌ authfail") {
             Err("still open".into())
+        } else {
+            Ok(())
+        }
+    })?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
+}
+
+/// `SHA256:…` of a `base64 -w0`'d `.pub` line, by `ssh-keygen -lf`.
+fn fingerprint_of(pub_b64: &str) -> Result<String, Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("key.pub");
+    let line = Command::new("base64")
+        .args(["-d"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(pub_b64.as_bytes())?;
+            child.wait_with_output()
+        })
+        .map_err(|e| e.to_string())?;
+    std::fs::write(&path, &line.stdout).map_err(|e| e.to_string())?;
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| format!("ssh-keygen -lf said {out:?}").into())
+}
+
+/// wrongkey's detail: the SHA256 of the key the host really presents (what
+/// `ssh-keygen -lf` says of its hostkey.pub) next to the pinned one, the fix
+/// naming this machines line, and nothing of rbtop's temporary known-hosts file.
+fn a_refused_host_key_shows_both_fingerprints_and_the_fix(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    let real = fleet
+        .host("wrongkey")
+        .hostkey_b64
+        .clone()
+        .ok_or("wrongkey has no host key")?;
+    let presented = fingerprint_of(&real)?;
+    let index = select_host(&mut term, fleet, "wrongkey")?;
+    term.keys(&["Enter"])?;
+    let origin = format!("{}:{}", term.machines.display(), index + 1);
+    term.wait("wrongkey's detail with both fingerprints", |s| {
+        // The fix wraps in the pane: its words, joined again.
+        let joined = s
+            .lines()
+            .flat_map(|l| l.trim_matches('│').split_whitespace())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !s.contains("┌ wrongkey ✗ hostkey ") {
+            Err("no detail pane for wrongkey".into())
+        } else if !s.contains(&format!("presented   {presented}")) {
+            Err(format!("no `presented   {presented}`"))
+        } else if !s.contains("pinned key  SHA256:") {
+            Err("no pinned fingerprint".into())
+        } else if s.contains(&format!("pinned key  {presented}")) {
+            Err("the pinned fingerprint is the presented one".into())
+        } else if !joined.contains("field 8 (the host key)") || !joined.contains(&origin) {
+            Err(format!("no fix naming {origin}"))
+        } else if s.contains("pinned_host_key") || s.contains("ssh-keygen -f") {
+            Err("rbtop's temporary file is named".into())
         } else {
             Ok(())
         }
@@ -922,6 +1014,27 @@ fn closing_the_terminal_leaves_nothing_running(fleet: &Fleet) -> Result<(), Fail
     }
     term.rbtop = None;
     term.nothing_left("after the terminal closed")
+}
+
+/// Select the host named `name` (`g`, then `j` down to it) and wait until
+/// the table shows it selected; returns its index in the fleet.
+fn select_host(term: &mut Terminal, fleet: &Fleet, name: &str) -> Result<usize, Failed> {
+    let index = fleet
+        .hosts
+        .iter()
+        .position(|h| h.name == name)
+        .ok_or_else(|| format!("the fleet has no host {name}"))?;
+    let mut keys = vec!["g"];
+    keys.extend(std::iter::repeat_n("j", index));
+    term.keys(&keys)?;
+    let started = Instant::now();
+    while term.selected_host()?.as_deref() != Some(name) {
+        ensure(started.elapsed() < DEADLINE, || {
+            format!("{name} is not selected")
+        })?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(index)
 }
 
 /// The jobs pane's row for `what` (a job or a derivation), if shown.
@@ -1116,10 +1229,12 @@ fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Faile
 /// Stop rbtop with `stop` while a build runs on b1, expect `code`, and
 /// check that the build was cancelled: nothing of it left here or on b1, and
 /// the terminal as it was.
+/// `exit_says`: a line rbtop must have printed once the terminal was back.
 fn stop_with_a_build_running(
     fleet: &Fleet,
     how: &str,
     code: i32,
+    exit_says: Option<&str>,
     stop: impl FnOnce(&mut Terminal, u32) -> Result<(), Failed>,
 ) -> Result<(), Failed> {
     let mut term = Terminal::open(fleet)?;
@@ -1129,34 +1244,126 @@ fn stop_with_a_build_running(
     let on_builders = builder_processes(&term, &seed)?;
     stop(&mut term, pid)?;
     term.wait_exit(code, pid)?;
+    if let Some(line) = exit_says {
+        let screen = term.joined_screen()?;
+        ensure(screen.lines().any(|l| l.trim_end() == line), || {
+            format!("no line {line:?} after the exit:\n{screen}")
+        })?;
+    }
     nothing_left(&seed, on_builders)?;
     term.ends_clean(&before, how)
 }
 
-/// `q` with a build running: the build is cancelled first (the footer says
-/// so), rbtop exits 0 once it has ended, and nothing of it is left.
+/// `q` with a build running asks first, naming the build; `n` returns to
+/// the dashboard with the build still running; `q` asked again and `q`
+/// once more cancels it (the footer says so), rbtop exits 0 once it has
+/// ended, its exit line names what was cancelled, and nothing of it is left.
 fn quitting_with_a_build_running_cancels_it_first(fleet: &Fleet) -> Result<(), Failed> {
-    stop_with_a_build_running(fleet, "q with a build running", 0, |term, _| {
-        term.keys(&["q"])?;
-        term.wait("the footer saying the build is being cancelled", |s| {
-            if s.contains("cancelling 1 build…") {
-                Ok(())
-            } else {
-                Err("no notice".into())
-            }
-        })
-    })
+    let exit_line = "rbtop: cancelled on quit: #1 numbered.nix on ssh://b1";
+    stop_with_a_build_running(
+        fleet,
+        "q with a build running",
+        0,
+        Some(exit_line),
+        |term, _| {
+            let question = |s: &str| {
+                if s.contains(
+                    "1 build is running: #1 numbered.nix on ssh://b1. Quit and cancel it? y/n",
+                ) {
+                    Ok(())
+                } else {
+                    Err("no question naming the build".to_string())
+                }
+            };
+            term.keys(&["q"])?;
+            term.wait("the question before quitting", |s| question(s))?;
+            term.keys(&["n"])?;
+            term.wait("the dashboard back, the build still running", |s| {
+                let job = jobs_row(s, "#1 ").ok_or("no row for job #1")?;
+                if question(s).is_ok() {
+                    Err("the question is still open".into())
+                } else if job.contains("running") {
+                    Ok(())
+                } else {
+                    Err(format!("job row {job:?}"))
+                }
+            })?;
+            term.keys(&["q"])?;
+            term.wait("the question again", |s| question(s))?;
+            term.keys(&["q"])?;
+            term.wait("the footer saying the build is being cancelled", |s| {
+                if s.contains("cancelling 1 build…") {
+                    Ok(())
+                } else {
+                    Err("no notice".into())
+                }
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// `b` on a host that is down says so in the form, with the probe's reason,
+/// and the first Enter only asks; Esc then closes the form and no job starts.
+fn launching_on_a_down_host_says_so_and_asks(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    let name = fleet
+        .hosts
+        .iter()
+        .find(|h| h.kind == "refused")
+        .ok_or("the fleet has no refused host")?
+        .name
+        .clone();
+    select_host(&mut term, fleet, &name)?;
+    term.keys(&["b"])?;
+    let warning = format!("warning: {name} is down: refused: ");
+    term.wait("the form warning that the host is down", |s| {
+        if s.contains(" Launch a build ") && s.contains(&warning) {
+            Ok(())
+        } else {
+            Err(format!("no {warning:?}"))
+        }
+    })?;
+    term.type_text("./nothing.nix")?;
+    term.keys(&["Enter"])?;
+    term.wait("the form asking for a second Enter", |s| {
+        if s.contains(" Launch a build ") && s.contains("Enter again to launch there anyway") {
+            Ok(())
+        } else {
+            Err("no question".into())
+        }
+    })?;
+    term.keys(&["Escape"])?;
+    term.wait("the form closed, no job", |s| {
+        if s.contains(" Launch a build ") {
+            Err("the form is still open".into())
+        } else if s.contains(" Jobs (") {
+            Err("a job was started".into())
+        } else {
+            Ok(())
+        }
+    })?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
 }
 
 /// SIGTERM with a build running: exit 143, the build cancelled.
 fn sigterm_with_a_build_running_leaves_nothing(fleet: &Fleet) -> Result<(), Failed> {
-    stop_with_a_build_running(fleet, "SIGTERM with a build running", 143, |_, pid| {
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
-        ensure(status.success(), || format!("kill -TERM {pid}: {status}"))
-    })
+    stop_with_a_build_running(
+        fleet,
+        "SIGTERM with a build running",
+        143,
+        None,
+        |_, pid| {
+            let status = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap();
+            ensure(status.success(), || format!("kill -TERM {pid}: {status}"))
+        },
+    )
 }
 
 /// An orphan on b1 (its serving process stopped, its client connection
@@ -1369,6 +1576,10 @@ fn main() {
             sigterm_with_a_build_running_leaves_nothing,
         ),
         (
+            "launching_on_a_down_host_says_so_and_asks",
+            launching_on_a_down_host_says_so_and_asks,
+        ),
+        (
             "shows_every_host_with_its_status",
             shows_every_host_with_its_status,
         ),
@@ -1377,6 +1588,10 @@ fn main() {
         (
             "detail_pane_says_why_a_host_fails",
             detail_pane_says_why_a_host_fails,
+        ),
+        (
+            "a_refused_host_key_shows_both_fingerprints_and_the_fix",
+            a_refused_host_key_shows_both_fingerprints_and_the_fix,
         ),
         (
             "q_quits_and_restores_the_terminal",

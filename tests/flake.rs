@@ -62,12 +62,15 @@ fn flake_defines_the_promised_outputs() {
 }
 
 /// Test files that start the loopback fleet.
-const FLEET_TESTS: [&str; 5] = [
+const FLEET_TESTS: [&str; 8] = [
     "canary_fleet",
     "fleet_check",
     "dashboard_tui",
     "build_fleet",
     "triage_fleet",
+    "hostile_fleet",
+    "serve_fleet",
+    "probe_cost_fleet",
 ];
 
 #[test]

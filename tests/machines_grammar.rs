@@ -468,6 +468,7 @@ fn semicolon_in_comment_warns_about_older_nix() {
     assert_eq!(w.len(), 1, "{w:#?}");
     assert_eq!(w[0].location.column, Some(19));
     assert!(w[0].message.contains("older than 2.30"));
+    assert!(w[0].message.contains("Lix (every version)"));
     assert!(w[0].message.contains("'reads this'"));
 }
 

@@ -263,6 +263,31 @@ async fn worker_1_38_against_nix_2_26_exchanges_features() {
     .await;
 }
 
+/// The newest Nix in Debian (sid's nix-bin 2.34.8), recorded by record.sh
+/// from a debootstrapped sid root: still serve 2.7, worker 1.38 with no
+/// features offered, trusted.
+#[tokio::test]
+async fn serve_2_7_against_nix_2_34() {
+    within(serve_recorded("serve-2.7-nix-2.34.hex")).await;
+}
+
+#[tokio::test]
+async fn worker_1_38_against_nix_2_34() {
+    let expected = worker::WorkerHello {
+        version: NIX_2_26_WORKER,
+        server_version: NIX_2_26_WORKER,
+        nix_version: Some("2.34.8".into()),
+        trusted: Some(true),
+        features: Vec::new(),
+    };
+    within(worker_recorded(
+        "worker-1.38-nix-2.34.hex",
+        worker::LATEST,
+        expected,
+    ))
+    .await;
+}
+
 /// What the recorded Nix 2.26 daemon said about itself.
 const NIX_2_26: &str = "2.26.3";
 const NIX_2_26_WORKER: ProtocolVersion = ProtocolVersion::new(1, 38);

@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests talk to: real Nix (nix-instantiate, nix-store,
 # nix-daemon), a real sshd for the loopback builder fleet, and debootstrap for
 # the fleet's Nix 2.26 host (a Debian trixie root, see tests/fleet/README.md);
-# shellcheck reads the scripts rbtop runs on builders.
-packages=(nix-bin openssh-server debootstrap tmux strace shellcheck)
+# shellcheck reads the scripts rbtop runs on builders; prometheus (with
+# promtool) scrapes rbtop serve in tests/serve_fleet.rs and checks assets/.
+packages=(nix-bin openssh-server debootstrap tmux strace shellcheck prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -98,7 +98,7 @@ pub async fn check_hosts(
             .iter()
             .map(|m| ssh::identities(m, &ssh_settings, &daemon.home)),
     );
-    let probes = probe::probe_once(&subset, settings, |_, _| {}, stop);
+    let probes = probe::probe_once(&subset, settings, |_| {}, stop);
     let (identities, reports) = tokio::join!(identities, probes);
     let reports = reports.ok()?;
     let mut out = vec![None; machines.len()];

@@ -33,8 +33,11 @@ pub struct SystemSlots {
     /// Slots of this machine's builds held now (from the local lock files).
     pub busy: u32,
     /// `max-jobs` summed over every host that builds this system, as the
-    /// build hook counts slots (up or not: the table says which are up).
+    /// build hook counts slots (up or not).
     pub total: u32,
+    /// `max-jobs` summed over the hosts of this system that are up: the
+    /// slots a build can actually get.
+    pub usable: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +101,7 @@ impl FleetState {
         let refresh = self.refresh;
         if let Some(host) = self.hosts.get_mut(event.index) {
             host.finish_probe(event.report, refresh, stamp);
+            host.probe_duration = Some(event.elapsed);
             self.last_result = Some(stamp.wall);
         }
     }
@@ -184,12 +188,15 @@ impl FleetState {
     }
 
     pub fn summary(&self) -> FleetSummary {
-        let mut slots: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+        let mut slots: BTreeMap<&str, (u32, u32, u32)> = BTreeMap::new();
         for host in &self.hosts {
             for system in &host.machine.systems {
                 let entry = slots.entry(system.as_str()).or_default();
                 entry.0 += host.busy_slots().unwrap_or(0);
                 entry.1 += host.machine.max_jobs;
+                if host.is_up() {
+                    entry.2 += host.machine.max_jobs;
+                }
             }
         }
         let probing = self.hosts.iter().filter(|h| h.report.is_none()).count();
@@ -201,10 +208,11 @@ impl FleetState {
             down: self.hosts.len() - up - probing,
             slots: slots
                 .into_iter()
-                .map(|(system, (busy, total))| SystemSlots {
+                .map(|(system, (busy, total, usable))| SystemSlots {
                     system: system.to_string(),
                     busy,
                     total,
+                    usable,
                 })
                 .collect(),
         }
@@ -322,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn slots_per_system_count_busy_and_configured_slots_of_every_host() {
+    fn slots_per_system_count_busy_configured_and_usable_slots() {
         let t = Stamp::now();
         let mut fleet = FleetState::new(machines(FLEET), DEFAULT_REFRESH);
         fleet.apply(event(0, up()), t);
@@ -341,12 +349,15 @@ mod tests {
                 SystemSlots {
                     system: "aarch64-linux".into(),
                     busy: 1,
-                    total: 10
+                    total: 10,
+                    // c (8 slots) is refused: only b's 2 can be had.
+                    usable: 2,
                 },
                 SystemSlots {
                     system: "x86_64-linux".into(),
                     busy: 4,
-                    total: 6
+                    total: 6,
+                    usable: 6,
                 },
             ]
         );

@@ -68,6 +68,8 @@ pub struct HostState {
     pub next_probe: Option<Instant>,
     /// Failed probes in a row, for the backoff.
     pub failures: u32,
+    /// How long the latest probe took.
+    pub probe_duration: Option<Duration>,
     pub history: VecDeque<Sample>,
     pub events: VecDeque<HostEvent>,
     /// Times the SSH session or a kept channel had to be opened again.
@@ -80,10 +82,24 @@ pub struct HostState {
     cpu_watch: CpuWatch,
     /// The probe running now was asked for by the operator.
     forced: bool,
+    /// When the host was last found up after being down (or down after
+    /// being up), or first answered: what DOWN/UP SINCE counts from.
+    pub since: Option<Instant>,
+    /// The connect and handshake times last measured, and when: a probe
+    /// over the kept session and channel measures neither (nothing was
+    /// opened), so the latest report alone would show none.
+    pub opened: Opened,
     /// The latest canary build asked for, if any.
     pub canary: Option<HostCanary>,
     /// The nix-daemon's (root's) view of this host, when checked.
     pub daemon_view: Option<DaemonHostView>,
+}
+
+/// What opening the session and the store channel last took.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Opened {
+    pub connect: Option<(Duration, Instant)>,
+    pub handshake: Option<(Duration, Instant)>,
 }
 
 impl HostState {
@@ -96,6 +112,7 @@ impl HostState {
             started: None,
             next_probe: None,
             failures: 0,
+            probe_duration: None,
             history: VecDeque::new(),
             events: VecDeque::new(),
             reconnects: 0,
@@ -103,8 +120,47 @@ impl HostState {
             builds: None,
             cpu_watch: CpuWatch::default(),
             forced: false,
+            since: None,
+            opened: Opened::default(),
             canary: None,
             daemon_view: None,
+        }
+    }
+
+    /// Why a build pinned to this host may not run, one reason each; empty
+    /// when nothing is known against it: down, not answered yet, or its
+    /// last canary build failed. The launch form shows these and asks for a
+    /// confirmation.
+    pub fn launch_concerns(&self) -> Vec<String> {
+        let mut concerns = self.probe_concerns();
+        if let Some(result) = self.canary.as_ref().and_then(HostCanary::result)
+            && result.failed()
+        {
+            let class = result.reason.map_or("unclassified", |r| r.name());
+            let mut concern = format!("{}'s last canary build failed ({class})", self.name());
+            if let Some(fix) = result.fix() {
+                concern.push_str(&format!(": {fix}"));
+            }
+            concerns.push(concern);
+        }
+        concerns
+    }
+
+    fn probe_concerns(&self) -> Vec<String> {
+        match &self.report {
+            None => vec![format!(
+                "{} has not answered a probe yet: it may be down",
+                self.name()
+            )],
+            Some(report) if !report.is_up() => vec![format!(
+                "{} is down: {}",
+                self.name(),
+                probe::text::failure(
+                    report.status,
+                    report.reason.as_deref().unwrap_or("no reason given")
+                )
+            )],
+            Some(_) => Vec::new(),
         }
     }
 
@@ -181,6 +237,15 @@ impl HostState {
     pub fn finish_probe(&mut self, report: HostReport, refresh: Duration, stamp: Stamp) {
         let previous = self.report.take();
         let up = report.is_up();
+        if previous.as_ref().is_none_or(|before| before.is_up() != up) {
+            self.since = Some(stamp.at);
+        }
+        if let Some(connect) = report.connect {
+            self.opened.connect = Some((connect, stamp.at));
+        }
+        if let Some(handshake) = report.handshake {
+            self.opened.handshake = Some((handshake, stamp.at));
+        }
         self.note_changes(previous.as_ref(), &report, stamp.wall);
         self.push_sample(Sample {
             up,
@@ -341,6 +406,80 @@ mod tests {
         assert!(!host.is_due(t0.at + REFRESH - Duration::from_millis(1)));
         assert!(host.is_due(t0.at + REFRESH));
         assert_eq!(host.latency(), Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn since_counts_from_the_last_change_between_up_and_down() {
+        let t0 = stamp();
+        let mut host = HostState::new(machine("ssh://b1"));
+        assert_eq!(host.since, None);
+        let refused = || HostReport::failed(Status::Refused, Via::Ssh, "Connection refused");
+        let t1 = t0.later(Duration::from_secs(1));
+        let t2 = t0.later(Duration::from_secs(2));
+        let t3 = t0.later(Duration::from_secs(3));
+        host.finish_probe(refused(), REFRESH, t0);
+        host.finish_probe(
+            HostReport::failed(Status::Timeout, Via::Ssh, "x"),
+            REFRESH,
+            t1,
+        );
+        assert_eq!(host.since, Some(t0.at), "still down: still since the first");
+        host.finish_probe(up(1), REFRESH, t2);
+        host.finish_probe(up(1), REFRESH, t3);
+        assert_eq!(host.since, Some(t2.at), "up since it came back");
+    }
+
+    #[test]
+    fn timings_measured_when_the_session_opened_are_kept_while_it_is_reused() {
+        let t0 = stamp();
+        let mut host = HostState::new(machine("ssh://b1"));
+        let mut first = up(1);
+        first.connect = Some(Duration::from_millis(84));
+        first.handshake = Some(Duration::from_millis(31));
+        host.finish_probe(first, REFRESH, t0);
+        let mut reused = up(1);
+        reused.connect = None;
+        reused.handshake = None;
+        host.finish_probe(reused, REFRESH, t0.later(REFRESH));
+        assert_eq!(
+            host.opened.connect,
+            Some((Duration::from_millis(84), t0.at))
+        );
+        assert_eq!(
+            host.opened.handshake,
+            Some((Duration::from_millis(31), t0.at))
+        );
+    }
+
+    #[test]
+    fn a_host_down_or_unknown_is_a_concern_for_a_pinned_build() {
+        let mut host = HostState::new(machine("ssh://b1"));
+        assert_eq!(
+            host.launch_concerns(),
+            ["b1 has not answered a probe yet: it may be down"]
+        );
+        host.finish_probe(
+            HostReport::failed(Status::Refused, Via::Ssh, "ssh: Connection refused"),
+            REFRESH,
+            stamp(),
+        );
+        assert_eq!(
+            host.launch_concerns(),
+            ["b1 is down: refused: ssh: Connection refused"]
+        );
+        host.finish_probe(up(1), REFRESH, stamp());
+        assert!(host.launch_concerns().is_empty());
+        // Up, but Nix could not build there: its canary says why.
+        let mut failed = CanaryResult::skipped("");
+        failed.status = CanaryStatus::Failed;
+        failed.reason = Some(crate::canary::FailureClass::NotTrusted);
+        host.finish_canary(failed, SystemTime::now());
+        let concerns = host.launch_concerns();
+        assert_eq!(concerns.len(), 1, "{concerns:?}");
+        assert!(
+            concerns[0].starts_with("b1's last canary build failed (not-trusted): "),
+            "{concerns:?}"
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The dashboard's terminal-free core: the fleet's state merged from probe
-//! results, when each host is probed next, and which rows the table shows.
+//! results, when each host is probed next, the refresh engine that probes
+//! them ([`Refresher`], shared with `rbtop serve`), and which rows the table shows.
 //! The front end's TUI only turns this into frames and keys into calls.
 
 mod canary;
 mod clock;
 mod fleet;
 mod host;
+mod refresher;
 mod rows;
 #[cfg(test)]
 mod testing;
@@ -13,7 +15,8 @@ mod testing;
 pub use canary::{CanarySummary, HostCanary};
 pub use clock::Stamp;
 pub use fleet::{DEFAULT_REFRESH, FleetState, FleetSummary, SystemSlots};
-pub use host::{HISTORY, HostState, Shown};
+pub use host::{HISTORY, HostState, Opened, Shown};
+pub use refresher::{Batch, Finished, Refresher};
 pub use rows::{Sort, SortKey, visible as visible_rows};
 
 use std::path::PathBuf;

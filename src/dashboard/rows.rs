@@ -40,6 +40,11 @@ impl SortKey {
         Self::ALL[(at + 1) % Self::ALL.len()]
     }
 
+    pub fn previous(self) -> SortKey {
+        let at = Self::ALL.iter().position(|&k| k == self).unwrap_or(0);
+        Self::ALL[(at + Self::ALL.len() - 1) % Self::ALL.len()]
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             SortKey::Listed => "machines order",

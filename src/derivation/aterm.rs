@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::bounds::ATERM_DEPTH;
+
 /// One term of a `.drv` file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Term {
@@ -56,7 +58,11 @@ impl fmt::Display for SyntaxError {
 /// Parse a whole text as one term (trailing white space allowed, as a
 /// hand-edited file may end with a newline).
 pub fn parse(text: &str) -> Result<Term, SyntaxError> {
-    let mut reader = Reader { text, at: 0 };
+    let mut reader = Reader {
+        text,
+        at: 0,
+        depth: 0,
+    };
     let term = reader.term()?;
     let rest = &text[reader.at..];
     reader.at += rest.len() - rest.trim_start().len();
@@ -69,6 +75,9 @@ pub fn parse(text: &str) -> Result<Term, SyntaxError> {
 struct Reader<'a> {
     text: &'a str,
     at: usize,
+    /// Lists and tuples open around `at`: bounded, as each is a level of
+    /// recursion and a hostile file must not overflow the stack.
+    depth: usize,
 }
 
 impl Reader<'_> {
@@ -105,6 +114,16 @@ impl Reader<'_> {
 
     /// `open item,item,… close`, with `self.at` on the opening bracket.
     fn items(&mut self, close: u8) -> Result<Vec<Term>, SyntaxError> {
+        if self.depth >= ATERM_DEPTH.limit {
+            return Err(self.expected(&format!("no more nesting ({})", ATERM_DEPTH.exceeded())));
+        }
+        self.depth += 1;
+        let items = self.items_inside(close);
+        self.depth -= 1;
+        items
+    }
+
+    fn items_inside(&mut self, close: u8) -> Result<Vec<Term>, SyntaxError> {
         self.at += 1;
         let mut items = Vec::new();
         if self.peek() == Some(close) {
@@ -201,5 +220,17 @@ mod tests {
         assert_eq!(parse("[] x").unwrap_err().offset, 3);
         assert!(parse("").is_err());
         assert!(parse("[] \n").is_ok(), "a trailing newline is fine");
+    }
+
+    #[test]
+    fn deep_nesting_stops_at_the_bound_instead_of_overflowing_the_stack() {
+        // 20,000 brackets overflowed the stack (exit 134, terminal left raw).
+        let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+        let error = parse(&deep).unwrap_err();
+        assert_eq!(error.offset, ATERM_DEPTH.limit);
+        assert!(error.expected.contains("bound of 256 levels"), "{error}");
+        let ok = ATERM_DEPTH.limit;
+        let at_bound = format!("{}{}", "(".repeat(ok), ")".repeat(ok));
+        assert!(parse(&at_bound).is_ok());
     }
 }

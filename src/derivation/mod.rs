@@ -37,21 +37,16 @@ pub struct Derivation {
 /// Why a file could not be used as a derivation; both name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Missing, not a regular file, past its bound or unreadable.
+    #[error(transparent)]
+    File(#[from] crate::bounds::FileError),
     #[error("{} is not a derivation: {why}", path.display())]
     NotADerivation { path: PathBuf, why: String },
 }
 
 /// Read and parse the `.drv` file at `path`.
 pub fn read(path: &Path) -> Result<Derivation, ReadError> {
-    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::bounds::read_regular_file(path, crate::bounds::DRV_FILE)?;
     // Nix strings are bytes; a stray non-UTF-8 byte in some variable must
     // not hide the system and features.
     parse(&String::from_utf8_lossy(&bytes)).map_err(|why| ReadError::NotADerivation {
@@ -63,11 +58,20 @@ pub fn read(path: &Path) -> Result<Derivation, ReadError> {
 /// Parse the text of a `.drv` file (`Derive(…)`, or `DrvWithVersion("…",…)`
 /// as newer Nix writes for dynamic derivations).
 pub fn parse(text: &str) -> Result<Derivation, String> {
-    let fields = match aterm::parse(text) {
-        Ok(Term::App(name, fields)) if name == "Derive" => fields,
+    let (fields, dynamic) = match aterm::parse(text) {
+        Ok(Term::App(name, fields)) if name == "Derive" => (fields, false),
         Ok(Term::App(name, mut fields)) if name == "DrvWithVersion" && !fields.is_empty() => {
-            fields.remove(0);
-            fields
+            // The one version Nix knows; any other it refuses outright.
+            match fields.remove(0) {
+                Term::Str(version) if version == DYNAMIC_DERIVATIONS => {}
+                Term::Str(version) => {
+                    return Err(format!(
+                        "unknown derivation ATerm format version '{version}' (Nix knows only '{DYNAMIC_DERIVATIONS}')"
+                    ));
+                }
+                _ => return Err("its DrvWithVersion( version is not a string".to_string()),
+            }
+            (fields, true)
         }
         Ok(_) => return Err("it does not start with Derive(".to_string()),
         Err(e) if !text.starts_with("Derive(") && !text.starts_with("DrvWithVersion(") => {
@@ -77,7 +81,7 @@ pub fn parse(text: &str) -> Result<Derivation, String> {
     };
     let [
         outputs,
-        _input_drvs,
+        input_drvs,
         _input_srcs,
         system,
         builder,
@@ -90,6 +94,7 @@ pub fn parse(text: &str) -> Result<Derivation, String> {
             fields.len()
         ));
     };
+    check_input_drvs(input_drvs, dynamic)?;
     Ok(Derivation {
         outputs: list_of(outputs, "outputs", output)?,
         system: string_field(system, "system")?,
@@ -103,6 +108,68 @@ pub fn parse(text: &str) -> Result<Derivation, String> {
         .into_iter()
         .collect(),
     })
+}
+
+/// `DrvWithVersion("xp-dyn-drv", …)`: dynamic derivations.
+const DYNAMIC_DERIVATIONS: &str = "xp-dyn-drv";
+
+/// The input derivations as Nix's `parseDerivedPathMapNode` takes them:
+/// each `(path, [outputs])`; the `(path, ([outputs], [(output, …)]))` of a
+/// dynamic derivation's input only under `DrvWithVersion`; and never an
+/// entry that names no output at all.
+fn check_input_drvs(term: &Term, dynamic: bool) -> Result<(), String> {
+    let entries = term
+        .as_list()
+        .ok_or("its input derivations are not a list")?;
+    for (i, entry) in entries.iter().enumerate() {
+        let malformed = || format!("item {} of its input derivations is malformed", i + 1);
+        let [path, node] = entry.as_tuple().ok_or_else(malformed)? else {
+            return Err(malformed());
+        };
+        let path = path.as_str().ok_or_else(malformed)?;
+        if !map_node(node, dynamic, malformed)? {
+            return Err(format!("input derivation '{path}' specifies no outputs"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a node names any output; an error for a form its version lacks.
+fn map_node(
+    node: &Term,
+    dynamic: bool,
+    malformed: impl Fn() -> String + Copy,
+) -> Result<bool, String> {
+    let strings = |t: &Term| -> Result<usize, String> {
+        let items = t.as_list().ok_or_else(malformed)?;
+        if items.iter().any(|i| i.as_str().is_none()) {
+            return Err(malformed());
+        }
+        Ok(items.len())
+    };
+    match node {
+        Term::List(_) => Ok(strings(node)? > 0),
+        Term::Tuple(_) if !dynamic => Err(
+            "it has a dynamic-derivation input in the old Derive( format, which Nix refuses \
+             (only DrvWithVersion(\"xp-dyn-drv\", …) may have one)"
+                .to_string(),
+        ),
+        Term::Tuple(fields) => {
+            let [outputs, children] = fields.as_slice() else {
+                return Err(malformed());
+            };
+            let mut any = strings(outputs)? > 0;
+            for child in children.as_list().ok_or_else(malformed)? {
+                let [name, child] = child.as_tuple().ok_or_else(malformed)? else {
+                    return Err(malformed());
+                };
+                name.as_str().ok_or_else(malformed)?;
+                any |= map_node(child, dynamic, malformed)?;
+            }
+            Ok(any)
+        }
+        _ => Err(malformed()),
+    }
 }
 
 fn string_field(term: &Term, name: &str) -> Result<String, String> {

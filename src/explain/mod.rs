@@ -9,6 +9,7 @@
 //! reader is [`crate::derivation`].
 
 mod availability;
+pub mod instantiate;
 mod outcome;
 mod ranking;
 mod requirement;

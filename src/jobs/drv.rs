@@ -22,8 +22,8 @@ pub(crate) fn output_paths(aterm: &str) -> Vec<(String, String)> {
 
 /// Read `drv` and list its outputs; empty if it cannot be read.
 pub(crate) fn read_output_paths(drv: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(drv)
-        .map(|text| output_paths(&text))
+    crate::bounds::read_regular_file(drv, crate::bounds::DRV_FILE)
+        .map(|bytes| output_paths(&String::from_utf8_lossy(&bytes)))
         .unwrap_or_default()
 }
 

@@ -94,6 +94,9 @@ pub enum State {
     },
     /// Exited after a cancel; its builders are being checked.
     CheckingBuilders,
+    /// A log of a build rbtop did not start, being read (`rbtop log`, the
+    /// dashboard's `--open-log`): no process, nothing to cancel.
+    Reading,
     Finished(JobEnd),
 }
 
@@ -153,6 +156,8 @@ pub enum Event {
         signal: Option<i32>,
     },
     CancelRequested,
+    /// The log a read-only job follows has ended.
+    InputEnded,
     /// The timer armed for `stage` ran out.
     GraceElapsed(Escalation),
     BuildersChecked(Vec<CleanupReport>),
@@ -199,6 +204,9 @@ pub struct Job {
     pub log_file: Option<std::path::PathBuf>,
     /// When the operator first asked to cancel.
     pub cancel_requested: Option<Instant>,
+    /// A log read, not a build run: it cannot be cancelled, and the end of
+    /// the input is its end.
+    pub read_only: bool,
     graces: Graces,
     cancel_pending: bool,
     pin_warned: bool,
@@ -227,10 +235,27 @@ impl Job {
             notes: Vec::new(),
             log_file: None,
             cancel_requested: None,
+            read_only: false,
             graces,
             cancel_pending: false,
             pin_warned: false,
         }
+    }
+
+    /// A job that follows the internal-json log of a build started
+    /// elsewhere (`name`: the file, or `-` for stdin). Feed it
+    /// [`Event::Stderr`] lines, then [`Event::InputEnded`].
+    pub fn reading(id: JobId, name: &str, line_cap: usize, now: Instant) -> Job {
+        let request = LaunchRequest {
+            args: vec![name.to_string()],
+            placement: super::launch::Placement::Fleet { builders: None },
+            tool: super::launch::BuildTool::NixBuild,
+        };
+        let argv = vec!["rbtop".into(), "log".into(), name.to_string()];
+        let mut job = Job::new(id, request, argv, line_cap, Graces::default(), now);
+        job.state = State::Reading;
+        job.read_only = true;
+        job
     }
 
     pub fn is_finished(&self) -> bool {
@@ -259,6 +284,32 @@ impl Job {
             JobEnd::Cancelled => 130,
             JobEnd::LaunchFailed(_) => 127,
         })
+    }
+
+    /// Why the job ended, in one line, when it did not succeed: the error
+    /// that ended it as the progress fold read it, or that it was killed
+    /// (and whether rbtop did it), cancelled, or could not start.
+    pub fn end_reason(&self) -> Option<String> {
+        match self.ended()? {
+            JobEnd::Succeeded => None,
+            JobEnd::Failed { exit_code, error } => {
+                // No exit code: a signal ended Nix, and rbtop sent none (a
+                // cancel ends as Cancelled), so it came from elsewhere.
+                let signal = (129..160).contains(exit_code).then(|| exit_code - 128);
+                Some(match (signal, error) {
+                    (Some(n), Some(error)) => {
+                        format!("Nix was killed by signal {n}, not by rbtop; {error}")
+                    }
+                    (Some(n), None) => format!("Nix was killed by signal {n}, not by rbtop"),
+                    (None, Some(error)) => error.clone(),
+                    (None, None) => {
+                        format!("Nix exited with {exit_code} without an error message: see the log")
+                    }
+                })
+            }
+            JobEnd::Cancelled => Some("cancelled from rbtop".into()),
+            JobEnd::LaunchFailed(why) => Some(why.clone()),
+        }
     }
 
     /// Time since the last log line (or since the start, before any).
@@ -294,6 +345,9 @@ impl Job {
             Event::Stderr(line) => self.stderr(line, now),
             Event::Stdout(line) => self.stdout(line, now),
             Event::Exited { code, signal } => self.exited(code, signal, now),
+            Event::InputEnded => self.input_ended(now),
+            // A log being read has nothing to stop.
+            Event::CancelRequested if self.read_only => Vec::new(),
             Event::CancelRequested => {
                 if self.is_active() {
                     self.cancel_requested.get_or_insert(now);
@@ -516,24 +570,47 @@ impl Job {
                 let ended = if exit_code == 0 {
                     JobEnd::Succeeded
                 } else {
-                    let error = self
-                        .progress
-                        .errors()
-                        .first()
-                        .map(|e| crate::nix_text::strip_ansi(e));
+                    let error = self.progress.failure_reason();
                     JobEnd::Failed { exit_code, error }
                 };
                 self.finish(ended, now)
             }
-            State::CheckingBuilders | State::Finished(_) => Vec::new(),
+            State::CheckingBuilders | State::Finished(_) | State::Reading => Vec::new(),
         }
+    }
+
+    /// The end of a read log: failed when a derivation failed or Nix
+    /// reported an error, else succeeded; what was still running is
+    /// stopped (the log says no more about it), planned ones stay planned.
+    fn input_ended(&mut self, now: Instant) -> Vec<JobEffect> {
+        if self.state != State::Reading {
+            return Vec::new();
+        }
+        self.progress.stop_all(now);
+        let failed = !self.progress.errors().is_empty()
+            || self
+                .progress
+                .derivations()
+                .iter()
+                .any(|d| matches!(d.status, super::progress::DrvStatus::Failed { .. }));
+        let ended = if failed {
+            JobEnd::Failed {
+                exit_code: 1,
+                error: self.progress.failure_reason(),
+            }
+        } else {
+            JobEnd::Succeeded
+        };
+        self.finish(ended, now)
     }
 
     fn finish(&mut self, ended: JobEnd, now: Instant) -> Vec<JobEffect> {
         if self.is_finished() {
             return Vec::new();
         }
-        if ended == JobEnd::Succeeded {
+        if ended == JobEnd::Succeeded && !self.read_only {
+            // Nix exited 0: whatever it built succeeded. A log's end says
+            // nothing of the kind.
             self.progress.succeed_all(now);
         } else {
             self.progress.stop_all(now);
@@ -588,6 +665,34 @@ mod tests {
             code: None,
             signal: Some(signal),
         }
+    }
+
+    #[test]
+    fn the_end_reason_is_the_error_or_who_stopped_it() {
+        let now = Instant::now();
+        let ended = |event: Event| {
+            let mut job = job();
+            job.handle(Event::Spawned { pid: 7 }, now);
+            job.handle(
+                Event::Stderr(
+                    r#"@nix {"action":"msg","level":0,"msg":"error: builder for '/nix/store/x-a.drv' failed with exit code 1"}"#
+                        .into(),
+                ),
+                now,
+            );
+            job.handle(event, now);
+            job.end_reason()
+        };
+        assert_eq!(
+            ended(exited(1)).as_deref(),
+            Some("error: builder for '/nix/store/x-a.drv' failed with exit code 1")
+        );
+        assert!(
+            ended(killed_by(9))
+                .unwrap()
+                .starts_with("Nix was killed by signal 9, not by rbtop; error: builder"),
+        );
+        assert_eq!(ended(exited(0)), None);
     }
 
     const BUILD_ON_B1: &str = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":5,"level":3,"text":"building","type":105}"#;

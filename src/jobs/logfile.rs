@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::job::JobId;
@@ -20,7 +21,7 @@ impl LogFile {
         what: &str,
         argv: &[String],
     ) -> Result<LogFile, String> {
-        std::fs::create_dir_all(dir)
+        crate::private_directory(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let now = chrono::Local::now();
         let stem = format!(
@@ -75,6 +76,7 @@ fn create_new(dir: &Path, stem: &str) -> Result<(PathBuf, File), String> {
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
         {
             Ok(file) => return Ok((path, file)),
@@ -120,6 +122,12 @@ mod tests {
         assert_eq!(file_name_part("/nix/store/abc-x.drv"), "abc-x.drv");
         assert_eq!(file_name_part("///"), "build");
         let dir = tempfile::tempdir().unwrap();
+        // A directory left 0755 by an older rbtop is tightened.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let mut log = LogFile::create(
             dir.path(),
             JobId(3),
@@ -140,6 +148,11 @@ mod tests {
                 .unwrap()
                 .ends_with("-3-a.nix.log")
         );
+        // A build's log can hold secrets: only its owner reads it.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(log.path()), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
         // Same job number in the same second: a file of its own.
         let second = LogFile::create(dir.path(), JobId(3), "a.nix", &["nix".into()]).unwrap();
         assert_ne!(second.path(), log.path());

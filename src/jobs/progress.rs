@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::record::{Activity, LEVEL_ERROR, LEVEL_INFO, LogResult, Message, Record, Start};
+use super::forms::{self, MessageKind};
+use super::record::{Activity, LEVEL_INFO, LogResult, Message, Record, Start};
 use crate::nix_text::strip_ansi;
 
 /// Where a derivation is, in the order Nix goes through them.
@@ -50,6 +51,9 @@ impl Phase {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum DrvStatus {
+    /// In Nix's build plan (`these N derivations will be built:`), not
+    /// started yet; it stays so when a dependency's failure stops the build.
+    Planned,
     Running,
     Succeeded,
     /// Nix's message, and the builder's exit code when Nix gave one.
@@ -165,6 +169,9 @@ pub struct BuildProgress {
     /// with no new "done" behind it is an interruption, not a success.
     successes: u64,
     errors: Vec<String>,
+    warnings: Vec<String>,
+    /// The last message began a build plan: path lines follow.
+    in_plan: bool,
     /// `connecting to '<machine>'` seen before any build on that machine:
     /// when, by machine (taken by the next build that starts there).
     connects: HashMap<String, Instant>,
@@ -187,9 +194,27 @@ impl BuildProgress {
         self.expected_copies
     }
 
-    /// Nix's error messages (level 0), as written, colours included.
+    /// Nix's error messages (`error: …`), as written, colours included.
+    /// Warnings and chatter a daemon forwards at level 0 are not among them.
     pub fn errors(&self) -> &[String] {
         &self.errors
+    }
+
+    /// Nix's warnings (`warning: …`, at any level), as written.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The error that ended the job, colours stripped: the first that
+    /// reports a derivation's own failure (the builder's exit code), else
+    /// the first error. Never a warning.
+    pub fn failure_reason(&self) -> Option<String> {
+        let plain: Vec<String> = self.errors.iter().map(|e| strip_ansi(e)).collect();
+        let index = plain
+            .iter()
+            .position(|e| forms::own_failure(e).is_some())
+            .or((!plain.is_empty()).then_some(0))?;
+        Some(plain[index].clone())
     }
 
     /// After a cancel: mark as stopped every derivation still running or
@@ -215,7 +240,10 @@ impl BuildProgress {
     /// (a Nix that reports its counts late, or not at all).
     pub fn succeed_all(&mut self, now: Instant) {
         for drv in &mut self.derivations {
-            if matches!(drv.status, DrvStatus::Running | DrvStatus::Stopped) {
+            if matches!(
+                drv.status,
+                DrvStatus::Running | DrvStatus::Stopped | DrvStatus::Planned
+            ) {
                 drv.status = DrvStatus::Succeeded;
                 drv.phase = Phase::Finished;
                 drv.finished.get_or_insert(now);
@@ -257,6 +285,11 @@ impl BuildProgress {
     }
 
     fn derivation(&mut self, drv: &str, now: Instant) -> usize {
+        self.derivation_as(drv, DrvStatus::Running, now)
+    }
+
+    /// The index of `drv`, added with `status` if it is new.
+    fn derivation_as(&mut self, drv: &str, status: DrvStatus, now: Instant) -> usize {
         if let Some(&index) = self.by_drv.get(drv) {
             return index;
         }
@@ -265,7 +298,7 @@ impl BuildProgress {
             machine: None,
             phase: Phase::Queued,
             builder_phase: None,
-            status: DrvStatus::Running,
+            status,
             started: now,
             connecting_since: None,
             finished: None,
@@ -343,6 +376,16 @@ impl BuildProgress {
     }
 
     fn waiting(&mut self, text: &str, now: Instant) -> Running {
+        if let Some((from, to)) = forms::resolved_derivation(text) {
+            // A content-addressed derivation resolved to another: what Nix
+            // builds under the new name is still this one.
+            let index = self.derivation_as(from, DrvStatus::Planned, now);
+            self.by_drv.entry(to.to_string()).or_insert(index);
+            return Running {
+                drv: Some(index),
+                kind: Kind::Other,
+            };
+        }
         let (phase, drv) = if let Some(drv) = quoted_after(text, "waiting for a machine to build ")
         {
             (Phase::WaitingForSlot, Some(drv))
@@ -355,6 +398,9 @@ impl BuildProgress {
             let entry = &mut self.derivations[index];
             if entry.phase <= Phase::WaitingForLock {
                 entry.phase = phase;
+            }
+            if entry.status == DrvStatus::Planned {
+                entry.status = DrvStatus::Running;
             }
             index
         });
@@ -426,6 +472,16 @@ impl BuildProgress {
     }
 
     fn stop(&mut self, id: u64, now: Instant) {
+        // One command may realise several times (`nix develop`, `nix
+        // build` of several installables): each has its own top `Builds`
+        // and `Realise`, counting from zero again.
+        if self.top_builds == Some(id) {
+            self.top_builds = None;
+            self.successes = 0;
+        }
+        if self.top_realise == Some(id) {
+            self.top_realise = None;
+        }
         let Some(running) = self.activities.remove(&id) else {
             return;
         };
@@ -522,11 +578,16 @@ impl BuildProgress {
 
     fn message(&mut self, message: Message, now: Instant) -> LogLine {
         let Message { level, text, .. } = message;
-        if level == LEVEL_ERROR {
-            self.errors.push(text.clone());
-            self.record_failure(&text, now);
-        }
         let plain = strip_ansi(&text);
+        match forms::message_kind(level, &plain) {
+            MessageKind::Error => {
+                self.errors.push(text.clone());
+                self.record_failure(&plain, now);
+            }
+            MessageKind::Warning => self.warnings.push(text.clone()),
+            MessageKind::Info => {}
+        }
+        self.read_plan(&plain, now);
         let drv = store_drv_in(&plain).and_then(|d| self.by_drv.get(d).copied());
         LogLine {
             drv,
@@ -535,27 +596,39 @@ impl BuildProgress {
         }
     }
 
-    /// `build of '<drv>' on '<uri>' failed: builder for '<drv>' failed with
-    /// exit code 3` and `builder for '<drv>' failed with exit code 1`: the
-    /// first one names the builder's own code, so it is kept.
-    fn record_failure(&mut self, text: &str, now: Instant) {
-        let plain = strip_ansi(text);
-        let Some(drv) = store_drv_in(&plain) else {
-            return;
-        };
-        if !plain.contains("failed") && !plain.contains("timed out") {
+    /// A build plan's header and its path lines: each path a planned
+    /// derivation, so one that never starts still shows.
+    fn read_plan(&mut self, plain: &str, now: Instant) {
+        if forms::plan_header(plain) {
+            self.in_plan = true;
             return;
         }
-        let exit_code = plain.rsplit_once("exit code ").and_then(|(_, rest)| {
-            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-            digits.parse().ok()
-        });
-        let index = self.derivation(drv, now);
+        if !self.in_plan {
+            return;
+        }
+        match forms::plan_entry(plain) {
+            Some(drv) => {
+                self.derivation_as(drv, DrvStatus::Planned, now);
+            }
+            None => self.in_plan = false,
+        }
+    }
+
+    /// Only Nix's forms for a derivation's own failure mark it failed
+    /// ([`forms::own_failure`]); the first one seen is kept, since `build of
+    /// '<drv>' on '<uri>' failed: builder … exit code 3` names the remote
+    /// builder's own code before the local summary.
+    fn record_failure(&mut self, plain: &str, now: Instant) {
+        let Some(failure) = forms::own_failure(plain) else {
+            return;
+        };
+        let exit_code = failure.exit_code;
+        let index = self.derivation(failure.drv, now);
         let entry = &mut self.derivations[index];
         if !matches!(entry.status, DrvStatus::Failed { .. }) {
             let message = plain
                 .strip_prefix("error: ")
-                .unwrap_or(&plain)
+                .unwrap_or(plain)
                 .trim()
                 .to_string();
             entry.status = DrvStatus::Failed { message, exit_code };
@@ -699,5 +772,119 @@ mod tests {
             drv.status
         );
         assert_eq!(progress.errors().len(), 2);
+    }
+
+    const B: &str = "/nix/store/11111111111111111111111111111111-b.drv";
+    const A: &str = "/nix/store/00000000000000000000000000000000-a.drv";
+
+    fn msg(level: u8, text: &str) -> String {
+        serde_json::json!({"action": "msg", "level": level, "msg": text}).to_string()
+    }
+
+    fn fed(lines: &[String]) -> BuildProgress {
+        let lines: Vec<String> = lines.iter().map(|l| format!("@nix {l}")).collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        feed(&refs).0
+    }
+
+    #[test]
+    fn a_daemons_warning_is_never_the_failure_reason() {
+        let progress = fed(&[
+            msg(
+                0,
+                "\u{1b}[35;1mwarning:\u{1b}[0m ignoring the client-specified setting 'builders', because it is a restricted setting and you are not a trusted user",
+            ),
+            msg(0, "linking '/nix/store/x-a' to '/nix/store/.links/abc'"),
+            msg(
+                0,
+                &format!("error: builder for '{A}' failed with exit code 2"),
+            ),
+            msg(0, &format!("error: build of '{A}', '{B}' failed")),
+        ]);
+        assert_eq!(progress.warnings().len(), 1);
+        assert_eq!(progress.errors().len(), 2, "{:?}", progress.errors());
+        assert_eq!(
+            progress.failure_reason().as_deref(),
+            Some(format!("error: builder for '{A}' failed with exit code 2").as_str())
+        );
+        let only_warned = fed(&[
+            msg(0, "warning: ignoring untrusted substituter"),
+            msg(0, "error: unexpected end-of-file"),
+        ]);
+        assert_eq!(
+            only_warned.failure_reason().as_deref(),
+            Some("error: unexpected end-of-file")
+        );
+    }
+
+    #[test]
+    fn summaries_and_dependency_failures_mark_nothing_failed() {
+        let progress = fed(&[
+            msg(3, "these 2 derivations will be built:"),
+            msg(3, &format!("  {A}")),
+            msg(3, &format!("  {B}")),
+            msg(0, &format!("error: build of '{A}', '{B}' failed")),
+            msg(
+                0,
+                &format!("error: Cannot build '{B}'.\n       Reason: 1 dependency failed."),
+            ),
+        ]);
+        let statuses: Vec<_> = progress
+            .derivations()
+            .iter()
+            .map(|d| d.status.clone())
+            .collect();
+        assert_eq!(statuses, vec![DrvStatus::Planned, DrvStatus::Planned]);
+        let failed = fed(&[msg(
+            0,
+            &format!("error: Cannot build '{B}'.\n       Reason: builder failed with exit code 4."),
+        )]);
+        assert!(matches!(
+            failed.derivations()[0].status,
+            DrvStatus::Failed {
+                exit_code: Some(4),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_plan_ends_at_the_first_other_message() {
+        let progress = fed(&[
+            msg(3, "this derivation will be built:"),
+            msg(3, &format!("  {A}")),
+            msg(3, "these 1 paths will be fetched (0.1 MiB download):"),
+            msg(3, "  /nix/store/22222222222222222222222222222222-c.drv"),
+        ]);
+        assert_eq!(progress.derivations().len(), 1);
+        assert_eq!(progress.derivations()[0].drv, A);
+    }
+
+    #[test]
+    fn a_resolved_derivation_is_not_waiting_for_a_lock() {
+        let text = format!("resolved derivation: '{A}' -> '{B}'");
+        let start = serde_json::json!({"action":"start","id":3,"level":4,"text":text,"type":111})
+            .to_string();
+        let build = serde_json::json!({"action":"start","fields":[B,"",1,1],"id":4,"level":3,"text":"building","type":105}).to_string();
+        let progress = fed(std::slice::from_ref(&start));
+        assert_eq!(progress.derivations()[0].phase, Phase::Queued);
+        // What Nix then builds under the resolved name is the same one.
+        let progress = fed(&[start, build]);
+        assert_eq!(progress.derivations().len(), 1);
+        assert_eq!(progress.derivations()[0].phase, Phase::Building);
+    }
+
+    #[test]
+    fn a_second_realisation_counts_its_own_builds() {
+        let first = r#"@nix {"action":"start","id":1,"level":0,"text":"","type":104}"#;
+        let first_done = r#"@nix {"action":"result","fields":[0,0,0,0],"id":1,"type":105}"#;
+        let first_stop = r#"@nix {"action":"stop","id":1}"#;
+        let second = r#"@nix {"action":"start","id":2,"level":0,"text":"","type":104}"#;
+        let build = r#"@nix {"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","",1,1],"id":3,"level":3,"text":"building","type":105}"#;
+        let done = r#"@nix {"action":"result","fields":[1,1,0,0],"id":2,"type":105}"#;
+        let stop = r#"@nix {"action":"stop","id":3}"#;
+        let (progress, _) = feed(&[first, first_done, first_stop, second, build, done, stop]);
+        assert_eq!(progress.derivations()[0].status, DrvStatus::Succeeded);
+        assert_eq!(progress.counts().done, 1);
     }
 }

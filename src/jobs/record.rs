@@ -46,7 +46,12 @@ pub enum Activity {
     PostBuildHook,
     /// 111: waiting for a machine, a build user or an output lock.
     BuildWaiting,
+    /// 112 (Nix ≥ 2.19).
     FetchTree,
+    /// 113 (Nix master): `[source path, hashing-only flag]`.
+    FetchToStore {
+        path: String,
+    },
     /// A type this version of rbtop does not know (newer Nix).
     Other(u64),
 }
@@ -79,6 +84,7 @@ impl Activity {
             110 => Activity::PostBuildHook,
             111 => Activity::BuildWaiting,
             112 => Activity::FetchTree,
+            113 => Activity::FetchToStore { path: text(0) },
             other => Activity::Other(other),
         }
     }
@@ -108,11 +114,34 @@ pub enum LogResult {
     },
     /// 107: a line from the post-build hook.
     PostBuildLogLine(String),
+    /// 108 (Nix master): a fetcher's status text.
+    FetchStatus(String),
+    /// 109 in Nix master: the store path a fetch-to-store produced (one
+    /// string field).
+    FetchToStore(String),
+    /// 109 in Determinate Nix: a fixed-output hash mismatch, given as an
+    /// object (`storePath`, `wanted`, `got`), not as a list of fields.
+    HashMismatch,
+    /// 110 in Determinate Nix: a build's result, as an object.
+    BuildResult,
+    /// A type (or a shape of a known type) this version does not know.
     Other(u64),
 }
 
 impl LogResult {
-    fn from_wire(kind: u64, fields: &[Field]) -> LogResult {
+    fn from_wire(kind: u64, fields: &Fields) -> LogResult {
+        // Determinate Nix sends some results as an object: which one is
+        // meant depends on the shape, since 109 means different things.
+        let fields = match fields {
+            Fields::List(list) => list.as_slice(),
+            Fields::Object => {
+                return match kind {
+                    109 => LogResult::HashMismatch,
+                    110 => LogResult::BuildResult,
+                    other => LogResult::Other(other),
+                };
+            }
+        };
         let text = |i: usize| fields.get(i).map(Field::text).unwrap_or_default();
         let number = |i: usize| fields.get(i).map(Field::number).unwrap_or_default();
         match kind {
@@ -132,6 +161,8 @@ impl LogResult {
                 expected: number(1),
             },
             107 => LogResult::PostBuildLogLine(text(0)),
+            108 if matches!(fields, [Field::Text(_)]) => LogResult::FetchStatus(text(0)),
+            109 if matches!(fields, [Field::Text(_)]) => LogResult::FetchToStore(text(0)),
             other => LogResult::Other(other),
         }
     }
@@ -181,6 +212,48 @@ pub enum Record {
     Plain(String),
 }
 
+/// `fields`: a list in Nix; Determinate Nix also writes an object.
+#[derive(Debug)]
+enum Fields {
+    List(Vec<Field>),
+    Object,
+}
+
+/// By hand rather than `untagged`, which would buffer every list first
+/// (this is the hot path of a million-line log).
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Fields, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list or an object")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Fields, A::Error> {
+                let mut list = Vec::new();
+                while let Some(field) = seq.next_element()? {
+                    list.push(field);
+                }
+                Ok(Fields::List(list))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Fields::Object)
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
+}
+
 /// A `fields` entry: Nix writes integers and strings.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -218,7 +291,7 @@ struct Wire<'a> {
     #[serde(rename = "type")]
     kind: Option<u64>,
     text: Option<String>,
-    fields: Option<Vec<Field>>,
+    fields: Option<Fields>,
     msg: Option<String>,
     raw_msg: Option<String>,
     phase: Option<String>,
@@ -252,14 +325,19 @@ fn json_part(line: &str) -> Option<&str> {
 
 fn parse_json(json: &str) -> Option<Record> {
     let wire: Wire = serde_json::from_str(json).ok()?;
-    let fields = wire.fields.as_deref().unwrap_or(&[]);
+    let none = Fields::List(Vec::new());
+    let fields = wire.fields.as_ref().unwrap_or(&none);
+    let list = match fields {
+        Fields::List(list) => list.as_slice(),
+        Fields::Object => &[],
+    };
     let level = wire.level.map(|l| l.clamp(0, 255) as Level);
     Some(match wire.action.as_ref() {
         "start" => Record::Start(Start {
             id: wire.id?,
             parent: wire.parent.filter(|&p| p != 0),
             level: level.unwrap_or(LEVEL_INFO),
-            activity: Activity::from_wire(wire.kind.unwrap_or(0), fields),
+            activity: Activity::from_wire(wire.kind.unwrap_or(0), list),
             text: wire.text.unwrap_or_default(),
         }),
         "stop" => Record::Stop { id: wire.id? },
@@ -379,5 +457,55 @@ mod tests {
             parse_line(r#"@nix {"action":"setPhase","phase":"buildPhase"}"#),
             Record::SetPhase("buildPhase".into())
         );
+    }
+
+    #[test]
+    fn newer_types_by_version_and_shape() {
+        let Record::Start(start) = parse_line(
+            r#"@nix {"action":"start","fields":["/tmp/src",0],"id":4,"level":4,"parent":0,"text":"copying '/tmp/src' to the store","type":113}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            start.activity,
+            Activity::FetchToStore {
+                path: "/tmp/src".into()
+            }
+        );
+        let result = |line: &str| match parse_line(line) {
+            Record::Result { outcome, .. } => outcome,
+            other => panic!("{other:?}"),
+        };
+        // Nix master: 109 is the fetched store path.
+        assert_eq!(
+            result(r#"@nix {"action":"result","fields":["/nix/store/a-src"],"id":4,"type":109}"#),
+            LogResult::FetchToStore("/nix/store/a-src".into())
+        );
+        // Determinate Nix: 109 is a hash mismatch, 110 a build result, as objects.
+        assert_eq!(
+            result(
+                r#"@nix {"action":"result","fields":{"storePath":"/nix/store/a.drv","wanted":"sha256-x","got":"sha256-y"},"id":4,"type":109}"#
+            ),
+            LogResult::HashMismatch
+        );
+        assert_eq!(
+            result(r#"@nix {"action":"result","fields":{"success":false},"id":4,"type":110}"#),
+            LogResult::BuildResult
+        );
+        // Unknown types and unknown shapes stay unknown.
+        assert_eq!(
+            result(r#"@nix {"action":"result","fields":[1,2],"id":4,"type":109}"#),
+            LogResult::Other(109)
+        );
+        assert_eq!(
+            result(r#"@nix {"action":"result","fields":["x"],"id":4,"type":150}"#),
+            LogResult::Other(150)
+        );
+        let Record::Start(start) =
+            parse_line(r#"@nix {"action":"start","id":5,"level":4,"text":"","type":190}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(start.activity, Activity::Other(190));
     }
 }

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::bounds::INTERNAL_JSON_LINE;
 use tokio::sync::{mpsc, oneshot};
 
 use super::job::{CleanupReport, Event, Graces, Job, JobEffect, JobId, Signal};
@@ -149,11 +151,42 @@ impl Supervisor {
         Ok(id)
     }
 
-    /// Ask a job to stop; asking again skips the current grace period.
+    /// Follow the internal-json log in `path` as a read-only job (the
+    /// dashboard's `--open-log`): read to its end, nothing to cancel.
+    pub fn open_log(&mut self, path: PathBuf) -> JobId {
+        let id = JobId(self.next_id);
+        self.next_id += 1;
+        let job = Job::reading(
+            id,
+            &path.display().to_string(),
+            self.settings.line_cap,
+            Instant::now(),
+        );
+        tracing::info!(%id, path = %path.display(), "following a build log");
+        let job = Arc::new(Mutex::new(job));
+        let (cancel, cancelled) = mpsc::unbounded_channel();
+        let task = tokio::spawn(read_log(
+            Arc::clone(&job),
+            path,
+            self.changed.clone(),
+            cancelled,
+        ));
+        self.jobs.push(JobHandle {
+            id,
+            job,
+            cancel,
+            task,
+        });
+        id
+    }
+
+    /// Ask a job to stop; asking again skips the current grace period. A
+    /// log being read cannot be cancelled (`false`).
     pub fn cancel(&self, id: JobId) -> bool {
         self.jobs
             .iter()
             .find(|h| h.id == id)
+            .filter(|h| !lock(&h.job).read_only)
             .is_some_and(|h| h.cancel.send(()).is_ok())
     }
 
@@ -188,41 +221,77 @@ impl Supervisor {
     }
 }
 
-/// Reads lines as bytes (a builder may print anything), lossily decoded.
-struct Lines<R> {
+/// Reads lines as bytes (a builder may print anything), lossily decoded,
+/// each cut at [`INTERNAL_JSON_LINE`] (a build printing without a newline
+/// must not grow memory without end). The one line reader for a build's
+/// output and for a log read by `rbtop log` or `--open-log`, so both get the
+/// same treatment of what comes in.
+pub struct Lines<R> {
     reader: BufReader<R>,
     buffer: Vec<u8>,
+    /// Bytes of the current line were dropped past the bound.
+    cut: bool,
 }
 
 impl<R: AsyncRead + Unpin> Lines<R> {
-    fn new(reader: R) -> Self {
+    pub fn new(reader: R) -> Self {
         Lines {
             reader: BufReader::with_capacity(64 * 1024, reader),
             buffer: Vec::new(),
+            cut: false,
         }
     }
 
     /// The next line, without its newline. Cancel-safe (it runs in a
     /// `select!`): bytes of a line cut short stay in the buffer, and the
     /// next call goes on from them.
-    async fn next(&mut self) -> Option<String> {
-        match self.reader.read_until(b'\n', &mut self.buffer).await {
-            Ok(0) if self.buffer.is_empty() => None,
-            Err(e) => {
-                tracing::warn!("cannot read the build's output: {e}");
-                None
-            }
-            Ok(_) => {
-                let mut line = std::mem::take(&mut self.buffer);
-                if line.last() == Some(&b'\n') {
-                    line.pop();
+    pub async fn next(&mut self) -> Option<String> {
+        loop {
+            // The only await; what follows it runs to the end or not at all.
+            let available = match self.reader.fill_buf().await {
+                Ok(available) => available,
+                Err(e) => {
+                    tracing::warn!("cannot read the build's output: {e}");
+                    return None;
                 }
-                Some(
-                    String::from_utf8(line)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                )
+            };
+            if available.is_empty() {
+                if self.buffer.is_empty() && !self.cut {
+                    return None;
+                }
+                return Some(self.take_line());
+            }
+            let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(at) => (&available[..=at], true),
+                None => (available, false),
+            };
+            let room = INTERNAL_JSON_LINE.limit.saturating_sub(self.buffer.len());
+            self.buffer
+                .extend_from_slice(&chunk[..chunk.len().min(room)]);
+            self.cut |= chunk.len() > room;
+            let consumed = chunk.len();
+            self.reader.consume(consumed);
+            if done {
+                return Some(self.take_line());
             }
         }
+    }
+
+    fn take_line(&mut self) -> String {
+        let mut line = std::mem::take(&mut self.buffer);
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        let mut text = String::from_utf8(line)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        if std::mem::take(&mut self.cut) {
+            tracing::warn!("{}: cut", INTERNAL_JSON_LINE.exceeded());
+            text.push_str(&format!(
+                " [rbtop: cut here, {}]",
+                INTERNAL_JSON_LINE.exceeded()
+            ));
+        }
+        text
     }
 }
 
@@ -483,6 +552,63 @@ async fn supervise(
     }
 }
 
+/// Lines read from a log between two change notices while it keeps coming.
+const LOG_BATCH: u32 = 1024;
+
+/// Feed a log file to a read-only job until it ends (or rbtop quits, which
+/// sends on `stop`): the same line reader as a build's output.
+async fn read_log(
+    job: SharedJob,
+    path: PathBuf,
+    changed: mpsc::UnboundedSender<JobId>,
+    mut stop: mpsc::UnboundedReceiver<()>,
+) {
+    use futures_util::FutureExt;
+    let id = lock(&job).id;
+    let ended = |why: Option<String>| {
+        let now = Instant::now();
+        let mut job = lock(&job);
+        if let Some(why) = why {
+            let _ = job.note(why, now);
+        }
+        let _ = job.handle(Event::InputEnded, now);
+        drop(job);
+        let _ = changed.send(id);
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(e) => {
+            return ended(Some(format!("rbtop: cannot read {}: {e}", path.display())));
+        }
+    };
+    let mut lines = Lines::new(file);
+    let mut unsent = 0u32;
+    loop {
+        // Tell the dashboard before waiting, and every batch meanwhile.
+        let next = match lines.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if unsent > 0 {
+                    let _ = changed.send(id);
+                    unsent = 0;
+                }
+                tokio::select! {
+                    next = lines.next() => next,
+                    Some(()) = stop.recv() => break,
+                }
+            }
+        };
+        let Some(line) = next else { break };
+        let _ = lock(&job).handle(Event::Stderr(line), Instant::now());
+        unsent += 1;
+        if unsent >= LOG_BATCH {
+            let _ = changed.send(id);
+            unsent = 0;
+        }
+    }
+    ended(None);
+}
+
 /// The next line of a pipe still open; never ready once it is closed.
 async fn next_line<R: AsyncRead + Unpin>(lines: &mut Option<Lines<R>>) -> Option<String> {
     match lines {
@@ -516,5 +642,79 @@ mod tests {
         assert_eq!(lines.next().await.as_deref(), Some("\u{fffd}bad utf8"));
         assert_eq!(lines.next().await.as_deref(), Some("last"));
         assert_eq!(lines.next().await, None);
+    }
+
+    /// Output without a newline (a hostile build) is cut at the bound and
+    /// the rest of that line dropped: memory stays flat, the next line is whole.
+    #[tokio::test]
+    async fn an_endless_line_is_cut_at_the_bound() {
+        let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+        let mut lines = Lines::new(reader);
+        let feeder = tokio::spawn(async move {
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..(4 * INTERNAL_JSON_LINE.limit / chunk.len()) {
+                writer.write_all(&chunk).await.unwrap();
+            }
+            writer.write_all(b"\nnext\n").await.unwrap();
+        });
+        let first = lines.next().await.unwrap();
+        assert!(
+            first.len() < INTERNAL_JSON_LINE.limit + 200,
+            "{}",
+            first.len()
+        );
+        assert!(first.ends_with(&format!(
+            "[rbtop: cut here, {}]",
+            INTERNAL_JSON_LINE.exceeded()
+        )));
+        assert!(lines.buffer.capacity() <= 2 * INTERNAL_JSON_LINE.limit);
+        assert_eq!(lines.next().await.as_deref(), Some("next"));
+        feeder.await.unwrap();
+    }
+
+    /// `--open-log`: nom's recorded failing build, read to its end as a
+    /// read-only job that refuses a cancel.
+    #[tokio::test]
+    async fn an_opened_log_is_read_to_its_end_and_cannot_be_cancelled() {
+        use crate::jobs::job::{JobEnd, State};
+        use crate::jobs::progress::DrvStatus;
+        let settings = JobSettings {
+            graces: Graces::default(),
+            line_cap: 100,
+            log_dir: None,
+            ssh: SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::Strict),
+            local_nix: None,
+            env: Vec::new(),
+        };
+        let (mut supervisor, mut changed) = Supervisor::new(settings, Vec::new());
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/others/nom/fail.stderr.json");
+        let id = supervisor.open_log(path);
+        assert!(!supervisor.cancel(id), "a log cannot be cancelled");
+        let job = supervisor.job(id).unwrap().clone();
+        while !lock(&job).is_finished() {
+            changed.recv().await.expect("the reader sends changes");
+        }
+        let job = lock(&job);
+        assert!(
+            matches!(
+                job.state,
+                State::Finished(JobEnd::Failed { exit_code: 1, .. })
+            ),
+            "{:?}",
+            job.state
+        );
+        let statuses: Vec<_> = job
+            .progress
+            .derivations()
+            .iter()
+            .map(|d| (d.name().to_string(), d.status.clone()))
+            .collect();
+        assert_eq!(statuses.len(), 3, "{statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .any(|(n, s)| n == "build-waiting" && *s == DrvStatus::Planned)
+        );
     }
 }

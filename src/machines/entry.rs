@@ -67,6 +67,8 @@ fn comma_set(text: &str) -> Vec<String> {
 
 /// Nix learned `host:port` in store URIs in this release.
 const PORTS_IN_URIS: NixVersion = NixVersion::new(2, 31, 0);
+/// 2.31 parsed store URIs by RFC 3986 alone; 2.32 took unbracketed IPv6 back.
+const UNBRACKETED_IPV6_AGAIN: NixVersion = NixVersion::new(2, 32, 0);
 
 /// Parse one entry. Returns the machine (or `None` if the entry is rejected)
 /// and every diagnostic about it.
@@ -104,6 +106,18 @@ fn parse_fields(
     })?;
     let store = store_uri::parse(uri_field.text)
         .map_err(|why| entry.error_at(uri_field.column, format!("store URI (column #0): {why}")))?;
+    if store.unbracketed_ipv6 && local_nix.is_none_or(|v| v < UNBRACKETED_IPV6_AGAIN) {
+        let local = local_nix.map_or("Nix version unknown here".to_string(), |v| {
+            format!("this machine has Nix {v}")
+        });
+        notes.push(entry.warning_at(
+            uri_field.column,
+            format!(
+                "an IPv6 address without brackets is read by Nix ≥ 2.32 and ≤ 2.30 but refused                  by Nix 2.31 ({local}); write it in brackets ('[{}]') for every version",
+                store.host.as_deref().unwrap_or_default(),
+            ),
+        ));
+    }
     let old_nix = local_nix.is_none_or(|v| v < PORTS_IN_URIS);
     if let (Some(port), true, true) = (store.port, store.is_ssh(), old_nix) {
         let local = local_nix.map_or("Nix version unknown here".to_string(), |v| {

@@ -4,6 +4,7 @@
 mod entry;
 mod grammar;
 pub mod host_key;
+mod lix_toml;
 pub mod store_uri;
 #[cfg(test)]
 pub(crate) mod testing;

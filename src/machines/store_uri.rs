@@ -17,6 +17,9 @@ pub struct StoreUri {
     pub port: Option<u16>,
     /// Query parameters such as `remote-program` or `remote-store`, decoded.
     pub params: BTreeMap<String, String>,
+    /// Written as an IPv6 address without brackets (`ssh://::1`,
+    /// `root@fe80::1%eth0`): Nix ≥ 2.32 and ≤ 2.30 accept it, 2.31 does not.
+    pub unbracketed_ipv6: bool,
 }
 
 impl StoreUri {
@@ -59,7 +62,17 @@ pub fn parse(raw: &str) -> Result<StoreUri, String> {
             "'{uri}' has more than one '@'; Nix cannot parse it"
         ));
     }
-    let parsed = Url::parse(&uri).map_err(|e| format!("'{uri}' is not a valid URI: {e}"))?;
+    let parsed = match Url::parse(&uri) {
+        Ok(parsed) if !authority.contains('%') => parsed,
+        // Nix's shim for what RFC 3986 refuses: an IPv6 address without
+        // brackets, or with a zone id (which the url crate does not take).
+        failed => {
+            if let Some(store) = ipv6_shim(&uri) {
+                return Ok(store);
+            }
+            failed.map_err(|e| format!("'{uri}' is not a valid URI: {e}"))?
+        }
+    };
     let protocol = parsed.scheme().to_string();
     let host = parsed.host_str().filter(|h| !h.is_empty()).map(|h| {
         // IPv6 literals keep their brackets in the URI but not in the host field.
@@ -81,6 +94,63 @@ pub fn parse(raw: &str) -> Result<StoreUri, String> {
         port: parsed.port(),
         params: query_params(&parsed),
         uri,
+        unbracketed_ipv6: false,
+    })
+}
+
+/// Nix ≥ 2.32's back-compatibility reading (`StoreReference::parse`):
+/// `[user@]ADDR[%ZONE]` or `[user@][ADDR%ZONE][:port]` after the scheme,
+/// where ADDR is an IPv6 address. Unbracketed, the whole rest is the
+/// address (no port can follow), and a zone id is taken literally (so
+/// `%25` is the zone `25`); in brackets, `%25` is an encoded `%`.
+fn ipv6_shim(uri: &str) -> Option<StoreUri> {
+    let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let (scheme, authority) = base.split_once("://")?;
+    if authority.contains('/') {
+        return None;
+    }
+    let (user, host_part) = match authority.rsplit_once('@') {
+        Some((user, host)) => (Some(user), host),
+        None => (None, authority),
+    };
+    let (inner, port, bracketed) = match host_part.strip_prefix('[') {
+        Some(rest) => {
+            let (inner, after) = rest.split_once(']')?;
+            let port = match after.strip_prefix(':') {
+                Some(port) => Some(port.parse::<u16>().ok().filter(|&p| p != 0)?),
+                None if after.is_empty() => None,
+                None => return None,
+            };
+            (inner, port, true)
+        }
+        None => (host_part, None, false),
+    };
+    let (address, zone) = match inner.split_once('%') {
+        Some((address, zone)) if bracketed => {
+            (address, Some(zone.strip_prefix("25").unwrap_or(zone)))
+        }
+        Some((address, zone)) => (address, Some(zone)),
+        None => (inner, None),
+    };
+    address.parse::<std::net::Ipv6Addr>().ok()?;
+    if zone.is_some_and(str::is_empty) {
+        return None;
+    }
+    let host = match zone {
+        Some(zone) => format!("{address}%{}", percent_decode(zone)),
+        None => address.to_string(),
+    };
+    let params = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    Some(StoreUri {
+        uri: uri.to_string(),
+        protocol: scheme.to_string(),
+        user: user.filter(|u| !u.is_empty()).map(percent_decode),
+        host: Some(host),
+        port,
+        params,
+        unbracketed_ipv6: !bracketed,
     })
 }
 
@@ -102,6 +172,7 @@ fn parse_special(uri: &str) -> StoreUri {
         host: None,
         port: None,
         params,
+        unbracketed_ipv6: false,
     }
 }
 
@@ -197,5 +268,26 @@ mod tests {
                 .contains("more than one '@'")
         );
         assert!(parse("ssh://a@b/x@y").is_ok());
+    }
+
+    #[test]
+    fn unbracketed_ipv6_as_nix_2_32_reads_it() {
+        let s = parse("root@fe80::1").unwrap();
+        assert_eq!(s.uri, "ssh://root@fe80::1");
+        assert_eq!(s.user.as_deref(), Some("root"));
+        assert_eq!(s.host.as_deref(), Some("fe80::1"));
+        assert_eq!(s.port, None);
+        assert!(s.unbracketed_ipv6);
+        let zoned = parse("ssh-ng://fe80::1%eth0?remote-store=/x").unwrap();
+        assert_eq!(zoned.protocol, "ssh-ng");
+        assert_eq!(zoned.host.as_deref(), Some("fe80::1%eth0"));
+        assert_eq!(zoned.params["remote-store"], "/x");
+        // In brackets, %25 is an encoded '%' and a port may follow.
+        let bracketed = parse("ssh://[fe80::1%25eth0]:2222").unwrap();
+        assert_eq!(bracketed.host.as_deref(), Some("fe80::1%eth0"));
+        assert_eq!(bracketed.port, Some(2222));
+        assert!(!bracketed.unbracketed_ipv6);
+        // Not an IPv6 address: still an error.
+        assert!(parse("ssh://fe80::zz").is_err());
     }
 }

@@ -7,12 +7,12 @@
 //! and keeps reading.
 
 use std::path::{Path, PathBuf};
-use std::{fs, io};
 
 mod capacity;
 
 pub use capacity::{LocalCapacity, Valued};
 
+use crate::bounds;
 use crate::diagnostics::{Diagnostic, Location, Origin};
 use crate::include_stack::IncludeStack;
 use crate::nix_text::words;
@@ -192,22 +192,20 @@ impl NixConf {
         include_stack: &mut IncludeStack,
         included_from: Option<&Location>,
     ) -> FileState {
-        let bytes = match fs::read(path) {
+        let bytes = match bounds::read_regular_file(path, bounds::NIX_CONF_FILE) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return FileState::Missing,
+            Err(e) if e.is_missing() => return FileState::Missing,
             Err(e) => {
                 let at = included_from
                     .cloned()
-                    .unwrap_or_else(|| Location::new(Origin::File(path.to_path_buf()), 0));
-                self.diagnostics.push(Diagnostic::warning(
-                    at,
-                    format!("cannot read '{}': {e}; Nix skips it too", path.display()),
-                ));
+                    .unwrap_or_else(|| Location::new(Origin::file(path), 0));
+                self.diagnostics
+                    .push(Diagnostic::warning(at, format!("{e}: skipped")));
                 return FileState::Unreadable(e.to_string());
             }
         };
         let text = String::from_utf8_lossy(&bytes);
-        self.apply_text(&text, Origin::File(path.to_path_buf()), env, include_stack);
+        self.apply_text(&text, Origin::file(path), env, include_stack);
         FileState::Read
     }
 
@@ -317,16 +315,9 @@ impl NixConf {
                 .with_snippet(line),
             );
         }
-        if let Err(cycle) = include_stack.enter(&path) {
-            self.diagnostics.push(
-                Diagnostic::error(
-                    location.clone(),
-                    format!(
-                        "include cycle {cycle}: skipped here (Nix would recurse until it crashes)"
-                    ),
-                )
-                .with_snippet(line),
-            );
+        if let Err(refused) = include_stack.enter(&path) {
+            self.diagnostics
+                .push(Diagnostic::error(location.clone(), refused.to_string()).with_snippet(line));
             return;
         }
         let state = self.apply_file(&path, env, include_stack, Some(location));

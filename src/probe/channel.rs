@@ -8,13 +8,15 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+
+use crate::bounds::{STDERR_LINE, read_line_capped};
 
 pub(crate) type Reader = Box<dyn AsyncRead + Unpin + Send>;
 pub(crate) type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// How many stderr lines are kept per channel.
-const STDERR_LINES: usize = 20;
+const STDERR_LINES: usize = crate::bounds::STDERR_KEPT.limit;
 
 /// The last lines a process wrote to stderr, filled by a background task.
 #[derive(Debug, Default)]
@@ -27,13 +29,28 @@ impl StderrTail {
     fn follow(&mut self, stream: impl AsyncRead + Unpin + Send + 'static) {
         let tail = Arc::clone(&self.lines);
         self.reader = Some(tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut kept = tail.lock().unwrap_or_else(|e| e.into_inner());
-                if kept.len() == STDERR_LINES {
-                    kept.pop_front();
+            // Each line capped (a store can write without a newline for
+            // ever), and only the last few kept: memory stays flat.
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match read_line_capped(&mut reader, &mut line, STDERR_LINE.limit, true).await {
+                    Ok((0, _)) | Err(_) => break,
+                    Ok((_, cut)) => {
+                        let mut text = String::from_utf8_lossy(&line)
+                            .trim_end_matches(['\n', '\r'])
+                            .to_string();
+                        if cut {
+                            text.push_str(" […]");
+                        }
+                        let mut kept = tail.lock().unwrap_or_else(|e| e.into_inner());
+                        if kept.len() == STDERR_LINES {
+                            kept.pop_front();
+                        }
+                        kept.push_back(text);
+                    }
                 }
-                kept.push_back(line);
             }
         }));
     }
@@ -164,5 +181,36 @@ impl Channel {
         };
         // The process has exited (or been given up on): its stderr ends with it.
         (code, stderr.text(grace).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store writing stderr without a newline for ever (the dashboard
+    /// went from 58 to 319 MB in 32 s): each line is cut, the tail stays small.
+    #[tokio::test]
+    async fn endless_stderr_without_a_newline_keeps_a_bounded_tail() {
+        let words: Vec<String> = [
+            "sh",
+            "-c",
+            "head -c 50000000 /dev/zero | tr '\\0' x >&2; echo >&2; echo last >&2",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        let channel = Channel::local(&words).unwrap();
+        let (_, stderr) = channel.finish(Duration::from_secs(60)).await;
+        assert!(
+            stderr.len() <= 2 * STDERR_LINE.limit,
+            "{} bytes kept",
+            stderr.len()
+        );
+        assert!(
+            stderr.ends_with("x […]\nlast\n"),
+            "{}",
+            &stderr[stderr.len() - 40..]
+        );
     }
 }

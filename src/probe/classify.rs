@@ -56,6 +56,20 @@ pub(super) fn ssh_failure(log: &str, pinned: bool) -> Failure {
         Status::Refused
     } else if has("timed out") || has("Operation timed out") || has("Timeout, server") {
         Status::Timeout
+    } else if has("Bad configuration option")
+        || has("command-line line")
+        || has("unknown option")
+        || has("Unsupported option")
+    {
+        // Before any connection: ssh refused its own options.
+        return Failure::new(
+            Status::Error,
+            format!(
+                "ssh refused its options (check NIX_SSHOPTS and ssh_config): {}",
+                with_ssh_prefix(line)
+            ),
+        )
+        .with_stderr(log);
     } else if has("Permission denied")
         || has("Too many authentication failures")
         || has("Authentication failed")
@@ -72,6 +86,11 @@ pub(super) fn ssh_failure(log: &str, pinned: bool) -> Failure {
         Status::Hostkey => format!("host key not trusted (ssh: {line})"),
         _ => with_ssh_prefix(line),
     };
+    if pinned {
+        // ssh's "remove with: ssh-keygen -f <file>" names rbtop's temporary file.
+        let log = super::host_key_advice::without_temp_file_advice(log);
+        return Failure::new(status, reason).with_stderr(&log);
+    }
     Failure::new(status, reason).with_stderr(log)
 }
 
@@ -244,6 +263,16 @@ mod tests {
         for (log, status) in cases {
             assert_eq!(ssh_failure(log, false).status, status, "{log}");
         }
+        let bad_option = ssh_failure(
+            "command-line line 0: Bad configuration option: bogus\n",
+            false,
+        );
+        assert_eq!(bad_option.status, Status::Error);
+        assert_eq!(
+            bad_option.reason,
+            "ssh refused its options (check NIX_SSHOPTS and ssh_config): \
+             ssh: command-line line 0: Bad configuration option: bogus"
+        );
     }
 
     #[test]

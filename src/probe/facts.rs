@@ -20,6 +20,12 @@ pub(crate) const REQUEST_SPACE: &str = "space";
 /// The third word of a request that also lists the host's processes, for
 /// the builds running there: one `grep` of their `stat` on the host.
 pub(crate) const REQUEST_BUILDS: &str = "builds";
+/// The third word when rbtop's last listing of this host showed nothing
+/// building: the loop lists again (one `grep`) only if a process created
+/// since still runs; else it answers [`LISTING_UNCHANGED`] with built-ins only.
+pub(crate) const REQUEST_BUILDS_IF_NEW: &str = "builds-if-new";
+/// The builds section of a `builds-if-new` answer when nothing was created.
+pub(crate) const LISTING_UNCHANGED: &str = "unchanged";
 /// `detail NONCE PID...`: those processes' uid, serving words and four
 /// environment variables (one `grep` on the host), whether each sees the
 /// host's own store, and the build directories.
@@ -294,8 +300,8 @@ mod tests {
 
     /// A quick report needs no external command at all: with `PATH` an empty
     /// directory (so any command but a shell built-in fails with "not found"),
-    /// load, memory and uptime still come. The static facts, which need
-    /// `uname` and `getconf` once, are missing, as is the free space (`df`).
+    /// load, memory and uptime still come, and on Linux so do the kernel and
+    /// the CPUs (from /proc and /sys); only the free space (`df`) is missing.
     #[test]
     fn a_quick_report_needs_only_built_ins() {
         let empty = tempfile::tempdir().unwrap();
@@ -315,10 +321,8 @@ mod tests {
                 "{text}"
             );
             assert!(facts.uptime_s.is_some(), "{text}");
-            assert_eq!(
-                (facts.kernel, facts.cpus, facts.store_free),
-                (None, None, None)
-            );
+            assert!(facts.kernel.is_some() && facts.cpus.is_some(), "{text}");
+            assert_eq!(facts.store_free, None, "{text}");
         }
     }
 
@@ -331,6 +335,12 @@ mod tests {
     /// extra requests cost.
     #[cfg(target_os = "linux")]
     fn forks_of(requests: &str) -> usize {
+        forks_in(&[], requests)
+    }
+
+    /// [`forks_of`] with the loop run under `prefix` (such as a private pid namespace).
+    #[cfg(target_os = "linux")]
+    fn forks_in(prefix: &[&str], requests: &str) -> usize {
         let trace = tempfile::NamedTempFile::new().unwrap();
         let trace_path = trace.path().to_str().unwrap().to_string();
         let strace = [
@@ -350,7 +360,8 @@ mod tests {
                  apt-get install strace (in the flake's checks: pkgs.strace)"
             );
         }
-        let text = run_script(&strace, &["env", "nix-store"], None, requests);
+        let command: Vec<&str> = prefix.iter().chain(strace.iter()).copied().collect();
+        let text = run_script(&command, &["env", "nix-store"], None, requests);
         let asked = requests.lines().count();
         assert_eq!(reports(&text).len(), asked, "{text}");
         let trace = std::fs::read_to_string(trace.path()).unwrap();
@@ -385,5 +396,85 @@ mod tests {
         // Listing the processes costs one grep each time.
         let builds = format!("{REQUEST_QUICK} N {REQUEST_BUILDS}\n").repeat(3);
         assert_eq!(forks_of(&format!("\n{builds}")), startup + 3);
+    }
+
+    /// A warm refresh with the builds listing on and nothing building starts
+    /// no process: `builds-if-new` lists (one grep) only when a process
+    /// created since the last listing still runs. Run in a private pid
+    /// namespace, where only the loop's own processes are new (fleet hosts
+    /// share this busy machine's); a user namespace makes us root there, so
+    /// no privilege is needed.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_idle_host_is_listed_once_then_answered_unchanged_without_a_process() {
+        let private = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+        ];
+        let startup = forks_in(&private, "\n");
+        let idle = format!("{REQUEST_QUICK} N {REQUEST_BUILDS_IF_NEW}\n").repeat(5);
+        assert_eq!(
+            forks_in(&private, &format!("\n{idle}")),
+            startup + 1,
+            "the first listing greps, the four after it answer unchanged"
+        );
+        // A full `builds` request always lists.
+        let full = format!("{REQUEST_QUICK} N {REQUEST_BUILDS}\n").repeat(2);
+        assert_eq!(
+            forks_in(&private, &format!("\n{full}{idle}")),
+            startup + 2,
+            "after a full listing, `builds-if-new` needs no grep"
+        );
+    }
+
+    /// The cold probe's form (`--then-exec`): one report and then the store
+    /// command in the same process, the first report costing only the
+    /// version (one command substitution) and `df`: no `uname`, `getconf` or
+    /// `head`. The store command here is `cat`, exec'd without a fork.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_once_form_reports_then_execs_with_two_forks() {
+        let trace = tempfile::NamedTempFile::new().unwrap();
+        let trace_path = trace.path().to_str().unwrap().to_string();
+        let mut command = Command::new("strace");
+        command
+            .args(["-qq", "-e", "signal=none", "-e"])
+            .args(["trace=fork,vfork,clone,clone3", "-o", &trace_path])
+            .args(["sh", "-c", crate::remote::script::FACTS.text, "rbtop-facts"])
+            .args(["/", "--then-exec", "N1", "1", "env", "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = command.spawn().expect("strace (apt-get install strace)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"store bytes")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (report, rest) = text.split_once("end N1\n").expect("a report");
+        assert!(report.starts_with("begin N1\n"), "{text}");
+        let facts = Facts::parse(report);
+        assert!(
+            facts.kernel.is_some() && facts.store_free.is_some(),
+            "{text}"
+        );
+        assert_eq!(rest, "store bytes", "the store command got stdin untouched");
+        let trace = std::fs::read_to_string(trace.path()).unwrap();
+        let forks = trace
+            .lines()
+            .filter(|l| {
+                ["fork(", "vfork(", "clone("]
+                    .iter()
+                    .any(|c| l.starts_with(c))
+            })
+            .count()
+            + trace.lines().filter(|l| l.starts_with("clone3(")).count();
+        assert_eq!(forks, 2, "the version and df only: {trace}");
     }
 }

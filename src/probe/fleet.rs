@@ -10,7 +10,7 @@ use futures_util::FutureExt;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use super::host::HostProber;
-use super::report::{HostReport, Status};
+use super::report::{HostReport, ProbeCost, Status};
 use crate::machines::Machine;
 use crate::ssh::SshSettings;
 
@@ -78,6 +78,12 @@ impl Fleet {
 
     pub fn len(&self) -> usize {
         self.hosts.len()
+    }
+
+    /// What host `index`'s last probe cost it (sessions, serial round
+    /// trips); `None` while a probe of it runs or for no such host.
+    pub fn last_cost(&self, index: usize) -> Option<ProbeCost> {
+        Some(self.hosts.get(index)?.try_lock().ok()?.last_cost())
     }
 
     pub fn settings(&self) -> &ProbeSettings {
@@ -194,10 +200,18 @@ pub fn raise_open_file_limit(hosts: usize) -> Option<String> {
 /// Probe every machine once, as a headless command does; `progress(done, total)` is called as reports arrive.
 /// Returns the reports in machines order, or what `interrupt` gave if it
 /// fired first. Sessions are closed either way.
+/// One probe finished: which host (its index), and how many are done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub index: usize,
+    pub done: usize,
+    pub total: usize,
+}
+
 pub async fn probe_once<I>(
     machines: &[Machine],
     settings: ProbeSettings,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(Progress),
     interrupt: impl std::future::Future<Output = I>,
 ) -> Result<Vec<HostReport>, I> {
     let fleet = Fleet::new(machines, settings);
@@ -208,7 +222,11 @@ pub async fn probe_once<I>(
         while let Some(event) = events.recv().await {
             reports[event.index] = Some(event.report);
             done += 1;
-            progress(done, machines.len());
+            progress(Progress {
+                index: event.index,
+                done,
+                total: machines.len(),
+            });
         }
     };
     let interrupted = tokio::select! {

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use super::channel::Channel;
 use super::classify;
 use super::facts::Facts;
+use super::first::{FactsFirst, ReportSlot};
 use super::fleet::ProbeSettings;
-use super::links::{FactsError, FactsLink, StoreLink, StoreProtocol};
-use super::report::{Failure, HostReport, Status, Via};
+use super::links::{self, FactsError, FactsLink, StoreLink, StoreProtocol};
+use super::report::{Failure, HostReport, ProbeCost, Status, Via};
 use super::route::Route;
 use crate::machines::Machine;
 use crate::ssh::session::PendingDir;
@@ -27,6 +28,8 @@ pub(super) struct HostProber {
     facts: Option<FactsLink>,
     /// What the probe is doing, for the timeout message.
     phase: &'static str,
+    /// The remote sessions and serial round trips of the last probe.
+    last_cost: ProbeCost,
 }
 
 impl HostProber {
@@ -38,6 +41,7 @@ impl HostProber {
             store: None,
             facts: None,
             phase: "starting",
+            last_cost: ProbeCost::default(),
         }
     }
 
@@ -45,6 +49,7 @@ impl HostProber {
     /// probe when they are still alive; reopens what died.
     pub(super) async fn probe(&mut self, settings: &ProbeSettings) -> HostReport {
         let limit = settings.timeout;
+        self.last_cost = ProbeCost::default();
         let deadline = tokio::time::Instant::now() + limit;
         let probe = self.probe_until(deadline, &settings.ssh, settings.list_builds);
         match tokio::time::timeout_at(deadline, probe).await {
@@ -76,6 +81,11 @@ impl HostProber {
         if let Some(session) = self.session.take() {
             session.close().await;
         }
+    }
+
+    /// What the last probe cost the host: sessions opened and serial round trips.
+    pub(super) fn last_cost(&self) -> ProbeCost {
+        self.last_cost
     }
 
     pub(super) fn via(&self) -> Via {
@@ -130,10 +140,41 @@ impl HostProber {
 
         self.phase = "waiting for the store's handshake";
         let session = self.session.as_ref().map(|s| Arc::clone(s.session()));
+        if let (Some(session), None, None) = (&session, &self.store, &self.facts) {
+            // Cold over SSH: the store and the first facts share one session.
+            let cold = cold_round(&self.route, session, list_builds, &mut self.last_cost).await;
+            let (round, mut facts) = match cold {
+                Ok(found) => found,
+                Err(failure) => return report_failure(failure, via),
+            };
+            let building = facts
+                .as_ref()
+                .and_then(|f| f.processes.as_ref())
+                .is_some_and(|l| l.as_ref().is_ok_and(|l| !l.detail_pids().is_empty()));
+            if building {
+                // Builds need a second question (their details), which only
+                // the facts loop can take: its session, now, on busy hosts only.
+                self.phase = "waiting for the host's facts";
+                let until = deadline - FACTS_MARGIN;
+                match facts_round(&self.route, Some(session), None, until, true).await {
+                    Ok((link, loop_facts)) => {
+                        let added = link.last_cost();
+                        self.last_cost.sessions += added.sessions;
+                        self.last_cost.round_trips += added.round_trips;
+                        self.facts = Some(link);
+                        facts = Some(loop_facts);
+                    }
+                    Err(why) => tracing::warn!(route = ?self.route, "no build details: {why}"),
+                }
+            }
+            return self.up_report(via, connect.or(round.socket_connect), round, facts);
+        }
         // Both at once; a failed store ends the probe without waiting for the facts.
-        let store_future = store_round(&self.route, session.as_ref(), self.store.take());
+        // The futures borrow their own copy: `self` is reported on after them.
+        let route = self.route.clone();
+        let store_future = store_round(&route, session.as_ref(), self.store.take());
         let facts_future = facts_round(
-            &self.route,
+            &route,
             session.as_ref(),
             self.facts.take(),
             deadline - FACTS_MARGIN,
@@ -151,28 +192,46 @@ impl HostProber {
             Ok(round) => round,
             Err(failure) => return report_failure(failure, via),
         };
+        // The two ran side by side: the longer of the two is the serial count.
+        let facts_cost = match &early_facts {
+            Some(Ok((link, _))) => link.last_cost(),
+            _ => ProbeCost::default(),
+        };
         self.phase = "waiting for the host's facts";
         let facts = match early_facts {
             Some(facts) => facts,
             None => facts_future.await,
         };
-        let hello = store.link.hello.clone();
-        self.store = Some(store.link);
         let facts = match facts {
             Ok((link, facts)) => {
+                self.last_cost = store.cost.alongside(link.last_cost());
                 self.facts = Some(link);
                 Some(facts)
             }
             Err(why) => {
-                tracing::warn!(route = ?self.route, "no facts: {why}");
+                self.last_cost = store.cost.alongside(facts_cost);
+                tracing::warn!(route = ?route, "no facts: {why}");
                 None
             }
         };
+        self.up_report(via, connect.or(store.socket_connect), store, facts)
+    }
+
+    /// The report of a host whose store answered; keeps its store link.
+    fn up_report(
+        &mut self,
+        via: Via,
+        connect: Option<Duration>,
+        store: StoreRound,
+        facts: Option<Facts>,
+    ) -> HostReport {
+        let hello = store.link.hello.clone();
+        self.store = Some(store.link);
         HostReport {
             status: Status::Up,
             reason: None,
             via,
-            connect: connect.or(store.socket_connect),
+            connect,
             handshake: store.handshake,
             ping: Some(store.ping),
             protocol_version: Some(hello.version.to_string()),
@@ -194,6 +253,69 @@ struct StoreRound {
     ping: Duration,
     /// Connecting to the daemon socket.
     socket_connect: Option<Duration>,
+    cost: ProbeCost,
+}
+
+/// The cold probe over SSH in one session ([`Route::first_command`]): the
+/// facts script prints one report and execs the store command on the same
+/// channel. The handshake is written as soon as the channel is open, so it
+/// waits in the pipe while the host's login shell starts, and the report
+/// comes back ahead of the store's hello: no round trip of its own.
+async fn cold_round(
+    route: &Route,
+    session: &Arc<openssh::Session>,
+    list_builds: bool,
+    cost: &mut ProbeCost,
+) -> Result<(StoreRound, Option<Facts>), Failure> {
+    let Route::Ssh {
+        store_command,
+        protocol,
+        ..
+    } = route
+    else {
+        unreachable!("a session exists only for SSH routes");
+    };
+    let nonce = links::nonce();
+    let command = route
+        .first_command(&nonce, list_builds)
+        .expect("an SSH route");
+    let started = Instant::now();
+    let mut channel = Channel::remote(session, &command).await.map_err(|e| {
+        Failure::new(
+            Status::Error,
+            format!("cannot start '{}' over ssh: {e}", store_command.join(" ")),
+        )
+    })?;
+    cost.sessions += 1;
+    cost.round_trips += 1;
+    // Failures are worded and classified by the store command, as Nix runs it.
+    channel.command = store_command.join(" ");
+    let report = ReportSlot::default();
+    let reader = std::mem::replace(&mut channel.reader, Box::new(tokio::io::empty()));
+    channel.reader = Box::new(FactsFirst::new(reader, &nonce, Arc::clone(&report)));
+    let (link, _) = StoreLink::open(channel, *protocol).await?;
+    cost.round_trips += links::handshake_round_trips(*protocol);
+    let handshake = started.elapsed();
+    let (link, ping) = link.ping().await?;
+    cost.round_trips += 1;
+    let facts = report
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .map(|text| Facts::parse_with(&text, &nonce));
+    if facts.is_none() {
+        tracing::warn!(route = ?route, "no facts in the cold probe's session");
+    }
+    Ok((
+        StoreRound {
+            link,
+            handshake: Some(handshake),
+            ping,
+            socket_connect: None,
+            cost: *cost,
+        },
+        facts,
+    ))
 }
 
 /// Ping the open channel; if there is none or it died, open one and shake hands.
@@ -210,6 +332,10 @@ async fn store_round(
                     handshake: None,
                     ping,
                     socket_connect: None,
+                    cost: ProbeCost {
+                        sessions: 0,
+                        round_trips: 1,
+                    },
                 });
             }
             Err(failure) => tracing::info!("store channel lost ({failure}); reopening"),
@@ -217,6 +343,12 @@ async fn store_round(
     }
     let started = Instant::now();
     let (channel, protocol, socket_connect) = open_store_channel(route, session).await?;
+    // Over SSH, opening the channel waits for the host; locally it does not.
+    let opened = u32::from(session.is_some());
+    let cost = ProbeCost {
+        sessions: opened,
+        round_trips: opened + links::handshake_round_trips(protocol) + 1,
+    };
     if socket_connect.is_some() {
         // The socket's connect time is reported apart from the handshake.
         let (link, handshake) = StoreLink::open(channel, protocol).await?;
@@ -226,6 +358,7 @@ async fn store_round(
             handshake: Some(handshake),
             ping,
             socket_connect,
+            cost,
         });
     }
     let (link, _) = StoreLink::open(channel, protocol).await?;
@@ -236,6 +369,7 @@ async fn store_round(
         handshake: Some(handshake),
         ping,
         socket_connect: None,
+        cost,
     })
 }
 
@@ -328,6 +462,9 @@ async fn facts_round(
             _ => return Err(FactsError::NoWay),
         };
         let mut link = FactsLink::new(channel).listing_builds(list_builds);
+        if session.is_some() {
+            link = link.opened_over_ssh();
+        }
         let facts = link.read().await?;
         Ok((link, facts))
     };

@@ -4,15 +4,19 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
+
+use crate::bounds::read_line_capped;
 
 use super::channel::Channel;
 use super::classify::{self, StoreExit};
 use super::facts::{
-    END_MARKER, Facts, REQUEST_BUILDS, REQUEST_DETAIL, REQUEST_QUICK, REQUEST_SPACE,
+    END_MARKER, Facts, LISTING_UNCHANGED, REQUEST_BUILDS, REQUEST_BUILDS_IF_NEW, REQUEST_DETAIL,
+    REQUEST_QUICK, REQUEST_SPACE,
 };
-use super::report::Failure;
+use super::report::{Failure, ProbeCost};
 use crate::protocol::{ProtocolError, ProtocolVersion, serve, worker};
+use crate::remote::listing::{self, ProcessListing};
 
 /// Which handshake a store speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +33,16 @@ pub(crate) struct StoreHello {
     pub version: ProtocolVersion,
     pub nix_version: Option<String>,
     pub trusted: Option<bool>,
+}
+
+/// The round trips of a handshake: the serve protocol's is one exchange
+/// (magic and version each way); the worker protocol's two (magic, then the
+/// client's version and options, answered by the version and trust).
+pub(crate) fn handshake_round_trips(protocol: StoreProtocol) -> u32 {
+    match protocol {
+        StoreProtocol::Serve => 1,
+        StoreProtocol::Worker => 2,
+    }
 }
 
 /// An open store channel that has completed its handshake.
@@ -114,7 +128,7 @@ async fn fail(channel: Channel, error: &ProtocolError) -> Failure {
 /// A word nobody else can guess, to end one answer of the facts loop: the
 /// processes whose names and environment it prints cannot forge it.
 /// `RandomState` keys come from the OS's randomness.
-fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     use std::hash::BuildHasher;
     let state = std::collections::hash_map::RandomState::new();
     format!("{:016x}", state.hash_one(Instant::now()))
@@ -148,6 +162,9 @@ pub(crate) enum FactsError {
     /// The report did not come before the probe's deadline.
     #[error("the facts did not arrive in time")]
     TooLate,
+    /// The answer went on past its bound (a loop that never ends its answer).
+    #[error("{}", .0.exceeded())]
+    TooLong(crate::bounds::Bound),
 }
 
 /// The facts loop ([`super::crate::remote::script::FACTS.text`]) running on the host.
@@ -162,6 +179,15 @@ pub(crate) struct FactsLink {
     space_asked: Option<Instant>,
     /// The figure of the last report that had one.
     store_free: Option<u64>,
+    /// Whether the last read was the first over a session opened for it.
+    opened_now: bool,
+    /// Set when the session was just opened, taken by the next read.
+    opened_pending: bool,
+    /// The requests the last read sent, each waiting for its answer.
+    asks: u32,
+    /// The last listing, when it showed nothing building: a later
+    /// `builds-if-new` answered `unchanged` stands for it.
+    idle_listing: Option<ProcessListing>,
 }
 
 impl FactsLink {
@@ -184,6 +210,25 @@ impl FactsLink {
             list_builds: false,
             space_asked: None,
             store_free: None,
+            opened_now: false,
+            opened_pending: false,
+            asks: 0,
+            idle_listing: None,
+        }
+    }
+
+    /// Count the next read as the one that opened this link's session.
+    pub(crate) fn opened_over_ssh(mut self) -> FactsLink {
+        self.opened_pending = true;
+        self
+    }
+
+    /// What the last read cost the host (see [`ProbeCost`]).
+    pub(crate) fn last_cost(&self) -> ProbeCost {
+        let opened = u32::from(self.opened_now);
+        ProbeCost {
+            sessions: opened,
+            round_trips: opened + self.asks,
         }
     }
 
@@ -196,17 +241,40 @@ impl FactsLink {
     /// Ask for one report. Its `store_free` is always the latest figure: fresh
     /// when this report asked for it, else that of the last report that did.
     pub(crate) async fn read(&mut self) -> Result<Facts, FactsError> {
+        self.asks = 0;
+        self.opened_now = std::mem::take(&mut self.opened_pending);
         let now = Instant::now();
         let space = self
             .space_asked
             .is_none_or(|asked| now.duration_since(asked) >= self.space_interval);
         let request = if space { REQUEST_SPACE } else { REQUEST_QUICK };
-        let builds = if self.list_builds { REQUEST_BUILDS } else { "" };
+        let builds = match (self.list_builds, &self.idle_listing) {
+            (false, _) => "",
+            (true, None) => REQUEST_BUILDS,
+            (true, Some(_)) => REQUEST_BUILDS_IF_NEW,
+        };
         let nonce = nonce();
-        let report = self
-            .ask(&format!("{request} {nonce} {builds}"), &nonce)
+        // A listing of processes is larger than the facts alone.
+        let bound = if self.list_builds {
+            crate::bounds::LISTING_ANSWER
+        } else {
+            crate::bounds::FACTS_ANSWER
+        };
+        let mut report = self
+            .ask(&format!("{request} {nonce} {builds}"), &nonce, bound)
             .await?;
+        // The section's first line, which no process's words come before.
+        let begin = format!("{}\n", listing::BEGIN);
+        let same_listing = report
+            .split_once(&begin)
+            .is_some_and(|(_, section)| section == format!("{LISTING_UNCHANGED}\n"));
+        if same_listing && let Some((facts_part, _)) = report.split_once(&begin) {
+            report = facts_part.to_string();
+        }
         let mut facts = Facts::parse_with(&report, &nonce);
+        if same_listing && let Some(idle) = &self.idle_listing {
+            facts.processes = Some(Ok(idle.clone()));
+        }
         if let Some(Ok(listing)) = &mut facts.processes {
             // Only when the listing shows builds: their details.
             let pids = listing.detail_pids();
@@ -217,29 +285,45 @@ impl FactsLink {
                     .ask(
                         &format!("{REQUEST_DETAIL} {nonce} {}", pids.join(" ")),
                         &nonce,
+                        crate::bounds::LISTING_ANSWER,
                     )
                     .await?;
                 listing.apply_detail(&answer, &nonce);
             }
         }
+        self.idle_listing = match &facts.processes {
+            Some(Ok(listing)) if listing.building_parents().is_empty() => Some(listing.clone()),
+            _ => None,
+        };
         self.carry_space(&mut facts, space, now);
         Ok(facts)
     }
 
     /// Send one request line and read the answer up to `end NONCE`.
-    async fn ask(&mut self, request: &str, nonce: &str) -> Result<String, FactsError> {
+    async fn ask(
+        &mut self,
+        request: &str,
+        nonce: &str,
+        bound: crate::bounds::Bound,
+    ) -> Result<String, FactsError> {
+        self.asks += 1;
         let end = format!("{END_MARKER} {nonce}");
         self.writer
             .write_all(format!("{request}\n").as_bytes())
             .await
             .map_err(FactsError::Io)?;
         self.writer.flush().await.map_err(FactsError::Io)?;
+        // The whole answer is bounded, each line within it too: a host that
+        // never ends its answer fails, it does not fill this machine's memory.
         let mut report = String::new();
         let mut line = Vec::new();
         loop {
             line.clear();
-            match self.reader.read_until(b'\n', &mut line).await {
-                Ok(0) => return Err(FactsError::Ended),
+            let room = bound.limit.saturating_sub(report.len());
+            match read_line_capped(&mut self.reader, &mut line, room + 1, false).await {
+                Ok((0, _)) => return Err(FactsError::Ended),
+                Ok((_, true)) => return Err(FactsError::TooLong(bound)),
+                Ok(_) if line.len() > room => return Err(FactsError::TooLong(bound)),
                 Ok(_) => {
                     // A process's words or environment need not be UTF-8.
                     let text = String::from_utf8_lossy(&line);
@@ -295,6 +379,25 @@ while read -r request nonce _rest; do
   echo "end $nonce"
 done
 "#;
+
+    /// A loop that answers without end (700+ MB within `--timeout 5` once):
+    /// the answer fails at its bound, memory stays bounded.
+    #[tokio::test]
+    async fn a_never_ending_answer_fails_at_its_bound() {
+        let mut link = loop_link("read -r _; yes uptime_s=1", SPACE_INTERVAL);
+        let e = link.read().await.unwrap_err();
+        assert!(
+            matches!(e, FactsError::TooLong(b) if b == crate::bounds::FACTS_ANSWER),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "a facts answer is longer than rbtop's bound of 1048576 bytes"
+        );
+        // One endless line, no newline at all: the same.
+        let mut link = loop_link("read -r _; tr '\\0' x < /dev/zero", SPACE_INTERVAL);
+        assert!(matches!(link.read().await, Err(FactsError::TooLong(_))));
+    }
 
     #[tokio::test]
     async fn free_space_is_asked_first_then_once_per_interval_and_carried_over() {
@@ -366,6 +469,45 @@ done
         let mut every_time = loop_link(crate::remote::script::FACTS.text, Duration::ZERO);
         for _ in 0..2 {
             assert!(every_time.read().await.unwrap().store_free.is_some());
+        }
+    }
+
+    /// The real loop in a private pid namespace (nothing else creates
+    /// processes there): with the builds listing on and nothing building,
+    /// the first read lists, the next ones get `unchanged` and the same
+    /// listing back, one question each.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn an_idle_listing_is_carried_over_when_nothing_was_created() {
+        let words: Vec<String> = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .chain([crate::remote::script::FACTS.text.to_string()])
+        .chain(["rbtop-facts".to_string(), "/".to_string()])
+        .collect();
+        let mut link = FactsLink::new(Channel::local(&words).unwrap()).listing_builds(true);
+        let first = link.read().await.unwrap();
+        let Some(Ok(listed)) = first.processes else {
+            panic!("a listing: {first:?}")
+        };
+        assert!(
+            listed.process(1).is_some(),
+            "the namespace's init: {listed:?}"
+        );
+        assert!(link.idle_listing.is_some(), "nothing builds here");
+        for _ in 0..3 {
+            let again = link.read().await.unwrap();
+            assert_eq!(again.processes, Some(Ok(listed.clone())));
+            assert_eq!(link.last_cost().round_trips, 1);
         }
     }
 

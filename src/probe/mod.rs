@@ -4,8 +4,10 @@
 pub(crate) mod channel;
 mod classify;
 pub(crate) mod facts;
+mod first;
 mod fleet;
 mod host;
+pub mod host_key_advice;
 pub(crate) mod links;
 mod report;
 pub(crate) mod route;
@@ -13,8 +15,9 @@ pub mod text;
 
 pub use facts::Facts;
 pub use fleet::{
-    DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Fleet, ProbeEvent, ProbeSettings, probe_once,
+    DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Fleet, ProbeEvent, ProbeSettings, Progress, probe_once,
     raise_open_file_limit,
 };
+pub use host_key_advice::HostKeyAdvice;
 pub use links::SPACE_INTERVAL;
-pub use report::{HostReport, Status, Via};
+pub use report::{HostReport, ProbeCost, Status, Via};

@@ -127,6 +127,29 @@ impl HostReport {
     }
 }
 
+/// What one probe cost a host: the remote sessions it opened (channels
+/// started through the SSH master, each paying the host's login shell) and
+/// the round trips it waited on one after another (the SSH connection's own
+/// set-up is not counted: it is the same for every client). Kept per host by
+/// the prober ([`crate::probe::Fleet::last_cost`]), so tests can see a new
+/// session or a serial round trip sneak in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeCost {
+    pub sessions: u32,
+    pub round_trips: u32,
+}
+
+impl ProbeCost {
+    /// Two exchanges run side by side: their sessions add up, their round
+    /// trips do not (the longer chain is what the probe waits for).
+    pub(crate) fn alongside(self, other: ProbeCost) -> ProbeCost {
+        ProbeCost {
+            sessions: self.sessions + other.sessions,
+            round_trips: self.round_trips.max(other.round_trips),
+        }
+    }
+}
+
 /// Lines of stderr kept with a failure.
 pub(super) const STDERR_LINES: usize = 12;
 

@@ -133,6 +133,43 @@ impl Route {
     }
 }
 
+impl Route {
+    /// The cold probe's one session over SSH: `sh -c FACTS rbtop-facts <store
+    /// dir> --then-exec NONCE N LIST <store command...>`, one report between
+    /// `begin NONCE` and `end NONCE`, then the store command on the same
+    /// channel (N: how many of its words are the program asked `--version`,
+    /// 0 for the worker protocol, whose handshake says it; LIST: `builds`
+    /// adds the builds listing, else `-`). `None` off SSH.
+    pub(crate) fn first_command(&self, nonce: &str, list_builds: bool) -> Option<Vec<String>> {
+        let Route::Ssh {
+            store_command,
+            protocol,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let program_words = match protocol {
+            StoreProtocol::Serve => program_words(store_command).len(),
+            StoreProtocol::Worker => 0,
+        };
+        let program_words = program_words.to_string();
+        let mut command = crate::remote::script::FACTS.words([
+            STORE_DIR,
+            "--then-exec",
+            nonce,
+            program_words.as_str(),
+            if list_builds {
+                super::facts::REQUEST_BUILDS
+            } else {
+                "-"
+            },
+        ]);
+        command.extend(store_command.iter().cloned());
+        Some(command)
+    }
+}
+
 /// The remote command as Nix builds it: `remote-program` (default
 /// `nix-store` / `nix-daemon`, a word list as in Nix ≥ 2.19), the protocol's
 /// flags, and `--store <remote-store>` when set.

@@ -15,6 +15,22 @@ pub const MAGIC_2: u64 = 0x5452_eecb;
 /// ask for, so claiming it would buy nothing and hide that we don't parse it.
 pub const CLIENT_VERSION: ProtocolVersion = ProtocolVersion::new(2, 7);
 
+/// The newest serve protocol rbtop knows of: Nix 2.35's 2.8. A server at
+/// 2.8 is Nix ≥ 2.35; one above it is newer than rbtop (still spoken to at 2.7).
+pub const NEWEST_KNOWN: ProtocolVersion = ProtocolVersion::new(2, 8);
+
+/// Which Nix speaks a serve protocol version, as far as rbtop knows.
+pub fn nix_of(server: ProtocolVersion) -> &'static str {
+    match server.minor {
+        _ if server.major != 2 => "not a serve protocol version",
+        0..=4 => "Nix older than 2.4 (too old for current Nix)",
+        5..=6 => "Nix older than 2.8",
+        7 => "Nix 2.8 to 2.34 (or Lix)",
+        8 => "Nix 2.35 or later",
+        _ => "a Nix newer than rbtop knows",
+    }
+}
+
 /// Nix master refuses servers older than 2.5 (Nix 2.8 only checked major 2).
 pub const MINIMUM: ProtocolVersion = ProtocolVersion::new(2, 5);
 
@@ -70,4 +86,26 @@ where
         .await?;
     read_strings(r, "valid paths").await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_nix_2_35_server_is_known_and_spoken_to_at_2_7() {
+        let reply = Message::default()
+            .u64(MAGIC_2)
+            .u64(NEWEST_KNOWN.to_wire())
+            .into_bytes();
+        let mut sent = Vec::new();
+        let hello = handshake(&mut &reply[..], &mut sent).await.unwrap();
+        assert_eq!(hello.server_version, ProtocolVersion::new(2, 8));
+        assert_eq!(hello.version, CLIENT_VERSION);
+        assert_eq!(nix_of(hello.server_version), "Nix 2.35 or later");
+        assert_eq!(
+            nix_of(ProtocolVersion::new(2, 9)),
+            "a Nix newer than rbtop knows"
+        );
+    }
 }

@@ -15,14 +15,15 @@ impl ProtocolVersion {
         ProtocolVersion { major, minor }
     }
 
-    /// Decodes the wire form, or `None` if bits above the low 16 are set
-    /// (Nix's `GET_PROTOCOL_MAJOR`/`MINOR` would silently drop them; a value
-    /// like that is garbage, not a version).
+    /// Decodes the wire form as Nix does: it reads an `unsigned int` (a
+    /// larger number is an error, `None` here) and keeps bits 8–15 as the
+    /// major and 0–7 as the minor (`GET_PROTOCOL_MAJOR`/`MINOR`,
+    /// `Version::Number::fromWire`), dropping any bit above.
     pub const fn from_wire(n: u64) -> Option<Self> {
-        if n > 0xffff {
+        if n > u32::MAX as u64 {
             return None;
         }
-        Some(Self::new((n >> 8) as u8, (n & 0xff) as u8))
+        Some(Self::new(((n & 0xff00) >> 8) as u8, (n & 0xff) as u8))
     }
 
     pub const fn to_wire(self) -> u64 {
@@ -62,7 +63,12 @@ mod tests {
         assert_eq!(v.to_string(), "2.7");
         assert_eq!(u64::from(ProtocolVersion::new(1, 37)), 0x125);
         assert_eq!(ProtocolVersion::new(1, 37).to_string(), "1.37");
-        assert_eq!(ProtocolVersion::try_from(0x1_0000), Err(0x1_0000));
+        // Nix masks bits above 15 away, and refuses what is no `unsigned int`.
+        assert_eq!(
+            ProtocolVersion::from_wire(0xab_0207),
+            Some(ProtocolVersion::new(2, 7))
+        );
+        assert_eq!(ProtocolVersion::try_from(0x1_0000_0000), Err(0x1_0000_0000));
     }
 
     #[test]

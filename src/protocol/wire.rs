@@ -9,9 +9,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::{ProtocolError, ProtocolVersion};
 
 /// Longest string accepted from a peer (log lines, error messages, paths).
-pub const MAX_STRING: u64 = 1 << 20;
+pub const MAX_STRING: u64 = crate::bounds::PROTOCOL_STRING.limit as u64;
 /// Most items accepted in a list from a peer.
-pub const MAX_LIST: u64 = 1 << 16;
+pub const MAX_LIST: u64 = crate::bounds::PROTOCOL_LIST.limit as u64;
+/// Most bytes accepted in the strings of one list.
+const MAX_LIST_BYTES: u64 = crate::bounds::PROTOCOL_LIST_BYTES.limit as u64;
 
 /// One outgoing message, built whole so it goes out in one write + flush.
 #[derive(Debug, Default)]
@@ -136,8 +138,18 @@ pub(crate) async fn read_strings<R: AsyncRead + Unpin>(
 ) -> Result<Vec<String>, ProtocolError> {
     let n = read_count(r, what).await?;
     let mut out = Vec::new();
+    let mut total = 0u64;
     for _ in 0..n {
-        out.push(read_string(r, what).await?);
+        let s = read_string(r, what).await?;
+        total += s.len() as u64;
+        if total > MAX_LIST_BYTES {
+            return Err(ProtocolError::TooLong {
+                what,
+                len: total,
+                max: MAX_LIST_BYTES,
+            });
+        }
+        out.push(s);
     }
     Ok(out)
 }
@@ -156,6 +168,24 @@ mod tests {
         let empty = Message::default().string(b"").into_bytes();
         assert_eq!(empty, [0; 8]);
         assert_eq!(read_string(&mut &empty[..], "s").await.unwrap(), "");
+    }
+
+    #[tokio::test]
+    async fn a_list_of_many_long_strings_stops_at_its_total_bound() {
+        // 65,536 strings of 1 MiB (64 GiB) once all read and kept: now
+        // the 17th string of 1 MiB ends it.
+        let one = Message::default()
+            .string(&vec![b'x'; MAX_STRING as usize])
+            .into_bytes();
+        let mut bytes = Message::default().u64(MAX_LIST).into_bytes();
+        for _ in 0..17 {
+            bytes.extend_from_slice(&one);
+        }
+        let e = read_strings(&mut &bytes[..], "system features").await;
+        assert!(
+            matches!(e, Err(ProtocolError::TooLong { what: "system features", max, .. }) if max == MAX_LIST_BYTES),
+            "{e:?}"
+        );
     }
 
     #[tokio::test]
@@ -224,9 +254,12 @@ mod tests {
             .string(b"bc")
             .u64(0x126)
             .u64(0x1_0126)
+            .u64(0x1_0000_0126)
             .into_bytes();
         let r = &mut &bytes[..];
         assert_eq!(read_strings(r, "l").await.unwrap(), ["a", "bc"]);
+        assert_eq!(read_version(r).await.unwrap(), ProtocolVersion::new(1, 38));
+        // Bits above 15 are masked away, as Nix does.
         assert_eq!(read_version(r).await.unwrap(), ProtocolVersion::new(1, 38));
         assert!(matches!(
             read_version(r).await,
@@ -235,5 +268,29 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes as a list of strings: an error or a list within every
+        /// bound, never a panic or an allocation from a length unchecked.
+        #[test]
+        fn any_frame_reads_within_its_bounds(
+            count in proptest::prop_oneof![0u64..8, proptest::prelude::any::<u64>()],
+            lens in proptest::collection::vec(proptest::prop_oneof![0u64..64, proptest::prelude::any::<u64>()], 0..8),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let mut bytes = Message::default().u64(count).into_bytes();
+            for len in lens {
+                bytes.extend_from_slice(&len.to_le_bytes());
+                bytes.extend_from_slice(&tail);
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            if let Ok(list) = rt.block_on(read_strings(&mut &bytes[..], "list")) {
+                proptest::prop_assert!(list.len() as u64 <= MAX_LIST);
+                proptest::prop_assert!(list.iter().all(|s| s.len() as u64 <= MAX_STRING));
+            }
+        }
     }
 }

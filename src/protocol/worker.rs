@@ -16,6 +16,28 @@ pub const MAGIC_2: u64 = 0x6478_696f;
 pub const CLIENT_VERSION: ProtocolVersion = ProtocolVersion::new(1, 37);
 /// Newest version this module speaks (Nix ≥2.24): adds the feature exchange.
 pub const LATEST: ProtocolVersion = ProtocolVersion::new(1, 38);
+/// The features daemons offer today (1.38 on the wire; features instead of
+/// new versions): Nix master's `WorkerProto::feature*` and Determinate
+/// Nix's `queryActiveBuilds`. rbtop offers none, so uses none; this says
+/// which offered ones it recognises.
+pub const KNOWN_FEATURES: &[&str] = &[
+    "realisation-with-path-not-hash",
+    "delete-dead-specific-referrers",
+    "disable-set-options",
+    "add-to-store-scanning",
+    "submit-output",
+    "queryActiveBuilds",
+];
+
+/// The daemon's features rbtop does not know (a newer Nix than it knows).
+pub fn unknown_features(features: &[String]) -> Vec<&str> {
+    features
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !KNOWN_FEATURES.contains(f))
+        .collect()
+}
+
 /// Nix refuses older daemons (master even wants 1.18).
 pub const MINIMUM: ProtocolVersion = ProtocolVersion::new(1, 10);
 
@@ -141,4 +163,21 @@ where
     stderr::read_until_last(r, version).await?;
     read_strings(r, "valid paths").await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_of_todays_daemons_are_known() {
+        let offered: Vec<String> = [
+            "realisation-with-path-not-hash",
+            "queryActiveBuilds",
+            "teleport",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(unknown_features(&offered), ["teleport"]);
+    }
 }

@@ -594,4 +594,29 @@ pub(crate) mod tests {
         assert_eq!(listing.user_name(Some(42)), "42");
         assert_eq!(listing.user_name(None), "?");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any listing and detail answer, with hostile process names
+        /// (escapes, parentheses, newlines): parsed or refused, never a panic.
+        #[test]
+        fn any_listing_and_detail_never_panic(
+            names in proptest::collection::vec("[ -~\x1b\n)(]{0,24}", 0..12),
+            fields in proptest::collection::vec("[0-9 -]{0,12}", 0..12),
+            junk in "[ -~\n\x00]{0,200}",
+        ) {
+            let records: String = names
+                .iter()
+                .zip(fields.iter().chain(std::iter::repeat(&String::new())))
+                .enumerate()
+                .map(|(i, (name, rest))| format!("/proc/{}/stat:{i} ({name}) S {rest}\0", i + 2))
+                .collect();
+            let section = format!("hz=100\nuptime=10.5\nprocesses\n{records}{junk}\nrecords-end n\n");
+            if let Ok(mut listing) = ProcessListing::parse(&section, "n") {
+                listing.apply_detail(&format!("users={junk}\nrecords\n{records}\nrecords-end n\n{junk}"), "n");
+            }
+            let _ = ProcessListing::parse(&junk, "n");
+        }
+    }
 }

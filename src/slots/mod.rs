@@ -54,6 +54,7 @@
 //!   its files;
 //! - [`text`] is the wording shared by `rbtop check` and the dashboard.
 
+pub mod behind;
 mod file_names;
 mod locks;
 mod mountinfo;

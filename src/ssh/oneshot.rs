@@ -110,6 +110,22 @@ mod tests {
         }
     }
 
+    /// ssh complains of a bad option on its stderr, before its log file is
+    /// open: that line is kept (it was "ssh exited without saying why").
+    #[tokio::test]
+    async fn a_bad_option_is_what_ssh_said_on_stderr() {
+        let ssh = SshSettings::new(
+            vec!["-o".into(), "Bogus=1".into()],
+            crate::ssh::HostKeyPolicy::default(),
+        );
+        let error = connect(&machine("ssh://127.0.0.1:1"), &ssh).await.err();
+        let Some(OneshotError::Connect(error)) = error else {
+            panic!("{error:?}")
+        };
+        let text = OneshotError::Connect(error).to_string();
+        assert!(text.contains("Bad configuration option: bogus"), "{text}");
+    }
+
     #[tokio::test]
     async fn a_store_without_ssh_or_with_a_bad_pin_is_refused_before_connecting() {
         let ssh = SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::default());

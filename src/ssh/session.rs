@@ -59,9 +59,13 @@ impl PendingDir {
         self.path.join("master")
     }
 
-    /// What ssh has written to its log so far.
+    /// What ssh has written so far: its log, then its own stderr (where
+    /// it complains before the log is open, e.g. of a bad `-o` option in
+    /// `NIX_SSHOPTS`). The end of each, bounded.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.path.join("log")).unwrap_or_default()
+        let mut log = read_tail(&self.path.join("log"));
+        log.push_str(&read_tail(&self.path.join("stderr")));
+        log
     }
 
     /// Hand the directory to a session, which closes the master on drop.
@@ -116,11 +120,16 @@ impl HostSession {
         };
         let args = argv::master_args(target, settings, &dir, pin_file.as_deref());
         tracing::debug!(host = %target.host, ?args, "starting ssh master");
+        // A file, not a pipe: the forked master keeps the descriptor open,
+        // and a pipe would never end.
+        let stderr = std::fs::File::create(dir.join("stderr"))
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
         let status = tokio::process::Command::new(&settings.program)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             // A deadline that drops this future kills ssh before it forks.
             .kill_on_drop(true)
             .status()
@@ -160,7 +169,7 @@ impl HostSession {
 
     /// ssh's log for this session (the master keeps writing to it).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.control_dir.join("log")).unwrap_or_default()
+        read_tail(&self.control_dir.join("log"))
     }
 
     /// Tell the master to exit and remove the control directory; kill the
@@ -185,6 +194,31 @@ impl HostSession {
         }
     }
 }
+
+/// The last [`SSH_LOG_KEPT`] bytes of one of ssh's files (a server's banner
+/// or a chatty master can make them long), from a line start where it can.
+fn read_tail(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let keep = SSH_LOG_KEPT as u64;
+    let cut = len > keep;
+    if cut && file.seek(SeekFrom::Start(len - keep)).is_err() {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = file.take(keep).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    match text.find('\n') {
+        Some(at) if cut => text[at + 1..].to_string(),
+        _ => text,
+    }
+}
+
+/// How much of ssh's log and stderr is read back.
+const SSH_LOG_KEPT: usize = 64 * 1024;
 
 /// The master's pid, asked over its control socket.
 async fn master_pid(socket: &Path) -> Option<u32> {

@@ -106,7 +106,7 @@ pub async fn check_all(
     let started = Instant::now();
     // One stop for both halves: the probe closes its sessions on it.
     let stop = futures_util::FutureExt::shared(Box::pin(stop));
-    let probes = probe::probe_once(&probed, probe_settings, |_, _| {}, stop.clone());
+    let probes = probe::probe_once(&probed, probe_settings, |_| {}, stop.clone());
     let others = futures_util::future::join_all(
         substituters
             .iter()

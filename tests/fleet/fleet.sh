@@ -3,9 +3,11 @@
 # private mount namespace with its own /nix and /etc/nix. See README.md.
 #
 #   fleet.sh prepare                       # Debian trixie root with Nix 2.26 (cached)
-#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--canary-faults]
+#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]
 #   fleet.sh stop DIR                      # idempotent
 #   fleet.sh status DIR
+#   fleet.sh stop-host DIR NAME            # a b* host down (every process), then
+#   fleet.sh start-host DIR NAME           # back up, same key, store and address
 #   fleet.sh reap                          # stop fleets whose owner process died
 #   fleet.sh stop-all                      # stop every fleet this machine knows of
 #
@@ -17,6 +19,10 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export LC_ALL=C
 
 PORT=2222
+INNER_PORT=2200                            # sshd's port behind the --rtt relay
+RC_COST=0                                  # --rc-cost: ms of CPU each login shell burns
+RTT=0                                      # --rtt: emulated round-trip time, ms
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${RBTOP_FLEET_CACHE:-/var/cache/rbtop-fleet}
 TRIXIE=$CACHE/trixie
 TRIXIE_MARK=$CACHE/trixie.ready
@@ -248,6 +254,68 @@ cmd_stop_all() {
     done
 }
 
+# ---------------------------------------------------------------- real-looking builders
+
+# --rc-cost MS: root's login shell on every host reads an rc file that burns
+# about MS ms of CPU, as real builders' ~/.bashrc (pyenv, conda, a cargo env)
+# do. Root's login shell is bash (here and in the trixie root); sshd runs
+# `bash -c CMD` for `ssh host CMD`, and Debian's bash reads ~/.bashrc then
+# (it sees it was started by sshd), so every session pays the cost once.
+
+RC_ITERS=0
+calibrate_rc_cost() { # sets RC_ITERS: turns of a bash loop per RC_COST ms of CPU
+    local n=200000 u s
+    read -r u s < <({ TIMEFORMAT='%3U %3S'; time bash -c "i=0; while ((i < $n)); do ((i++)); done"; } 2>&1)
+    RC_ITERS=$(awk -v n="$n" -v u="$u" -v s="$s" -v ms="$RC_COST" 'BEGIN { c = (u + s) * 1000; if (c < 1) c = 1; printf "%d", n * ms / c }')
+    note "rc cost: $RC_COST ms of CPU = $RC_ITERS loop turns per login shell"
+}
+
+write_rc_file() { # HOME
+    ((RC_COST)) || return 0
+    cat >"$1/.bashrc" <<RC
+# fleet.sh --rc-cost $RC_COST: a stand-in for a real builder's rc file (pyenv,
+# conda, direnv...): about $RC_COST ms of CPU in every shell, interactive or not.
+__rc_i=0; while ((__rc_i < $RC_ITERS)); do ((__rc_i++)); done; unset __rc_i
+export RBTOP_FLEET_RC_COST=$RC_COST
+RC
+}
+
+# --rtt MS: one delaying relay (relay.py) in front of every host that runs
+# sshd: it listens on the host's address:$PORT and forwards to that host's
+# sshd on $INNER_PORT, holding each chunk for MS/2 in each direction. The
+# relay runs in its own tagged namespace ("relay"), so `stop` ends it as it
+# ends the hosts. The refused and hung hosts stay as they are.
+
+sshd_port() { # KIND
+    if ((RTT)) && has_sshd "$1"; then echo "$INNER_PORT"; else echo "$PORT"; fi
+}
+
+has_sshd() { [[ $1 != refused && $1 != hung ]]; }
+
+start_relay() {
+    local R=$DIR/relay i pairs=()
+    for ((i = 0; i < ${#NAMES[@]}; i++)); do
+        if has_sshd "${KINDS[i]}"; then pairs+=("${ADDRS[i]}:$PORT=${ADDRS[i]}:$INNER_PORT"); fi
+    done
+    mkdir -p "$R/.tag"
+    # shellcheck disable=SC2016
+    # In a subshell: not a job of this shell, which `wait`s for its hosts.
+    (
+        setsid unshare -m --propagation private /bin/sh -c \
+            'set -e; mount -t tmpfs -o size=4k "$2" "$1/.tag"; readlink /proc/self/ns/mnt >"$1/mntns"; shift 2; exec python3 "$@"' \
+            sh "$R" "$(host_tag "$DIR" relay)" "$HERE/relay.py" "$RTT" "${pairs[@]}" \
+            </dev/null >"$R/relay.log" 2>&1 8>&- 9>&- &
+        echo $! >"$R/listener.pid"
+    )
+    for ((i = 0; i < 100; i++)); do
+        if grep -q '^relay: listening' "$R/relay.log" 2>/dev/null; then
+            note "relay: ${#pairs[@]} hosts behind $RTT ms RTT"
+            return 0
+        fi
+        kill -0 "$(cat "$R/listener.pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    die "the --rtt relay did not start: $(cat "$R/relay.log")"
 
 # ---------------------------------------------------------------- canary faults
 # Hosts whose store answers (`rbtop check` says up) but where a build fails,
@@ -368,7 +436,9 @@ healthy_addr() { # i (1-based)
 write_sshd_config() { # HOSTDIR-as-seen-by-sshd ADDR KIND NEWSSH FILE
     local h=$1 addr=$2 kind=$3 newssh=$4
     {
-        echo "Port $PORT"
+        echo "Port $(sshd_port "$kind")"
+        # VERBOSE logs one "Starting session" line per exec: sessions are countable.
+        echo "LogLevel VERBOSE"
         echo "ListenAddress $addr"
         echo "HostKey $h/hostkey"
         echo "AuthorizedKeysFile $h/authorized_keys"
@@ -385,6 +455,8 @@ write_sshd_config() { # HOSTDIR-as-seen-by-sshd ADDR KIND NEWSSH FILE
         # OpenSSH >= 9.8 blocks sources that fail auth repeatedly: tests do that on purpose.
         [[ $newssh == 1 ]] && echo "PerSourcePenalties no"
         [[ $kind == nonix ]] && echo "ForceCommand echo 'sh: 1: nix-store: not found' >&2; exit 127"
+        [[ $kind == liar ]] && echo "ForceCommand /bin/sh $h/liar.sh"
+        [[ $kind == forced ]] && echo "ForceCommand /bin/sh $h/forced.sh"
         true
     } >"$5"
 }
@@ -415,6 +487,66 @@ while (1) {
     }
 }'
 
+# ---------------------------------------------------------------- the liar
+# `liar` (with --liar, off by default): a host whose sshd is real but whose
+# store and facts loop are hostile, for rbtop's bounds (SECURITY.md). Its
+# store writes escapes and then stderr without a newline for ever, and never
+# answers; anything else (the facts loop) gets an answer that never ends,
+# with escapes in it. `true` answers, for the readiness check.
+LIAR_ADDR=127.0.1.20
+write_liar() { # FILE
+    cat >"$1" <<'EOF'
+case $SSH_ORIGINAL_COMMAND in
+true) exit 0 ;;
+*liar-version* | *liar-huge*)
+    # A worker-protocol daemon (1.37) that completes the handshake: with
+    # liar-version, a version string and log frames full of escapes, and
+    # pings answered the same way; with liar-huge, a version string said to
+    # be 1 TiB long.
+    case $SSH_ORIGINAL_COMMAND in *liar-huge*) mode=huge ;; *) mode=version ;; esac
+    exec perl -e '
+        use strict; $| = 1; binmode STDIN; binmode STDOUT;
+        my $mode = shift;
+        sub u64 { pack("Q<", $_[0]) }
+        sub str { my $s = shift; u64(length $s) . $s . ("\0" x ((8 - length($s) % 8) % 8)) }
+        sub need { my $n = shift; my $b = ""; while (length $b < $n) {
+            my $got = sysread(STDIN, $b, $n - length $b, length $b); exit 0 unless $got } $b }
+        my $evil = "\e]0;LIAR-TITLE\a\e[2J\e]52;c;bGlhcg==\a";
+        my $next = u64(0x6f6c6d67) . str("building on the liar $evil");
+        my $last = u64(0x616c7473);
+        need(8);
+        print "oixd\0\0\0\0" . u64(0x125);
+        need(24);
+        if ($mode eq "huge") { print u64(1 << 40) . ("x" x 65536); sleep 3600; exit 0 }
+        print str("2.8.0$evil") . u64(1) . $next . $last;
+        while (1) { need(24); print $next . $last . u64(0) }
+    ' "$mode" ;;
+*nix-store*--serve* | *nix-daemon*)
+    exec perl -e '$0 = "rbtop-liar-store \e]0;LIAR\a"; $| = 1;
+        my $s = "\e]0;LIAR-TITLE\a\e[2J\e]52;c;bGlhcg==\a" . ("x" x 65536);
+        print STDERR $s while 1' ;;
+*)
+    exec perl -e '$0 = "rbtop-liar-facts \e[2J"; $| = 1;
+        my $l = "nix_version=2.8\e]0;LIAR\a\nuptime_s=1\n" x 1024;
+        print $l while 1' ;;
+esac
+EOF
+}
+
+# ---------------------------------------------------------------- forced
+# `forced` (with --forced, off by default): a healthy Nix 2.8 builder whose
+# sshd runs the store whatever the client asks, as an `authorized_keys`
+# `command="nix-store --serve --write"` or NixOS's `nix.sshServe` do: no
+# shell, no script of rbtop's ever runs there. `true` is let through for the
+# readiness check only.
+FORCED_ADDR=127.0.1.50
+write_forced() { # FILE
+    cat >"$1" <<'EOF'
+[ "$SSH_ORIGINAL_COMMAND" = true ] && exit 0
+exec nix-store --serve --write
+EOF
+}
+
 # Set up and launch one host (runs in the background; writes .ok on success).
 launch_host() { # NAME ADDR KIND
     local name=$1 addr=$2 kind=$3 H=$DIR/$1
@@ -436,10 +568,13 @@ launch_host() { # NAME ADDR KIND
     esac
     ssh-keygen -q -t ed25519 -N '' -C "rbtop-fleet-$name" -f "$H/hostkey" </dev/null
     if [[ $kind == authfail ]]; then : >"$H/authorized_keys"; else cp "$DIR/client_key.pub" "$H/authorized_keys"; fi
+    if [[ $kind == liar ]]; then write_liar "$H/liar.sh"; fi
+    if [[ $kind == forced ]]; then write_forced "$H/forced.sh"; fi
     # Each host's root gets its own empty home: the machine's /root/.bashrc
     # (sourced by bash for every ssh command) must not slow or change sessions.
     mkdir -p "$H/home"
-    if [[ $kind == healthy || $kind == wrongkey || " ${CANARY_FAULTS[*]} " == *" $kind "* ]]; then
+    write_rc_file "$H/home"
+    if [[ $kind == healthy || $kind == wrongkey || $kind == forced || " ${CANARY_FAULTS[*]} " == *" $kind "* ]]; then
         # A copy of an initialised empty store: the first probe does not pay
         # for creating the database (~50 ms CPU), and starting stays cheap.
         cp -a "$DIR/.nix-template" "$H/nix"
@@ -566,20 +701,27 @@ save_ns() { cat "$DIR"/*/mntns >"$START_REG/mntns" 2>/dev/null || true; }
 
 cmd_start() {
     need_root
-    local dir="" healthy=3 faults=1 trixie=1 canary=0
+    local dir="" healthy=3 faults=1 trixie=1 liar=0 forced=0 canary=0
     while (($#)); do
         case $1 in
         --healthy) healthy=${2:?--healthy needs a number}; shift 2 ;;
         --healthy=*) healthy=${1#*=}; shift ;;
         --no-faults) faults=0; shift ;;
         --no-trixie) trixie=0; shift ;;
+        --liar) liar=1; shift ;;
+        --forced) forced=1; shift ;;
+        --rc-cost) RC_COST=${2:?--rc-cost needs a number of ms}; shift 2 ;;
+        --rtt) RTT=${2:?--rtt needs a number of ms}; shift 2 ;;
         --canary-faults) canary=1; shift ;;
         -*) die "unknown option $1" ;;
-        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--canary-faults]"; dir=$1; shift ;;
+        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]"; dir=$1; shift ;;
         esac
     done
-    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie]"
+    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]"
     [[ $healthy =~ ^[0-9]+$ ]] && ((healthy <= 2000)) || die "--healthy must be a number 0..2000"
+    [[ $RC_COST =~ ^[0-9]+$ ]] && ((RC_COST <= 10000)) || die "--rc-cost must be a number of ms 0..10000"
+    [[ $RTT =~ ^[0-9]+$ ]] && ((RTT <= 10000)) || die "--rtt must be a number of ms 0..10000"
+    if ((RTT)); then command -v python3 >/dev/null || die "--rtt needs python3 (apt-get install python3)"; fi
     for c in sshd:openssh-server ssh-keygen:openssh-client nix-store:nix-bin unshare:util-linux perl:perl-base; do
         command -v "${c%%:*}" >/dev/null || die "${c%%:*} not found (apt-get install ${c#*:})"
     done
@@ -618,13 +760,16 @@ cmd_start() {
             NAMES+=("${FAULTS[i]}"); ADDRS+=("127.0.1.$((i + 2))"); KINDS+=("${FAULTS[i]}")
         done
     fi
+    if ((liar)); then NAMES+=(liar); ADDRS+=("$LIAR_ADDR"); KINDS+=(liar); fi
+    if ((forced)); then NAMES+=(forced); ADDRS+=("$FORCED_ADDR"); KINDS+=(forced); fi
     if ((canary)); then
         ensure_remote_user
         for ((i = 0; i < ${#CANARY_FAULTS[@]}; i++)); do
-            NAMES+=("${CANARY_FAULTS[i]}"); ADDRS+=("127.0.1.$((i + 20))"); KINDS+=("${CANARY_FAULTS[i]}")
+            NAMES+=("${CANARY_FAULTS[i]}"); ADDRS+=("127.0.1.$((i + 30))"); KINDS+=("${CANARY_FAULTS[i]}")
         done
     fi
     for i in "${NAMES[@]}"; do rm -rf --one-file-system "${DIR:?}/$i"; done
+    rm -rf --one-file-system "${DIR:?}/relay"
 
     # Registry entry first, so a start that dies half-way can still be stopped/reaped.
     r=$(reg_dir "$DIR")
@@ -650,7 +795,9 @@ cmd_start() {
     # From here on, a failure stops what was started.
     START_REG=$r
     trap 'rc=$?; if ((rc)); then save_ns; stop_fleet "$DIR" || true; fi' EXIT
+    if ((RC_COST)); then calibrate_rc_cost; fi
     for_all_hosts launch_host .ok; [[ -n ${FLEET_DEBUG:-} ]] && note "launched at $((SECONDS - t0))s"
+    if ((RTT)); then start_relay; fi
     save_ns
 
     # Files describing the fleet.
@@ -679,7 +826,7 @@ cmd_start() {
             echo "[$addr]:$PORT ${pub[0]} ${pub[1]}" >>"$DIR/known_hosts"
         fi
         case $kind in
-        healthy | wrongkey | untrusted | nofeature | storefull | rootunknown | slowbuild) ver=$v28 ;;
+        healthy | wrongkey | forced | untrusted | nofeature | storefull | rootunknown | slowbuild) ver=$v28 ;;
         trixie) ver=$(trixie_version) ;;
         esac
         if [[ $kind == wrongkey ]]; then
@@ -729,6 +876,66 @@ cmd_status() {
     echo "$up/$total hosts running (refused counts as running: nothing is meant to listen)"
 }
 
+# ---------------------------------------------------------------- stop-host / start-host
+
+# Take one Nix 2.8 host (b*) down as a crash would: every process in its
+# namespace dies (its sshd and the sessions open to it), so its address
+# refuses connections. start-host brings it back with the same host key,
+# store and address. Used by the live machines file's tests.
+host_row() { # DIR NAME -> "addr kind" from hosts.tsv
+    awk -F '\t' -v n="$2" '$1 == n { print $2, $4 }' "$1/hosts.tsv"
+}
+
+cmd_stop_host() {
+    need_root
+    [[ $# -eq 2 ]] || die "usage: fleet.sh stop-host DIR NAME"
+    local dir name=$2 H ns pids=() i
+    dir=$(abs_dir "$1")
+    H=$dir/$name
+    [[ $name == b[0-9]* && -n $(host_row "$dir" "$name") ]] || die "stop-host takes a b* host of the fleet in $dir, not '$name'"
+    take_lock
+    ns=$(cat "$H/mntns" 2>/dev/null || true)
+    [[ -n $ns ]] || { note "$name is not running"; return 0; }
+    for ((i = 0; i < 50; i++)); do
+        mapfile -t pids < <(fleet_pids "$dir" "$name" "$ns")
+        ((${#pids[@]})) || break
+        kill -KILL "${pids[@]}" 2>/dev/null || true
+        sleep 0.1
+    done
+    ((${#pids[@]} == 0)) || die "processes of $name survive SIGKILL: ${pids[*]}"
+    rm -f "$H/mntns" "$H/sshd.pid"
+}
+
+cmd_start_host() {
+    need_root
+    [[ $# -eq 2 ]] || die "usage: fleet.sh start-host DIR NAME"
+    local dir name=$2 H addr kind i
+    dir=$(abs_dir "$1")
+    H=$dir/$name
+    read -r addr kind <<<"$(host_row "$dir" "$name")"
+    [[ $name == b[0-9]* && $kind == healthy ]] || die "start-host takes a b* host of the fleet in $dir, not '$name'"
+    take_lock
+    [[ -s $H/mntns ]] && die "$name is running already"
+    # shellcheck disable=SC2016
+    unshare -m --propagation private /bin/sh -c '
+        set -e
+        H=$1
+        mount -t tmpfs -o size=4k "$2" "$H/.tag"
+        readlink /proc/self/ns/mnt >"$H/mntns"
+        mount --bind "$H/nix" /nix
+        mount --bind "$H/etc-nix" /etc/nix
+        mount --bind "$H/home" /root
+        exec /usr/sbin/sshd -f "$H/sshd_config" -E "$H/sshd.log"
+    ' sh "$H" "$(host_tag "$dir" "$name")" </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
+    # Recorded for stop and reap, like the namespaces start records.
+    cat "$H/mntns" >>"$(reg_dir "$dir")/mntns" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        timeout 2 bash -c "exec 3<>/dev/tcp/$addr/$PORT" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "$name ($addr:$PORT) does not accept connections after start-host: $(tail -n 5 "$H/sshd.log" 2>/dev/null)"
+}
+
 # ---------------------------------------------------------------- main
 
 cmd=${1:-}
@@ -739,6 +946,8 @@ start) cmd_start "$@" ;;
 stop) cmd_stop "$@" ;;
 status) cmd_status "$@" ;;
 reap) cmd_reap ;;
+stop-host) cmd_stop_host "$@" ;;
+start-host) cmd_start_host "$@" ;;
 stop-all) cmd_stop_all ;;
-*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] [--canary-faults] | stop DIR | status DIR | reap | stop-all" ;;
+*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] | stop DIR | status DIR | stop-host DIR NAME | start-host DIR NAME | reap | stop-all" ;;
 esac

@@ -33,6 +33,16 @@ pub struct FleetOptions {
     pub faults: bool,
     /// `t1`: Nix 2.26 from a Debian trixie root (bootstrapped once, cached).
     pub trixie: bool,
+    /// `liar` (127.0.1.20): a hostile store and facts loop (endless stderr
+    /// without a newline, a never-ending answer, escapes). Off by default.
+    pub liar: bool,
+    /// `forced` (127.0.1.50): a healthy builder whose sshd forces `nix-store
+    /// --serve --write` (no shell, no script). Off by default.
+    pub forced: bool,
+    /// `--rc-cost MS`: every login shell burns about MS ms of CPU (0: none).
+    pub rc_cost_ms: u32,
+    /// `--rtt MS`: hosts behind a delaying relay (0: none).
+    pub rtt_ms: u32,
     /// The hosts that are up but fail a build: `untrusted`, `nofeature`,
     /// `storefull`, `rootunknown` (see tests/fleet/README.md).
     pub canary_faults: bool,
@@ -44,6 +54,10 @@ impl Default for FleetOptions {
             healthy: 3,
             faults: true,
             trixie: true,
+            liar: false,
+            forced: false,
+            rc_cost_ms: 0,
+            rtt_ms: 0,
             canary_faults: false,
         }
     }
@@ -147,6 +161,20 @@ impl Fleet {
         }
         if !opts.trixie {
             args.push("--no-trixie");
+        }
+        if opts.liar {
+            args.push("--liar");
+        }
+        if opts.forced {
+            args.push("--forced");
+        }
+        let rc_cost = opts.rc_cost_ms.to_string();
+        if opts.rc_cost_ms > 0 {
+            args.extend(["--rc-cost", rc_cost.as_str()]);
+        }
+        let rtt = opts.rtt_ms.to_string();
+        if opts.rtt_ms > 0 {
+            args.extend(["--rtt", rtt.as_str()]);
         }
         if opts.canary_faults {
             args.push("--canary-faults");

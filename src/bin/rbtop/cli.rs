@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +32,7 @@ impl DashboardArgs {
             ("--refresh", self.refresh.is_some()),
             ("--timeout", self.timeout.is_some()),
             ("--concurrency", self.concurrency.is_some()),
+            ("--open-log", self.open_log.is_some()),
         ]
         .into_iter()
         .find_map(|(flag, given)| given.then_some(flag))
@@ -60,6 +61,10 @@ pub struct DashboardArgs {
     /// Hosts probed at the same time [config: probe.concurrency] [default: 64]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
+
+    /// Open this internal-json build log as a read-only job (as `rbtop log` reads it)
+    #[arg(long, value_name = "FILE")]
+    pub open_log: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Args)]
@@ -129,14 +134,85 @@ pub enum Command {
     /// --no-probe: not known to be down), 1 when none is, 2 for usage errors
     /// and an unreadable .drv.
     Explain(ExplainArgs),
+
+    /// Follow the internal-json log of a Nix build rbtop did not start.
+    ///
+    /// `nix build --log-format internal-json -v … |& rbtop log`, or a saved
+    /// log: the same per-derivation, per-host output as `rbtop build`, read
+    /// until the input ends. Exit status: 0 when nothing failed, 1 when a
+    /// derivation failed or Nix reported an error, 2 for usage errors and an
+    /// unreadable input.
+    Log(LogArgs),
+
+    /// Keep probing the fleet and serve it to Prometheus; optionally keep a
+    /// live machines file of the usable builders.
+    ///
+    /// Probes as the dashboard does (kept SSH sessions, the same refresh and
+    /// backoff) and serves Prometheus text exposition at
+    /// http://ADDR/metrics and a status page at http://ADDR/. With
+    /// --write-machines PATH, keeps PATH holding the machines lines of the
+    /// builders usable now (point nix.conf's `builders = @PATH` at it): a
+    /// builder leaves after --out-after failed probes in a row and comes
+    /// back after --back-after good ones; when every builder is down the
+    /// last file is kept. Runs until SIGINT/SIGTERM (exit 130/143).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The log file; `-` or nothing for standard input
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Print only JSON at the end (fields documented in README.md, `rbtop log`)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// ADDRESS:PORT to serve on [config: serve.listen] [default: 127.0.0.1:9945]
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Keep this file holding the lines of the usable builders, rewritten
+    /// atomically (mode 0644) [config: serve.write_machines]
+    #[arg(long, value_name = "PATH")]
+    pub write_machines: Option<PathBuf>,
+
+    /// Failed probes in a row before a builder leaves the live file [config: serve.out_after] [default: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub out_after: Option<u32>,
+
+    /// Good probes in a row before it comes back [config: serve.back_after] [default: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub back_after: Option<u32>,
+
+    /// Seconds between two probes of an up host, at least 0.5 [config: dashboard.refresh_interval] [default: 5]
+    #[arg(long, value_name = "SECS", value_parser = parse_refresh)]
+    pub refresh: Option<f64>,
+
+    #[command(flatten)]
+    pub probe: ProbeFlags,
+}
+
+/// An `ADDRESS:PORT` to listen on (`[::1]:9945` for IPv6).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("'{text}' is not ADDRESS:PORT (e.g. 127.0.0.1:9945 or [::1]:9945)"))
 }
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("build").required(true).args(["drv", "system"])))]
 pub struct ExplainArgs {
-    /// A .drv file: explain a build of it
-    #[arg(value_name = "DRV")]
+    /// A .drv file: explain a build of it; or a .nix file, instantiated
+    /// with the local nix-instantiate first
+    #[arg(value_name = "DRV|FILE.nix")]
     pub drv: Option<PathBuf>,
+
+    /// With a .nix file: the attribute to instantiate (nix-instantiate -A)
+    #[arg(value_name = "ATTR", requires = "drv")]
+    pub attr: Option<String>,
 
     /// The system the build needs, e.g. x86_64-linux (`builtin` is accepted everywhere)
     #[arg(long, value_name = "SYSTEM")]
@@ -181,9 +257,19 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Print JSON: {"hosts": [...], "summary": {"total": N, "up": N}}
+    /// Print JSON: {"hosts": [...], "summary": {"total": N, "up": N}} (same as --format json)
     #[arg(long)]
     pub json: bool,
+
+    /// What to print: a table, JSON, or Prometheus text exposition (for
+    /// node_exporter's textfile collector) [default: table]
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+    pub format: Option<CheckFormat>,
+
+    /// Write the output to FILE instead of stdout, atomically (a temporary
+    /// file renamed over it, mode 0644), so a reader never sees half of it
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 
     /// Also build a tiny canary derivation on every host that is up, pinned
     /// to it as `rbtop build --on` pins, through the local nix-daemon when
@@ -201,6 +287,22 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub probe: ProbeFlags,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Table,
+    Json,
+    Prometheus,
+}
+
+impl CheckArgs {
+    pub fn output_format(&self) -> CheckFormat {
+        match (self.json, self.format) {
+            (true, _) => CheckFormat::Json,
+            (false, format) => format.unwrap_or(CheckFormat::Table),
+        }
+    }
 }
 
 /// How a headless command probes the fleet.

@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub dashboard: DashboardConfig,
     #[serde(default)]
     pub jobs: JobsConfig,
+    #[serde(default)]
+    pub serve: ServeConfig,
     /// Action name → keys, replacing that action's default keys.
     #[serde(default)]
     pub keys: BTreeMap<String, KeyList>,
@@ -41,6 +43,20 @@ pub struct FileConfig {
 pub struct DashboardConfig {
     /// Seconds between two probes of an up host.
     pub refresh_interval: Option<f64>,
+}
+
+/// `rbtop serve`: the exporter and the live machines file.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// `ADDRESS:PORT` to serve `/metrics` and `/` on.
+    pub listen: Option<String>,
+    /// The live machines file to keep.
+    pub write_machines: Option<PathBuf>,
+    /// Failed probes in a row before a builder leaves the live file.
+    pub out_after: Option<u32>,
+    /// Good probes in a row before it comes back.
+    pub back_after: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -111,11 +127,9 @@ pub struct LogConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Missing, not a regular file, past its bound or unreadable.
+    #[error("config file: {0}")]
+    Read(#[from] rbtop::bounds::FileError),
     #[error("config file {}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
 }
@@ -135,9 +149,10 @@ pub fn load(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), Co
             _ => return Ok((FileConfig::default(), None)),
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+    let bytes = rbtop::bounds::read_regular_file(&path, rbtop::bounds::CONFIG_FILE)?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
         path: path.clone(),
-        source,
+        message: "not UTF-8".to_string(),
     })?;
     let config = parse(&text).map_err(|message| ConfigError::Invalid {
         path: path.clone(),
@@ -184,11 +199,24 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
     if config.probe.concurrency == Some(0) {
         return Err("[probe] concurrency must be at least 1".to_string());
     }
+    if let Some(listen) = &config.serve.listen {
+        crate::cli::parse_listen(listen)
+            .map_err(|e| format!("[serve] listen = {listen:?}: {e}"))?;
+    }
+    for (key, value) in [
+        ("out_after", config.serve.out_after),
+        ("back_after", config.serve.back_after),
+    ] {
+        if value == Some(0) {
+            return Err(format!("[serve] {key} must be at least 1"));
+        }
+    }
     let home = dirs::home_dir();
     for path in [
         &mut config.machines.file,
         &mut config.log.directory,
         &mut config.jobs.log_directory,
+        &mut config.serve.write_machines,
     ] {
         if let Some(p) = path.take() {
             *path = Some(expand_tilde(&p, home.as_deref()));
@@ -219,6 +247,36 @@ pub struct Settings {
     pub jobs: JobsChoice,
     /// `NIX_SSHOPTS` as the environment gave it (split when used).
     pub nix_sshopts: Option<OsString>,
+    pub serve: ServeChoice,
+}
+
+/// Where `rbtop serve` listens unless told.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9945";
+
+/// `[serve]` after defaults, before `rbtop serve`'s flags.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeChoice {
+    pub listen: std::net::SocketAddr,
+    pub write_machines: Option<PathBuf>,
+    pub hysteresis: rbtop::export::Hysteresis,
+}
+
+impl ServeChoice {
+    fn from_file(file: &ServeConfig) -> ServeChoice {
+        let defaults = rbtop::export::Hysteresis::default();
+        ServeChoice {
+            listen: file
+                .listen
+                .as_deref()
+                .and_then(|l| crate::cli::parse_listen(l).ok())
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address")),
+            write_machines: file.write_machines.clone(),
+            hysteresis: rbtop::export::Hysteresis {
+                out_after: file.out_after.unwrap_or(defaults.out_after),
+                back_after: file.back_after.unwrap_or(defaults.back_after),
+            },
+        }
+    }
 }
 
 /// What the environment adds to the flags and the file.
@@ -362,6 +420,7 @@ impl Settings {
                 .collect(),
             jobs: JobsChoice::from_file(&file.jobs),
             nix_sshopts: env.nix_sshopts.clone(),
+            serve: ServeChoice::from_file(&file.serve),
         }
     }
 
@@ -430,6 +489,39 @@ mod tests {
     fn the_example_config_parses_and_matches_the_defaults() {
         let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"));
         assert_eq!(parse(text).unwrap(), FileConfig::default());
+    }
+
+    #[test]
+    fn serve_settings_come_from_the_file_and_bad_values_are_named() {
+        let file = parse(
+            "[serve]\nlisten = \"[::1]:9100\"\nwrite_machines = \"/run/rbtop/machines\"\nout_after = 3\n",
+        )
+        .unwrap();
+        let settings = Settings::layer(&cli(), &file, None, &Environment::default());
+        assert_eq!(settings.serve.listen, "[::1]:9100".parse().unwrap());
+        assert_eq!(
+            settings.serve.write_machines.as_deref(),
+            Some(Path::new("/run/rbtop/machines"))
+        );
+        assert_eq!(settings.serve.hysteresis.out_after, 3);
+        assert_eq!(settings.serve.hysteresis.back_after, 2);
+        let defaults = Settings::layer(
+            &cli(),
+            &FileConfig::default(),
+            None,
+            &Environment::default(),
+        );
+        assert_eq!(defaults.serve.listen, DEFAULT_LISTEN.parse().unwrap());
+        let err = parse("[serve]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(
+            err.contains("[serve] listen") && err.contains("ADDRESS:PORT"),
+            "{err}"
+        );
+        let err = parse("[serve]\nback_after = 0\n").unwrap_err();
+        assert!(
+            err.contains("[serve] back_after must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

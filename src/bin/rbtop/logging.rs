@@ -40,7 +40,7 @@ pub fn start(settings: &crate::config::Settings) -> Result<Started, String> {
         .and_then(|dir| match init(filter, dir) {
             Ok(guard) => Some(guard),
             Err(e) => {
-                eprintln!("rbtop: logging disabled: {e}");
+                say!("rbtop: logging disabled: {e}");
                 None
             }
         });
@@ -55,15 +55,21 @@ pub fn parse_filter(filter: &str) -> Result<EnvFilter, String> {
 /// Start logging to `<dir>/rbtop.<date>.log`. Keep the guard alive until exit
 /// so buffered lines are flushed.
 pub fn init(filter: EnvFilter, directory: &Path) -> Result<WorkerGuard, String> {
-    std::fs::create_dir_all(directory)
+    rbtop::private_directory(directory)
         .map_err(|e| format!("cannot create log directory {}: {e}", directory.display()))?;
+    // tracing-appender creates its files with the process's umask: 0600 for
+    // the one it opens now. (Tomorrow's, after rotation, follow the umask,
+    // but sit in this 0700 directory.) Logging starts before any thread.
+    let old_umask = unsafe { libc::umask(0o077) };
     let appender = Builder::new()
         .rotation(Rotation::DAILY)
         .filename_prefix("rbtop")
         .filename_suffix("log")
         .max_log_files(KEEP_DAYS)
-        .build(directory)
-        .map_err(|e| format!("cannot open a log file in {}: {e}", directory.display()))?;
+        .build(directory);
+    unsafe { libc::umask(old_umask) };
+    let appender =
+        appender.map_err(|e| format!("cannot open a log file in {}: {e}", directory.display()))?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
     tracing_subscriber::fmt()
         .with_env_filter(filter)

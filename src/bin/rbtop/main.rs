@@ -2,6 +2,9 @@
 //! library (`rbtop`). This file is its table of contents: parse the flags,
 //! layer the settings, start logging, run one command.
 
+#[macro_use]
+mod say;
+
 mod cli;
 mod commands;
 mod config;
@@ -15,7 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use commands::{build, check, explain, machines};
+use commands::{build, check, explain, log as log_command, machines, serve};
 use config::{Environment, Settings};
 use setup::usage_error;
 
@@ -47,6 +50,8 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => check::run(&settings, &args),
         Some(Command::Build(args)) => build::run(&settings, &args),
         Some(Command::Explain(args)) => explain::run(&settings, &args),
+        Some(Command::Log(args)) => log_command::run(&settings, &args),
+        Some(Command::Serve(args)) => serve::run(&settings, &args),
         None => tui::dashboard::run(&settings, &cli.dashboard, log.directory()),
     }
 }

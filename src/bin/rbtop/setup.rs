@@ -6,7 +6,6 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use rbtop::machines::Machine;
-use rbtop::nix_version::NixVersion;
 use rbtop::nixconf::NixConfEnv;
 use rbtop::probe::HostReport;
 use rbtop::probe::{ProbeSettings, probe_once, raise_open_file_limit};
@@ -21,25 +20,29 @@ pub const USAGE: u8 = 2;
 
 /// Say what is wrong on stderr; the exit status of a usage error.
 pub fn usage_error(message: &str) -> ExitCode {
-    eprintln!("rbtop: {message}");
+    say!("rbtop: {}", rbtop::sanitize::for_terminal_lines(message));
     ExitCode::from(USAGE)
 }
 
 /// Read the machines as Nix would; a usage error when a `--machines` file
 /// does not exist.
 pub fn resolve_machines(settings: &Settings) -> Result<Resolved, ExitCode> {
+    // Only a file that is not there is a usage error; a symlink loop, a
+    // FIFO or a directory is reported by the reader, by what it is.
     if let SourceChoice::File(path) = &settings.source
-        && !path.exists()
+        && std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     {
         return Err(usage_error(&format!(
             "machines file {} does not exist",
             path.display()
         )));
     }
-    let resolved = sources::resolve(
+    let (local_nix, lix) = rbtop::nix_version::local_with_flavour();
+    let resolved = sources::resolve_as(
         &settings.source,
         &NixConfEnv::from_process(),
-        NixVersion::local(),
+        local_nix,
+        lix,
     );
     tracing::info!(
         machines = resolved.parsed.machines.len(),
@@ -54,7 +57,7 @@ pub fn resolve_machines(settings: &Settings) -> Result<Resolved, ExitCode> {
 /// problems printed on stderr.
 pub fn headless(settings: &Settings) -> Result<(Vec<String>, Resolved), ExitCode> {
     let extra_args = settings
-        .ssh_extra_args(|warning| eprintln!("rbtop: warning: {warning}"))
+        .ssh_extra_args(|warning| say!("rbtop: warning: {warning}"))
         .map_err(|e| usage_error(&e))?;
     let resolved = resolve_machines(settings)?;
     let _ = std::io::stderr().write_all(machines::render_diagnostics(&resolved).as_bytes());
@@ -77,7 +80,7 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .inspect_err(|e| eprintln!("rbtop: cannot start the async runtime: {e}"))
+        .inspect_err(|e| say!("rbtop: cannot start the async runtime: {e}"))
         .ok()
 }
 
@@ -89,6 +92,22 @@ pub enum ProbeStopped {
     NoRuntime,
 }
 
+/// `probed 7/9 · waiting for hung, slow`, cut to `width` with `…`: the
+/// hosts still pending are the ones worth knowing about.
+pub fn progress_line(done: usize, total: usize, waiting: &[&str], width: usize) -> String {
+    let mut line = format!("probed {done}/{total}");
+    if !waiting.is_empty() && done < total {
+        line.push_str(&format!(" · waiting for {}", waiting.join(", ")));
+    }
+    // One column spare: a line filling the terminal would wrap the cursor.
+    let room = width.saturating_sub(1);
+    if line.chars().count() > room {
+        line = line.chars().take(room.saturating_sub(1)).collect();
+        line.push('…');
+    }
+    line
+}
+
 /// Probe `machines` at once for a headless command, with a progress count
 /// on stderr when it is a terminal and `show_progress`.
 pub fn probe_headless(
@@ -98,21 +117,56 @@ pub fn probe_headless(
 ) -> Result<Vec<HostReport>, ProbeStopped> {
     if let Some(warning) = raise_open_file_limit(machines.len()) {
         tracing::warn!("{warning}");
-        eprintln!("rbtop: warning: {warning}");
+        say!("rbtop: warning: {warning}");
     }
     let runtime = runtime().ok_or(ProbeStopped::NoRuntime)?;
     let show_progress = show_progress && std::io::stderr().is_terminal();
-    let progress = |done: usize, total: usize| {
+    let width = crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w));
+    let mut pending = vec![true; machines.len()];
+    let progress = |p: rbtop::probe::Progress| {
+        if let Some(slot) = pending.get_mut(p.index) {
+            *slot = false;
+        }
         if show_progress {
-            eprint!("\r\x1b[Kprobed {done}/{total}");
+            // Host names come from the machines file: shown, never obeyed.
+            let waiting: Vec<String> = machines
+                .iter()
+                .zip(&pending)
+                .filter(|(_, pending)| **pending)
+                .map(|(m, _)| rbtop::sanitize::for_terminal(m.host_name()).into_owned())
+                .collect();
+            let waiting: Vec<&str> = waiting.iter().map(String::as_str).collect();
+            say_inline!(
+                "\r\x1b[K{}",
+                progress_line(p.done, p.total, &waiting, width)
+            );
         }
     };
     let reports = runtime.block_on(probe_once(machines, settings, progress, shutdown_signal()));
     if show_progress {
-        eprint!("\r\x1b[K");
+        say_inline!("\r\x1b[K");
     }
     reports.map_err(|signal| {
-        eprintln!("rbtop: interrupted; every SSH session closed");
+        say!("rbtop: interrupted; every SSH session closed");
         ProbeStopped::Interrupted(ExitCode::from(signal.exit_status()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn progress_names_the_hosts_still_pending_within_the_width() {
+        assert_eq!(
+            progress_line(7, 9, &["hung", "slow"], 80),
+            "probed 7/9 · waiting for hung, slow"
+        );
+        assert_eq!(progress_line(9, 9, &[], 80), "probed 9/9");
+        let many: Vec<String> = (0..40).map(|i| format!("builder-{i:02}")).collect();
+        let names: Vec<&str> = many.iter().map(String::as_str).collect();
+        let line = progress_line(0, 40, &names, 80);
+        assert_eq!(line.chars().count(), 79, "{line}");
+        assert!(line.ends_with('…'), "{line}");
+    }
 }

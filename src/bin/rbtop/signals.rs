@@ -44,7 +44,7 @@ pub async fn shutdown_signal() -> Interrupted {
             _ = term.recv() => {}
             _ = hup.recv() => {}
         }
-        eprintln!("rbtop: interrupted twice; exiting without closing sessions");
+        say!("rbtop: interrupted twice; exiting without closing sessions");
         std::process::exit(code.into());
     });
     first

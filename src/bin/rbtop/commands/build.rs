@@ -13,6 +13,7 @@ use rbtop::jobs::progress::{Counts, DrvStatus, LineKind, Phase};
 use rbtop::jobs::runner::{JobSettings, Supervisor, lock};
 use rbtop::machines::Machine;
 use rbtop::nix_text::strip_ansi;
+use rbtop::sanitize::{for_build_log, for_terminal, for_terminal_lines};
 
 use crate::cli::BuildArgs;
 use crate::config::Settings;
@@ -65,7 +66,7 @@ async fn follow(
     };
     let job = supervisor.job(id).expect("just launched").clone();
     if let Some(path) = &lock(&job).log_file {
-        eprintln!("rbtop: log file: {}", path.display());
+        say!("rbtop: log file: {}", path.display());
     }
     let mut printer = Printer::new(std::io::stdout().is_terminal());
     let mut stop_signals = [
@@ -110,7 +111,7 @@ async fn follow(
             }
             _ = stop => {
                 cancels += 1;
-                eprintln!(
+                say!(
                     "rbtop: cancelling the build{}",
                     if cancels == 1 { " (again to stop waiting for it)" } else { "" }
                 );
@@ -155,14 +156,16 @@ impl Printer {
         }
         let derivations = job.progress.derivations();
         for entry in job.log.since(self.next_seq) {
+            // As `nix build -L`: colour kept, every other escape removed.
+            let text = for_build_log(&entry.text);
             let text = if self.colour {
-                entry.text.clone()
+                text.into_owned()
             } else {
-                strip_ansi(&entry.text)
+                strip_ansi(&text)
             };
             match entry.drv.and_then(|i| derivations.get(i)) {
                 Some(drv) if entry.kind == LineKind::Build => {
-                    let _ = writeln!(out, "{}> {text}", drv.name());
+                    let _ = writeln!(out, "{}> {text}", for_terminal(drv.name()));
                 }
                 _ => {
                     let _ = writeln!(out, "{text}");
@@ -185,9 +188,14 @@ impl Printer {
             let on = drv
                 .machine
                 .as_deref()
-                .map(|m| format!(" ({m})"))
+                .map(|m| format!(" ({})", for_terminal(m)))
                 .unwrap_or_default();
-            let _ = writeln!(out, "rbtop: {}: {}{on}", drv.name(), drv.phase.label());
+            let label = if drv.status == DrvStatus::Planned {
+                "planned"
+            } else {
+                drv.phase.label()
+            };
+            let _ = writeln!(out, "rbtop: {}: {label}{on}", for_terminal(drv.name()));
         }
         let counts = job.progress.counts();
         if counts != self.counts && counts.expected > 1 {
@@ -223,6 +231,30 @@ impl Printer {
     }
 }
 
+/// Each failed derivation, where and with what code, and its last lines.
+pub fn failed_derivations(job: &Job) -> String {
+    let mut out = String::new();
+    for (index, drv) in job.progress.derivations().iter().enumerate() {
+        let DrvStatus::Failed { exit_code, .. } = &drv.status else {
+            continue;
+        };
+        let code = exit_code.map_or(String::new(), |c| format!(", builder exit code {c}"));
+        let on = drv
+            .machine
+            .as_deref()
+            .map_or("this machine".into(), for_terminal);
+        let _ = writeln!(
+            out,
+            "rbtop: {} failed on {on}{code}; its last lines:",
+            for_terminal(drv.name())
+        );
+        for line in job.log.last_build_lines(Some(index), LAST_LINES) {
+            let _ = writeln!(out, "  {}", strip_ansi(&for_build_log(line)));
+        }
+    }
+    out
+}
+
 /// Lines of a failed derivation repeated at the end.
 const LAST_LINES: usize = 10;
 
@@ -245,23 +277,9 @@ pub fn summary(job: &Job) -> String {
                 job.argv[0]
             );
             if let Some(error) = error {
-                let _ = writeln!(out, "rbtop: {error}");
+                let _ = writeln!(out, "rbtop: {}", for_terminal_lines(error));
             }
-            for (index, drv) in job.progress.derivations().iter().enumerate() {
-                let DrvStatus::Failed { exit_code, .. } = &drv.status else {
-                    continue;
-                };
-                let code = exit_code.map_or(String::new(), |c| format!(", builder exit code {c}"));
-                let on = drv.machine.as_deref().unwrap_or("this machine");
-                let _ = writeln!(
-                    out,
-                    "rbtop: {} failed on {on}{code}; its last lines:",
-                    drv.name()
-                );
-                for line in job.log.last_build_lines(Some(index), LAST_LINES) {
-                    let _ = writeln!(out, "  {}", strip_ansi(line));
-                }
-            }
+            out.push_str(&failed_derivations(job));
         }
         Some(JobEnd::Cancelled) => {
             let _ = writeln!(out, "rbtop: build cancelled after {secs:.1} s");

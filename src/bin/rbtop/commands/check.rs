@@ -1,5 +1,6 @@
-//! `rbtop check [--json]`: probe every machine at once and say, per host,
-//! whether its store answers and, if not, why.
+//! `rbtop check [--json | --format prometheus] [--output FILE]`: probe
+//! every machine at once and say, per host, whether its store answers and,
+//! if not, why.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -10,13 +11,15 @@ use humansize::{BINARY, format_size};
 use serde::Serialize;
 
 use rbtop::daemon_view::{DaemonHostView, LocalView};
+use rbtop::export::{BuilderSample, FleetExtras};
 use rbtop::machines::Machine;
 use rbtop::probe::{self, Facts, HostReport, Status};
 use rbtop::remote_builds::{self, RemoteBuild, Triage};
+use rbtop::sanitize::{for_terminal, for_terminal_lines};
 use rbtop::slots::{self, LocalLoad, LockHolder, SlotHolder};
 
 use super::daemon_view;
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, CheckFormat};
 use crate::config::Settings;
 use crate::setup::{self, ProbeStopped};
 
@@ -32,10 +35,18 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         Err(code) => return code,
     };
     let machines = &resolved.parsed.machines;
+    let format = args.output_format();
     if setup::say_if_no_machines(&resolved) {
-        if args.json {
+        if format != CheckFormat::Table {
+            // Nothing was probed, checked or built: the bare document.
             let triage = Triage::read(&[], &[]);
-            println!("{}", render_json(&[], &[], &triage));
+            let text = match format {
+                CheckFormat::Prometheus => render_prometheus(&[], &[], &triage),
+                _ => render_json(&[], &[], &triage) + "\n",
+            };
+            if let Err(code) = emit(args, &text) {
+                return code;
+            }
         }
         return ExitCode::from(NOT_ALL_UP);
     }
@@ -49,7 +60,8 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         &probe_settings,
     );
     let started = std::time::Instant::now();
-    let reports = match setup::probe_headless(machines, probe_settings, !args.json) {
+    let show_progress = format == CheckFormat::Table;
+    let reports = match setup::probe_headless(machines, probe_settings, show_progress) {
         Ok(reports) => reports,
         Err(stopped) => {
             if let Some(pending) = daemon_pending {
@@ -103,45 +115,15 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     } else {
         None
     };
-    let stdout = if args.json {
-        let mut doc = report(machines, &reports, &triage);
-        doc.checked_as = Some(daemon_view::CheckedAs::of(
-            &local_view,
-            daemon_check.as_ref(),
-        ));
-        if let Some(Ok(check)) = &daemon_check {
-            for (host, daemon) in doc.hosts.iter_mut().zip(&check.hosts) {
-                host.daemon = daemon.as_ref();
-            }
-        }
-        doc.substituters = Some(
-            substituters
-                .iter()
-                .map(super::substituters::SubstituterJson::of)
-                .collect(),
-        );
-        if let Some(canaries) = &canaries {
-            for (host, canary) in doc.hosts.iter_mut().zip(canaries) {
-                host.canary = Some(super::canary::CanaryJson::of(canary));
-            }
-        }
-        serde_json::to_string_pretty(&doc).expect("plain data serialises") + "\n"
-    } else {
-        let mut text = render_table(machines, &reports, &triage, use_color());
-        text.push_str(&daemon_view::render(
-            &local_view,
-            daemon_check.as_ref(),
-            machines,
-            &reports,
-        ));
-        text.push_str(&super::substituters::render(&substituters));
-        if let Some(canaries) = &canaries {
-            let via_daemon = rbtop::canary::request::daemon_socket().is_some();
-            text.push_str(&super::canary::render(machines, canaries, via_daemon));
-        }
-        text
+    let extras = Extras {
+        local_view: &local_view,
+        daemon_check: daemon_check.as_ref(),
+        substituters: &substituters,
+        canaries: canaries.as_deref(),
     };
-    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    if let Err(code) = emit(args, &render(args, machines, &reports, &triage, &extras)) {
+        return code;
+    }
     let all_up = reports.iter().all(|r| r.is_up()) && !resolved.has_errors();
     let canary_failed = canaries.iter().flatten().any(|c| c.failed());
     let daemon_failed = daemon_view::any_failed(daemon_check.as_ref());
@@ -150,6 +132,118 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     } else {
         NOT_ALL_UP
     })
+}
+
+/// What `check` found beside the probe: whose view was checked (and the
+/// daemon's, as root), the substituters, the canaries (with `--build`).
+pub struct Extras<'a> {
+    pub local_view: &'a LocalView,
+    pub daemon_check: Option<&'a Result<daemon_view::DaemonCheck, String>>,
+    pub substituters: &'a [rbtop::substituters::SubstituterCheck],
+    pub canaries: Option<&'a [rbtop::canary::CanaryResult]>,
+}
+
+/// The output in the format asked for (colour only for a table going to a terminal).
+fn render(
+    args: &CheckArgs,
+    machines: &[Machine],
+    reports: &[HostReport],
+    triage: &Triage,
+    extras: &Extras,
+) -> String {
+    match args.output_format() {
+        CheckFormat::Table => {
+            let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+            // On a terminal the table fits its width; piped or to a file, it is whole.
+            let width = to_terminal
+                .then(|| crossterm::terminal::size().ok())
+                .flatten()
+                .map(|(w, _)| usize::from(w));
+            let mut text = render_table_fitting(
+                machines,
+                reports,
+                triage,
+                use_color() && args.output.is_none(),
+                width,
+            );
+            text.push_str(&daemon_view::render(
+                extras.local_view,
+                extras.daemon_check,
+                machines,
+                reports,
+            ));
+            text.push_str(&super::substituters::render(extras.substituters));
+            if let Some(canaries) = extras.canaries {
+                let via_daemon = rbtop::canary::request::daemon_socket().is_some();
+                text.push_str(&super::canary::render(machines, canaries, via_daemon));
+            }
+            text
+        }
+        CheckFormat::Json => {
+            let mut doc = report(machines, reports, triage);
+            doc.checked_as = Some(daemon_view::CheckedAs::of(
+                extras.local_view,
+                extras.daemon_check,
+            ));
+            if let Some(Ok(check)) = extras.daemon_check {
+                for (host, daemon) in doc.hosts.iter_mut().zip(&check.hosts) {
+                    host.daemon = daemon.as_ref();
+                }
+            }
+            doc.substituters = Some(
+                extras
+                    .substituters
+                    .iter()
+                    .map(super::substituters::SubstituterJson::of)
+                    .collect(),
+            );
+            if let Some(canaries) = extras.canaries {
+                for (host, canary) in doc.hosts.iter_mut().zip(canaries) {
+                    host.canary = Some(super::canary::CanaryJson::of(canary));
+                }
+            }
+            serde_json::to_string_pretty(&doc).expect("plain data serialises") + "\n"
+        }
+        CheckFormat::Prometheus => render_prometheus(machines, reports, triage),
+    }
+}
+
+/// To stdout, or to `--output FILE` atomically.
+fn emit(args: &CheckArgs, text: &str) -> Result<(), ExitCode> {
+    match &args.output {
+        None => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            Ok(())
+        }
+        Some(path) => rbtop::export::write_atomically(path, text.as_bytes()).map_err(|e| {
+            say!("rbtop: cannot write {}: {e}", path.display());
+            ExitCode::from(NOT_ALL_UP)
+        }),
+    }
+}
+
+/// Prometheus text exposition of one probe of every host (no probe
+/// duration: a one-shot check probes all hosts at once).
+pub fn render_prometheus(machines: &[Machine], reports: &[HostReport], triage: &Triage) -> String {
+    let samples: Vec<BuilderSample> = machines
+        .iter()
+        .zip(reports)
+        .enumerate()
+        .map(|(index, (machine, report))| BuilderSample {
+            machine,
+            report: Some(report),
+            probe_duration: None,
+            consecutive_failures: u32::from(!report.is_up()),
+            last_probe: Some(std::time::SystemTime::now()),
+            busy_slots: triage.machine_load(index).map(|load| load.busy),
+            builds: triage
+                .builds(index)
+                .and_then(|b| b.as_ref().ok())
+                .map(Vec::as_slice),
+            live_kept: None,
+        })
+        .collect();
+    rbtop::export::render_metrics(&samples, &FleetExtras::default())
 }
 
 /// The `--json` document. Field order and names are a stable interface.
@@ -312,15 +406,45 @@ fn bytes(n: Option<u64>) -> String {
     n.map_or("-".into(), |n| format_size(n, BINARY))
 }
 
-/// The human table, hosts in machines-file order, then one line per failure.
+/// The human table, hosts in machines-file order, then one line per
+/// failure; whole, as piped output gets it.
+#[cfg(test)]
 pub fn render_table(
     machines: &[Machine],
     reports: &[HostReport],
     triage: &Triage,
     color: bool,
 ) -> String {
-    let mut table = super::plain_table();
-    table.set_header([
+    render_table_fitting(machines, reports, triage, color, None)
+}
+
+/// Dropped first to last when the table is wider than the terminal; HOST
+/// and STATUS always stay (the reasons follow under the table).
+const DROP_ORDER: [&str; 12] = [
+    "MEM FREE",
+    "SPEED",
+    "HANDSHAKE",
+    "TRUSTED",
+    "PROTO",
+    "BUILDS",
+    "LOAD/CPU",
+    "SYSTEMS",
+    "NIX",
+    "STORE FREE",
+    "CONNECT",
+    "JOBS",
+];
+
+/// The table in at most `width` columns (when given): the least useful
+/// columns go first.
+pub fn render_table_fitting(
+    machines: &[Machine],
+    reports: &[HostReport],
+    triage: &Triage,
+    color: bool,
+    width: Option<usize>,
+) -> String {
+    let header = [
         "HOST",
         "STATUS",
         "CONNECT",
@@ -335,10 +459,8 @@ pub fn render_table(
         "LOAD/CPU",
         "MEM FREE",
         "STORE FREE",
-    ]);
-    if color {
-        table.enforce_styling();
-    }
+    ];
+    let mut rows: Vec<Vec<Cell>> = Vec::new();
     for (index, (m, r)) in machines.iter().zip(reports).enumerate() {
         let status = Cell::new(r.status.name());
         let status = if color {
@@ -347,19 +469,19 @@ pub fn render_table(
             status
         };
         let facts = r.facts.as_ref();
-        table.add_row([
-            Cell::new(m.host_name()),
+        rows.push(vec![
+            Cell::new(for_terminal(m.host_name())),
             status,
             Cell::new(ms_cell(r.connect)),
             Cell::new(ms_cell(r.handshake)),
-            Cell::new(r.protocol_version.as_deref().unwrap_or("-")),
-            Cell::new(r.nix_version.as_deref().unwrap_or("-")),
+            Cell::new(for_terminal(r.protocol_version.as_deref().unwrap_or("-"))),
+            Cell::new(for_terminal(r.nix_version.as_deref().unwrap_or("-"))),
             Cell::new(match r.trusted {
                 Some(true) => "yes",
                 Some(false) => "no",
                 None => "-",
             }),
-            Cell::new(super::machines::or_dash(&m.systems)),
+            Cell::new(for_terminal(&super::machines::or_dash(&m.systems))),
             Cell::new(match triage.machine_load(index) {
                 Some(load) => format!("{}/{}", load.busy, m.max_jobs),
                 None => format!("?/{}", m.max_jobs),
@@ -379,18 +501,64 @@ pub fn render_table(
             Cell::new(bytes(facts.and_then(|f| f.store_free))),
         ]);
     }
+    let mut kept: Vec<usize> = (0..header.len()).collect();
+    let make = |kept: &[usize]| {
+        let mut table = super::plain_table();
+        table.set_header(kept.iter().map(|&i| header[i]));
+        if color {
+            table.enforce_styling();
+        }
+        for row in &rows {
+            table.add_row(kept.iter().map(|&i| row[i].clone()));
+        }
+        table
+    };
+    let mut table = make(&kept);
+    if let Some(width) = width {
+        let widest = |table: &comfy_table::Table| {
+            super::plain_table_text(table)
+                .lines()
+                .map(|l| strip_ansi_escapes::strip_str(l).chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        for drop in DROP_ORDER {
+            if widest(&table) <= width {
+                break;
+            }
+            kept.retain(|&i| header[i] != drop);
+            table = make(&kept);
+        }
+    }
     let mut out = super::plain_table_text(&table);
     let up = reports.iter().filter(|r| r.is_up()).count();
     out.push_str(&format!("\n{up} of {} up\n", reports.len()));
     for (m, r) in machines.iter().zip(reports).filter(|(_, r)| !r.is_up()) {
-        out.push_str(&format!(
-            "{} ({}): {}\n",
+        let line = format!(
+            "{} ({}): {}",
             m.host_name(),
             m.location,
             probe::text::failure(r.status, r.reason.as_deref().unwrap_or(""))
-        ));
+        );
+        out.push_str(&for_terminal(&line));
+        out.push('\n');
+        if r.status == Status::Hostkey {
+            let advice = probe::host_key_advice::advise(m, r.stderr.as_deref().unwrap_or_default());
+            let fp = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "  pinned key {} · presented {}\n",
+                fp(&advice.pinned),
+                fp(&advice.presented)
+            ));
+            for step in &advice.fix {
+                out.push_str(&format!("  {}\n", for_terminal(step)));
+            }
+        }
     }
-    out.push_str(&render_triage(machines, triage));
+    // The failure lines and the triage quote hosts' answers: every line
+    // shown, never obeyed (the table's own colours are added above).
+    let below = render_triage(machines, triage);
+    out.push_str(&for_terminal_lines(&below));
     out
 }
 
@@ -701,6 +869,65 @@ mod tests {
                 .contains("Connection refused")
         );
         assert_eq!(json["summary"], serde_json::json!({"total": 2, "up": 1}));
+    }
+
+    #[test]
+    fn the_table_fits_80_columns_by_dropping_the_least_useful_columns() {
+        let ms = machines(
+            "ssh://a-rather-long-builder-name.example x86_64-linux,aarch64-linux - 2 1\nssh://b x86_64-linux - 2 1",
+        );
+        let reports = [
+            up(),
+            HostReport::failed(
+                Status::Refused,
+                Via::Ssh,
+                "ssh: connect to host b port 22: Connection refused",
+            ),
+        ];
+        let whole = render_table(&ms, &reports, &idle(&ms), false);
+        let header = |t: &str| t.lines().next().unwrap().to_string();
+        assert!(whole.lines().next().unwrap().len() > 80, "{whole}");
+        let fitted = render_table_fitting(&ms, &reports, &idle(&ms), false, Some(80));
+        let table_lines: Vec<&str> = fitted.lines().take(3).collect();
+        assert!(
+            table_lines.iter().all(|l| l.chars().count() <= 80),
+            "{fitted}"
+        );
+        assert!(header(&fitted).starts_with("HOST"), "{fitted}");
+        assert!(
+            header(&fitted).contains("STATUS") && header(&fitted).contains("JOBS"),
+            "{fitted}"
+        );
+        assert!(!header(&fitted).contains("MEM FREE"), "{fitted}");
+        // The reasons still follow the table, whole.
+        assert!(fitted.contains("Connection refused"), "{fitted}");
+    }
+
+    #[test]
+    fn a_refused_host_key_gets_both_fingerprints_and_the_fix_under_the_table() {
+        // base64 -w0 of an ed25519 .pub line (ssh-keygen -lf: SHA256:QuT7…8NQ).
+        let pin = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUJjMU9XMVU2TVgweW1GQm5MdzdFVGxYSW5KNkpJbFdoSG5yVG5Edks5WkI=";
+        let ms = machines(&format!("ssh://root@w:2222 x86_64-linux - 2 1 - - {pin}"));
+        let mut report = HostReport::failed(Status::Hostkey, Via::Ssh, "host key does not match");
+        report.stderr = Some(
+            "The fingerprint for the ED25519 key sent by the remote host is\n\
+             SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM.\n\
+             Host key verification failed."
+                .into(),
+        );
+        let table = render_table(&ms, &[report], &idle(&ms), false);
+        assert!(
+            table.contains(
+                "  pinned key SHA256:QuT7QRdgR5vOzaXYG1Tt8W5WilY0cCutuqcZEV1f8NQ · presented SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM\n"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "ssh-keyscan -p 2222 -t ed25519 w 2>/dev/null | cut -d' ' -f2- | base64 -w0"
+            ),
+            "{table}"
+        );
     }
 
     #[test]

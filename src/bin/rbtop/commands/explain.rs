@@ -2,6 +2,7 @@
 //! machines Nix would send a build to, and why not the others.
 
 use std::io::Write;
+
 use std::process::ExitCode;
 
 use comfy_table::{Cell, Color};
@@ -16,6 +17,7 @@ use rbtop::machines::Machine;
 use rbtop::nix_version::NixVersion;
 use rbtop::nixconf::LocalCapacity;
 use rbtop::probe::HostReport;
+use rbtop::sanitize::{for_terminal, for_terminal_lines};
 use rbtop::slots::LocalLoad;
 
 use crate::cli::ExplainArgs;
@@ -78,6 +80,14 @@ pub fn run(settings: &Settings, args: &ExplainArgs) -> ExitCode {
 /// exactly one of DRV and --system is given).
 pub fn query(args: &ExplainArgs) -> Result<Query, String> {
     match (&args.drv, &args.system) {
+        // A Nix expression: the .drv the local nix-instantiate makes of it.
+        (Some(path), _) if rbtop::explain::instantiate::is_expression(path) => {
+            rbtop::explain::instantiate::instantiate("nix-instantiate", path, args.attr.as_deref())
+                .map(Query::Derivation)
+        }
+        (Some(_), _) if args.attr.is_some() => {
+            Err("ATTR goes with a .nix file, not a .drv".to_string())
+        }
         (Some(path), _) => Ok(Query::Derivation(path.clone())),
         (None, Some(system)) => {
             let system = system.trim();
@@ -319,16 +329,31 @@ pub fn render_json(e: &Explanation) -> String {
 /// The human report: the build, the ranking rule, a table of every machine,
 /// why each unranked one is not, and what Nix would do.
 pub fn render_text(e: &Explanation, color: bool) -> String {
+    let mut out = for_terminal_lines(&prose_before_table(e)).into_owned();
+    if e.machines.is_empty() {
+        out.push_str("No machines are configured.\n");
+    } else {
+        out.push_str(&table(e, color));
+    }
+    out.push_str(&for_terminal_lines(&prose_after_table(e)));
+    out
+}
+
+/// The text above the table (the derivation's own strings in it).
+fn prose_before_table(e: &Explanation) -> String {
     let mut out = format!("Build: {}\n", text::requirement(e));
     for line in text::subject(e) {
         out.push_str(&format!("  {line}\n"));
     }
     out.push_str(&text::ranking(e));
     out.push_str("\n\n");
-    if e.machines.is_empty() {
-        out.push_str("No machines are configured.\n");
-    } else {
-        out.push_str(&table(e, color));
+    out
+}
+
+/// The reasons and the outcome below the table.
+fn prose_after_table(e: &Explanation) -> String {
+    let mut out = String::new();
+    if !e.machines.is_empty() {
         let reasons: Vec<String> = e
             .machines
             .iter()
@@ -381,8 +406,8 @@ fn table(e: &Explanation, color: bool) -> String {
         ];
         table.add_row(text::row(m).into_iter().zip(colours).map(|(cell, colour)| {
             match colour.filter(|_| color) {
-                Some(colour) => Cell::new(cell).fg(colour),
-                None => Cell::new(cell),
+                Some(colour) => Cell::new(for_terminal(&cell)).fg(colour),
+                None => Cell::new(for_terminal(&cell)),
             }
         }));
     }
@@ -398,6 +423,7 @@ mod tests {
     fn args(drv: Option<&str>, system: Option<&str>, features: Option<&str>) -> ExplainArgs {
         ExplainArgs {
             drv: drv.map(Into::into),
+            attr: None,
             system: system.map(Into::into),
             features: features.map(Into::into),
             json: false,

@@ -19,13 +19,14 @@ pub fn run(settings: &Settings, args: &MachinesArgs) -> ExitCode {
         Ok(resolved) => resolved,
         Err(code) => return code,
     };
-    let stdout = if args.json {
-        render_json(&resolved) + "\n"
-    } else {
-        render_table(&resolved)
-    };
     // A closed pipe (`rbtop machines | head`) is not an error worth a panic.
-    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    if args.json {
+        let _ = std::io::stdout().write_all((render_json(&resolved) + "\n").as_bytes());
+    } else {
+        // Written as it is made: a million machines are not held twice.
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        let _ = write_table(&resolved, &mut stdout).and_then(|()| stdout.flush());
+    }
     if !args.json {
         let _ = std::io::stderr().write_all(render_diagnostics(&resolved).as_bytes());
     }
@@ -135,17 +136,27 @@ pub fn features_cell(m: &Machine) -> String {
 }
 
 /// The human table (stdout). Empty input gives the "where I looked" help instead.
+#[cfg(test)]
 pub fn render_table(resolved: &Resolved) -> String {
+    let mut out = Vec::new();
+    write_table(resolved, &mut out).expect("writing to memory");
+    String::from_utf8(out).expect("the table is UTF-8")
+}
+
+/// [`render_table`] written to `out` line by line.
+pub fn write_table(resolved: &Resolved, out: &mut impl Write) -> std::io::Result<()> {
     let machines = &resolved.parsed.machines;
     if machines.is_empty() {
-        return render_empty(resolved);
+        return out.write_all(render_empty(resolved).as_bytes());
     }
-    let mut table = super::plain_table();
-    table.set_header([
+    // Written in two passes over the machines (widths, then lines), not
+    // through comfy-table: a million-line machines file must not cost a
+    // table's worth of cells in memory, nor the whole text.
+    let header = [
         "URI", "SYSTEMS", "JOBS", "SPEED", "FEATURES", "SSH KEY", "PINNED", "SOURCE",
-    ]);
-    for m in machines {
-        table.add_row([
+    ];
+    let row = |m: &Machine| {
+        [
             m.store.uri.clone(),
             or_dash(&m.systems),
             m.max_jobs.to_string(),
@@ -159,19 +170,20 @@ pub fn render_table(resolved: &Resolved) -> String {
             }
             .to_string(),
             m.location.to_string(),
-        ]);
-    }
-    let mut out = super::plain_table_text(&table);
+        ]
+        .map(|cell| rbtop::sanitize::for_terminal(&cell).into_owned())
+    };
+    super::write_aligned_columns(out, header, || machines.iter().map(row))?;
     if machines.iter().any(|m| !m.mandatory_features.is_empty()) {
-        out.push_str("(* mandatory feature: only builds that require it are sent there)\n");
+        out.write_all(b"(* mandatory feature: only builds that require it are sent there)\n")?;
     }
-    out
+    Ok(())
 }
 
 pub fn render_empty(resolved: &Resolved) -> String {
     let mut out = String::from("No builders configured. rbtop looked at, in order:\n");
     for place in &resolved.consulted {
-        out.push_str(&format!("  - {place}\n"));
+        out.push_str(&format!("  - {}\n", rbtop::sanitize::for_terminal(place)));
     }
     out.push_str(&format!(
         "To add one, put a line such as\n  ssh://nix@builder.example {} - 4 1 big-parallel\n\

@@ -6,7 +6,9 @@ pub mod canary;
 pub mod check;
 pub mod daemon_view;
 pub mod explain;
+pub mod log;
 pub mod machines;
+pub mod serve;
 pub mod substituters;
 
 use comfy_table::presets::NOTHING;
@@ -32,3 +34,47 @@ pub(crate) fn plain_table_text(table: &Table) -> String {
     }
     out
 }
+
+/// Writes `header` and `rows` as columns padded to their widest cell, two
+/// spaces apart, trailing spaces trimmed. Two passes over `rows` (widths,
+/// then lines) and one line in memory at a time: a million-row table is
+/// written as it is made, never held whole.
+pub(crate) fn write_aligned_columns<const N: usize, I>(
+    out: &mut impl std::io::Write,
+    header: [&str; N],
+    rows: impl Fn() -> I,
+) -> std::io::Result<()>
+where
+    I: Iterator<Item = [String; N]>,
+{
+    use unicode_width::UnicodeWidthStr;
+    let mut widths = header.map(UnicodeWidthStr::width);
+    for row in rows() {
+        for (width, cell) in widths.iter_mut().zip(&row) {
+            *width = (*width).max(cell.width());
+        }
+    }
+    let mut line = String::new();
+    let mut push = |cells: &[&str]| {
+        line.clear();
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', widths[i] - cell.width()));
+        }
+        let end = line.trim_end().len();
+        line.truncate(end);
+        line.push('\n');
+        out.write_all(line.as_bytes())
+    };
+    push(&header)?;
+    for row in rows() {
+        push(&row.each_ref().map(String::as_str))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod hostile_tests;

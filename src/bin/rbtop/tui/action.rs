@@ -19,6 +19,8 @@ pub enum Action {
     /// Clear the filter, or close whatever is open.
     Back,
     NextSort,
+    /// Sort by the column before (htop's `<`).
+    PreviousSort,
     ReverseSort,
     Refresh,
     NextPane,
@@ -41,6 +43,13 @@ pub enum Action {
     KillBuild,
     /// Why a derivation goes to which machine: the eligibility explainer.
     Explain,
+    /// In a log: scroll sideways.
+    ScrollLeft,
+    ScrollRight,
+    /// In a log: wrap long lines, or cut them (and scroll sideways).
+    Wrap,
+    /// The `:` command line (`:sort`, `:filter`, `:build`, `:quit`).
+    Command,
     /// A canary build on the selected host: can Nix build there?
     Canary,
     /// A canary build on every host that is up.
@@ -49,7 +58,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 32] = [
         Action::Up,
         Action::Down,
         Action::Top,
@@ -61,12 +70,16 @@ impl Action {
         Action::Filter,
         Action::Back,
         Action::NextSort,
+        Action::PreviousSort,
         Action::ReverseSort,
         Action::Refresh,
         Action::Diagnostics,
         Action::Launch,
         Action::Log,
         Action::Follow,
+        Action::ScrollLeft,
+        Action::ScrollRight,
+        Action::Wrap,
         Action::NextMatch,
         Action::PreviousMatch,
         Action::Cancel,
@@ -75,6 +88,7 @@ impl Action {
         Action::Canary,
         Action::CanaryAll,
         Action::Confirm,
+        Action::Command,
         Action::Help,
         Action::Quit,
     ];
@@ -92,6 +106,7 @@ impl Action {
             Action::Filter => "filter",
             Action::Back => "back",
             Action::NextSort => "next-sort",
+            Action::PreviousSort => "previous-sort",
             Action::ReverseSort => "reverse-sort",
             Action::Refresh => "refresh",
             Action::NextPane => "next-pane",
@@ -107,6 +122,10 @@ impl Action {
             Action::Confirm => "confirm",
             Action::KillBuild => "kill-build",
             Action::Explain => "explain",
+            Action::ScrollLeft => "scroll-left",
+            Action::ScrollRight => "scroll-right",
+            Action::Wrap => "wrap",
+            Action::Command => "command",
             Action::Canary => "canary",
             Action::CanaryAll => "canary-all",
         }
@@ -131,12 +150,15 @@ impl Action {
                 "filter by host, system, feature or status (Enter keeps, Esc clears); in a log: search"
             }
             Action::Back => "clear the filter, close help, diagnostics, the detail pane or the log",
-            Action::NextSort => "sort by the next column",
+            Action::NextSort => "sort by the next column (the header marks it ▼/▲)",
+            Action::PreviousSort => "sort by the previous column",
             Action::ReverseSort => "reverse the sort",
             Action::Refresh => "probe every host now (also those waiting to retry)",
             Action::Diagnostics => "machines file problems, with file:line",
             Action::Help => "this help",
-            Action::Quit => "quit (running builds are cancelled, every SSH session closed)",
+            Action::Quit => {
+                "quit (with builds running, asks first, then cancels them; every SSH session closed)"
+            }
             Action::Launch => "launch a build (pinned to the selected host, or Nix chooses)",
             Action::Log => "the selected job's or derivation's log (follows new lines)",
             Action::Cancel => "cancel the selected build (again: skip the grace period)",
@@ -147,7 +169,13 @@ impl Action {
             Action::KillBuild => {
                 "kill the remote build selected in the detail pane, on its builder (whole process group)"
             }
-            Action::Explain => "which machines a derivation may go to, and why not the others",
+            Action::Explain => {
+                "which machines a derivation may go to, and why not the others (on a job or derivation: that one)"
+            }
+            Action::ScrollLeft => "in a log: scroll left",
+            Action::ScrollRight => "in a log: scroll right, to the rest of long lines",
+            Action::Wrap => "in a log: wrap long lines (again: cut them)",
+            Action::Command => "a command: sort COLUMN[!], filter WORDS, build WHAT, quit",
             Action::Canary => {
                 "canary build on the selected host: can Nix (the daemon, as root) build there?"
             }
@@ -168,6 +196,7 @@ impl Action {
             Action::Filter => "filter",
             Action::Back => "back",
             Action::NextSort => "sort",
+            Action::PreviousSort => "sort back",
             Action::ReverseSort => "reverse",
             Action::Refresh => "refresh",
             Action::NextPane => "pane",
@@ -183,6 +212,10 @@ impl Action {
             Action::Confirm => "yes",
             Action::KillBuild => "kill build",
             Action::Explain => "explain",
+            Action::ScrollLeft => "left",
+            Action::ScrollRight => "right",
+            Action::Wrap => "wrap",
+            Action::Command => "command",
             Action::Canary => "canary",
             Action::CanaryAll => "canary all",
         }

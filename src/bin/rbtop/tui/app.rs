@@ -106,6 +106,15 @@ pub struct App {
     pub nix_version: Option<rbtop::nix_version::NixVersion>,
     /// Quitting: how many builds are still being cancelled.
     pub shutting_down: Option<usize>,
+    /// The builds the operator agreed to cancel by quitting, for the exit line.
+    pub cancelled_on_quit: Vec<String>,
+    /// Derivations whose remote build `K` killed from here: their failure
+    /// says who killed them.
+    pub killed_with_k: Vec<String>,
+    /// The `:` command line, while typed.
+    pub command_line: Option<super::panes::command::CommandLine>,
+    /// Who a slot's hook works for (`/proc`); tests put in a fixed answer.
+    pub behind_hook: fn(u32) -> Option<rbtop::slots::behind::Behind>,
     /// Hosts shown, filtered and sorted.
     pub(in crate::tui) rows: Vec<usize>,
 }
@@ -137,6 +146,10 @@ impl App {
             explain: None,
             nix_version: None,
             shutting_down: None,
+            cancelled_on_quit: Vec::new(),
+            killed_with_k: Vec::new(),
+            command_line: None,
+            behind_hook: rbtop::slots::behind::behind,
             rows: Vec::new(),
         };
         app.refresh_rows();
@@ -161,13 +174,23 @@ impl App {
 
     /// A key goes to the popup that has the keyboard; with none (or help
     /// and the diagnostics, which take actions, not text) it is an action.
+    /// Quitting with builds running asks first, whichever pane had the key.
     pub fn on_key(&mut self, key: KeyEvent) -> AppEffect {
+        let answering_quit = self.confirm.as_ref().is_some_and(|p| p.is_quit());
+        match self.route_key(key) {
+            AppEffect::Quit if !answering_quit => self.ask_before_quitting(),
+            effect => effect,
+        }
+    }
+
+    fn route_key(&mut self, key: KeyEvent) -> AppEffect {
         match self.top_popup() {
             Some(Popup::LaunchForm) => self.form_key(key),
             Some(Popup::Confirm) => self.confirm_key(key),
             Some(Popup::Explain) => self.explain_key(key),
             Some(Popup::LogSearch) => self.search_key(key),
             Some(Popup::Filter) => self.edit_filter(key),
+            Some(Popup::Command) => self.command_key(key),
             Some(Popup::Overlay(_)) | None => match self.keymap.action(&key) {
                 Some(action) => self.update(action),
                 None => {
@@ -216,6 +239,7 @@ impl App {
             Action::Help => self.open(Overlay::Help),
             Action::Diagnostics => self.open(Overlay::Diagnostics),
             Action::Explain => self.open_explain(),
+            Action::Command => self.open_command_line(),
             Action::Canary => return self.start_canaries(self.selected.into_iter().collect()),
             Action::CanaryAll => return self.start_canaries((0..self.fleet.hosts.len()).collect()),
             Action::Detail => self.toggle_detail(),
@@ -230,12 +254,16 @@ impl App {
             | Action::Bottom
             | Action::Filter
             | Action::NextSort
+            | Action::PreviousSort
             | Action::ReverseSort => self.update_hosts(action),
             // These act on a job or a log: nothing to do on the hosts.
             Action::Cancel
             | Action::Follow
             | Action::NextMatch
             | Action::PreviousMatch
+            | Action::ScrollLeft
+            | Action::ScrollRight
+            | Action::Wrap
             | Action::Confirm => {}
         }
         AppEffect::None
@@ -420,6 +448,45 @@ mod tests {
         assert_eq!(app.on_key(key(KeyCode::Char('q'))), AppEffect::Quit);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(app.on_key(ctrl_c), AppEffect::Quit);
+    }
+
+    #[test]
+    fn quitting_with_builds_running_asks_and_names_them() {
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        for (answer, quits) in [
+            (key(KeyCode::Char('y')), true),
+            (key(KeyCode::Char('q')), true),
+            (ctrl_c, true),
+            (key(KeyCode::Char('n')), false),
+            (key(KeyCode::Esc), false),
+        ] {
+            let mut app = fixture::mixed_fleet();
+            app.launched(Ok(running_job(1, 3)));
+            assert_eq!(app.on_key(key(KeyCode::Char('q'))), AppEffect::None);
+            let prompt = app.confirm.as_ref().expect("asks before quitting");
+            assert!(
+                prompt
+                    .question
+                    .starts_with("1 build is running: #1 numbered.nix on "),
+                "{}",
+                prompt.question
+            );
+            let effect = app.on_key(answer);
+            assert_eq!(effect == AppEffect::Quit, quits, "{answer:?}");
+            assert!(app.confirm.is_none());
+            assert_eq!(app.cancelled_on_quit.len(), usize::from(quits));
+        }
+        // A finished build is nothing to cancel: q quits at once.
+        let mut app = fixture::mixed_fleet();
+        app.launched(Ok(running_job(1, 3)));
+        rbtop::jobs::runner::lock(&app.jobs.list[0]).handle(
+            rbtop::jobs::job::Event::Exited {
+                code: Some(0),
+                signal: None,
+            },
+            std::time::Instant::now(),
+        );
+        assert_eq!(app.on_key(key(KeyCode::Char('q'))), AppEffect::Quit);
     }
 
     #[test]

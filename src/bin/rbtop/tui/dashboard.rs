@@ -83,6 +83,10 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     };
     let slots_dir = rbtop::slots::default_dir();
     let ended = runtime.block_on(async {
+        if let Some(path) = &args.open_log {
+            let id = supervisor.open_log(path.clone());
+            app.launched(Ok(supervisor.job(id).expect("just opened").clone()));
+        }
         let mut canaries = Canaries::new(canary_settings, machines.clone());
         // The substituters, checked once beside the first probes.
         let (substituters_stop, substituters_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -170,7 +174,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         // are cancelled, their builders checked, before the sessions go.
         let active = supervisor.active();
         if active > 0 {
-            eprintln!("rbtop: cancelling {active} build(s)…");
+            say!("rbtop: cancelling {active} build(s)…");
         }
         tokio::select! {
             () = async {
@@ -193,18 +197,25 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
                 fleet.close().await;
             } => {}
             signal = shutdown_signal() => {
-                eprintln!("rbtop: interrupted again; exiting without waiting for the SSH sessions");
+                say!("rbtop: interrupted again; exiting without waiting for the SSH sessions");
                 std::process::exit(signal.exit_status().into());
             }
         }
         ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     tracing::info!(?ended, "dashboard finished");
+    // The terminal is back: say what quitting cancelled.
+    if matches!(ended, Ok(DashboardEnd::Quit)) && !app.cancelled_on_quit.is_empty() {
+        eprintln!(
+            "rbtop: cancelled on quit: {}",
+            app.cancelled_on_quit.join(", ")
+        );
+    }
     match ended {
         Ok(DashboardEnd::Quit) => ExitCode::SUCCESS,
         Ok(DashboardEnd::Signal(status)) => ExitCode::from(status),
         Err(e) => {
-            eprintln!("rbtop: terminal error: {e}");
+            say!("rbtop: terminal error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -31,7 +31,7 @@ ssh://root@refused x86_64-linux /root/.ssh/fleet 2 1
 ssh://root@hung aarch64-linux /root/.ssh/fleet 2 1
 ssh://root@authfail x86_64-linux /root/.ssh/fleet 2 1
 ssh://root@nonix x86_64-linux /root/.ssh/fleet 2 1
-ssh://root@wrongkey x86_64-linux /root/.ssh/fleet 2 1
+ssh://root@wrongkey x86_64-linux /root/.ssh/fleet 2 1 - - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUJjMU9XMVU2TVgweW1GQm5MdzdFVGxYSW5KNkpJbFdoSG5yVG5Edks5WkI=
 ssh://root@typo x86_64-linux /root/.ssh/fleet two 1
 ";
 
@@ -69,7 +69,7 @@ pub fn local_capacity() -> LocalCapacity {
 pub fn app(machines: &str) -> App {
     let path = PathBuf::from("/etc/nix/machines");
     let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-    parser.parse_text(&MachinesText::whole(machines, Origin::File(path.clone())));
+    parser.parse_text(&MachinesText::whole(machines, Origin::file(&path)));
     let parsed = parser.finish();
     let context = Context {
         consulted: vec![
@@ -86,7 +86,19 @@ pub fn app(machines: &str) -> App {
         substituters: None,
     };
     let fleet = FleetState::new(parsed.machines, rbtop::dashboard::DEFAULT_REFRESH);
-    App::new(fleet, context, Keymap::default())
+    let mut app = App::new(fleet, context, Keymap::default());
+    app.behind_hook = behind_hook;
+    app
+}
+
+/// The hook holding b1's slot (pid 4242) works for alice's nix-build;
+/// no other pid is known, whatever runs on the test machine.
+fn behind_hook(pid: u32) -> Option<rbtop::slots::behind::Behind> {
+    (pid == 4242).then(|| rbtop::slots::behind::Behind {
+        pid: 4200,
+        user: "alice".into(),
+        command: "nix-build hello.nix".into(),
+    })
 }
 
 fn up(
@@ -155,10 +167,21 @@ pub fn mixed_reports() -> Vec<HostReport> {
             Status::Nonix,
             "'nix-store --serve --write' not found on the host: sh: 1: nix-store: not found",
         ),
-        failed(
-            Status::Hostkey,
-            "Host key verification failed (the key pinned in column 8 does not match)",
-        ),
+        HostReport {
+            // What ssh says once rbtop has dropped its advice about the temporary file.
+            stderr: Some(
+                "The fingerprint for the ED25519 key sent by the remote host is\n\
+                 SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM.\n\
+                 Host key for wrongkey has changed and you have requested strict checking.\n\
+                 Host key verification failed."
+                    .into(),
+            ),
+            ..failed(
+                Status::Hostkey,
+                "host key does not match the key pinned in the machines line \
+                 (ssh: Host key verification failed.)",
+            )
+        },
     ]
 }
 

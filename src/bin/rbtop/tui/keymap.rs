@@ -26,11 +26,12 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::PageDown, &["pagedown"]),
     (Action::Detail, &["enter"]),
     (Action::NextPane, &["tab"]),
-    (Action::Filter, &["/"]),
+    (Action::Filter, &["/", "f3"]),
     (Action::Back, &["esc"]),
-    (Action::NextSort, &["s"]),
+    (Action::NextSort, &["s", ">"]),
+    (Action::PreviousSort, &["<"]),
     (Action::ReverseSort, &["S"]),
-    (Action::Refresh, &["r"]),
+    (Action::Refresh, &["r", "f5"]),
     (Action::Diagnostics, &["d"]),
     (Action::Launch, &["b"]),
     (Action::Log, &["l"]),
@@ -41,10 +42,14 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::Confirm, &["y"]),
     (Action::KillBuild, &["K"]),
     (Action::Explain, &["e"]),
+    (Action::ScrollLeft, &["left"]),
+    (Action::ScrollRight, &["right"]),
+    (Action::Wrap, &["w"]),
+    (Action::Command, &[":"]),
     (Action::Canary, &["c"]),
     (Action::CanaryAll, &["C"]),
     (Action::Help, &["?", "f1"]),
-    (Action::Quit, &["q", "ctrl-c"]),
+    (Action::Quit, &["q", "ctrl-c", "f10"]),
 ];
 
 impl Default for Keymap {
@@ -297,7 +302,21 @@ mod tests {
             None
         );
         assert_eq!(keys.keys_of(Action::Bottom), ["G", "End"]);
-        assert_eq!(keys.keys_of(Action::Quit), ["q", "Ctrl-c"]);
+        assert_eq!(keys.keys_of(Action::Quit), ["q", "Ctrl-c", "F10"]);
+        // htop's keys.
+        let f = |n| press(KeyCode::F(n), KeyModifiers::NONE);
+        assert_eq!(keys.action(&f(1)), Some(Action::Help));
+        assert_eq!(keys.action(&f(3)), Some(Action::Filter));
+        assert_eq!(keys.action(&f(5)), Some(Action::Refresh));
+        assert_eq!(keys.action(&f(10)), Some(Action::Quit));
+        assert_eq!(
+            keys.action(&press(KeyCode::Char('<'), KeyModifiers::NONE)),
+            Some(Action::PreviousSort)
+        );
+        assert_eq!(
+            keys.action(&press(KeyCode::Char('>'), KeyModifiers::NONE)),
+            Some(Action::NextSort)
+        );
     }
 
     #[test]

@@ -17,16 +17,19 @@ use super::panes::overlay::Overlay;
 /// open, and help opens over a log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Popup {
+    /// A yes/no question: the next key answers it (over the form too:
+    /// quitting from the form asks here).
+    Confirm,
     /// The launch form: keys are its text.
     LaunchForm,
-    /// A yes/no question: the next key answers it.
-    Confirm,
     /// The explainer: keys are its text.
     Explain,
     /// The open log's search line: keys are its text.
     LogSearch,
     /// The hosts filter line: keys are its text.
     Filter,
+    /// The `:` command line: keys are its text.
+    Command,
     /// Help or the diagnostics: keys scroll or close it.
     Overlay(Overlay),
 }
@@ -53,11 +56,12 @@ impl App {
     pub fn popups(&self) -> impl DoubleEndedIterator<Item = Popup> + use<> {
         let searching = self.log.as_ref().is_some_and(|log| log.editing_search);
         [
-            self.form.is_some().then_some(Popup::LaunchForm),
             self.confirm.is_some().then_some(Popup::Confirm),
+            self.form.is_some().then_some(Popup::LaunchForm),
             self.explain.is_some().then_some(Popup::Explain),
             searching.then_some(Popup::LogSearch),
             self.editing_filter.then_some(Popup::Filter),
+            self.command_line.is_some().then_some(Popup::Command),
             self.overlay.map(Popup::Overlay),
         ]
         .into_iter()

@@ -17,15 +17,11 @@ use super::canaries::Canaries;
 use super::terminal::{self, Tui};
 use super::view;
 use crate::signals::Interrupted;
-use rbtop::dashboard::Stamp;
+use rbtop::dashboard::{Finished, Refresher};
 use rbtop::jobs::job::JobId;
 use rbtop::jobs::runner::Supervisor;
-use rbtop::probe::{Fleet, ProbeEvent};
-use rbtop::remote_builds::DrvLookup;
-use rbtop::remote_builds::KillOutcome;
-use rbtop::remote_builds::LocalLinks;
-use rbtop::remote_builds::{self, HostBuilds};
-use rbtop::slots::{self, LocalLoad};
+use rbtop::probe::Fleet;
+use rbtop::remote_builds::{self, KillOutcome};
 use rbtop::substituters::SubstituterCheck;
 
 /// How the dashboard ended.
@@ -69,7 +65,6 @@ pub async fn run(
         substituters,
     } = builds;
     tokio::pin!(interrupt);
-    let (results, mut incoming) = mpsc::unbounded_channel::<ProbeEvent>();
     let mut input = EventStream::new();
     // The clock tick: local slots are re-read and a countdown redrawn, at most once a second.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -77,37 +72,23 @@ pub async fn run(
 
     // Read each tick; cloned once rather than per tick.
     let machines: Vec<_> = app.fleet.hosts.iter().map(|h| h.machine.clone()).collect();
-    let mut triage = BuildsReader {
-        load: slots::read(slots_dir, &machines),
-        drvs: DrvLookup::new(remote_builds::local_store_dir()),
-    };
+    let mut refresher = Refresher::new(fleet, machines.clone(), slots_dir.to_path_buf());
     let (kill_outcomes, mut killed) = mpsc::unbounded_channel::<(usize, KillOutcome)>();
     // The first frame, before any probe can have finished.
-    app.on_load(triage.load.clone());
+    app.on_load(refresher.load().clone());
     draw(terminal, app)?;
-    start_probes(app, fleet, &results, false);
+    refresher.start_due(&mut app.fleet, false);
 
     // Results come in bursts (every host answers within a few ms of the
     // others): they are drawn together, at most one frame per batch window.
     let mut draw_due: Option<tokio::time::Instant> = None;
     loop {
-        let wake = app
-            .fleet
-            .next_due()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let wake = Refresher::wake(&app.fleet);
         let redraw = tokio::select! {
-            Some(event) = incoming.recv() => {
-                let stamp = Stamp::now();
-                // The batch's builds are traced to this machine's hooks with
-                // at most one reading of its connections, taken only if a
-                // host has a build.
-                let mut links = None;
-                let mut event = Some(event);
-                while let Some(mut next) = event.take().or_else(|| incoming.try_recv().ok()) {
-                    let builds = triage.builds(&mut next, &mut links);
-                    let index = next.index;
-                    app.on_probe(next, stamp);
+            batch = refresher.next_batch() => {
+                for Finished { event, builds } in batch.finished {
+                    let index = event.index;
+                    app.on_probe(event, batch.stamp);
                     app.on_builds(index, builds, Instant::now());
                 }
                 Redraw::Soon
@@ -118,7 +99,7 @@ pub async fn run(
                 if let Some(state) = app.fleet.hosts.get_mut(host) {
                     state.next_probe = Some(Instant::now());
                 }
-                start_probes(app, fleet, &results, false);
+                refresher.start_due(&mut app.fleet, false);
                 Redraw::Now
             }
             Some(checks) = substituters.recv() => {
@@ -157,7 +138,7 @@ pub async fn run(
                             }
                             app.shutting_down = Some(supervisor.active());
                         }
-                        AppEffect::Refresh => start_probes(app, fleet, &results, true),
+                        AppEffect::Refresh => refresher.start_due(&mut app.fleet, true),
                         AppEffect::Launch(request) => {
                             let launched = supervisor
                                 .launch(request)
@@ -195,13 +176,12 @@ pub async fn run(
                 None => return Ok(DashboardEnd::Signal(129)),
             },
             _ = tokio::time::sleep_until(wake) => {
-                start_probes(app, fleet, &results, false);
+                refresher.start_due(&mut app.fleet, false);
                 // Only the detail pane shows that a probe is running.
                 if app.detail_open { Redraw::Soon } else { Redraw::No }
             }
             _ = tick.tick() => {
-                triage.load = slots::read(slots_dir, &machines);
-                let changed = app.on_load(triage.load.clone());
+                let changed = app.on_load(refresher.read_load().clone());
                 // The detail pane's countdown and running jobs' times move every second.
                 if changed || app.detail_open || app.jobs.any_active() {
                     Redraw::Now
@@ -226,28 +206,6 @@ pub async fn run(
             }
             Redraw::No => {}
         }
-    }
-}
-
-/// What the loop keeps to find each probe's builds.
-struct BuildsReader {
-    /// The latest reading of this machine's slots.
-    load: LocalLoad,
-    drvs: DrvLookup,
-}
-
-impl BuildsReader {
-    /// The builds in a probe's report. The process listing is taken out of
-    /// the report: the app keeps only the builds.
-    fn builds(&mut self, event: &mut ProbeEvent, links: &mut Option<LocalLinks>) -> HostBuilds {
-        let listing = event.report.facts.as_mut()?.processes.take()?;
-        Some(listing.map(|listing| {
-            if listing.building_parents().is_empty() {
-                return Vec::new(); // the usual case: nothing to trace
-            }
-            let links = links.get_or_insert_with(|| LocalLinks::read(&self.load));
-            remote_builds::builds_of(&listing, &links.for_machine(event.index), &mut self.drvs)
-        }))
     }
 }
 
@@ -280,21 +238,6 @@ fn injected_panic(key: &crossterm::event::KeyEvent) {
     {
         panic!("test panic requested with the '{c}' key (RBTOP_TEST_PANIC_KEY)");
     }
-}
-
-fn start_probes(
-    app: &mut App,
-    fleet: &Fleet,
-    results: &mpsc::UnboundedSender<ProbeEvent>,
-    force: bool,
-) {
-    let now = Instant::now();
-    let due = app.fleet.due(now, force);
-    if due.is_empty() {
-        return;
-    }
-    app.fleet.start_probes(&due, now, force);
-    fleet.probe_hosts(&due, results);
 }
 
 fn draw(terminal: &mut Tui, app: &mut App) -> io::Result<()> {

@@ -3,6 +3,7 @@
 //! on [`App`](super::App), in the pane's `keys` module; [`App`] decides
 //! which pane gets them. Views take `&App` and return what they measured.
 
+pub mod command;
 pub mod confirm;
 pub mod detail;
 pub mod explain;

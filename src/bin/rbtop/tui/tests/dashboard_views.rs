@@ -13,7 +13,9 @@ use ratatui::backend::TestBackend;
 
 use super::SNAPSHOTS;
 
-const SIZES: [(u16, u16); 2] = [(120, 30), (80, 24)];
+/// The sizes an operator tries: small, a laptop's, a wide screen's, and the
+/// long-standing 120x30.
+const SIZES: [(u16, u16); 4] = [(120, 30), (80, 24), (160, 45), (200, 60)];
 
 fn render(app: &mut App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
@@ -78,6 +80,35 @@ fn detail_of_a_failing_host() {
 }
 
 #[test]
+fn detail_of_a_host_whose_key_changed() {
+    // The pinned and the presented fingerprints and the fix for this line;
+    // never a path of rbtop's temporary known-hosts file.
+    snapshot("detail_hostkey", || {
+        let mut app = fixture::mixed_fleet();
+        press(&mut app, "jjjjjjjj"); // wrongkey
+        app.update(Action::Detail);
+        app
+    });
+    let mut app = fixture::mixed_fleet();
+    press(&mut app, "jjjjjjjj");
+    app.update(Action::Detail);
+    let screen = render(&mut app, 200, 60);
+    assert!(
+        screen.contains("pinned key  SHA256:QuT7QRdgR5vOzaXYG1Tt8W5WilY0cCutuqcZEV1f8NQ"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("presented   SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("field 8 (the host key) of /etc/nix/machines:9"),
+        "{screen}"
+    );
+    assert!(!screen.contains("/tmp/"), "{screen}");
+}
+
+#[test]
 fn detail_of_an_up_host() {
     snapshot("detail_up", || {
         let mut app = fixture::mixed_fleet();
@@ -85,6 +116,45 @@ fn detail_of_an_up_host() {
         app.update(Action::Detail);
         app
     });
+}
+
+#[test]
+fn the_detail_keeps_the_timings_measured_when_the_session_opened() {
+    // The second probe reuses the session and channel: it measures neither.
+    let mut app = fixture::mixed_fleet();
+    let mut reused = fixture::mixed_reports();
+    for report in &mut reused {
+        report.connect = None;
+        report.handshake = None;
+    }
+    let stamp = rbtop::dashboard::Stamp::now();
+    fixture::answer_all(&mut app, reused, stamp);
+    app.update(Action::Detail);
+    let screen = render(&mut app, 160, 45);
+    assert!(
+        screen.contains("timings     connect 84ms (opened 0s ago, kept) · handshake 31ms (opened 0s ago, kept) · ping 260µs"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn rows_that_do_not_fit_are_counted_and_the_selection_stays_on_screen() {
+    // The detail pane open at 80x24 leaves room for a few hosts only.
+    snapshot("detail_more_rows", || {
+        let mut app = fixture::mixed_fleet();
+        press(&mut app, "G");
+        app.update(Action::Detail);
+        app
+    });
+    let mut app = fixture::mixed_fleet();
+    press(&mut app, "G");
+    app.update(Action::Detail);
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("more "), "{screen}");
+    assert!(
+        screen.contains("✗ hostkey  wrongkey"),
+        "the selection is shown: {screen}"
+    );
 }
 
 #[test]
@@ -232,6 +302,68 @@ fn log_pane_with_a_search() {
 }
 
 #[test]
+fn log_pane_scrolled_sideways_and_wrapped() {
+    let right = || KeyEvent::new(KeyCode::Right, KeyModifiers::NONE);
+    snapshot_jobs("log_sideways", || {
+        let mut app = failed_build();
+        press(&mut app, "l");
+        app.on_key(right());
+        app
+    });
+    let mut app = failed_build();
+    press(&mut app, "l");
+    let cut = render(&mut app, 80, 24);
+    app.on_key(right());
+    let moved = render(&mut app, 80, 24);
+    assert!(moved.contains("from column 17"), "{moved}");
+    assert_ne!(cut, moved);
+    press(&mut app, "w");
+    let wrapped = render(&mut app, 80, 24);
+    assert!(wrapped.contains(" wrapped "), "{wrapped}");
+    assert_eq!(
+        app.log.as_ref().unwrap().left,
+        0,
+        "wrapping has no sideways scroll"
+    );
+}
+
+#[test]
+fn the_log_search_counts_its_matches() {
+    let mut app = failed_build();
+    press(&mut app, "l/line");
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let first = render(&mut app, 120, 30);
+    let of = first
+        .split("search 'line' 1/")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no 1/N: {first}"));
+    assert!(of > 1, "{first}");
+    press(&mut app, "n");
+    let second = render(&mut app, 120, 30);
+    assert!(
+        second.contains(&format!("search 'line' 2/{of}")),
+        "{second}"
+    );
+}
+
+#[test]
+fn e_on_a_job_explains_its_derivation() {
+    let mut app = running_build();
+    assert_eq!(app.focus, crate::tui::app::Focus::Jobs);
+    let drv = rbtop::jobs::runner::lock(&app.jobs.list[0])
+        .progress
+        .derivations()[0]
+        .drv
+        .clone();
+    press(&mut app, "e");
+    let pane = app.explain.as_ref().expect("e opens the explainer");
+    assert_eq!(pane.input, drv);
+    assert!(pane.result.is_some(), "and explains it at once");
+}
+
+#[test]
 fn launch_form() {
     snapshot_jobs("launch_form", || {
         let mut app = fixture::mixed_fleet();
@@ -239,6 +371,33 @@ fn launch_form() {
         app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
         app
     });
+}
+
+#[test]
+fn launch_on_a_down_host_says_so_and_asks() {
+    snapshot_jobs("launch_down_host", || {
+        let mut app = fixture::mixed_fleet();
+        press(&mut app, "jjjjb./numbered.nix"); // refused
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        app
+    });
+    let mut app = fixture::mixed_fleet();
+    press(&mut app, "jjjjb./numbered.nix");
+    let enter = || KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(app.on_key(enter()), crate::tui::app::AppEffect::None);
+    let screen = render(&mut app, 160, 45);
+    assert!(
+        screen.contains("warning: refused is down: refused: ssh: connect to host 127.0.0.2"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Enter again to launch there anyway"),
+        "{screen}"
+    );
+    assert!(matches!(
+        app.on_key(enter()),
+        crate::tui::app::AppEffect::Launch(_)
+    ));
 }
 
 #[test]
@@ -251,10 +410,77 @@ fn cancel_confirm() {
 }
 
 #[test]
+fn quit_with_a_build_running_asks() {
+    snapshot_jobs("quit_confirm", || {
+        let mut app = running_build();
+        press(&mut app, "q");
+        app
+    });
+}
+
+#[test]
 fn detail_with_slots_and_remote_builds() {
     // The orphan and the stalled build (no CPU for 15 minutes, past the
     // 10-minute limit) are flagged; the held upload lock is flagged slow.
     snapshot_jobs("detail_triage", fixture::triage_on_b1);
+}
+
+#[test]
+fn a_remote_build_of_an_rbtop_job_names_it_and_enter_opens_its_log() {
+    let mut app = fixture::triage_on_b1();
+    let request = fixture::numbered_request(&["--argstr", "seed", "ssh", "--arg", "lines", "5"]);
+    app.launched(Ok(fixture::job(
+        1,
+        request,
+        SSH_LOG,
+        ssh_lines_until_line_3(),
+        None,
+    )));
+    let drv = rbtop::jobs::runner::lock(&app.jobs.list[0])
+        .progress
+        .derivations()[0]
+        .drv
+        .clone();
+    if let Some(Ok(builds)) = app.fleet.hosts[0].builds.as_mut() {
+        builds[0].drv = Some(drv);
+    }
+    app.focus = crate::tui::app::Focus::Detail;
+    app.detail_build = 0;
+    let screen = render(&mut app, 200, 60);
+    assert!(screen.contains("rbtop job #1 (Enter: its log)"), "{screen}");
+    assert!(
+        screen.contains("held by pid 4242") && screen.contains(" · for alice: nix-build hello.nix"),
+        "{screen}"
+    );
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let log = app.log.as_ref().expect("Enter opens the job's log");
+    assert_eq!((log.job, log.drv), (rbtop::jobs::job::JobId(1), Some(0)));
+}
+
+#[test]
+fn a_derivation_killed_with_k_says_who_killed_it() {
+    let mut app = fixture::triage_on_b1();
+    if let Some(Ok(builds)) = app.fleet.hosts[0].builds.as_mut() {
+        builds[1].drv = Some("/nix/store/x-firefox-133.0.drv".into());
+    }
+    app.update(Action::KillBuild);
+    press(&mut app, "y");
+    assert_eq!(app.killed_with_k, ["/nix/store/x-firefox-133.0.drv"]);
+
+    let mut app = failed_build();
+    let drv = rbtop::jobs::runner::lock(&app.jobs.list[0])
+        .progress
+        .derivations()[0]
+        .drv
+        .clone();
+    let before = render(&mut app, 160, 45);
+    assert!(!before.contains("killed with K here"), "{before}");
+    app.killed_with_k.push(drv);
+    let after = render(&mut app, 160, 45);
+    assert!(
+        after.contains("failed (exit 3) (killed with K here)"),
+        "{after}"
+    );
 }
 
 #[test]

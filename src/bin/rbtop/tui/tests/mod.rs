@@ -3,6 +3,7 @@
 
 mod dashboard_views;
 mod explain_views;
+mod hostile;
 
 /// The reviewed snapshots live with the other tests' data, at the top of
 /// the repository.

@@ -45,6 +45,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 &app.filter,
                 "   Enter keep · Esc clear · Ctrl-U erase · words match host, URI, system, feature, status",
             ),
+            Some(Popup::Command) => match app.command_line.as_ref().and_then(|c| c.error.clone()) {
+                Some(error) => Line::styled(format!(" {error}"), style::warning()),
+                None => typing(
+                    " :",
+                    app.command_line.as_ref().map_or("", |c| &c.text),
+                    "   Enter run · Esc close · sort COLUMN[!] · filter WORDS · build WHAT · quit",
+                ),
+            },
             Some(Popup::Overlay(_)) | None => actions_line(app, area),
         },
     };
@@ -88,6 +96,8 @@ fn actions_line(app: &App, area: Rect) -> Line<'static> {
             Action::Filter,
             Action::NextMatch,
             Action::PreviousMatch,
+            Action::ScrollRight,
+            Action::Wrap,
             Action::Cancel,
             Action::Back,
             Action::Help,
@@ -99,6 +109,7 @@ fn actions_line(app: &App, area: Rect) -> Line<'static> {
             Action::Up,
             Action::Log,
             Action::Cancel,
+            Action::Explain,
             Action::Launch,
             Action::NextPane,
             Action::Back,
@@ -129,12 +140,29 @@ fn actions_line(app: &App, area: Rect) -> Line<'static> {
             Action::Help,
             Action::Quit,
         ]
+    } else if !app.selected_builds().is_empty() {
+        // Builds on the selected host: K is one Tab away.
+        &[
+            Action::Down,
+            Action::Up,
+            Action::Detail,
+            Action::Launch,
+            Action::Explain,
+            Action::KillBuild,
+            Action::Filter,
+            Action::NextSort,
+            Action::Refresh,
+            Action::Diagnostics,
+            Action::Help,
+            Action::Quit,
+        ]
     } else {
         &[
             Action::Down,
             Action::Up,
             Action::Detail,
             Action::Launch,
+            Action::Explain,
             Action::NextPane,
             Action::Filter,
             Action::NextSort,

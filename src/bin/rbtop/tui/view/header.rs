@@ -53,6 +53,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
         warnings_at = Rect::new(x, area.y, text.chars().count() as u16, 1).intersection(area);
         first.push(Span::styled(text, style::warning()));
     }
+    // Whether "up" holds for Nix (the account checked, the daemon's view,
+    // the canaries) before the clock too: it is what the header is for.
+    first.extend(account(app));
+    first.extend(canaries(app));
     let refreshed = match app.fleet.last_result {
         Some(at) => format!("last result {}", format::clock(at)),
         None => "waiting for the first results".to_string(),
@@ -65,7 +69,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
         style::dim(),
     ));
 
-    let mut second = vec![Span::styled(" slots busy/total ", style::dim())];
+    // Only up hosts' slots can be had; the configured total follows when it differs.
+    let mut second = vec![Span::styled(" slots busy/usable ", style::dim())];
     if summary.slots.is_empty() {
         second.push(Span::styled("none yet", style::dim()));
     }
@@ -75,13 +80,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
         }
         second.push(Span::raw(format!("{} ", slots.system)));
         second.push(Span::styled(
-            format!("{}/{}", slots.busy, slots.total),
-            if slots.total > 0 && slots.busy >= slots.total {
+            format!("{}/{}", slots.busy, slots.usable),
+            if slots.busy >= slots.usable {
                 style::warning()
             } else {
                 style::title()
             },
         ));
+        if slots.usable != slots.total {
+            second.push(Span::styled(
+                format!(" of {} configured", slots.total),
+                style::dim(),
+            ));
+        }
     }
     if app.fleet.load_problem.is_some() {
         second.push(Span::styled(
@@ -89,8 +100,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Rect {
             style::warning(),
         ));
     }
-    second.extend(canaries(app));
-    second.extend(account(app));
     second.extend(substituters(app));
     frame.render_widget(
         Paragraph::new(vec![Line::from(first), Line::from(second)]),

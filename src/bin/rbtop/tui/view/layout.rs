@@ -47,6 +47,36 @@ impl DrawnTable {
             offset: offset_showing(offset, selected, page, len),
         }
     }
+
+    /// `↑ 3 · 2 more ↓`: the rows of `len` above and below the screen, for
+    /// the table's title line; `None` when all fit.
+    pub fn more(&self, len: usize) -> Option<String> {
+        let above = self.offset.min(len);
+        let below = len.saturating_sub(self.offset + self.page);
+        match (above, below) {
+            (0, 0) => None,
+            (0, b) => Some(format!(" {b} more ↓ ")),
+            (a, 0) => Some(format!(" ↑ {a} more ")),
+            (a, b) => Some(format!(" ↑ {a} · {b} more ↓ ")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn rows_off_screen_are_counted_above_and_below() {
+        let inner = Rect::new(0, 0, 80, 6); // 5 rows under the titles
+        let at = |offset, selected, len| {
+            DrawnTable::below_titles(inner, offset, selected, len).more(len)
+        };
+        assert_eq!(at(0, Some(0), 5), None);
+        assert_eq!(at(0, Some(0), 7).as_deref(), Some(" 2 more ↓ "));
+        assert_eq!(at(0, Some(6), 7).as_deref(), Some(" ↑ 2 more "));
+        assert_eq!(at(0, Some(5), 9).as_deref(), Some(" ↑ 1 · 3 more ↓ "));
+    }
 }
 
 /// Everything a frame measured. A pane not drawn leaves its field `None`,

@@ -51,8 +51,10 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
         }
         Screen::Dashboard if app.jobs.is_empty() => render_hosts(frame, body, app, now, &mut drawn),
         Screen::Dashboard => {
-            // The jobs take a third under the hosts.
-            let jobs_height = (body.height / 3).max(5).min(body.height);
+            // The jobs take what their rows need (title, header, rows), up
+            // to a third under the hosts: blank job rows hide no host.
+            let needed = u16::try_from(app.jobs.rows().len() + 2).unwrap_or(u16::MAX);
+            let jobs_height = needed.clamp(4, (body.height / 3).max(5)).min(body.height);
             let [hosts_area, jobs_area] =
                 Layout::vertical([Constraint::Min(0), Constraint::Length(jobs_height)]).areas(body);
             render_hosts(frame, hosts_area, app, now, &mut drawn);
@@ -84,7 +86,7 @@ pub fn render(frame: &mut Frame, app: &App, now: Instant) -> FrameLayout {
                 }
             }
             // Typed on the footer's line.
-            Popup::LogSearch | Popup::Filter => {}
+            Popup::LogSearch | Popup::Filter | Popup::Command => {}
         }
     }
     footer::render(frame, footer_area, app);
@@ -107,7 +109,7 @@ fn render_hosts(frame: &mut Frame, body: Rect, app: &App, now: Instant, drawn: &
     } else {
         [body, Rect::default()]
     };
-    let table = hosts::view::render(frame, table_area, app);
+    let table = hosts::view::render(frame, table_area, app, now);
     drawn.regions.table_rows = table.rows;
     drawn.hosts = Some(table);
     if detail_open {

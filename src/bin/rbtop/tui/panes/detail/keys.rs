@@ -26,6 +26,12 @@ impl App {
             Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
                 self.scroll_detail(action)
             }
+            Action::Detail | Action::Log if self.open_build_log() => {}
+            // The selected remote build's derivation, when it is known.
+            Action::Explain => match self.selected_build().and_then(|b| b.drv.clone()) {
+                Some(drv) => self.explain_drv(&drv),
+                None => self.open_explain(),
+            },
             _ => return None,
         }
         Some(AppEffect::None)
@@ -129,6 +135,53 @@ impl App {
                 .find(|d| d.drv == drv && d.finished.is_none())?;
             Some(now.saturating_duration_since(derivation.last_line.unwrap_or(derivation.started)))
         })
+    }
+
+    /// The job of rbtop's building `drv` now, and the derivation's index in
+    /// it: a remote build of this machine that is one of rbtop's jobs.
+    pub fn job_building(&self, drv: &str) -> Option<(rbtop::jobs::job::JobId, usize)> {
+        self.jobs.list.iter().find_map(|job| {
+            let job = rbtop::jobs::runner::lock(job);
+            let index = job
+                .progress
+                .derivations()
+                .iter()
+                .position(|d| d.drv == drv && d.finished.is_none())?;
+            Some((job.id, index))
+        })
+    }
+
+    /// The job whose Nix process is `pid`.
+    pub fn job_of_pid(&self, pid: u32) -> Option<rbtop::jobs::job::JobId> {
+        self.jobs.list.iter().find_map(|job| {
+            let job = rbtop::jobs::runner::lock(job);
+            match job.state {
+                rbtop::jobs::job::State::Running { pid: p }
+                | rbtop::jobs::job::State::Cancelling { pid: p, .. }
+                    if p == pid =>
+                {
+                    Some(job.id)
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// Enter on a remote build in the detail pane: its log, when rbtop can
+    /// follow it. Only rbtop's own jobs for now; a build started elsewhere
+    /// (`rbtop build` in another terminal) will open through `rbtop log`'s
+    /// reading once that lands (issue 16): this is the place.
+    fn open_build_log(&mut self) -> bool {
+        let Some(drv) = self.selected_build().and_then(|b| b.drv.clone()) else {
+            return false;
+        };
+        match self.job_building(&drv) {
+            Some((job, index)) => {
+                self.log = Some(crate::tui::panes::log::LogPane::new(job, Some(index)));
+                true
+            }
+            None => false,
+        }
     }
 
     /// What a kill asked with `K` did on host `host`.

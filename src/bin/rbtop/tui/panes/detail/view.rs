@@ -62,6 +62,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
             .as_ref()
             .filter(|(host, _)| *host == index)
             .map(|(_, outcome)| outcome),
+        job_labels: host
+            .build_list()
+            .iter()
+            .map(|b| {
+                let (job, _) = app.job_building(b.drv.as_deref()?)?;
+                Some(format!("rbtop job {job} (Enter: its log)"))
+            })
+            .collect(),
+        slot_notes: host
+            .load
+            .iter()
+            .flat_map(|load| &load.holders)
+            .map(|holder| slot_note(app, holder.pid))
+            .collect(),
     };
     let mut lines = lines(host, &app.context, now);
     lines.splice(
@@ -79,6 +93,52 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
     );
     history(frame, history_area, host);
     Some(scroll)
+}
+
+/// What the probe measured. Over a kept session and channel a probe opens
+/// nothing, so connect and handshake are the times measured when they were
+/// opened, said as such.
+fn timings(host: &HostState, report: &rbtop::probe::HostReport, now: Instant) -> String {
+    let ms = |d: Option<std::time::Duration>| d.map_or("-".into(), format::latency);
+    let opened = |now_measured: Option<Duration>, kept: Option<(Duration, Instant)>| match (
+        now_measured,
+        kept,
+    ) {
+        (Some(d), _) => format::latency(d),
+        (None, Some((d, at))) if report.is_up() => format!(
+            "{} (opened {} ago, kept)",
+            format::latency(d),
+            format::age(now.saturating_duration_since(at))
+        ),
+        _ => "-".into(),
+    };
+    format!(
+        "connect {} · handshake {} · ping {}",
+        opened(report.connect, host.opened.connect),
+        opened(report.handshake, host.opened.handshake),
+        ms(report.ping)
+    )
+}
+
+/// The pinned and presented fingerprints and the fix for this machines line.
+fn host_key_lines(machine: &rbtop::machines::Machine, stderr: Option<&str>) -> Vec<Line<'static>> {
+    let advice = rbtop::probe::host_key_advice::advise(machine, stderr.unwrap_or_default());
+    let unknown = "(not said)".to_string();
+    let mut out = vec![
+        field(
+            "pinned key",
+            match (&advice.pinned, machine.public_host_key.is_some()) {
+                (Some(fp), _) => fp.clone(),
+                (None, true) => "unusable (see diagnostics)".into(),
+                (None, false) => "none: checked against known_hosts".into(),
+            },
+        ),
+        field("presented", advice.presented.clone().unwrap_or(unknown)),
+    ];
+    for (i, step) in advice.fix.iter().enumerate() {
+        out.push(field(if i == 0 { "fix" } else { "" }, step.clone()));
+    }
+    out
 }
 
 fn field(name: &str, value: impl Into<String>) -> Line<'static> {
@@ -114,10 +174,23 @@ fn lines(host: &HostState, app_context: &Context, now: Instant) -> Vec<Line<'sta
                         .and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default()
                 )),
+                Span::styled(
+                    host.since.map_or_else(String::new, |since| {
+                        format!(
+                            " · {} for {}",
+                            if report.is_up() { "up" } else { "down" },
+                            format::age(now.saturating_duration_since(since))
+                        )
+                    }),
+                    style::dim(),
+                ),
             ]);
             out.push(status);
             if let Some(reason) = &report.reason {
                 out.push(styled_field("reason", reason.clone(), style::error()));
+            }
+            if report.status == rbtop::probe::Status::Hostkey {
+                out.extend(host_key_lines(machine, report.stderr.as_deref()));
             }
         }
     }
@@ -138,16 +211,7 @@ fn lines(host: &HostState, app_context: &Context, now: Instant) -> Vec<Line<'sta
         }
     }
     if let Some(report) = report {
-        let ms = |d: Option<std::time::Duration>| d.map_or("-".into(), format::latency);
-        out.push(field(
-            "timings",
-            format!(
-                "connect {} · handshake {} · ping {}",
-                ms(report.connect),
-                ms(report.handshake),
-                ms(report.ping)
-            ),
-        ));
+        out.push(field("timings", timings(host, report, now)));
         out.push(field(
             "store",
             format!(
@@ -358,6 +422,23 @@ struct TriageInputs<'a> {
     stall_after: Duration,
     upload_lock_after: Duration,
     kill_outcome: Option<&'a KillOutcome>,
+    /// For each build: `rbtop job #1` when it is one of rbtop's jobs.
+    job_labels: Vec<Option<String>>,
+    /// For each slot holder: the local user and command behind its hook.
+    slot_notes: Vec<String>,
+}
+
+/// ` · for alice: nix-build hello.nix`, and ` · rbtop job #1` when the
+/// process behind the hook is one of rbtop's jobs; empty when unknown.
+fn slot_note(app: &App, hook_pid: u32) -> String {
+    let Some(behind) = (app.behind_hook)(hook_pid) else {
+        return String::new();
+    };
+    let job = app
+        .job_of_pid(behind.pid)
+        .map(|job| format!(" · rbtop job {job}"))
+        .unwrap_or_default();
+    format!(" · for {}: {}{job}", behind.user, behind.command)
 }
 
 /// Slots and builds go right after the status line (and its reason, for a
@@ -386,10 +467,14 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
         )
     };
     if let Some(load) = &host.load {
-        for holder in &load.holders {
+        for (i, holder) in load.holders.iter().enumerate() {
+            let note = triage.slot_notes.get(i).cloned().unwrap_or_default();
             out.push(field(
                 "slot",
-                slots::text::slot_holder(holder, &held_for(holder.since)),
+                format!(
+                    "{}{note}",
+                    slots::text::slot_holder(holder, &held_for(holder.since))
+                ),
             ));
         }
         if let Some(lock) = &load.upload_lock {
@@ -424,12 +509,13 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
                 .map(|i| i.min(builds.len().saturating_sub(1)));
             for (i, build) in builds.iter().enumerate() {
                 let log_quiet = triage.log_quiet.get(i).copied().flatten();
-                out.push(build_line(
-                    build,
-                    selected == Some(i),
-                    log_quiet,
-                    triage.stall_after,
-                ));
+                let mut line =
+                    build_line(build, selected == Some(i), log_quiet, triage.stall_after);
+                if let Some(label) = triage.job_labels.get(i).cloned().flatten() {
+                    line.spans
+                        .push(Span::styled(format!("  {label}"), style::key()));
+                }
+                out.push(line);
             }
         }
         Some(Err(why)) => out.push(field("running", remote_builds::text::unknown(why))),

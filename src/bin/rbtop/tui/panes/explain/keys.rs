@@ -22,6 +22,15 @@ impl App {
         self.explain = Some(pane);
     }
 
+    /// Explain `drv` at once (`e` on a job, a derivation or a remote build).
+    pub(in crate::tui) fn explain_drv(&mut self, drv: &str) {
+        self.editing_filter = false;
+        let mut pane = ExplainPane::new(self.nix_version);
+        pane.input = drv.to_string();
+        pane.submit(&self.fleet, &self.context.local);
+        self.explain = Some(pane);
+    }
+
     /// Typed characters are the pane's text, as in the launch form.
     pub(in crate::tui) fn explain_key(&mut self, key: KeyEvent) -> AppEffect {
         let Some(pane) = &mut self.explain else {

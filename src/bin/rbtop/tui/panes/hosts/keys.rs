@@ -35,6 +35,10 @@ impl App {
                 self.sort.key = self.sort.key.next();
                 self.refresh_rows();
             }
+            Action::PreviousSort => {
+                self.sort.key = self.sort.key.previous();
+                self.refresh_rows();
+            }
             Action::ReverseSort => {
                 self.sort.reversed = !self.sort.reversed;
                 self.refresh_rows();

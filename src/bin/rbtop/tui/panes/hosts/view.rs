@@ -7,7 +7,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::tui::app::{App, Focus};
 use crate::tui::view::DrawnTable;
@@ -30,12 +30,18 @@ pub enum Column {
     FreeStore,
     Nix,
     Trusted,
+    /// How long the host has been up, or down.
+    Since,
+    /// Why a host is down, cut to fit (in full in the detail pane); shown
+    /// while a host is down, and it takes the space left over.
+    Reason,
 }
 
 /// Left to right.
-const ORDER: [Column; 12] = [
+const ORDER: [Column; 14] = [
     Column::Status,
     Column::Host,
+    Column::Since,
     Column::Protocol,
     Column::Systems,
     Column::Features,
@@ -46,16 +52,20 @@ const ORDER: [Column; 12] = [
     Column::FreeStore,
     Column::Nix,
     Column::Trusted,
+    Column::Reason,
 ];
 
 /// Dropped first to last when space runs out; status and host always stay.
-const DROP_ORDER: [Column; 10] = [
+/// With a host down, its reason outranks the features and the free store.
+const DROP_ORDER: [Column; 12] = [
     Column::Trusted,
+    Column::Since,
     Column::Speed,
     Column::Protocol,
     Column::Nix,
     Column::Features,
     Column::FreeStore,
+    Column::Reason,
     Column::Systems,
     Column::Load,
     Column::Jobs,
@@ -77,6 +87,8 @@ impl Column {
             Column::FreeStore => "FREE STORE",
             Column::Nix => "NIX",
             Column::Trusted => "TRUSTED",
+            Column::Since => "SINCE",
+            Column::Reason => "REASON",
         }
     }
 
@@ -95,6 +107,8 @@ impl Column {
             Column::FreeStore => 10,
             Column::Nix => 7,
             Column::Trusted => 7,
+            Column::Since => 6,
+            Column::Reason => MIN_REASON,
         }
     }
 
@@ -111,6 +125,15 @@ impl Column {
                 let commas = systems.len().saturating_sub(1);
                 systems.iter().map(|s| s.chars().count()).sum::<usize>() + commas
             })),
+            Column::Reason => Some(
+                hosts
+                    .iter()
+                    .filter_map(|h| h.report.as_ref()?.reason.as_ref())
+                    .map(|r| r.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .min(60) as u16,
+            ),
             Column::Features => Some(longest(&|h| {
                 let m = &h.machine;
                 let all = m.supported_features.iter().chain(&m.mandatory_features);
@@ -144,9 +167,13 @@ impl Column {
     }
 }
 
-/// The columns that fit in `width` (one space between columns).
-pub fn columns_for(width: u16) -> Vec<Column> {
+/// The columns that fit in `width` (one space between columns); REASON
+/// only `with_reason` (a host is down).
+pub fn columns_for(width: u16, with_reason: bool) -> Vec<Column> {
     let mut shown = ORDER.to_vec();
+    if !with_reason {
+        shown.retain(|&c| c != Column::Reason);
+    }
     let needed = |cols: &[Column]| -> u16 {
         cols.iter().map(|c| c.min_width()).sum::<u16>() + cols.len().saturating_sub(1) as u16
     };
@@ -163,15 +190,21 @@ pub fn columns_for(width: u16) -> Vec<Column> {
 /// minimum, then host, systems and features (in that order) grow towards
 /// their longest value with what is left.
 pub fn column_widths(width: u16, hosts: &[HostState]) -> Vec<(Column, u16)> {
-    let columns = columns_for(width);
+    let any_down = hosts
+        .iter()
+        .any(|h| h.report.as_ref().is_some_and(|r| !r.is_up()));
+    let columns = columns_for(width, any_down);
     let used: u16 =
         columns.iter().map(|c| c.min_width()).sum::<u16>() + columns.len().saturating_sub(1) as u16;
     let mut spare = width.saturating_sub(used);
     let mut widths: Vec<(Column, u16)> = columns.iter().map(|&c| (c, c.min_width())).collect();
-    // JOBS first: it grows by a few characters only while builds run.
+    // JOBS first: it grows by a few characters only while builds run. The
+    // reason comes before the systems and features grow: a cut feature
+    // list hides less than a cut reason.
     for grower in [
         Column::Jobs,
         Column::Host,
+        Column::Reason,
         Column::Systems,
         Column::Features,
     ] {
@@ -186,9 +219,12 @@ pub fn column_widths(width: u16, hosts: &[HostState]) -> Vec<(Column, u16)> {
     widths
 }
 
+/// Below this, a reason says nothing useful.
+const MIN_REASON: u16 = 16;
+
 /// Draw the table in `area`; returns its data rows on screen, how many fit
 /// and the first shown (moved so the selected host is on screen).
-pub fn render(frame: &mut Frame, area: Rect, app: &App) -> DrawnTable {
+pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> DrawnTable {
     let block = Block::default()
         .borders(Borders::TOP)
         .title(title(app))
@@ -220,8 +256,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> DrawnTable {
         .take(page)
         .map(|&index| {
             let host = &app.fleet.hosts[index];
-            Row::new(columns.iter().map(|&c| cell(host, c, stall_after)))
+            Row::new(
+                sized
+                    .iter()
+                    .map(|&(c, width)| cell(host, c, width, stall_after, now)),
+            )
         });
+    let block = match drawn.more(app.rows().len()) {
+        Some(more) => block.title_top(Line::styled(more, style::warning()).right_aligned()),
+        None => block,
+    };
     let table = Table::new(rows_shown, widths)
         .header(header)
         .column_spacing(1)
@@ -316,7 +360,13 @@ pub fn is_stalled(build: &RemoteBuild, stall_after: Duration) -> bool {
         .is_some_and(|idle| Duration::from_secs(idle) >= stall_after)
 }
 
-fn cell(host: &HostState, column: Column, stall_after: Duration) -> Cell<'static> {
+fn cell(
+    host: &HostState,
+    column: Column,
+    width: u16,
+    stall_after: Duration,
+    now: Instant,
+) -> Cell<'static> {
     let machine = &host.machine;
     let report = host.report.as_ref();
     let dash = || Cell::from("-").style(style::dim());
@@ -354,6 +404,30 @@ fn cell(host: &HostState, column: Column, stall_after: Duration) -> Cell<'static
             Some(false) => Cell::from("no").style(style::warning()),
             None => dash(),
         },
+        Column::Since => host.since.map_or_else(dash, |since| {
+            // The coarsest unit only: the detail pane has the rest.
+            let age = format::age(now.saturating_duration_since(since));
+            Cell::from(age.split(' ').next().unwrap_or_default().to_string())
+        }),
+        Column::Reason => match report {
+            Some(r) if !r.is_up() => {
+                Cell::from(fit(r.reason.as_deref().unwrap_or_default(), width))
+                    .style(style::status_style(host.shown()))
+            }
+            _ => Cell::from(""),
+        },
+    }
+}
+
+/// `text` in `width` characters, its end replaced by `…` when cut.
+fn fit(text: &str, width: u16) -> String {
+    let width = usize::from(width);
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
     }
 }
 
@@ -396,12 +470,33 @@ mod tests {
 
     #[test]
     fn narrow_terminals_drop_the_least_important_columns_first() {
-        assert_eq!(columns_for(200), ORDER);
-        let at_80 = columns_for(80);
+        assert_eq!(columns_for(200, true), ORDER);
+        // REASON takes what is left over, when there is enough to say something.
+        let app = crate::tui::fixture::mixed_fleet();
+        let reason = |width| {
+            column_widths(width, &app.fleet.hosts)
+                .into_iter()
+                .find(|(c, _)| *c == Column::Reason)
+                .map(|(_, w)| w)
+        };
+        assert!(
+            reason(80).is_some_and(|w| w >= MIN_REASON),
+            "before the features"
+        );
+        assert!(reason(160).is_some_and(|w| w >= 30), "{:?}", reason(160));
+        assert!(reason(200).is_some_and(|w| w >= 60), "{:?}", reason(200));
+        // With every host up there is no reason to show.
+        let up = crate::tui::fixture::app(crate::tui::fixture::MIXED_MACHINES);
+        assert!(
+            !column_widths(200, &up.fleet.hosts)
+                .iter()
+                .any(|(c, _)| *c == Column::Reason)
+        );
+        let at_80 = columns_for(80, false);
         assert!(at_80.starts_with(&[Column::Status, Column::Host]));
         assert!(!at_80.contains(&Column::Trusted) && !at_80.contains(&Column::Speed));
         assert!(at_80.contains(&Column::Latency) && at_80.contains(&Column::Jobs));
-        let at_30 = columns_for(30);
+        let at_30 = columns_for(30, true);
         assert_eq!(at_30, [Column::Status, Column::Host, Column::Latency]);
         // The widths never exceed the terminal and never go below a minimum.
         let app = crate::tui::fixture::mixed_fleet();
@@ -411,7 +506,8 @@ mod tests {
             assert!(total <= width, "{total} > {width}");
             assert!(sized.iter().all(|(c, w)| *w >= c.min_width()));
         }
-        let at_120 = column_widths(120, &app.fleet.hosts);
+        // With no reason to show, the systems grow to fit whole.
+        let at_120 = column_widths(140, &up.fleet.hosts);
         let systems = at_120
             .iter()
             .find(|(c, _)| *c == Column::Systems)
@@ -424,7 +520,7 @@ mod tests {
         );
         // Whatever the width, what is dropped is a prefix of the drop order.
         for width in 0..200 {
-            let shown = columns_for(width);
+            let shown = columns_for(width, true);
             let dropped = ORDER.len() - shown.len();
             for column in &DROP_ORDER[..dropped] {
                 assert!(!shown.contains(column), "{column:?} at {width}");

@@ -51,9 +51,31 @@ impl App {
                 }
             }
             Action::Back => self.focus = Focus::Hosts,
+            Action::Explain => match self.selected_drv_path() {
+                Some(drv) => self.explain_drv(&drv),
+                None => self.open_explain(),
+            },
             _ => return None,
         }
         Some(AppEffect::None)
+    }
+
+    /// The `.drv` of the selected row: the derivation's, or for a job its
+    /// first derivation's (else the `.drv` it was asked to build).
+    fn selected_drv_path(&self) -> Option<String> {
+        let row = self.jobs.selected?;
+        let job = lock(self.jobs.find(row.job)?);
+        let derivations = job.progress.derivations();
+        match row.drv {
+            Some(i) => derivations.get(i).map(|d| d.drv.clone()),
+            None => derivations.first().map(|d| d.drv.clone()).or_else(|| {
+                job.request
+                    .args
+                    .first()
+                    .filter(|a| a.ends_with(".drv"))
+                    .cloned()
+            }),
+        }
     }
 
     /// The selected row's log: the whole job's, or one derivation's.
@@ -71,7 +93,8 @@ impl App {
             return;
         };
         let job = lock(job);
-        if !job.is_active() {
+        // A log being read (`--open-log`) has no build to cancel.
+        if !job.is_active() || job.read_only {
             return;
         }
         let again = matches!(job.state, State::Cancelling { .. });
@@ -172,6 +195,15 @@ mod tests {
         assert!(app.on_mouse(mouse(MouseEventKind::ScrollUp, 5)));
         assert!(!app.log.as_ref().unwrap().follow);
         assert_eq!(first_shown(&app), "line 38");
+    }
+
+    #[test]
+    fn a_log_opened_read_only_is_never_offered_a_cancel() {
+        let job = rbtop::jobs::job::Job::reading(JobId(4), "/tmp/ci.log", 100, Instant::now());
+        let mut app = app_with(vec![std::sync::Arc::new(std::sync::Mutex::new(job))]);
+        app.focus = Focus::Jobs;
+        assert_eq!(press(&mut app, "x"), [AppEffect::None]);
+        assert_eq!(app.confirm, None);
     }
 
     #[test]

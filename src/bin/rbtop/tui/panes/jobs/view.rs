@@ -39,31 +39,31 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> DrawnTa
     let wide = inner.width >= 100;
     let mut titles = vec!["JOB", "HOST", "PHASE"];
     let job_width = job_column_width(app, inner.width);
-    let mut widths = vec![
-        Constraint::Length(job_width),
-        Constraint::Length(14),
-        Constraint::Length(if wide { 20 } else { 16 }),
-    ];
     if wide {
         titles.extend(["DONE", "ELAPSED"]);
-        widths.extend([Constraint::Length(5), Constraint::Length(7)]);
     }
     titles.extend(["QUIET", "RESULT"]);
-    widths.extend([
-        Constraint::Length(if wide { 14 } else { 10 }),
-        Constraint::Fill(3),
-    ]);
     let header = Row::new(titles.iter().map(|t| Cell::from(*t).style(style::title())));
 
     let stall_after = app.jobs.defaults.stall_after;
-    let mut rows = Vec::new();
+    let mut lines: Vec<Vec<Line<'static>>> = Vec::new();
     for handle in &app.jobs.list {
         let job = lock(handle);
-        rows.push(Row::new(job_cells(&job, job_width, now, stall_after, wide)));
+        lines.push(job_cells(&job, job_width, now, stall_after, wide));
         for drv in job.progress.derivations() {
-            rows.push(Row::new(drv_cells(&job, drv, now, stall_after, wide)));
+            let killed_here = app.killed_with_k.contains(&drv.drv);
+            lines.push(drv_cells(&job, drv, now, stall_after, wide, killed_here));
         }
     }
+    let widths = content_widths(&titles, &lines, job_width);
+    let rows: Vec<Row> = lines
+        .into_iter()
+        .map(|cells| Row::new(cells.into_iter().map(Cell::from)))
+        .collect();
+    let block = match drawn.more(rows.len()) {
+        Some(more) => block.title_top(Line::styled(more, style::warning()).right_aligned()),
+        None => block,
+    };
     let shown: Vec<Row> = rows.into_iter().skip(offset).take(page).collect();
     let table = Table::new(shown, widths)
         .header(header)
@@ -81,6 +81,30 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> DrawnTa
     let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
     drawn
+}
+
+/// Each column as wide as its longest value (or title), within a cap, so
+/// a column of `-` takes no room that RESULT could use; RESULT fills the rest.
+fn content_widths(titles: &[&str], rows: &[Vec<Line<'static>>], job_width: u16) -> Vec<Constraint> {
+    const CAP: usize = 30;
+    let last = titles.len() - 1;
+    titles
+        .iter()
+        .enumerate()
+        .map(|(i, title)| match i {
+            0 => Constraint::Length(job_width),
+            i if i == last => Constraint::Fill(1),
+            i => {
+                let longest = rows
+                    .iter()
+                    .filter_map(|row| row.get(i))
+                    .map(Line::width)
+                    .max()
+                    .unwrap_or(0);
+                Constraint::Length(longest.max(title.len()).min(CAP) as u16)
+            }
+        })
+        .collect()
 }
 
 /// Where a job runs, in words: its pinned or first remote host, `local`
@@ -146,32 +170,34 @@ fn job_cells(
     now: Instant,
     stall_after: Duration,
     wide: bool,
-) -> Vec<Cell<'static>> {
+) -> Vec<Line<'static>> {
     let running = job.progress.derivations().iter().find(|d| d.is_running());
     let phase = match (&job.state, running) {
         (State::Starting, _) => "starting".to_string(),
         (State::Running { .. }, None) if job.progress.derivations().is_empty() => {
             "evaluating".to_string()
         }
-        (State::Running { .. } | State::Cancelling { .. }, Some(drv)) => phase_text(drv),
+        (State::Running { .. } | State::Cancelling { .. } | State::Reading, Some(drv)) => {
+            phase_text(drv)
+        }
         (State::CheckingBuilders, _) => "checking builders".to_string(),
         (State::Finished(_), _) => "-".to_string(),
         _ => "running".to_string(),
     };
     let mut cells = vec![
-        Cell::from(job_name(job, width)),
-        Cell::from(host_label(job).to_string()),
-        Cell::from(phase),
+        Line::from(job_name(job, width)),
+        Line::from(host_label(job).to_string()),
+        Line::from(phase),
     ];
     if wide {
         let counts = job.progress.counts();
-        cells.push(Cell::from(format!("{}/{}", counts.done, counts.expected)));
-        cells.push(Cell::from(format::age(job.elapsed(now))));
+        cells.push(Line::from(format!("{}/{}", counts.done, counts.expected)));
+        cells.push(Line::from(format::age(job.elapsed(now))));
     }
     cells.push(if job.is_active() {
         quiet(job.quiet_for(now), stall_after, running.is_some(), wide)
     } else {
-        Cell::from("-").style(style::dim())
+        Line::styled("-", style::dim())
     });
     cells.push(job_result(job));
     cells
@@ -183,16 +209,17 @@ fn drv_cells(
     now: Instant,
     stall_after: Duration,
     wide: bool,
-) -> Vec<Cell<'static>> {
+    killed_here: bool,
+) -> Vec<Line<'static>> {
     let mut cells = vec![
-        Cell::from(format!("{DRV_INDENT}{}", drv.name())),
-        Cell::from(drv.machine.clone().unwrap_or_else(|| "local".into())),
-        Cell::from(phase_text(drv)),
+        Line::from(format!("{DRV_INDENT}{}", drv.name())),
+        Line::from(drv.machine.clone().unwrap_or_else(|| "local".into())),
+        Line::from(phase_text(drv)),
     ];
     if wide {
-        cells.push(Cell::from(""));
+        cells.push(Line::from(""));
         let until = drv.finished.unwrap_or(now);
-        cells.push(Cell::from(format::age(
+        cells.push(Line::from(format::age(
             until.saturating_duration_since(drv.started),
         )));
     }
@@ -205,9 +232,16 @@ fn drv_cells(
             wide,
         )
     } else {
-        Cell::from("-").style(style::dim())
+        Line::styled("-", style::dim())
     });
-    cells.push(drv_result(job, drv));
+    let mut result = drv_result(job, drv);
+    // A kill says who did it when it was this dashboard's `K`.
+    if killed_here && matches!(drv.status, DrvStatus::Failed { .. }) {
+        result
+            .spans
+            .insert(1, Span::styled("(killed with K here) ", style::warning()));
+    }
+    cells.push(result);
     cells
 }
 
@@ -221,20 +255,20 @@ fn phase_text(drv: &DrvProgress) -> String {
 
 /// Time since the last log line; past `stall_after`, STALLED (and for
 /// how long, when there is room).
-fn quiet(for_: Duration, stall_after: Duration, running: bool, wide: bool) -> Cell<'static> {
+fn quiet(for_: Duration, stall_after: Duration, running: bool, wide: bool) -> Line<'static> {
     if running && for_ >= stall_after {
         let text = if wide {
             format!("STALLED {}", format::age(for_))
         } else {
             "STALLED".to_string()
         };
-        Cell::from(text).style(style::error())
+        Line::styled(text, style::error())
     } else {
-        Cell::from(format::age(for_))
+        Line::from(format::age(for_))
     }
 }
 
-fn job_result(job: &Job) -> Cell<'static> {
+fn job_result(job: &Job) -> Line<'static> {
     let last_note = || {
         job.notes
             .last()
@@ -242,47 +276,49 @@ fn job_result(job: &Job) -> Cell<'static> {
             .unwrap_or_default()
     };
     match &job.state {
-        State::Starting | State::Running { .. } => Cell::from("running"),
+        State::Starting | State::Running { .. } => Line::from("running"),
+        State::Reading => Line::from("reading a log (read-only)"),
         State::Cancelling { stage, .. } => {
             let sent = match stage {
                 Escalation::Interrupt => "SIGINT",
                 Escalation::Terminate => "SIGTERM",
                 Escalation::Kill => "SIGKILL",
             };
-            Cell::from(format!("cancelling ({sent} sent)")).style(style::warning())
+            Line::styled(format!("cancelling ({sent} sent)"), style::warning())
         }
-        State::CheckingBuilders => Cell::from("checking builders").style(style::warning()),
-        State::Finished(JobEnd::Succeeded) => Cell::from(Line::from(vec![
+        State::CheckingBuilders => Line::styled("checking builders", style::warning()),
+        State::Finished(JobEnd::Succeeded) => Line::from(vec![
             Span::styled("succeeded ", ok()),
             Span::raw(job.outputs.join(" ")),
-        ])),
-        State::Finished(JobEnd::Failed { exit_code, error }) => Cell::from(Line::from(vec![
+        ]),
+        State::Finished(JobEnd::Failed { exit_code, .. }) => Line::from(vec![
             Span::styled(format!("failed (exit {exit_code}) "), style::error()),
-            Span::raw(error.clone().unwrap_or_default()),
-        ])),
-        State::Finished(JobEnd::Cancelled) => Cell::from(Line::from(vec![
+            Span::raw(job.end_reason().unwrap_or_default()),
+        ]),
+        State::Finished(JobEnd::Cancelled) => Line::from(vec![
             Span::styled("cancelled", style::warning()),
             Span::raw(last_note()),
-        ])),
-        State::Finished(JobEnd::LaunchFailed(why)) => Cell::from(Line::from(vec![
+        ]),
+        State::Finished(JobEnd::LaunchFailed(why)) => Line::from(vec![
             Span::styled("cannot start ", style::error()),
             Span::raw(why.clone()),
-        ])),
+        ]),
     }
 }
 
-fn drv_result(job: &Job, drv: &DrvProgress) -> Cell<'static> {
+fn drv_result(job: &Job, drv: &DrvProgress) -> Line<'static> {
     match &drv.status {
-        DrvStatus::Running => Cell::from("running"),
-        DrvStatus::Succeeded => Cell::from("built").style(ok()),
+        DrvStatus::Planned => Line::styled("planned", style::dim()),
+        DrvStatus::Running => Line::from("running"),
+        DrvStatus::Succeeded => Line::styled("built", ok()),
         DrvStatus::Failed { message, exit_code } => {
             let code = exit_code
                 .map(|c| format!(" (exit {c})"))
                 .unwrap_or_default();
-            Cell::from(Line::from(vec![
+            Line::from(vec![
                 Span::styled(format!("failed{code} "), style::error()),
                 Span::raw(rbtop::nix_text::strip_ansi(message)),
-            ]))
+            ])
         }
         DrvStatus::Stopped => {
             // What the check on its builder found, if it was checked.
@@ -293,10 +329,10 @@ fn drv_result(job: &Job, drv: &DrvProgress) -> Cell<'static> {
                     .filter(|n| n.contains(drv.name()))
                     .find_map(|n| n.strip_prefix(&prefix))
             });
-            Cell::from(Line::from(vec![
+            Line::from(vec![
                 Span::styled("stopped", style::warning()),
                 Span::raw(found.map(|f| format!(" · {f}")).unwrap_or_default()),
-            ]))
+            ])
         }
     }
 }
@@ -310,6 +346,7 @@ pub fn state_word(job: &Job) -> String {
     match &job.state {
         State::Starting => "starting".into(),
         State::Running { .. } => "running".into(),
+        State::Reading => "reading (read-only)".into(),
         State::Cancelling { .. } => "cancelling".into(),
         State::CheckingBuilders => "checking builders".into(),
         State::Finished(JobEnd::Succeeded) => "succeeded".into(),
@@ -324,11 +361,11 @@ mod tests {
     use super::*;
     use crate::tui::fixture;
 
-    fn text(cell: Cell<'static>) -> String {
+    fn text(cell: Line<'static>) -> String {
         // A cell renders as its content; draw it on a one-line buffer.
         let area = Rect::new(0, 0, 40, 1);
         let mut buffer = ratatui::buffer::Buffer::empty(area);
-        let table = Table::new([Row::new([cell])], [Constraint::Length(40)]);
+        let table = Table::new([Row::new([Cell::from(cell)])], [Constraint::Length(40)]);
         ratatui::widgets::Widget::render(table, area, &mut buffer);
         (0..40)
             .map(|x| buffer[(x, 0)].symbol().to_string())

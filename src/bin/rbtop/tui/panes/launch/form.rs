@@ -20,6 +20,12 @@ pub struct LaunchForm {
     pub tool: BuildTool,
     /// Why the last Enter launched nothing.
     pub error: Option<String>,
+    /// Why a build pinned to the selected host may not run there (down,
+    /// never answered; later a failing canary): shown while pinned, and
+    /// launching there needs a second Enter.
+    pub concerns: Vec<String>,
+    /// Enter was pressed once with concerns: the next Enter launches.
+    pub confirming: bool,
 }
 
 /// What a key did to the form.
@@ -42,6 +48,17 @@ impl LaunchForm {
             fleet,
             tool,
             error: None,
+            concerns: Vec::new(),
+            confirming: false,
+        }
+    }
+
+    /// The concerns that apply now: those about the pinned host, when pinned.
+    pub fn active_concerns(&self) -> &[String] {
+        if self.pin && self.pinned.is_some() {
+            &self.concerns
+        } else {
+            &[]
         }
     }
 
@@ -77,20 +94,28 @@ impl LaunchForm {
 
     /// Characters are text; Tab toggles the target, Ctrl-N cycles the
     /// command, Enter launches, Esc closes.
+    /// With concerns about the pinned host, the first Enter only asks.
     pub fn on_key(&mut self, key: KeyEvent) -> FormOutcome {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let confirming = std::mem::take(&mut self.confirming);
         match key.code {
             KeyCode::Tab | KeyCode::BackTab => self.toggle_target(),
             KeyCode::Char('n') if ctrl => self.next_tool(),
             _ => match text_input::edit(&mut self.what, key) {
                 TextKey::Cancel => return FormOutcome::Close,
                 TextKey::Submit => match self.request() {
+                    Ok(_) if !confirming && !self.active_concerns().is_empty() => {
+                        self.confirming = true;
+                    }
                     Ok(request) => return FormOutcome::Submit(request),
                     Err(e) => self.error = Some(e),
                 },
                 // An edit makes the last error stale.
                 TextKey::Edited => self.error = None,
-                TextKey::Other => return FormOutcome::NotMine,
+                TextKey::Other => {
+                    self.confirming = confirming;
+                    return FormOutcome::NotMine;
+                }
             },
         }
         FormOutcome::Editing
@@ -167,6 +192,31 @@ mod tests {
         form.on_key(ctrl_u);
         assert_eq!(form.what, "");
         assert_eq!(form.on_key(key(KeyCode::Esc)), FormOutcome::Close);
+    }
+
+    #[test]
+    fn a_pinned_host_with_concerns_needs_a_second_enter() {
+        let mut form = LaunchForm::new(Some(pinned()), fleet(), BuildTool::NixBuild);
+        form.concerns = vec!["b1 is down: refused: Connection refused".into()];
+        type_text(&mut form, "x.nix");
+        assert_eq!(form.on_key(key(KeyCode::Enter)), FormOutcome::Editing);
+        assert!(form.confirming, "the first Enter asks");
+        assert!(matches!(
+            form.on_key(key(KeyCode::Enter)),
+            FormOutcome::Submit(_)
+        ));
+        // Any other key in between withdraws the confirmation.
+        form.on_key(key(KeyCode::Enter));
+        type_text(&mut form, " ");
+        assert!(!form.confirming);
+        assert_eq!(form.on_key(key(KeyCode::Enter)), FormOutcome::Editing);
+        // Letting Nix choose: the pinned host's concerns do not apply.
+        form.on_key(key(KeyCode::Tab));
+        assert!(form.active_concerns().is_empty());
+        assert!(matches!(
+            form.on_key(key(KeyCode::Enter)),
+            FormOutcome::Submit(_)
+        ));
     }
 
     #[test]

@@ -13,11 +13,12 @@ impl App {
             .map(|i| rbtop::jobs::launch::Placement::pinned(&self.fleet.hosts[i].machine));
         let defaults = &self.jobs.defaults;
         self.editing_filter = false;
-        self.form = Some(LaunchForm::new(
-            pinned,
-            defaults.fleet.clone(),
-            defaults.tool,
-        ));
+        let mut form = LaunchForm::new(pinned, defaults.fleet.clone(), defaults.tool);
+        form.concerns = self
+            .selected
+            .map(|i| self.fleet.hosts[i].launch_concerns())
+            .unwrap_or_default();
+        self.form = Some(form);
     }
 
     pub(in crate::tui) fn form_key(&mut self, key: KeyEvent) -> AppEffect {

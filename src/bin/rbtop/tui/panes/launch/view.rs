@@ -42,6 +42,20 @@ pub fn render(frame: &mut Frame, area: Rect, form: &LaunchForm) {
         ]),
         Line::raw(""),
     ];
+    for concern in form.active_concerns() {
+        lines.push(Line::from(vec![
+            Span::styled(" warning: ", style::warning()),
+            Span::raw(concern.clone()),
+        ]));
+    }
+    if form.confirming {
+        lines.push(Line::from(vec![
+            Span::styled(" Enter", style::key()),
+            Span::styled(" again to launch there anyway, ", style::warning()),
+            Span::styled("Tab", style::key()),
+            Span::styled(" to let Nix choose instead", style::warning()),
+        ]));
+    }
     if let Some(error) = &form.error {
         lines.push(Line::from(vec![
             Span::styled(" error: ", style::error()),
@@ -50,7 +64,11 @@ pub fn render(frame: &mut Frame, area: Rect, form: &LaunchForm) {
     }
     lines.push(Line::from(vec![
         Span::styled(" Enter", style::key()),
-        hint(" launch  ".into()),
+        hint(if form.active_concerns().is_empty() {
+            " launch  ".into()
+        } else {
+            " launch (asks first)  ".into()
+        }),
         Span::styled("Esc", style::key()),
         hint(" close  ".into()),
         Span::styled("Ctrl-U", style::key()),

@@ -74,6 +74,16 @@ impl App {
                     log.message = None;
                 }
             }
+            Action::ScrollLeft | Action::ScrollRight | Action::Wrap => {
+                if let Some(log) = &mut self.log {
+                    match action {
+                        Action::ScrollLeft if !log.wrap => log.scroll_sideways(-1),
+                        Action::ScrollRight if !log.wrap => log.scroll_sideways(1),
+                        Action::Wrap => log.toggle_wrap(),
+                        _ => {}
+                    }
+                }
+            }
             Action::NextMatch => self.with_log_view(|log, view| log.jump(view, true)),
             Action::PreviousMatch => self.with_log_view(|log, view| log.jump(view, false)),
             Action::Cancel => {

@@ -24,7 +24,14 @@ pub struct LogPane {
     pub current_match: Option<u64>,
     /// Said under the log: no match, for instance.
     pub message: Option<String>,
+    /// Columns scrolled to the right (long lines are cut, not wrapped).
+    pub left: u16,
+    /// Long lines wrap instead of being cut.
+    pub wrap: bool,
 }
+
+/// Columns one sideways step moves.
+pub const SIDEWAYS_STEP: u16 = 16;
 
 impl LogPane {
     pub fn new(job: JobId, drv: Option<usize>) -> LogPane {
@@ -38,7 +45,44 @@ impl LogPane {
             editing_search: false,
             current_match: None,
             message: None,
+            left: 0,
+            wrap: false,
         }
+    }
+
+    /// Scroll sideways by `steps` (negative: left), never before column 0.
+    pub fn scroll_sideways(&mut self, steps: i32) {
+        let by = i32::from(SIDEWAYS_STEP) * steps;
+        self.left = (i32::from(self.left) + by).clamp(0, i32::from(u16::MAX)) as u16;
+    }
+
+    /// Wrap ↔ cut; wrapping has no sideways scroll.
+    pub fn toggle_wrap(&mut self) {
+        self.wrap = !self.wrap;
+        self.left = 0;
+    }
+
+    /// `(n, of)`: the current match is the n-th (from 1) of `of` lines
+    /// matching the search; `n` is 0 before a jump landed on one.
+    pub fn match_position(&self, view: &[&LogEntry]) -> Option<(usize, usize)> {
+        if self.search.is_empty() {
+            return None;
+        }
+        let needle = self.search.to_lowercase();
+        let mut n = 0;
+        let mut of = 0;
+        for entry in view {
+            if rbtop::nix_text::strip_ansi(&entry.text)
+                .to_lowercase()
+                .contains(&needle)
+            {
+                of += 1;
+                if self.current_match == Some(entry.seq) {
+                    n = of;
+                }
+            }
+        }
+        Some((n, of))
     }
 
     /// Index in `view` of the first line shown.

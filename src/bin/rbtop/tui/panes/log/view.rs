@@ -32,7 +32,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Option<usize> {
         .borders(Borders::TOP | Borders::BOTTOM)
         .border_style(style::focused_border())
         .title(title(&job, pane, first, shown.len(), view.len()))
-        .title_bottom(bottom(&job, pane));
+        .title_bottom(bottom(&job, pane, &view));
     let lines: Vec<Line> = shown
         .iter()
         .map(|entry| {
@@ -45,7 +45,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> Option<usize> {
             }
         })
         .collect();
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    let paragraph = Paragraph::new(lines).block(block);
+    // Long lines wrap (`w`) or are cut and scroll sideways (←/→).
+    let paragraph = if pane.wrap {
+        paragraph.wrap(ratatui::widgets::Wrap { trim: false })
+    } else {
+        paragraph.scroll((0, pane.left))
+    };
+    frame.render_widget(paragraph, area);
     Some(page)
 }
 
@@ -85,13 +92,22 @@ fn title(job: &Job, pane: &LogPane, first: usize, shown: usize, total: usize) ->
 }
 
 /// The search's outcome, then where the whole log is.
-fn bottom(job: &Job, pane: &LogPane) -> Line<'static> {
+fn bottom(job: &Job, pane: &LogPane, view: &[&LogEntry]) -> Line<'static> {
     let mut spans = Vec::new();
     if let Some(message) = &pane.message {
         spans.push(Span::styled(format!(" {message} "), style::warning()));
     } else if !pane.search.is_empty() && !pane.editing_search {
+        let (n, of) = pane.match_position(view).unwrap_or_default();
         spans.push(Span::styled(
-            format!(" search '{}' ", pane.search),
+            format!(" search '{}' {n}/{of} ", pane.search),
+            style::dim(),
+        ));
+    }
+    if pane.wrap {
+        spans.push(Span::styled(" wrapped ", style::dim()));
+    } else if pane.left > 0 {
+        spans.push(Span::styled(
+            format!(" from column {} ", pane.left + 1),
             style::dim(),
         ));
     }
