@@ -1438,7 +1438,7 @@ fn canaries_from_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
     term.keys(&["g", "C"])?;
     let expected = format!("canaries {healthy} ok");
     term.wait("every healthy host's canary built", |s| {
-        let header = s.lines().nth(1).unwrap_or("");
+        let header = s.lines().next().unwrap_or("");
         if header.contains(&expected) && !header.contains("failed") && !header.contains("building")
         {
             Ok(())
@@ -1483,7 +1483,7 @@ fn canaries_from_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
     term.wait(
         "`c` runs the first host's canary again and it builds",
         |s| {
-            let header = s.lines().nth(1).unwrap_or("");
+            let header = s.lines().next().unwrap_or("");
             let line = s.lines().find(|l| l.starts_with("│canary ")).unwrap_or("");
             (header.contains(&expected) && line.contains("ok at"))
                 .then_some(())
@@ -1531,7 +1531,7 @@ fn the_daemon_s_view_in_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
         let failing = fleet.hosts.iter().filter(|h| h.kind != "healthy").count();
         let expected = format!("{failing} hosts fail for the daemon (root)");
         term.wait("the daemon's view counted in the header", |s| {
-            let header = s.lines().nth(1).unwrap_or("");
+            let header = s.lines().next().unwrap_or("");
             header
                 .contains(&expected)
                 .then_some(())
