@@ -8,6 +8,7 @@ use serde::Serialize;
 use rbtop::canary::{self, CanaryResult, CanarySettings, CanaryStatus};
 use rbtop::machines::Machine;
 use rbtop::probe::HostReport;
+use rbtop::sanitize::{for_terminal, for_terminal_lines};
 
 use crate::config::Settings;
 
@@ -82,8 +83,8 @@ pub fn render(machines: &[Machine], results: &[CanaryResult], via_daemon: bool) 
         "\ncanary builds (by this process's own Nix, with this user's SSH identity and known_hosts):\n"
     });
     for (m, r) in machines.iter().zip(results) {
-        let host = m.host_name();
-        let message = r.message.as_deref().unwrap_or("");
+        let host = for_terminal(m.host_name());
+        let message = for_terminal_lines(r.message.as_deref().unwrap_or(""));
         match r.status {
             CanaryStatus::Ok => out.push_str(&format!(
                 "{host}: ok in {} (upload {}, build {}, copy back {}): {message}\n",
@@ -106,7 +107,8 @@ pub fn render(machines: &[Machine], results: &[CanaryResult], via_daemon: bool) 
                     out.push_str(&format!("  fix: {fix}\n"));
                 }
                 if let Some(log) = &r.log_file {
-                    out.push_str(&format!("  log: {}\n", log.display()));
+                    let log = log.display().to_string();
+                    out.push_str(&format!("  log: {}\n", for_terminal(&log)));
                 }
             }
             CanaryStatus::Skipped => out.push_str(&format!("{host}: skipped: {message}\n")),

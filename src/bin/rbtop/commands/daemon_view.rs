@@ -11,6 +11,7 @@ use rbtop::daemon_view::{
 };
 use rbtop::machines::Machine;
 use rbtop::probe::{HostReport, ProbeSettings, Status};
+use rbtop::sanitize::for_terminal;
 
 /// Root's view, being checked on its own thread.
 pub struct Pending {
@@ -117,11 +118,14 @@ pub fn render(
                 out.push_str(&format!("\n{note}\n"));
             }
         }
-        Some(Err(e)) => out.push_str(&format!("\nthe daemon's view could not be checked: {e}\n")),
+        Some(Err(e)) => out.push_str(&format!(
+            "\nthe daemon's view could not be checked: {}\n",
+            for_terminal(e)
+        )),
         Some(Ok(check)) => {
             out.push_str(&format!(
                 "\nthe nix-daemon's view ({DAEMON_ACCOUNT}; {}):\n",
-                check.ssh.source
+                for_terminal(&check.ssh.source)
             ));
             for ((m, r), d) in machines.iter().zip(reports).zip(&check.hosts) {
                 let Some(d) = d else { continue };
@@ -139,11 +143,12 @@ pub fn render(
                         format!("no identity file for {DAEMON_ACCOUNT}")
                     }
                 };
-                let host = m.host_name();
+                let host = for_terminal(m.host_name());
+                let identity = for_terminal(&identity);
                 if d.status == Status::Up {
                     out.push_str(&format!("{host}: up, {identity}\n"));
                 } else {
-                    let reason = d.reason.as_deref().unwrap_or("");
+                    let reason = for_terminal(d.reason.as_deref().unwrap_or(""));
                     out.push_str(&format!(
                         "{host}: {} for the daemon: {reason}; {identity}\n",
                         d.status.name(),

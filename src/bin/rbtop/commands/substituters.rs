@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 
 use rbtop::probe::ProbeSettings;
+use rbtop::sanitize::for_terminal;
 use rbtop::substituters::{self, Substituter, SubstituterCheck};
 
 pub struct Pending {
@@ -89,11 +90,14 @@ pub fn render(checks: &[SubstituterCheck]) -> String {
         let priority = c
             .priority
             .map_or(String::new(), |p| format!(", priority {p}"));
+        let uri = for_terminal(&c.uri);
         match &c.reason {
-            None => out.push_str(&format!("{}: {} in {ms}{priority}\n", c.uri, c.status)),
-            Some(reason) => {
-                out.push_str(&format!("{}: {} after {ms}: {reason}\n", c.uri, c.status))
-            }
+            None => out.push_str(&format!("{uri}: {} in {ms}{priority}\n", c.status)),
+            Some(reason) => out.push_str(&format!(
+                "{uri}: {} after {ms}: {}\n",
+                c.status,
+                for_terminal(reason)
+            )),
         }
     }
     out

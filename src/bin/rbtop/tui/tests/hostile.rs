@@ -73,6 +73,34 @@ fn hosts_and_detail_panes_show_no_control_character() {
 }
 
 #[test]
+fn canaries_the_daemon_s_view_and_substituters_show_no_control_character() {
+    use rbtop::canary::{CanaryResult, CanaryStatus, FailureClass};
+    use rbtop::substituters::SubstituterCheck;
+    for (i, evil) in HOSTILE.iter().enumerate() {
+        let mut app = fixture::daemon_view_checked();
+        let mut failed = CanaryResult::skipped("");
+        failed.status = CanaryStatus::Failed;
+        failed.reason = Some(FailureClass::RemoteError);
+        failed.message = Some((*evil).into());
+        app.fleet.start_canaries(&[1], Instant::now());
+        app.on_canary(1, failed);
+        if let Some(view) = app.fleet.hosts[1].daemon_view.as_mut() {
+            view.reason = Some((*evil).into());
+        }
+        assert_clean(&mut app, &format!("detail with hostile canary {i}"));
+        app.context.substituters = Some(vec![SubstituterCheck {
+            uri: (*evil).into(),
+            status: "bad-cache-info",
+            reason: Some((*evil).into()),
+            elapsed: std::time::Duration::ZERO,
+            priority: None,
+        }]);
+        app.update(Action::Diagnostics);
+        assert_clean(&mut app, &format!("hostile substituter {i}"));
+    }
+}
+
+#[test]
 fn jobs_and_log_panes_show_no_control_character() {
     let mut app = hostile_fleet();
     let job = fixture::job(1, fixture::numbered_request(&[]), "", 0, None);
