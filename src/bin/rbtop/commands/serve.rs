@@ -189,6 +189,12 @@ async fn probe_forever(
             }
             _ = canary_tick.tick(), if canaries.is_some() && canary_run.is_none() && !stopping => {
                 let Some(canaries) = canaries else { continue };
+                // The first round waits for every host's first probe (a
+                // slow one would otherwise miss a whole --build-every).
+                if state.hosts.iter().any(|h| h.report.is_none()) {
+                    canary_tick.reset_after(Duration::from_secs(1));
+                    continue;
+                }
                 // Only hosts that are up: a down host keeps its last result.
                 let up: Vec<usize> = (0..state.hosts.len())
                     .filter(|&i| state.hosts[i].is_up())
