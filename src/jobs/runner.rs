@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use crate::bounds::INTERNAL_JSON_LINE;
 use tokio::sync::{mpsc, oneshot};
 
+use super::elsewhere::{FoundLog, LogFormat};
 use super::job::{CleanupReport, Event, Graces, Job, JobEffect, JobId, Signal};
 use super::launch::LaunchRequest;
 use super::logfile::LogFile;
@@ -150,20 +151,28 @@ impl Supervisor {
     /// Follow the internal-json log in `path` as a read-only job (the
     /// dashboard's `--open-log`): read to its end, nothing to cancel.
     pub fn open_log(&mut self, path: PathBuf) -> JobId {
+        let name = path.display().to_string();
+        self.read_only_job(&name, LogSource::File(path))
+    }
+
+    /// Follow the log of a build started elsewhere on this machine (found
+    /// with [`super::elsewhere::find`]) while its writer runs.
+    pub fn follow_log(&mut self, found: FoundLog) -> JobId {
+        // The path came from another process: shown only sanitised.
+        let name = crate::sanitize::for_terminal(&found.path.display().to_string()).into_owned();
+        self.read_only_job(&name, LogSource::Followed(found))
+    }
+
+    fn read_only_job(&mut self, name: &str, source: LogSource) -> JobId {
         let id = JobId(self.next_id);
         self.next_id += 1;
-        let job = Job::reading(
-            id,
-            &path.display().to_string(),
-            self.settings.line_cap,
-            Instant::now(),
-        );
-        tracing::info!(%id, path = %path.display(), "following a build log");
+        let job = Job::reading(id, name, self.settings.line_cap, Instant::now());
+        tracing::info!(%id, ?source, "following a build log");
         let job = Arc::new(Mutex::new(job));
         let (cancel, cancelled) = mpsc::unbounded_channel();
         let task = tokio::spawn(read_log(
             Arc::clone(&job),
-            path,
+            source,
             self.changed.clone(),
             cancelled,
         ));
@@ -242,6 +251,16 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     /// `select!`): bytes of a line cut short stay in the buffer, and the
     /// next call goes on from them.
     pub async fn next(&mut self) -> Option<String> {
+        self.read(true).await
+    }
+
+    /// The next whole line: at the end of what is there now, `None`, a
+    /// partial line kept for the next call (a file still being written).
+    pub async fn next_whole(&mut self) -> Option<String> {
+        self.read(false).await
+    }
+
+    async fn read(&mut self, take_partial: bool) -> Option<String> {
         loop {
             // The only await; what follows it runs to the end or not at all.
             let available = match self.reader.fill_buf().await {
@@ -252,7 +271,7 @@ impl<R: AsyncRead + Unpin> Lines<R> {
                 }
             };
             if available.is_empty() {
-                if self.buffer.is_empty() && !self.cut {
+                if !take_partial || (self.buffer.is_empty() && !self.cut) {
                     return None;
                 }
                 return Some(self.take_line());
@@ -443,6 +462,10 @@ async fn supervise(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Another rbtop on this machine finds the log from the Nix process.
+    if let Some(file) = &cx.log_file {
+        command.env(super::elsewhere::LOG_VAR, file.path());
+    }
     // SAFETY: setsid(2) and prctl(2) are async-signal-safe and touch no
     // memory of ours.
     unsafe {
@@ -552,9 +575,24 @@ const LOG_BATCH: u32 = 1024;
 
 /// Feed a log file to a read-only job until it ends (or rbtop quits, which
 /// sends on `stop`): the same line reader as a build's output.
+/// A log to read as a read-only job.
+#[derive(Debug)]
+enum LogSource {
+    /// A file to read to its end (`--open-log`).
+    File(PathBuf),
+    /// A build's log, read while its writer runs.
+    Followed(FoundLog),
+}
+
+/// How often a followed log is looked at again once its end is reached.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+/// How long a followed log is still read after its writer ended: rbtop
+/// writes its last notes (and flushes) just after Nix exits.
+const FOLLOW_AFTER_EXIT: Duration = Duration::from_secs(3);
+
 async fn read_log(
     job: SharedJob,
-    path: PathBuf,
+    source: LogSource,
     changed: mpsc::UnboundedSender<JobId>,
     mut stop: mpsc::UnboundedReceiver<()>,
 ) {
@@ -570,17 +608,28 @@ async fn read_log(
         drop(job);
         let _ = changed.send(id);
     };
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(file) => file,
-        Err(e) => {
-            return ended(Some(format!("rbtop: cannot read {}: {e}", path.display())));
-        }
+    let (opened, follow) = match &source {
+        LogSource::File(path) => (
+            std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display())),
+            None,
+        ),
+        LogSource::Followed(found) => (
+            super::elsewhere::open_checked(&found.path, found.owner),
+            Some(found),
+        ),
     };
+    let file = match opened {
+        Ok(file) => tokio::fs::File::from_std(file),
+        Err(e) => return ended(Some(format!("rbtop: {e}"))),
+    };
+    // Nix's json-log-path records come without the prefix its stderr has.
+    let prefix = follow.is_some_and(|f| f.format == LogFormat::NixJson);
+    let mut writer_ended: Option<Instant> = None;
     let mut lines = Lines::new(file);
     let mut unsent = 0u32;
     loop {
         // Tell the dashboard before waiting, and every batch meanwhile.
-        let next = match lines.next().now_or_never() {
+        let next = match lines.next_whole().now_or_never() {
             Some(next) => next,
             None => {
                 if unsent > 0 {
@@ -588,18 +637,48 @@ async fn read_log(
                     unsent = 0;
                 }
                 tokio::select! {
-                    next = lines.next() => next,
+                    next = lines.next_whole() => next,
                     Some(()) = stop.recv() => break,
                 }
             }
         };
-        let Some(line) = next else { break };
+        let line = match next {
+            Some(line) => line,
+            None => {
+                let Some(found) = follow else { break };
+                // The end for now: wait for more while the writer runs,
+                // and a little after.
+                if !found.writer.is_alive() {
+                    let since = *writer_ended.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= FOLLOW_AFTER_EXIT {
+                        break;
+                    }
+                }
+                if unsent > 0 {
+                    let _ = changed.send(id);
+                    unsent = 0;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(FOLLOW_POLL) => continue,
+                    Some(()) = stop.recv() => break,
+                }
+            }
+        };
+        let line = if prefix && line.starts_with('{') {
+            format!("@nix {line}")
+        } else {
+            line
+        };
         let _ = lock(&job).handle(Event::Stderr(line), Instant::now());
         unsent += 1;
         if unsent >= LOG_BATCH {
             let _ = changed.send(id);
             unsent = 0;
         }
+    }
+    // A last line without its newline.
+    if let Some(line) = lines.next().await {
+        let _ = lock(&job).handle(Event::Stderr(line), Instant::now());
     }
     ended(None);
 }

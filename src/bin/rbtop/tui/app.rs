@@ -52,6 +52,9 @@ pub enum AppEffect {
         host: usize,
         build: Box<RemoteBuild>,
     },
+    /// Follow the log of a build started elsewhere on this machine, read
+    /// only; the job comes back through [`App::following`].
+    FollowLog(rbtop::jobs::elsewhere::FoundLog),
 }
 
 pub struct App {
@@ -103,6 +106,10 @@ pub struct App {
     pub command_line: Option<super::panes::command::CommandLine>,
     /// Who a slot's hook works for (`/proc`); tests put in a fixed answer.
     pub behind_hook: fn(u32) -> Option<rbtop::slots::behind::Behind>,
+    /// Where the Nix process `pid` logs (injected in tests, like `behind_hook`).
+    pub find_log: fn(u32) -> Result<rbtop::jobs::elsewhere::FoundLog, String>,
+    /// Why Enter found no log for the build selected on host N.
+    pub build_log_note: Option<(usize, String)>,
     /// Hosts shown, filtered and sorted.
     pub(in crate::tui) rows: Vec<usize>,
 }
@@ -138,6 +145,8 @@ impl App {
             killed_with_k: Vec::new(),
             command_line: None,
             behind_hook: rbtop::slots::behind::behind,
+            find_log: rbtop::jobs::elsewhere::find,
+            build_log_note: None,
             rows: Vec::new(),
         };
         app.refresh_rows();

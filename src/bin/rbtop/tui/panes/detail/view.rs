@@ -59,6 +59,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
             .as_ref()
             .filter(|(host, _)| *host == index)
             .map(|(_, outcome)| outcome),
+        build_log_note: app
+            .build_log_note
+            .as_ref()
+            .filter(|(host, _)| *host == index)
+            .map(|(_, why)| why.as_str()),
         job_labels: host
             .build_list()
             .iter()
@@ -320,6 +325,8 @@ struct TriageInputs<'a> {
     stall_after: Duration,
     upload_lock_after: Duration,
     kill_outcome: Option<&'a KillOutcome>,
+    /// Why Enter opened no log for the selected build.
+    build_log_note: Option<&'a str>,
     /// For each build: `rbtop job #1` when it is one of rbtop's jobs.
     job_labels: Vec<Option<String>>,
     /// For each slot holder: the local user and command behind its hook.
@@ -424,6 +431,11 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
             Ok(done) => field("killed", done.to_string()),
             Err(why) => styled_field("kill", why.to_string(), style::error()),
         });
+    }
+    if let Some(why) = triage.build_log_note {
+        // Paths and names read from another process.
+        let why = rbtop::sanitize::for_terminal(why).into_owned();
+        out.push(styled_field("log", why, style::warning()));
     }
     out
 }
