@@ -746,6 +746,78 @@ mod tests {
         feeder.await.unwrap();
     }
 
+    /// A log started elsewhere (here Nix's json-log-path form, no `@nix `)
+    /// is followed while its writer runs: a line written in two halves is
+    /// read whole, later lines arrive, and it ends once the writer is gone.
+    #[tokio::test]
+    async fn a_followed_log_is_read_while_its_writer_runs() {
+        use std::io::Write;
+        let settings = JobSettings {
+            graces: Graces::default(),
+            line_cap: 100,
+            log_dir: None,
+            ssh: SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::Strict),
+            local_nix: None,
+        };
+        let (mut supervisor, mut changed) = Supervisor::new(settings, Vec::new());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nix.json");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let mut writer = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let process = process_tree::process(writer.id()).unwrap();
+        let owner = crate::jobs::elsewhere::real_uid(
+            &std::fs::read_to_string("/proc/self/status").unwrap(),
+        )
+        .unwrap();
+        let id = supervisor.follow_log(FoundLog {
+            path: path.clone(),
+            format: LogFormat::NixJson,
+            owner,
+            writer: crate::jobs::elsewhere::Writer {
+                pid: process.pid,
+                start_time: process.start_time,
+            },
+        });
+        let job = supervisor.job(id).unwrap().clone();
+        let start = r#"{"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":5,"level":3,"text":"building","type":105}"#;
+        let (first, second) = start.split_at(40);
+        write!(file, "{first}").unwrap();
+        file.flush().unwrap();
+        tokio::time::sleep(FOLLOW_POLL * 3).await;
+        assert!(lock(&job).progress.derivations().is_empty(), "half a line");
+        writeln!(file, "{second}").unwrap();
+        writeln!(
+            file,
+            r#"{{"action":"result","fields":["compiling"],"id":5,"type":101}}"#
+        )
+        .unwrap();
+        file.flush().unwrap();
+        let seen = |job: &SharedJob| {
+            let job = lock(job);
+            job.progress
+                .derivations()
+                .first()
+                .is_some_and(|d| d.machine.as_deref() == Some("ssh://b1"))
+        };
+        let waited = Instant::now();
+        while !seen(&job) {
+            assert!(waited.elapsed() < Duration::from_secs(10), "never read");
+            let _ = tokio::time::timeout(FOLLOW_POLL, changed.recv()).await;
+        }
+        assert!(!lock(&job).is_finished(), "its writer still runs");
+        let _ = writer.kill();
+        let _ = writer.wait();
+        let waited = Instant::now();
+        while !lock(&job).is_finished() {
+            assert!(waited.elapsed() < Duration::from_secs(15), "never ended");
+            let _ = tokio::time::timeout(FOLLOW_POLL, changed.recv()).await;
+        }
+        assert!(lock(&job).read_only);
+    }
+
     /// `--open-log`: nom's recorded failing build, read to its end as a
     /// read-only job that refuses a cancel.
     #[tokio::test]
