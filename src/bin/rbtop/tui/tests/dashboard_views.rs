@@ -485,8 +485,28 @@ fn enter_on_a_build_another_rbtop_runs_follows_its_log() {
     );
     // The event loop gives back the read-only job: its log opens.
     let now = Instant::now();
-    let job = rbtop::jobs::job::Job::reading(rbtop::jobs::job::JobId(3), "1-hello.log", 100, now);
+    let job = rbtop::jobs::job::Job::reading(
+        rbtop::jobs::job::JobId(3),
+        "/home/alice/.local/state/rbtop/jobs/1-hello.log",
+        100,
+        now,
+    );
     app.following(std::sync::Arc::new(std::sync::Mutex::new(job)));
+    assert_eq!(
+        app.log.as_ref().map(|l| l.job),
+        Some(rbtop::jobs::job::JobId(3))
+    );
+    assert_eq!(app.jobs.list.len(), 1);
+    // A followed log is no build of ours: quitting does not ask.
+    assert_eq!(
+        app.on_key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)),
+        crate::tui::app::AppEffect::Quit
+    );
+    // Enter again while it is followed: the same job, not a second reader.
+    app.log = None;
+    app.focus = crate::tui::app::Focus::Detail;
+    let again = app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert_eq!(again, crate::tui::app::AppEffect::None);
     assert_eq!(
         app.log.as_ref().map(|l| l.job),
         Some(rbtop::jobs::job::JobId(3))

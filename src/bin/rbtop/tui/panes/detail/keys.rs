@@ -183,7 +183,13 @@ impl App {
         Some(match self.log_elsewhere(host, &drv) {
             Ok(found) => {
                 self.build_log_note = None;
-                AppEffect::FollowLog(found)
+                match self.following_already(&found) {
+                    Some(job) => {
+                        self.log = Some(crate::tui::panes::log::LogPane::new(job, None));
+                        AppEffect::None
+                    }
+                    None => AppEffect::FollowLog(found),
+                }
             }
             Err(why) => {
                 self.build_log_note = Some((host, why));
@@ -238,6 +244,16 @@ impl App {
                     )
                 }),
         }
+    }
+
+    /// The job already following `found`'s file: Enter again shows it
+    /// rather than reading the file twice.
+    fn following_already(&self, found: &FoundLog) -> Option<rbtop::jobs::job::JobId> {
+        let name = rbtop::sanitize::for_terminal(&found.path.display().to_string()).into_owned();
+        self.jobs.list.iter().find_map(|job| {
+            let job = rbtop::jobs::runner::lock(job);
+            (job.read_only && job.is_active() && job.request.what() == name).then_some(job.id)
+        })
     }
 
     /// A followed log became a job: show it, its log open.
