@@ -1484,8 +1484,18 @@ fn another_terminal_s_build_log_opens_on_enter(fleet: &Fleet) -> Result<(), Fail
             .lines()
             .find(|l| l.starts_with(" #1 "))
             .ok_or("no log pane for job #1")?;
-        if !s.contains(&theirs) && !title.contains(".log") {
-            return Err(format!("title {title:?} names no log of the other rbtop"));
+        // Under the pane: the other rbtop's file (in its own state
+        // directory), read only; no cancel offered in the keys.
+        if !s
+            .lines()
+            .any(|l| l.contains(&format!(" reading {theirs}/")) && l.contains("(read-only)"))
+        {
+            return Err(format!(
+                "no line names the other rbtop's log under {theirs}"
+            ));
+        }
+        if last_line(s).contains("cancel") {
+            return Err(format!("keys {:?} offer a cancel", last_line(s)));
         }
         match line_number(s) {
             Some(n) => Ok(n),

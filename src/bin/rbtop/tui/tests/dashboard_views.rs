@@ -545,6 +545,52 @@ fn enter_on_a_build_with_no_log_to_follow_says_why() {
     );
 }
 
+/// Enter found no log to follow: the detail says why, under the builds.
+#[test]
+fn detail_says_why_a_build_has_no_log_to_follow() {
+    snapshot_jobs("detail_no_log", || {
+        let mut app = triage_with_hello_drv();
+        app.find_log = |pid| {
+            Err(format!(
+                "no log to follow for process {pid}: it was not started by rbtop \
+                 (RBTOP_JOB_LOG is not set) and Nix's json-log-path is not set for it"
+            ))
+        };
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        app
+    });
+}
+
+/// Another rbtop's log followed: read-only, named by its file, no cancel
+/// offered.
+#[test]
+fn a_followed_log_is_read_only_and_names_its_file() {
+    let make = || {
+        let mut app = triage_with_hello_drv();
+        app.find_log = elsewhere_log;
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        let now = Instant::now();
+        let mut job = rbtop::jobs::job::Job::reading(
+            rbtop::jobs::job::JobId(1),
+            "/home/alice/.local/state/rbtop/jobs/1-hello.log",
+            1000,
+            now,
+        );
+        for line in fixture::SSH_LOG.lines().take(ssh_lines_until_line_3()) {
+            job.handle(rbtop::jobs::job::Event::Stderr(line.into()), now);
+        }
+        app.following(std::sync::Arc::new(std::sync::Mutex::new(job)));
+        app
+    };
+    snapshot_jobs("log_followed", make);
+    let screen = render(&mut make(), 200, 60);
+    assert!(
+        screen.contains("reading /home/alice/.local/state/rbtop/jobs/1-hello.log (read-only)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("x cancel"), "{screen}");
+}
+
 #[test]
 fn a_derivation_killed_with_k_says_who_killed_it() {
     let mut app = fixture::triage_on_b1();

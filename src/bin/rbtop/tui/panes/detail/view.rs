@@ -398,6 +398,7 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
             out.push(styled_field("upload", text, value_style));
         }
     }
+    let mut note = triage.build_log_note;
     match &host.builds {
         Some(Ok(builds)) if builds.is_empty() => out.push(field("running", "no build")),
         Some(Ok(builds)) => {
@@ -421,6 +422,12 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
                         .push(Span::styled(format!("  {label}"), style::key()));
                 }
                 out.push(line);
+                // Why Enter found no log: under the build it was asked for.
+                if selected == Some(i)
+                    && let Some(why) = note.take()
+                {
+                    out.push(log_note(why));
+                }
             }
         }
         Some(Err(why)) => out.push(field("running", remote_builds::text::unknown(why))),
@@ -432,12 +439,17 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
             Err(why) => styled_field("kill", why.to_string(), style::error()),
         });
     }
-    if let Some(why) = triage.build_log_note {
-        // Paths and names read from another process.
-        let why = rbtop::sanitize::for_terminal(why).into_owned();
-        out.push(styled_field("log", why, style::warning()));
+    if let Some(why) = note {
+        out.push(log_note(why));
     }
     out
+}
+
+/// `log  no log to follow for process 4200: …`, sanitised: it holds paths
+/// and names read from another process.
+fn log_note(why: &str) -> Line<'static> {
+    let why = rbtop::sanitize::for_terminal(why).into_owned();
+    styled_field("log", why, style::warning())
 }
 
 /// `▸ hello-2.12  pid 5120 nixbld1  3m 20s  cpu idle 10m  log quiet 2m  orphan: why`
