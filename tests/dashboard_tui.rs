@@ -1043,6 +1043,19 @@ fn jobs_row<'s>(screen: &'s str, what: &str) -> Option<&'s str> {
     screen.lines().skip(top).find(|l| l.contains(what))
 }
 
+/// The highest `name> line N of TOTAL` of numbered.nix on screen (lines
+/// are padded with blanks).
+fn highest_line(screen: &str, total: u32) -> Option<u32> {
+    let suffix = format!(" of {total}");
+    screen
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.trim_end().split_once("> line ")?;
+            rest.strip_suffix(&suffix)?.parse::<u32>().ok()
+        })
+        .max()
+}
+
 /// `b` on b1 launches a slow build pinned there: the jobs pane shows it
 /// building on ssh://b1, its log (`l`) shows lines arriving, `x` `y`
 /// cancels it, it ends cancelled with nothing of it left here or on b1,
@@ -1149,15 +1162,7 @@ fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Faile
     let pid = launch_on_b1(&mut term, fleet, &seed)?;
 
     term.keys(&["l"])?;
-    // The highest `line N of 200` on screen (lines are padded with blanks).
-    let line_number = |s: &str| {
-        s.lines()
-            .filter_map(|l| {
-                let (_, rest) = l.trim_end().split_once("> line ")?;
-                rest.strip_suffix(" of 200")?.parse::<u32>().ok()
-            })
-            .max()
-    };
+    let line_number = |s: &str| highest_line(s, 200);
     let first = term.wait("build lines in the log pane", |s| {
         let title = s
             .lines()
@@ -1470,14 +1475,7 @@ fn another_terminal_s_build_log_opens_on_enter(fleet: &Fleet) -> Result<(), Fail
     let on_builders = builder_processes(&term, &seed)?;
     // Focus the detail pane (its only build is selected), then Enter.
     term.keys(&["Tab", "Enter"])?;
-    let line_number = |s: &str| {
-        s.lines()
-            .filter_map(|l| {
-                let (_, rest) = l.trim_end().split_once("> line ")?;
-                rest.strip_suffix(" of 400")?.parse::<u32>().ok()
-            })
-            .max()
-    };
+    let line_number = |s: &str| highest_line(s, 400);
     let theirs = builder.path("state").display().to_string();
     let first = term.wait("the other rbtop's log in the log pane", |s| {
         let title = s

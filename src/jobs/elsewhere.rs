@@ -101,10 +101,15 @@ pub fn find(pid: u32) -> Result<FoundLog, String> {
             FileError::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::PermissionDenied =>
             {
-                format!(
-                    "cannot read its environment: only {} and root can",
-                    crate::slots::behind::user_of(uid)
-                )
+                if uid == 0 {
+                    "cannot read its environment: only root can (a nix-daemon worker's, say)"
+                        .to_string()
+                } else {
+                    format!(
+                        "cannot read its environment: only {} and root can",
+                        crate::slots::behind::user_of(uid)
+                    )
+                }
             }
             other => other.to_string(),
         });

@@ -746,20 +746,24 @@ mod tests {
         feeder.await.unwrap();
     }
 
+    /// Settings for jobs that only read logs.
+    fn reading_settings() -> JobSettings {
+        JobSettings {
+            graces: Graces::default(),
+            line_cap: 100,
+            log_dir: None,
+            ssh: SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::Strict),
+            local_nix: None,
+        }
+    }
+
     /// A log started elsewhere (here Nix's json-log-path form, no `@nix `)
     /// is followed while its writer runs: a line written in two halves is
     /// read whole, later lines arrive, and it ends once the writer is gone.
     #[tokio::test]
     async fn a_followed_log_is_read_while_its_writer_runs() {
         use std::io::Write;
-        let settings = JobSettings {
-            graces: Graces::default(),
-            line_cap: 100,
-            log_dir: None,
-            ssh: SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::Strict),
-            local_nix: None,
-        };
-        let (mut supervisor, mut changed) = Supervisor::new(settings, Vec::new());
+        let (mut supervisor, mut changed) = Supervisor::new(reading_settings(), Vec::new());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nix.json");
         let mut file = std::fs::File::create(&path).unwrap();
@@ -824,14 +828,7 @@ mod tests {
     async fn an_opened_log_is_read_to_its_end_and_cannot_be_cancelled() {
         use crate::jobs::job::{JobEnd, State};
         use crate::jobs::progress::DrvStatus;
-        let settings = JobSettings {
-            graces: Graces::default(),
-            line_cap: 100,
-            log_dir: None,
-            ssh: SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::Strict),
-            local_nix: None,
-        };
-        let (mut supervisor, mut changed) = Supervisor::new(settings, Vec::new());
+        let (mut supervisor, mut changed) = Supervisor::new(reading_settings(), Vec::new());
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/others/nom/fail.stderr.json");
         let id = supervisor.open_log(path);
