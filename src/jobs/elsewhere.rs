@@ -197,7 +197,8 @@ pub fn open_checked(path: &Path, owner: u32) -> Result<std::fs::File, String> {
     let shown = path.display();
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        // Nor can a terminal device become the dashboard's.
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| format!("cannot read the log {shown}: {e}"))?;
     let meta = file

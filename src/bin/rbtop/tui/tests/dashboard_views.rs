@@ -531,6 +531,15 @@ fn enter_on_a_build_with_no_log_to_follow_says_why() {
     app.on_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
     assert!(!render(&mut app, 200, 60).contains("no log to follow"));
 
+    // A build whose derivation is not known here (the orphan).
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert!(app.detail_open, "Enter keeps the detail open");
+    let screen = render(&mut app, 200, 60);
+    assert!(
+        screen.contains("no log here: its derivation is not known on this machine"),
+        "{screen}"
+    );
+
     // No slot of this machine there: another machine sent it.
     let mut app = triage_with_hello_drv();
     app.find_log = elsewhere_log;

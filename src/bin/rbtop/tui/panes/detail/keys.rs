@@ -175,7 +175,17 @@ impl App {
     /// the detail says why there is none. `None` with no build selected.
     fn open_build_log(&mut self) -> Option<AppEffect> {
         let host = self.selected?;
-        let drv = self.selected_build()?.drv.clone()?;
+        let Some(drv) = self.selected_build()?.drv.clone() else {
+            // Nothing to match a log with: the builder did not say it,
+            // and it is in no store of this machine.
+            self.build_log_note = Some((
+                host,
+                "no log here: its derivation is not known on this machine, so it is not \
+                 one of this machine's builds"
+                    .to_string(),
+            ));
+            return Some(AppEffect::None);
+        };
         if let Some((job, index)) = self.job_building(&drv) {
             self.log = Some(crate::tui::panes::log::LogPane::new(job, Some(index)));
             return Some(AppEffect::None);
