@@ -41,6 +41,7 @@ fn each_probe_costs_the_sessions_and_round_trips_counted() {
         trixie: false,
         rc_cost_ms: 60,
         rtt_ms: 0,
+        forced: true,
         ..Default::default()
     });
     // The rc file is what a session's shell reads: its marker is set for `ssh host CMD`.
@@ -143,6 +144,33 @@ fn each_probe_costs_the_sessions_and_round_trips_counted() {
             assert_eq!(counted.sessions, 1, "cold probe of {host} with the listing");
         }
         listing.close().await;
+
+        // A store behind a forced command (`forced`: sshd runs `nix-store
+        // --serve --write` whatever is asked, so the facts script never
+        // runs) is up at once, cold and after: its hello is not held back
+        // waiting for a report that never comes.
+        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
+        parser.parse_text(&MachinesText::whole(
+            "ssh://forced",
+            rbtop::diagnostics::Origin::BuildersFlag,
+        ));
+        let forced = parser.finish().machines;
+        let mut ssh = SshSettings::new(
+            vec!["-F".into(), fleet.ssh_config().display().to_string()],
+            HostKeyPolicy::Strict,
+        );
+        ssh.control_parent = control.path().to_path_buf();
+        let probes = Probes::new(&forced, ProbeSettings::new(Duration::from_secs(20), 4, ssh));
+        for round in ["cold", "second", "warm"] {
+            let mut events = probes.probe_all();
+            while let Some(event) = events.recv().await {
+                let report = &event.report;
+                assert!(report.is_up(), "{round} probe of forced: {report:?}");
+                assert!(report.facts.is_none(), "{round}: no script ran: {report:?}");
+            }
+        }
+        assert_eq!(probes.last_cost(0).map(|c| c.sessions), Some(0), "warm");
+        probes.close().await;
     });
     assert!(Path::new(&fleet.dir).exists());
 }

@@ -43,6 +43,17 @@ enum State {
     Through,
 }
 
+/// Either protocol's server magic in `bytes`: a store answering, not the
+/// script (whose report is text, and whose magic-free lines end in newlines).
+fn is_store_hello(bytes: &[u8]) -> bool {
+    [
+        crate::protocol::serve::MAGIC_2,
+        crate::protocol::worker::MAGIC_2,
+    ]
+    .iter()
+    .any(|magic| bytes.windows(8).any(|w| w == magic.to_le_bytes()))
+}
+
 pub(crate) struct FactsFirst {
     inner: BufReader<Reader>,
     begin: Vec<u8>,
@@ -95,7 +106,17 @@ impl FactsFirst {
         };
         line.extend_from_slice(&available[..taken]);
         Pin::new(&mut self.inner).consume(taken);
+        // Only the new bytes (and the 7 before them) can complete a magic:
+        // a store trickling bytes costs no rescans.
+        let fresh = line.len().saturating_sub(taken + 7);
         match report {
+            None if is_store_hello(&line[fresh..]) => {
+                // The store runs without the script (a `ForceCommand`): its
+                // hello has no newline and it now waits for us.
+                let mut back = std::mem::take(garbage);
+                back.append(line);
+                return Poll::Ready(Ok(Some(back)));
+            }
             None if garbage.len() + line.len() > MAX_GARBAGE => {
                 // No report in sight: all of it is the store side's.
                 let mut back = std::mem::take(garbage);
@@ -218,5 +239,38 @@ mod tests {
         // Another nonce's end does not end this report.
         let (report, _) = split(b"begin N1\nend N2\nend N1\n").await;
         assert_eq!(report.as_deref(), Some("end N2\n"));
+    }
+
+    /// A `ForceCommand nix-store --serve` (NixOS's `nix.sshServe`, an
+    /// `authorized_keys` `command=`) runs the store without the script: its
+    /// hello has no newline and it then waits for us, so the front must end
+    /// at the store's magic, not at a newline or the end of the stream.
+    #[tokio::test]
+    async fn a_store_hello_without_the_script_passes_at_once() {
+        for magic in [
+            crate::protocol::serve::MAGIC_2,
+            crate::protocol::worker::MAGIC_2,
+        ] {
+            let (mut writer, stream) = tokio::io::duplex(1024);
+            let mut hello = b"banner ".to_vec();
+            hello.extend_from_slice(&magic.to_le_bytes());
+            hello.extend_from_slice(&0x206u64.to_le_bytes());
+            tokio::io::AsyncWriteExt::write_all(&mut writer, &hello)
+                .await
+                .unwrap();
+            let slot = ReportSlot::default();
+            let mut reader = FactsFirst::new(Box::new(stream), "N1", Arc::clone(&slot));
+            let mut got = vec![0u8; hello.len()];
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                reader.read_exact(&mut got),
+            )
+            .await
+            .expect("the hello is passed on while the store waits")
+            .unwrap();
+            assert_eq!(got, hello);
+            assert_eq!(*slot.lock().unwrap(), None);
+            drop(writer);
+        }
     }
 }

@@ -3,7 +3,7 @@
 # private mount namespace with its own /nix and /etc/nix. See README.md.
 #
 #   fleet.sh prepare                       # Debian trixie root with Nix 2.26 (cached)
-#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--rc-cost MS] [--rtt MS]
+#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--rc-cost MS] [--rtt MS]
 #   fleet.sh stop DIR                      # idempotent
 #   fleet.sh status DIR
 #   fleet.sh stop-host DIR NAME            # a b* host down (every process), then
@@ -355,6 +355,7 @@ write_sshd_config() { # HOSTDIR-as-seen-by-sshd ADDR KIND NEWSSH FILE
         [[ $newssh == 1 ]] && echo "PerSourcePenalties no"
         [[ $kind == nonix ]] && echo "ForceCommand echo 'sh: 1: nix-store: not found' >&2; exit 127"
         [[ $kind == liar ]] && echo "ForceCommand /bin/sh $h/liar.sh"
+        [[ $kind == forced ]] && echo "ForceCommand /bin/sh $h/forced.sh"
         true
     } >"$5"
 }
@@ -408,6 +409,20 @@ esac
 EOF
 }
 
+# ---------------------------------------------------------------- forced
+# `forced` (with --forced, off by default): a healthy Nix 2.8 builder whose
+# sshd runs the store whatever the client asks, as an `authorized_keys`
+# `command="nix-store --serve --write"` or NixOS's `nix.sshServe` do: no
+# shell, no script of rbtop's ever runs there. `true` is let through for the
+# readiness check only.
+FORCED_ADDR=127.0.1.50
+write_forced() { # FILE
+    cat >"$1" <<'EOF'
+[ "$SSH_ORIGINAL_COMMAND" = true ] && exit 0
+exec nix-store --serve --write
+EOF
+}
+
 # Set up and launch one host (runs in the background; writes .ok on success).
 launch_host() { # NAME ADDR KIND
     local name=$1 addr=$2 kind=$3 H=$DIR/$1
@@ -430,11 +445,12 @@ launch_host() { # NAME ADDR KIND
     ssh-keygen -q -t ed25519 -N '' -C "rbtop-fleet-$name" -f "$H/hostkey" </dev/null
     if [[ $kind == authfail ]]; then : >"$H/authorized_keys"; else cp "$DIR/client_key.pub" "$H/authorized_keys"; fi
     if [[ $kind == liar ]]; then write_liar "$H/liar.sh"; fi
+    if [[ $kind == forced ]]; then write_forced "$H/forced.sh"; fi
     # Each host's root gets its own empty home: the machine's /root/.bashrc
     # (sourced by bash for every ssh command) must not slow or change sessions.
     mkdir -p "$H/home"
     write_rc_file "$H/home"
-    if [[ $kind == healthy || $kind == wrongkey ]]; then
+    if [[ $kind == healthy || $kind == wrongkey || $kind == forced ]]; then
         # A copy of an initialised empty store: the first probe does not pay
         # for creating the database (~50 ms CPU), and starting stays cheap.
         cp -a "$DIR/.nix-template" "$H/nix"
@@ -558,7 +574,7 @@ save_ns() { cat "$DIR"/*/mntns >"$START_REG/mntns" 2>/dev/null || true; }
 
 cmd_start() {
     need_root
-    local dir="" healthy=3 faults=1 trixie=1 liar=0
+    local dir="" healthy=3 faults=1 trixie=1 liar=0 forced=0
     while (($#)); do
         case $1 in
         --healthy) healthy=${2:?--healthy needs a number}; shift 2 ;;
@@ -566,13 +582,14 @@ cmd_start() {
         --no-faults) faults=0; shift ;;
         --no-trixie) trixie=0; shift ;;
         --liar) liar=1; shift ;;
+        --forced) forced=1; shift ;;
         --rc-cost) RC_COST=${2:?--rc-cost needs a number of ms}; shift 2 ;;
         --rtt) RTT=${2:?--rtt needs a number of ms}; shift 2 ;;
         -*) die "unknown option $1" ;;
-        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--rc-cost MS] [--rtt MS]"; dir=$1; shift ;;
+        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--rc-cost MS] [--rtt MS]"; dir=$1; shift ;;
         esac
     done
-    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--rc-cost MS] [--rtt MS]"
+    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--rc-cost MS] [--rtt MS]"
     [[ $healthy =~ ^[0-9]+$ ]] && ((healthy <= 2000)) || die "--healthy must be a number 0..2000"
     [[ $RC_COST =~ ^[0-9]+$ ]] && ((RC_COST <= 10000)) || die "--rc-cost must be a number of ms 0..10000"
     [[ $RTT =~ ^[0-9]+$ ]] && ((RTT <= 10000)) || die "--rtt must be a number of ms 0..10000"
@@ -615,6 +632,7 @@ cmd_start() {
         done
     fi
     if ((liar)); then NAMES+=(liar); ADDRS+=("$LIAR_ADDR"); KINDS+=(liar); fi
+    if ((forced)); then NAMES+=(forced); ADDRS+=("$FORCED_ADDR"); KINDS+=(forced); fi
     for i in "${NAMES[@]}"; do rm -rf --one-file-system "${DIR:?}/$i"; done
     rm -rf --one-file-system "${DIR:?}/relay"
 
@@ -673,7 +691,7 @@ cmd_start() {
             echo "[$addr]:$PORT ${pub[0]} ${pub[1]}" >>"$DIR/known_hosts"
         fi
         case $kind in
-        healthy | wrongkey) ver=$v28 ;;
+        healthy | wrongkey | forced) ver=$v28 ;;
         trixie) ver=$(trixie_version) ;;
         esac
         if [[ $kind == wrongkey ]]; then

@@ -36,6 +36,9 @@ pub struct FleetOptions {
     /// `liar` (127.0.1.20): a hostile store and facts loop (endless stderr
     /// without a newline, a never-ending answer, escapes). Off by default.
     pub liar: bool,
+    /// `forced` (127.0.1.50): a healthy builder whose sshd forces `nix-store
+    /// --serve --write` (no shell, no script). Off by default.
+    pub forced: bool,
     /// `--rc-cost MS`: every login shell burns about MS ms of CPU (0: none).
     pub rc_cost_ms: u32,
     /// `--rtt MS`: hosts behind a delaying relay (0: none).
@@ -49,6 +52,7 @@ impl Default for FleetOptions {
             faults: true,
             trixie: true,
             liar: false,
+            forced: false,
             rc_cost_ms: 0,
             rtt_ms: 0,
         }
@@ -156,6 +160,9 @@ impl Fleet {
         }
         if opts.liar {
             args.push("--liar");
+        }
+        if opts.forced {
+            args.push("--forced");
         }
         let rc_cost = opts.rc_cost_ms.to_string();
         if opts.rc_cost_ms > 0 {
