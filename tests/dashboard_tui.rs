@@ -1495,6 +1495,12 @@ fn another_terminal_s_build_log_opens_on_enter(fleet: &Fleet) -> Result<(), Fail
         if last_line(s).contains("cancel") {
             return Err(format!("keys {:?} offer a cancel", last_line(s)));
         }
+        // Nix's records, not only lines: the derivation's builder is known.
+        if !title.contains(" on ssh://b1 ") {
+            return Err(format!(
+                "title {title:?} does not say it builds on ssh://b1"
+            ));
+        }
         match line_number(s) {
             Some(n) => Ok(n),
             None => Err(format!("no build line under {title:?}")),

@@ -2,9 +2,10 @@
 //! process (the one behind a slot's build hook), so the dashboard can
 //! follow it read-only:
 //!
-//! - rbtop starts Nix with [`LOG_VAR`] naming the job's log file, so
-//!   another rbtop (another terminal's `rbtop build`, another dashboard)
-//!   reads it from `/proc/PID/environ`. The kernel shows that file only to
+//! - rbtop starts Nix with [`LOG_VAR`] naming the copy of Nix's stderr
+//!   (internal-json records as they came) it keeps beside the job's log
+//!   while the build runs, so another rbtop (another terminal's `rbtop
+//!   build`, another dashboard) reads it from `/proc/PID/environ`. The kernel shows that file only to
 //!   the process's own user and root, and the variable goes with the
 //!   process: no index file to keep in step, no guess about the other
 //!   rbtop's log directory, no stale entry for a reused pid.
@@ -25,13 +26,14 @@ use std::path::{Path, PathBuf};
 use crate::bounds::{FileError, LOG_SEARCH, PROC_FILE, read_regular_file};
 use crate::nixconf::{NixConf, NixConfEnv};
 
-/// The variable rbtop sets on the Nix processes it starts: its log file.
+/// The variable rbtop sets on the Nix processes it starts: the copy of
+/// their stderr beside the job's log (`STEM.json` beside `STEM.log`).
 pub const LOG_VAR: &str = "RBTOP_JOB_LOG";
 
 /// How the log's lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
-    /// rbtop's job log: Nix's stderr as is (`@nix {…}` records and text).
+    /// rbtop's copy of Nix's stderr, as is (`@nix {…}` records and text).
     Rbtop,
     /// Nix's `json-log-path`: one JSON record a line, without `@nix `.
     NixJson,

@@ -462,9 +462,9 @@ async fn supervise(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // Another rbtop on this machine finds the log from the Nix process.
-    if let Some(file) = &cx.log_file {
-        command.env(super::elsewhere::LOG_VAR, file.path());
+    // Another rbtop on this machine finds Nix's records from its process.
+    if let Some(records) = cx.log_file.as_ref().and_then(LogFile::records_path) {
+        command.env(super::elsewhere::LOG_VAR, records);
     }
     // SAFETY: setsid(2) and prctl(2) are async-signal-safe and touch no
     // memory of ours.
@@ -516,7 +516,12 @@ async fn supervise(
     while !cx.finished {
         tokio::select! {
             line = next_line(&mut stderr) => match line {
-                Some(line) => cx.apply(Event::Stderr(line)),
+                Some(line) => {
+                    if let Some(file) = &mut cx.log_file {
+                        file.write_record(&line);
+                    }
+                    cx.apply(Event::Stderr(line))
+                }
                 None => stderr = None,
             },
             line = next_line(&mut stdout) => match line {
