@@ -131,32 +131,47 @@ triaged() { [[ $(screen) == *"┌ b1 "*"slot "*"this-machine"* ]] && sleep 6; }
 wait_for "b1's slot and its build in the detail pane" triaged
 screen -e >"$WORK/triage.ansi"
 
-# Another terminal's `rbtop build` (its own state directory) on b1: in b1's
-# detail pane, Enter on its build follows that rbtop's log, read only.
+# Quit (its own build still running: it asks, y cancels it) and wait until
+# it is gone, so that b1 runs only the next build. A session that only
+# sleeps keeps the tmux server (and its options) meanwhile.
+tmux -L "$SOCKET" new-session -d -s keep "sleep 600"
+tmux -L "$SOCKET" send-keys -t shot q
+sleep 0.4
+tmux -L "$SOCKET" send-keys -t shot y 2>/dev/null || true
+for ((i = 0; i < 300; i++)); do
+    tmux -L "$SOCKET" has-session -t shot 2>/dev/null || break
+    sleep 0.1
+done
+
+# Another terminal's `rbtop build` (its own state directory) on b1, and a
+# fresh dashboard: in b1's detail pane, Enter on that build follows the
+# other rbtop's log, read only.
 mkdir -p "$WORK/other-state"
-tmux -L "$SOCKET" -f /dev/null new-session -d -s other -x "$COLS" -y "$ROWS" \
+tmux -L "$SOCKET" new-session -d -s other -x "$COLS" -y "$ROWS" \
     "env -i TERM=tmux-256color LANG=C.UTF-8 PATH='$PATH' HOME='$WORK/home' XDG_CONFIG_HOME='$WORK/config' \
      XDG_STATE_HOME='$WORK/other-state' XDG_RUNTIME_DIR='$WORK/run' NIX_CONF_DIR='$WORK/nixconf' \
      NIX_SSHOPTS='-F $FLEET/ssh_config' NIX_CONFIG='substituters =
 experimental-features = nix-command' '$RBTOP' --machines '$FLEET/machines' build --on b1 -- \
      '$ROOT/tests/fixtures/builds/numbered.nix' --argstr seed other-$$-$RANDOM --arg lines 400 --arg delay 0.2; sleep 600"
-other_listed() { [[ $(screen) == *"rbtop-numbered-other"* ]] && sleep 2; }
+tmux -L "$SOCKET" new-session -d -s shot -x "$COLS" -y "$ROWS" \
+    "env -i TERM=tmux-256color LANG=C.UTF-8 PATH='$PATH' HOME='$WORK/home' XDG_CONFIG_HOME='$WORK/config' \
+     XDG_STATE_HOME='$WORK/state' XDG_RUNTIME_DIR='$WORK/run' NIX_CONF_DIR='$WORK/nixconf' \
+     NIX_SSHOPTS='-F $FLEET/ssh_config' '$RBTOP' --machines '$FLEET/machines' --timeout 4"
+wait_for "answer from every host, again" resolved
+tmux -L "$SOCKET" send-keys -t shot g
+sleep 0.4
+tmux -L "$SOCKET" send-keys -t shot Enter
+other_listed() { [[ $(screen) == *"┌ b1 "*"rbtop-numbered-other"* ]] && sleep 2; }
 wait_for "the other terminal's build in b1's detail pane" other_listed
-# Select it (the dashboard's own build may come first).
-for ((i = 0; i < 3; i++)); do
-    [[ $(screen | grep '▸') == *"rbtop-numbered-other"* ]] && break
-    tmux -L "$SOCKET" send-keys -t shot j
+for key in Tab Enter; do
+    tmux -L "$SOCKET" send-keys -t shot "$key"
     sleep 0.4
 done
-tmux -L "$SOCKET" send-keys -t shot Enter
-followed() { [[ $(screen) == *"(read-only)"*"line 3"* || $(screen) == *"line 12 of 400"*"(read-only)"* ]] && sleep 3; }
+followed() { [[ $(screen) == *"(read-only)"*"line 12 of 400"* || $(screen) == *"line 12 of 400"*"(read-only)"* ]] && sleep 2; }
 wait_for "the other terminal's log, followed" followed
 screen -e >"$WORK/followed.ansi"
 tmux -L "$SOCKET" send-keys -t other C-c
 tmux -L "$SOCKET" send-keys -t shot q
-sleep 0.4
-# With its own build still running, it asks first.
-tmux -L "$SOCKET" send-keys -t shot y 2>/dev/null || true
 
 {
     echo "# rbtop's dashboard, ${COLS}x${ROWS}, every host resolved (tmux capture-pane -e -p)"
