@@ -110,6 +110,9 @@ pub struct App {
     pub find_log: fn(u32) -> Result<rbtop::jobs::elsewhere::FoundLog, String>,
     /// Why Enter found no log for the build selected on host N.
     pub build_log_note: Option<(usize, String)>,
+    /// The next frame scrolls the detail pane to the selected build (set
+    /// when the selection moves; scrolling by page is left alone).
+    pub reveal_build: bool,
     /// Hosts shown, filtered and sorted.
     pub(in crate::tui) rows: Vec<usize>,
 }
@@ -147,6 +150,7 @@ impl App {
             behind_hook: rbtop::slots::behind::behind,
             find_log: rbtop::jobs::elsewhere::find,
             build_log_note: None,
+            reveal_build: false,
             rows: Vec::new(),
         };
         app.refresh_rows();
@@ -278,6 +282,8 @@ impl App {
             Focus::Detail if jobs => Focus::Jobs,
             _ => Focus::Hosts,
         };
+        // The build the detail's keys act on comes into view.
+        self.reveal_build = self.focus == Focus::Detail;
     }
 
     /// Esc: undo the innermost thing open.
@@ -369,6 +375,7 @@ impl App {
         }
         if let Some(scroll) = drawn.detail_scroll {
             self.detail_scroll = scroll;
+            self.reveal_build = false;
         }
         if let Some(scroll) = drawn.overlay_scroll {
             self.overlay_scroll = scroll;

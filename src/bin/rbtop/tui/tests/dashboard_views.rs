@@ -554,6 +554,40 @@ fn enter_on_a_build_with_no_log_to_follow_says_why() {
     );
 }
 
+/// With many slots above them, the builds are below the pane's end at
+/// 80x24: selecting one scrolls it into view; paging still scrolls away.
+#[test]
+fn selecting_a_build_scrolls_it_into_view() {
+    let mut app = fixture::triage_on_b1();
+    if let Some(load) = app.fleet.hosts[0].load.as_mut() {
+        let holder = load.holders[0].clone();
+        load.holders = (0..6)
+            .map(|slot| rbtop::slots::SlotHolder {
+                slot,
+                ..holder.clone()
+            })
+            .collect();
+    }
+    app.detail_build = 0;
+    let shown = render(&mut app, 80, 24);
+    assert!(
+        !shown.contains("llvm-19"),
+        "off screen to begin with: {shown}"
+    );
+    for _ in 0..2 {
+        app.on_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+        render(&mut app, 80, 24);
+    }
+    let shown = render(&mut app, 80, 24);
+    assert!(shown.contains("▸ llvm-19"), "{shown}");
+    app.on_key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE));
+    let paged = render(&mut app, 80, 24);
+    assert!(
+        paged.contains("│status"),
+        "PgUp scrolls to the top: {paged}"
+    );
+}
+
 /// Enter found no log to follow: the detail says why, under the builds.
 #[test]
 fn detail_says_why_a_build_has_no_log_to_follow() {

@@ -19,6 +19,7 @@ impl App {
                 let last = self.selected_builds().len() - 1;
                 let current = self.detail_build.min(last);
                 self.build_log_note = None;
+                self.reveal_build = true;
                 self.detail_build = if action == Action::Up {
                     current.saturating_sub(1)
                 } else {

@@ -84,9 +84,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
         slots_at(&lines),
         triage_lines(host, &triage, SystemTime::now()),
     );
-    let scroll = app
-        .detail_scroll
-        .min(max_scroll(&lines, text_area.width, text_area.height));
+    let mut scroll = app.detail_scroll;
+    if app.reveal_build && triage_selected(&triage) {
+        scroll = revealing_selected_build(&lines, scroll, text_area.width, text_area.height);
+    }
+    let scroll = scroll.min(max_scroll(&lines, text_area.width, text_area.height));
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
@@ -315,6 +317,35 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
     out
 }
 
+fn triage_selected(triage: &TriageInputs) -> bool {
+    triage.selected_build.is_some()
+}
+
+/// The scroll that shows the selected build's line (`▸`) and the line
+/// under it (a `log` note) when `scroll` does not: selecting a build with
+/// the slots above it wrapped over many rows must not hide it.
+fn revealing_selected_build(lines: &[Line], scroll: u16, width: u16, height: u16) -> u16 {
+    let Some(at) = lines.iter().position(|l| {
+        l.spans
+            .first()
+            .is_some_and(|s| s.content == SELECTED_MARKER)
+    }) else {
+        return scroll;
+    };
+    let rows = |line: &Line| line.width().div_ceil(usize::from(width.max(1))).max(1);
+    let top: usize = lines[..at].iter().map(rows).sum();
+    let tall: usize = lines[at..].iter().take(2).map(rows).sum();
+    let (scroll, height) = (usize::from(scroll), usize::from(height));
+    let revealed = if top < scroll {
+        top
+    } else if top + tall > scroll + height {
+        (top + tall).saturating_sub(height).min(top)
+    } else {
+        scroll
+    };
+    u16::try_from(revealed).unwrap_or(u16::MAX)
+}
+
 /// What the detail pane shows of slots and remote builds, from the app.
 struct TriageInputs<'a> {
     /// For each build this machine's jobs are building: time since its
@@ -452,6 +483,9 @@ fn log_note(why: &str) -> Line<'static> {
     styled_field("log", why, style::warning())
 }
 
+/// The first span of the selected build's line.
+const SELECTED_MARKER: &str = "  ▸ ";
+
 /// `▸ hello-2.12  pid 5120 nixbld1  3m 20s  cpu idle 10m  log quiet 2m  orphan: why`
 fn build_line(
     build: &RemoteBuild,
@@ -460,7 +494,7 @@ fn build_line(
     stall_after: Duration,
 ) -> Line<'static> {
     let stalled = hosts::view::is_stalled(build, stall_after);
-    let marker = if selected { "  ▸ " } else { "    " };
+    let marker = if selected { SELECTED_MARKER } else { "    " };
     let mut spans = vec![
         Span::raw(marker),
         Span::styled(build.name.clone(), style::title()),
