@@ -4,7 +4,8 @@
 //! can jump straight to the offending `file:line`.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::bounds::SNIPPET;
 use crate::sanitize::for_terminal;
@@ -12,14 +13,22 @@ use crate::sanitize::for_terminal;
 /// The thing a piece of machines or nix.conf text was read from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
-    /// A file on disk (machines file, nix.conf, or an `@include`).
-    File(PathBuf),
+    /// A file on disk (machines file, nix.conf, or an `@include`); shared,
+    /// as every line read from it points at it.
+    File(Arc<Path>),
     /// The `--builders` command-line flag.
     BuildersFlag,
     /// The `builders` key of rbtop's own config file.
     RbtopConfig(PathBuf),
     /// The `NIX_CONFIG` environment variable.
     NixConfigEnv,
+}
+
+impl Origin {
+    /// A file on disk.
+    pub fn file(path: impl AsRef<Path>) -> Origin {
+        Origin::File(Arc::from(path.as_ref()))
+    }
 }
 
 impl fmt::Display for Origin {
@@ -195,7 +204,7 @@ mod tests {
 
     #[test]
     fn file_locations_print_as_file_colon_line() {
-        let loc = Location::new(Origin::File("/etc/nix/machines".into()), 7);
+        let loc = Location::new(Origin::file("/etc/nix/machines"), 7);
         assert_eq!(loc.to_string(), "/etc/nix/machines:7");
         assert_eq!(loc.at_column(12).with_column(), "/etc/nix/machines:7:12");
     }
@@ -216,22 +225,16 @@ mod tests {
 
     #[test]
     fn render_points_a_caret_at_the_column() {
-        let d = Diagnostic::error(
-            Location::new(Origin::File("m".into()), 2).at_column(5),
-            "bad",
-        )
-        .with_snippet("abc\tdef");
+        let d = Diagnostic::error(Location::new(Origin::file("m"), 2).at_column(5), "bad")
+            .with_snippet("abc\tdef");
         assert_eq!(d.render(), "error: m:2:5: bad\n    | abc def\n    |     ^");
     }
 
     #[test]
     fn a_long_line_is_quoted_around_its_column_with_the_caret_on_it() {
         let line = format!("{}X{}", "a".repeat(10_000), "b".repeat(10_000));
-        let d = Diagnostic::error(
-            Location::new(Origin::File("m".into()), 1).at_column(10_001),
-            "bad",
-        )
-        .with_snippet(&line);
+        let d = Diagnostic::error(Location::new(Origin::file("m"), 1).at_column(10_001), "bad")
+            .with_snippet(&line);
         let quoted = d.snippet.as_deref().unwrap();
         assert_eq!(
             quoted.chars().count(),
@@ -244,11 +247,8 @@ mod tests {
         let caret = lines[2].chars().position(|c| c == '^').unwrap();
         assert_eq!(lines[1].chars().nth(caret), Some('X'), "{rendered}");
         // Near the start: no leading mark, the caret still on its character.
-        let d = Diagnostic::error(
-            Location::new(Origin::File("m".into()), 1).at_column(3),
-            "bad",
-        )
-        .with_snippet(&format!("abXd{}", "e".repeat(5_000)));
+        let d = Diagnostic::error(Location::new(Origin::file("m"), 1).at_column(3), "bad")
+            .with_snippet(&format!("abXd{}", "e".repeat(5_000)));
         let rendered = d.render();
         let lines: Vec<&str> = rendered.lines().collect();
         assert!(!lines[1].contains("| …"));

@@ -49,7 +49,9 @@
 #![warn(unreachable_pub)]
 
 pub mod bounds;
+pub mod canary;
 pub mod cpu_time;
+pub mod daemon_view;
 pub mod dashboard;
 pub mod derivation;
 pub mod diagnostics;
@@ -70,6 +72,7 @@ pub mod sanitize;
 pub mod slots;
 pub mod sources;
 pub mod ssh;
+pub mod substituters;
 mod system;
 
 /// `$XDG_STATE_HOME/rbtop` (default `~/.local/state/rbtop`): where rbtop

@@ -1537,6 +1537,137 @@ fn another_terminal_s_build_log_opens_on_enter(fleet: &Fleet) -> Result<(), Fail
     term.wait_exit(0, pid)
 }
 
+/// `C` runs a canary build on every host that is up: the header counts
+/// one `ok` per healthy host and no failure, each result is in its host's
+/// detail pane (stage times), a host that is down is `skipped`, and `c`
+/// on one host runs it again there; nothing of them is left after `q`.
+fn canaries_from_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    let healthy = fleet.hosts.iter().filter(|h| h.kind == "healthy").count();
+    term.keys(&["g", "C"])?;
+    let expected = format!("canaries {healthy} ok");
+    term.wait("every healthy host's canary built", |s| {
+        let header = s.lines().nth(1).unwrap_or("");
+        if header.contains(&expected) && !header.contains("failed") && !header.contains("building")
+        {
+            Ok(())
+        } else {
+            Err(format!("header {header:?}, not {expected:?} alone"))
+        }
+    })?;
+    let first = &fleet.hosts[0];
+    term.wait("the selected host's canary in its detail pane", |s| {
+        let line = s
+            .lines()
+            .find(|l| l.starts_with("│canary "))
+            .ok_or("no canary line")?;
+        if first.kind == "healthy" {
+            (line.contains("ok at") && line.contains("upload") && line.contains("copy back"))
+                .then_some(())
+                .ok_or(format!("{line:?} is not ok with its stages"))
+        } else {
+            line.contains("skipped: host is not up")
+                .then_some(())
+                .ok_or(format!("{line:?} is not skipped"))
+        }
+    })?;
+    let down = fleet
+        .hosts
+        .iter()
+        .position(|h| h.kind == "refused")
+        .ok_or("no refused host in the fleet")?;
+    let mut keys = vec!["g"];
+    keys.extend(std::iter::repeat_n("j", down));
+    term.keys(&keys)?;
+    term.wait("the refused host's canary skipped", |s| {
+        let line = s
+            .lines()
+            .find(|l| l.starts_with("│canary "))
+            .ok_or("no canary line")?;
+        line.contains("skipped: host is not up (refused)")
+            .then_some(())
+            .ok_or(format!("{line:?}"))
+    })?;
+    term.keys(&["g", "c"])?;
+    term.wait(
+        "`c` runs the first host's canary again and it builds",
+        |s| {
+            let header = s.lines().nth(1).unwrap_or("");
+            let line = s.lines().find(|l| l.starts_with("│canary ")).unwrap_or("");
+            (header.contains(&expected) && line.contains("ok at"))
+                .then_some(())
+                .ok_or(format!("{header:?} / {line:?}"))
+        },
+    )?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)?;
+    let left = settle("rbtop-canary", None, Duration::from_secs(10));
+    ensure(left.is_empty(), || {
+        format!("canary processes left after quitting: {left:?}")
+    })
+}
+
+/// As root with a local nix-daemon (here with the fleet's own SSH view as
+/// its NIX_SSHOPTS), the dashboard checks the daemon's view of every host
+/// once: the header counts the hosts that fail for it (each host not up
+/// fails for root too), and an up host's detail pane names the identity
+/// root's ssh will offer.
+fn the_daemon_s_view_in_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
+    const SOCKET: &str = "/nix/var/nix/daemon-socket/socket";
+    ensure(!Path::new(SOCKET).exists(), || {
+        format!("{SOCKET} exists: another nix-daemon runs here; this trial starts its own")
+    })?;
+    let mut daemon = Command::new("nix-daemon")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NIX_SSHOPTS", fleet.nix_sshopts())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start nix-daemon: {e}"))?;
+    let result = (|| {
+        let started = Instant::now();
+        while !Path::new(SOCKET).exists() {
+            ensure(started.elapsed() < DEADLINE, || {
+                format!("nix-daemon made no {SOCKET}")
+            })?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut term = Terminal::open(fleet)?;
+        let pid = term.start_rbtop("")?;
+        term.wait_all_resolved(fleet)?;
+        let failing = fleet.hosts.iter().filter(|h| h.kind != "healthy").count();
+        let expected = format!("{failing} hosts fail for the daemon (root)");
+        term.wait("the daemon's view counted in the header", |s| {
+            let header = s.lines().nth(1).unwrap_or("");
+            header
+                .contains(&expected)
+                .then_some(())
+                .ok_or(format!("header {header:?} lacks {expected:?}"))
+        })?;
+        let key = fleet.client_key().display().to_string();
+        term.keys(&["g", "Enter"])?;
+        term.wait("the first host's daemon line", |s| {
+            let line = s
+                .lines()
+                .find(|l| l.starts_with("│daemon "))
+                .ok_or("no daemon line")?;
+            (line.contains("up as root · identity") && s.contains(&key))
+                .then_some(())
+                .ok_or(format!("{line:?} is not up as root with {key}"))
+        })?;
+        term.keys(&["q"])?;
+        term.wait_exit(0, pid)
+    })();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = std::fs::remove_file(SOCKET);
+    result
+}
+
 fn main() {
     fleet_trials::run_on_one_fleet(&[
         (
@@ -1596,6 +1727,11 @@ fn main() {
         (
             "empty_state_says_where_rbtop_looked",
             empty_state_says_where_rbtop_looked,
+        ),
+        ("canaries_from_the_dashboard", canaries_from_the_dashboard),
+        (
+            "the_daemon_s_view_in_the_dashboard",
+            the_daemon_s_view_in_the_dashboard,
         ),
     ]);
 }

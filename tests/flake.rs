@@ -62,7 +62,8 @@ fn flake_defines_the_promised_outputs() {
 }
 
 /// Test files that start the loopback fleet.
-const FLEET_TESTS: [&str; 7] = [
+const FLEET_TESTS: [&str; 8] = [
+    "canary_fleet",
     "fleet_check",
     "dashboard_tui",
     "build_fleet",

@@ -3,7 +3,11 @@
 //! answers; its facts loop answers without end. `rbtop check` must mark it
 //! down with a clear reason, keep its memory bounded while the liar pours
 //! out data (RSS sampled from /proc during the run), print no escape, and
-//! report the healthy host as up. Needs root (the fleet).
+//! report the healthy host as up. The liar also completes a worker-protocol
+//! handshake when asked for `liar-version` (a version string and log frames
+//! full of escapes) or `liar-huge` (a version string said to be 1 TiB long):
+//! the first is up with its version shown inertly, the second fails on the
+//! protocol string's bound. Needs root (the fleet).
 
 #[path = "support/fleet.rs"]
 mod fleet;
@@ -93,6 +97,50 @@ fn the_liar_is_down_with_a_reason_and_memory_stays_bounded() {
         } else {
             assert!(stdout.contains("1 of 2 up"), "{stdout}");
             assert!(stdout.lines().any(|l| l.starts_with("liar (")), "{stdout}");
+        }
+    }
+
+    // A handshake that completes, with hostile strings in it.
+    let builders = "ssh-ng://liar?remote-program=liar-version x86_64-linux - 1 1 - - -; \
+                    ssh-ng://liar?remote-program=liar-huge x86_64-linux - 1 1 - - -";
+    for json in [true, false] {
+        let out = sb
+            .rbtop()
+            .env("NIX_CONF_DIR", sb.path("nixconf"))
+            .env("NIX_SSHOPTS", fleet.nix_sshopts())
+            .args(["check", "--builders", builders, "--timeout", "10"])
+            .args(if json { &["--json"][..] } else { &[][..] })
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            !stdout.contains('\x1b') && !stderr.contains('\x1b'),
+            "{stdout:?}"
+        );
+        if json {
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            let hosts = report["hosts"].as_array().unwrap();
+            let (told, huge) = (&hosts[0], &hosts[1]);
+            assert_eq!(told["status"], "up", "{stdout}");
+            // JSON carries the true value; its encoding makes it inert.
+            let version = told["nix_version"].as_str().unwrap();
+            assert!(
+                version.starts_with("2.8.0\x1b]0;LIAR-TITLE\x07"),
+                "{version:?}"
+            );
+            assert_eq!(told["trusted"], true, "{stdout}");
+            assert_eq!(huge["status"], "error", "{stdout}");
+            let reason = huge["reason"].as_str().unwrap();
+            assert!(
+                reason.contains("nix version string is too long (1099511627776, at most"),
+                "{reason}"
+            );
+        } else {
+            assert!(stdout.contains("2.8.0\\x1b]0;LIAR-TITLE\\x07"), "{stdout}");
+            assert!(stdout.contains("1 of 2 up"), "{stdout}");
         }
     }
 }

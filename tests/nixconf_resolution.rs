@@ -292,7 +292,7 @@ fn builders_from_the_system_nix_conf_carry_its_file_and_line() {
     assert_eq!(line.find("ssh://sys2").unwrap() + 1, 37);
     assert_eq!(
         r.parsed.machines[0].location.origin,
-        Origin::File(t.etc().join("nix.conf"))
+        Origin::file(t.etc().join("nix.conf"))
     );
     assert_eq!(r.parsed.machines[1].systems, ["x86_64-linux"]);
     assert!(!r.has_errors());
@@ -1051,7 +1051,7 @@ fn an_at_file_in_builders_is_followed_with_its_own_locations() {
             format!("{f}:3"),
         ]
     );
-    assert_eq!(r.parsed.machines[1].location.origin, Origin::File(fleet));
+    assert_eq!(r.parsed.machines[1].location.origin, Origin::file(fleet));
 }
 
 #[test]

@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::canary::{CanarySummary, HostCanary};
 use super::clock::Stamp;
 use super::host::HostState;
+use crate::canary::CanaryResult;
+use crate::daemon_view::DaemonHostView;
 use crate::machines::Machine;
 use crate::probe::ProbeEvent;
 use crate::slots::LocalLoad;
@@ -127,6 +130,63 @@ impl FleetState {
         changed
     }
 
+    /// Start canaries on `indices`: hosts already running one are left
+    /// alone, hosts not up get `skipped` at once. Returns the hosts to
+    /// build on.
+    pub fn start_canaries(&mut self, indices: &[usize], now: Instant) -> Vec<usize> {
+        let mut start = Vec::new();
+        for &index in indices {
+            let Some(host) = self.hosts.get_mut(index) else {
+                continue;
+            };
+            if host.canary.as_ref().is_some_and(HostCanary::is_running) {
+                continue;
+            }
+            if host.is_up() {
+                host.canary = Some(HostCanary::Running { since: now });
+                start.push(index);
+            } else {
+                let why = format!("host is not up ({})", host.shown().name());
+                host.canary = Some(HostCanary::Done {
+                    result: Box::new(CanaryResult::skipped(why)),
+                    at: SystemTime::now(),
+                });
+            }
+        }
+        start
+    }
+
+    /// Merge a finished canary. Results for unknown indices are ignored.
+    pub fn finish_canary(&mut self, index: usize, result: CanaryResult, wall: SystemTime) {
+        if let Some(host) = self.hosts.get_mut(index) {
+            host.finish_canary(result, wall);
+        }
+    }
+
+    /// Take root's view of the hosts (one entry per host, in order).
+    pub fn apply_daemon_view(&mut self, views: Vec<Option<DaemonHostView>>) {
+        for (host, view) in self.hosts.iter_mut().zip(views) {
+            host.daemon_view = view;
+        }
+    }
+
+    /// Hosts the daemon's view was checked on and failed.
+    pub fn daemon_view_failures(&self) -> usize {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.daemon_view.as_ref())
+            .filter(|v| v.status != crate::probe::Status::Up)
+            .count()
+    }
+
+    pub fn canary_summary(&self) -> CanarySummary {
+        let mut summary = CanarySummary::default();
+        for canary in self.hosts.iter().filter_map(|h| h.canary.as_ref()) {
+            summary.count(canary);
+        }
+        summary
+    }
+
     pub fn summary(&self) -> FleetSummary {
         let mut slots: BTreeMap<&str, (u32, u32, u32)> = BTreeMap::new();
         for host in &self.hosts {
@@ -212,6 +272,61 @@ mod tests {
         // An event for a host that does not exist changes nothing.
         fleet.apply(event(9, up()), t);
         assert_eq!(fleet.summary().up, 1);
+    }
+
+    #[test]
+    fn canaries_start_on_up_hosts_once_and_their_results_are_kept() {
+        use crate::canary::{CanaryResult, CanaryStatus, FailureClass};
+        let t = Stamp::now();
+        let mut fleet = FleetState::new(machines(FLEET), DEFAULT_REFRESH);
+        fleet.apply(event(0, up()), t);
+        fleet.apply(event(1, up()), t);
+        fleet.apply(
+            event(2, HostReport::failed(Status::Refused, Via::Ssh, "x")),
+            t,
+        );
+        assert_eq!(fleet.start_canaries(&[0, 1, 2], t.at), [0, 1]);
+        assert!(fleet.hosts[0].canary.as_ref().unwrap().is_running());
+        let skipped = fleet.hosts[2].canary.as_ref().unwrap().result().unwrap();
+        assert_eq!(skipped.status, CanaryStatus::Skipped);
+        assert_eq!(skipped.message.as_deref(), Some("host is not up (refused)"));
+        assert!(
+            fleet.start_canaries(&[0], t.at).is_empty(),
+            "a running canary is not started twice"
+        );
+        assert_eq!(
+            fleet.canary_summary(),
+            CanarySummary {
+                running: 2,
+                ok: 0,
+                failed: 0
+            }
+        );
+
+        let mut failed = CanaryResult::skipped("");
+        failed.status = CanaryStatus::Failed;
+        failed.reason = Some(FailureClass::Hostkey);
+        fleet.finish_canary(1, failed, t.wall);
+        let events: Vec<&str> = fleet.hosts[1]
+            .events
+            .iter()
+            .map(|e| e.text.as_str())
+            .collect();
+        assert!(events.contains(&"canary failed (hostkey)"), "{events:?}");
+        assert_eq!(
+            fleet.canary_summary(),
+            CanarySummary {
+                running: 1,
+                ok: 0,
+                failed: 1
+            }
+        );
+        assert_eq!(
+            fleet.start_canaries(&[1], t.at),
+            [1],
+            "a finished one may run again"
+        );
+        fleet.finish_canary(9, CanaryResult::skipped(""), t.wall);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::canary::HostCanary;
 use super::clock::Stamp;
+use crate::canary::{CanaryResult, CanaryStatus};
+use crate::daemon_view::DaemonHostView;
 use crate::machines::Machine;
 use crate::probe::{self, HostReport, Status};
 use crate::remote_builds::HostBuilds;
@@ -86,6 +89,10 @@ pub struct HostState {
     /// over the kept session and channel measures neither (nothing was
     /// opened), so the latest report alone would show none.
     pub opened: Opened,
+    /// The latest canary build asked for, if any.
+    pub canary: Option<HostCanary>,
+    /// The nix-daemon's (root's) view of this host, when checked.
+    pub daemon_view: Option<DaemonHostView>,
 }
 
 /// What opening the session and the store channel last took.
@@ -115,13 +122,31 @@ impl HostState {
             forced: false,
             since: None,
             opened: Opened::default(),
+            canary: None,
+            daemon_view: None,
         }
     }
 
     /// Why a build pinned to this host may not run, one reason each; empty
-    /// when nothing is known against it. The launch form shows these and
-    /// asks for a confirmation (a failing canary is another such reason).
+    /// when nothing is known against it: down, not answered yet, or its
+    /// last canary build failed. The launch form shows these and asks for a
+    /// confirmation.
     pub fn launch_concerns(&self) -> Vec<String> {
+        let mut concerns = self.probe_concerns();
+        if let Some(result) = self.canary.as_ref().and_then(HostCanary::result)
+            && result.failed()
+        {
+            let class = result.reason.map_or("unclassified", |r| r.name());
+            let mut concern = format!("{}'s last canary build failed ({class})", self.name());
+            if let Some(fix) = result.fix() {
+                concern.push_str(&format!(": {fix}"));
+            }
+            concerns.push(concern);
+        }
+        concerns
+    }
+
+    fn probe_concerns(&self) -> Vec<String> {
         match &self.report {
             None => vec![format!(
                 "{} has not answered a probe yet: it may be down",
@@ -243,6 +268,32 @@ impl HostState {
         self.forced = false;
         self.report = Some(report);
         self.reported_at = Some(stamp.wall);
+    }
+
+    /// Take a canary's result; a failure or a recovery is an event.
+    pub fn finish_canary(&mut self, result: CanaryResult, wall: SystemTime) {
+        let before = self
+            .canary
+            .as_ref()
+            .and_then(HostCanary::result)
+            .map(|r| r.status);
+        let text = match (result.status, result.reason) {
+            (CanaryStatus::Failed, Some(class)) => {
+                Some(format!("canary failed ({})", class.name()))
+            }
+            (CanaryStatus::Failed, None) => Some("canary failed".to_string()),
+            (CanaryStatus::Ok, _) if before == Some(CanaryStatus::Failed) => {
+                Some("canary builds again".to_string())
+            }
+            _ => None,
+        };
+        if let Some(text) = text {
+            self.push_event(wall, text);
+        }
+        self.canary = Some(HostCanary::Done {
+            result: Box::new(result),
+            at: wall,
+        });
     }
 
     /// Time left before the next attempt at a failing host, for the detail pane.
@@ -418,6 +469,17 @@ mod tests {
         );
         host.finish_probe(up(1), REFRESH, stamp());
         assert!(host.launch_concerns().is_empty());
+        // Up, but Nix could not build there: its canary says why.
+        let mut failed = CanaryResult::skipped("");
+        failed.status = CanaryStatus::Failed;
+        failed.reason = Some(crate::canary::FailureClass::NotTrusted);
+        host.finish_canary(failed, SystemTime::now());
+        let concerns = host.launch_concerns();
+        assert_eq!(concerns.len(), 1, "{concerns:?}");
+        assert!(
+            concerns[0].starts_with("b1's last canary build failed (not-trusted): "),
+            "{concerns:?}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! them ([`Refresher`], shared with `rbtop serve`), and which rows the table shows.
 //! The front end's TUI only turns this into frames and keys into calls.
 
+mod canary;
 mod clock;
 mod fleet;
 mod host;
@@ -11,6 +12,7 @@ mod rows;
 #[cfg(test)]
 mod testing;
 
+pub use canary::{CanarySummary, HostCanary};
 pub use clock::Stamp;
 pub use fleet::{DEFAULT_REFRESH, FleetState, FleetSummary, SystemSlots};
 pub use host::{HISTORY, HostState, Opened, Shown};
@@ -19,9 +21,11 @@ pub use rows::{Sort, SortKey, visible as visible_rows};
 
 use std::path::PathBuf;
 
+use crate::daemon_view::LocalView;
 use crate::diagnostics::Diagnostic;
 use crate::nixconf::LocalCapacity;
 use crate::sources::Resolved;
+use crate::substituters::SubstituterCheck;
 
 /// What the dashboard knows besides the hosts: where the machines came
 /// from and what was wrong with them, for the header, the diagnostics view
@@ -38,6 +42,14 @@ pub struct Context {
     pub local: LocalCapacity,
     /// Where rbtop writes its log, for the help screen.
     pub log_directory: Option<PathBuf>,
+    /// Which account rbtop runs as, and whether a nix-daemon builds here.
+    pub checked_as: Option<LocalView>,
+    /// Root's view of the hosts (as root, with a daemon): where the
+    /// daemon's SSH options were read, or why it could not be checked;
+    /// `None` until it is done or when it is not checked.
+    pub daemon_view: Option<Result<String, String>>,
+    /// The substituters as checked at start; `None` until then.
+    pub substituters: Option<Vec<SubstituterCheck>>,
 }
 
 impl Context {
@@ -50,6 +62,9 @@ impl Context {
             notices: Vec::new(),
             local: LocalCapacity::of(&resolved.nix_conf),
             log_directory: None,
+            checked_as: None,
+            daemon_view: None,
+            substituters: None,
         }
     }
 

@@ -76,6 +76,10 @@ pub struct DrvProgress {
     pub builder_phase: Option<String>,
     pub status: DrvStatus,
     pub started: Instant,
+    /// When the build hook began connecting to its machine: Nix 2.8 says
+    /// `connecting to` before it starts the build activity, so this is
+    /// earlier than `started`.
+    pub connecting_since: Option<Instant>,
     pub finished: Option<Instant>,
     pub last_line: Option<Instant>,
     pub lines: u64,
@@ -168,6 +172,9 @@ pub struct BuildProgress {
     warnings: Vec<String>,
     /// The last message began a build plan: path lines follow.
     in_plan: bool,
+    /// `connecting to '<machine>'` seen before any build on that machine:
+    /// when, by machine (taken by the next build that starts there).
+    connects: HashMap<String, Instant>,
 }
 
 impl BuildProgress {
@@ -293,6 +300,7 @@ impl BuildProgress {
             builder_phase: None,
             status,
             started: now,
+            connecting_since: None,
             finished: None,
             last_line: None,
             lines: 0,
@@ -331,7 +339,7 @@ impl BuildProgress {
                 }
             }
             Activity::BuildWaiting => self.waiting(&plain, now),
-            Activity::Unknown => self.hook_step(&plain, parent),
+            Activity::Unknown => self.hook_step(&plain, parent, now),
             _ => Running {
                 drv: None,
                 kind: Kind::Other,
@@ -355,6 +363,7 @@ impl BuildProgress {
             return index;
         }
         entry.machine = (!machine.is_empty()).then(|| machine.to_string());
+        entry.connecting_since = self.connects.remove(machine);
         entry.phase = if machine.is_empty() {
             Phase::Building
         } else {
@@ -402,7 +411,7 @@ impl BuildProgress {
     }
 
     /// A build hook step: which phase it starts, and for which derivation.
-    fn hook_step(&mut self, text: &str, parent: Option<u64>) -> Running {
+    fn hook_step(&mut self, text: &str, parent: Option<u64>, now: Instant) -> Running {
         let steps = [
             ("connecting to ", Phase::Connecting, Phase::Connecting),
             (
@@ -449,8 +458,12 @@ impl BuildProgress {
                 .min_by_key(|(_, d)| (d.phase, d.started))
                 .map(|(i, _)| i)
         });
-        if let Some(index) = drv {
-            self.derivations[index].phase = phase;
+        match drv {
+            Some(index) => self.derivations[index].phase = phase,
+            None if phase == Phase::Connecting => {
+                self.connects.insert(machine.to_string(), now);
+            }
+            None => {}
         }
         Running {
             drv,
@@ -680,6 +693,29 @@ mod tests {
             r#"@nix {"action":"stop","id":2}"#,
         ]);
         assert_eq!(progress.derivations()[0].phase, Phase::Building);
+    }
+
+    #[test]
+    fn connecting_before_the_build_activity_is_kept_for_the_build_there() {
+        // Nix 2.8 connects first, then starts the build activity naming the machine.
+        let connect_b2 = r#"@nix {"action":"start","id":5,"level":4,"text":"connecting to 'ssh://b2'","type":0}"#;
+        let connect_b1 = r#"@nix {"action":"start","id":6,"level":4,"text":"connecting to 'ssh://b1'","type":0}"#;
+        let mut progress = BuildProgress::new();
+        let t0 = Instant::now();
+        let t1 = t0 + std::time::Duration::from_millis(200);
+        progress.apply(parse_line(connect_b2), t0);
+        progress.apply(parse_line(connect_b1), t0);
+        progress.apply(parse_line(BUILD_A_ON_B1), t1);
+        let drv = &progress.derivations()[0];
+        assert_eq!(drv.connecting_since, Some(t0));
+        assert_eq!(drv.started, t1);
+        // Taken: a second build on b1 does not inherit it.
+        let build_b = BUILD_A_ON_B1.replace(
+            "00000000000000000000000000000000-a",
+            "11111111111111111111111111111111-b",
+        );
+        progress.apply(parse_line(&build_b), t1);
+        assert_eq!(progress.derivations()[1].connecting_since, None);
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub struct JobSettings {
     pub log_dir: Option<PathBuf>,
     pub ssh: SshSettings,
     pub local_nix: Option<NixVersion>,
+    /// Set in the Nix command's environment (e.g. `NIX_REMOTE=daemon`: a
+    /// client-only choice, where `--option store` would also be handed to
+    /// the daemon and on to its build hook).
+    pub env: Vec<(String, String)>,
 }
 
 impl JobSettings {
@@ -459,6 +463,7 @@ async fn supervise(
     let mut command = tokio::process::Command::new(&argv[0]);
     command
         .args(&argv[1..])
+        .envs(cx.settings.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -759,6 +764,7 @@ mod tests {
             log_dir: None,
             ssh: SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::Strict),
             local_nix: None,
+            env: Vec::new(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! `;`). Unlike Nix, a bad entry never hides the others, a missing include is
 //! reported, and include cycles are detected.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 
 use super::Machine;
@@ -65,9 +65,11 @@ pub struct Parser {
     /// The local Nix is Lix, which reads its own TOML machines format.
     lix: bool,
     include_stack: IncludeStack,
-    /// Each URI's first machine, as an index into `out.machines` (not a
-    /// copy of its location: a million-line file keeps one of each).
-    first_seen: HashMap<String, usize>,
+    /// Each URI's first machine, as an index into `out.machines`, found by
+    /// hashing the URI it points at: a million-line file keeps no second
+    /// copy of its URIs or locations.
+    first_seen: hashbrown::HashTable<usize>,
+    uri_hasher: RandomState,
     out: Parsed,
 }
 
@@ -89,7 +91,8 @@ impl Parser {
             local_nix: None,
             lix: false,
             include_stack: IncludeStack::default(),
-            first_seen: HashMap::new(),
+            first_seen: hashbrown::HashTable::new(),
+            uri_hasher: RandomState::new(),
             out: Parsed::default(),
         }
     }
@@ -127,7 +130,7 @@ impl Parser {
     /// Read a machines file named explicitly (`--machines`): unlike an `@`
     /// include, a missing file is an error.
     pub fn parse_file(&mut self, path: &Path) {
-        let location = Location::new(Origin::File(path.to_path_buf()), 0);
+        let location = Location::new(Origin::file(path), 0);
         self.read_file(path, &location, true);
     }
 
@@ -246,7 +249,13 @@ impl Parser {
         let (machine, diagnostics) = entry::parse(entry, &self.default_systems, self.local_nix);
         self.out.diagnostics.extend(diagnostics);
         let Some(machine) = machine else { return };
-        if let Some(&first) = self.first_seen.get(machine.uri()) {
+        let machines = &self.out.machines;
+        let hash = self.uri_hasher.hash_one(machine.uri());
+        let found = self
+            .first_seen
+            .find(hash, |&i| machines[i].uri() == machine.uri())
+            .copied();
+        if let Some(first) = found {
             let first = &self.out.machines[first].location;
             self.out.diagnostics.push(
                 Diagnostic::warning(
@@ -260,8 +269,10 @@ impl Parser {
                 .with_snippet(entry.line),
             );
         } else {
-            self.first_seen
-                .insert(machine.uri().to_string(), self.out.machines.len());
+            let (machines, hasher) = (&self.out.machines, &self.uri_hasher);
+            self.first_seen.insert_unique(hash, machines.len(), |&i| {
+                hasher.hash_one(machines[i].uri())
+            });
         }
         self.out.machines.push(machine);
     }
@@ -368,10 +379,7 @@ impl Parser {
                 .push(Diagnostic::error(at.clone(), refused.to_string()));
             return;
         }
-        self.parse_text(&MachinesText::whole(
-            &text,
-            Origin::File(path.to_path_buf()),
-        ));
+        self.parse_text(&MachinesText::whole(&text, Origin::file(path)));
         self.include_stack.leave();
     }
 }

@@ -198,14 +198,14 @@ impl NixConf {
             Err(e) => {
                 let at = included_from
                     .cloned()
-                    .unwrap_or_else(|| Location::new(Origin::File(path.to_path_buf()), 0));
+                    .unwrap_or_else(|| Location::new(Origin::file(path), 0));
                 self.diagnostics
                     .push(Diagnostic::warning(at, format!("{e}: skipped")));
                 return FileState::Unreadable(e.to_string());
             }
         };
         let text = String::from_utf8_lossy(&bytes);
-        self.apply_text(&text, Origin::File(path.to_path_buf()), env, include_stack);
+        self.apply_text(&text, Origin::file(path), env, include_stack);
         FileState::Read
     }
 

@@ -164,7 +164,7 @@ mod tests {
         let mut parser = Parser::new(vec!["x86_64-linux".into()]);
         parser.parse_text(&MachinesText::whole(
             line,
-            Origin::File("/etc/nix/machines".into()),
+            Origin::file("/etc/nix/machines"),
         ));
         parser.finish().machines.remove(0)
     }

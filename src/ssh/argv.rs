@@ -23,6 +23,19 @@ pub(super) fn resolve_args(target: &SshTarget, settings: &SshSettings) -> Vec<Os
     args
 }
 
+/// `ssh -G ...` with the machine's identity (column #3) too: what ssh
+/// would offer, for the identity check.
+pub(super) fn resolve_identity_args(target: &SshTarget, settings: &SshSettings) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["-G".into()];
+    args.extend(settings.extra_args.iter().map(OsString::from));
+    if let Some(identity) = &target.identity {
+        args.push("-i".into());
+        args.push(identity.into());
+    }
+    push_destination(&mut args, target);
+    args
+}
+
 /// The ControlMaster: authenticates, forks into the background (`-f`) once
 /// the control socket listens, runs no command (`-N`).
 pub(super) fn master_args(

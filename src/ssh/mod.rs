@@ -5,12 +5,14 @@
 //! (`native-mux`: no `ssh` process per command).
 
 mod argv;
+mod identity;
 mod known_hosts;
 pub(crate) mod oneshot;
 mod options;
 pub(crate) mod session;
 mod target;
 
+pub use identity::identities;
 pub use options::{HostKeyPolicy, SshSettings, split_nix_sshopts, without_control_flags};
 pub use session::{ConnectError, HostSession};
 pub use target::SshTarget;

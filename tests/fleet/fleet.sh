@@ -3,7 +3,7 @@
 # private mount namespace with its own /nix and /etc/nix. See README.md.
 #
 #   fleet.sh prepare                       # Debian trixie root with Nix 2.26 (cached)
-#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--rc-cost MS] [--rtt MS]
+#   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]
 #   fleet.sh stop DIR                      # idempotent
 #   fleet.sh status DIR
 #   fleet.sh stop-host DIR NAME            # a b* host down (every process), then
@@ -31,6 +31,11 @@ REG=/run/rbtop-fleet                       # registry of running fleets
 READY_TIMEOUT=${RBTOP_FLEET_READY_TIMEOUT:-60}
 JOBS=${RBTOP_FLEET_JOBS:-16}
 FAULTS=(refused hung authfail nonix wrongkey)
+# Hosts that are up yet fail a build (off by default: --canary-faults).
+CANARY_FAULTS=(untrusted nofeature storefull rootunknown slowbuild)
+# The non-root login of the `untrusted` host (a user of this machine, shared
+# by every host's namespace: /etc/passwd is not per host).
+REMOTE_USER=rbtop-nixremote
 # Where a chrooted (trixie) host sees its own directory.
 CHROOT_HOST=/rbtop-host
 
@@ -311,6 +316,102 @@ start_relay() {
         sleep 0.1
     done
     die "the --rtt relay did not start: $(cat "$R/relay.log")"
+
+# ---------------------------------------------------------------- canary faults
+# Hosts whose store answers (`rbtop check` says up) but where a build fails,
+# each for one of the real reasons (see README.md):
+#   untrusted    Nix 2.8 with a nix-daemon, `trusted-users = root`; reached as
+#                $REMOTE_USER (ssh:// and ssh-ng://): "not privileged to build"
+#   nofeature    its machines line makes `rbtop-big` mandatory; its Nix lacks it
+#   storefull    its /nix/store is a tiny tmpfs with no inode left
+#   rootunknown  healthy, but left out of known_hosts.daemon (the view that
+#                ssh_config.daemon, for a local nix-daemon, gives root)
+#   slowbuild    a build there hangs: its /bin/sh runs `sleep 3617` for any
+#                builder given a $nonce (the canary), dash for everything else
+
+ensure_remote_user() {
+    if id "$REMOTE_USER" >/dev/null 2>&1; then
+        [[ $(getent shadow "$REMOTE_USER" | cut -d: -f2) == '*' ]] || usermod -p '*' "$REMOTE_USER"
+        return 0
+    fi
+    # Password '*': no password login, yet not locked (sshd refuses locked accounts).
+    useradd --system --no-create-home --home-dir /nonexistent --shell /bin/sh --password '*' "$REMOTE_USER" ||
+        die "cannot create the user $REMOTE_USER (useradd)"
+}
+
+canary_nix_conf() { # KIND NIXCONFDIR
+    case $1 in
+    untrusted) printf 'trusted-users = root\nallowed-users = *\n' >>"$2/nix.conf" ;;
+    esac
+    true
+}
+
+# Extra commands run inside the host's namespace, after /nix is mounted and
+# before sshd starts (sh code; $H is the host's directory).
+canary_setup_in_ns() { # KIND
+    case $1 in
+    untrusted)
+        # The daemon the non-root login talks to. Nix 2.8's daemon makes a
+        # mount namespace of its own: recorded too, so that stop finds it.
+        # shellcheck disable=SC2016
+        echo 'chmod 0755 "$H/nix" /nix/store /nix/var /nix/var/nix 2>/dev/null || true
+setsid nix-daemon </dev/null >"$H/nix-daemon.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+i=0; while [ ! -S /nix/var/nix/daemon-socket/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+readlink "/proc/$!/ns/mnt" >>"$H/mntns"'
+        ;;
+    slowbuild)
+        # dash is copied, then the wrapper is bound over it (/bin/sh -> dash).
+        # shellcheck disable=SC2016
+        echo 'cp /usr/bin/dash "$H/dash"
+printf "#!%s\n[ -n \"\${nonce:-}\" ] && exec /bin/sleep 3617\nexec %s \"\$@\"\n" "$H/dash" "$H/dash" >"$H/sh-wrapper"
+chmod 0755 "$H/sh-wrapper"
+mount --bind "$H/sh-wrapper" /usr/bin/dash'
+        ;;
+    storefull)
+        # No inode left: creating the output fails with ENOSPC.
+        # shellcheck disable=SC2016
+        echo 'mount -t tmpfs -o size=64k,nr_inodes=16,mode=1775 rbtop-storefull /nix/store
+mkdir /nix/store/.links
+i=0; while (: >"/nix/store/.rbtop-fill-$i") 2>/dev/null; do i=$((i + 1)); done'
+        ;;
+    esac
+}
+
+# The non-root login reads its authorized_keys with its own rights: the
+# fleet's DIR is not readable to it, the host's /etc/nix is.
+canary_host_files() { # KIND HOSTDIR
+    [[ $1 == untrusted ]] || return 0
+    cp "$DIR/client_key.pub" "$2/etc-nix/authorized_keys"
+    chmod 0644 "$2/etc-nix/authorized_keys"
+    sed -i "s|^AuthorizedKeysFile .*|& /etc/nix/authorized_keys|" "$2/sshd_config"
+}
+
+canary_machines_line() { # NAME KIND -> machines line(s)
+    case $2 in
+    untrusted)
+        echo "ssh://$REMOTE_USER@$1 x86_64-linux - 2 1 - - -"
+        echo "ssh-ng://$REMOTE_USER@$1 x86_64-linux - 2 1 - - -"
+        ;;
+    nofeature) echo "ssh://$1 x86_64-linux - 2 1 - rbtop-big -" ;;
+    *) echo "ssh://$1 x86_64-linux - 2 1 - - -" ;;
+    esac
+}
+
+# ssh_config.daemon and known_hosts.daemon: the fleet as root's ssh would
+# see it through a local nix-daemon started with
+# NIX_SSHOPTS='-F DIR/ssh_config.daemon': every key but rootunknown's.
+write_daemon_view() {
+    grep -v "^\\[$(host_addr rootunknown)\\]:" "$DIR/known_hosts" >"$DIR/known_hosts.daemon" || true
+    sed "s|UserKnownHostsFile $DIR/known_hosts\$|UserKnownHostsFile $DIR/known_hosts.daemon|" \
+        "$DIR/ssh_config" >"$DIR/ssh_config.daemon"
+}
+
+host_addr() { # NAME
+    local i
+    for ((i = 0; i < ${#NAMES[@]}; i++)); do
+        [[ ${NAMES[i]} == "$1" ]] && { echo "${ADDRS[i]}"; return 0; }
+    done
+    echo "-"
 }
 
 # ---------------------------------------------------------------- start
@@ -397,6 +498,29 @@ write_liar() { # FILE
     cat >"$1" <<'EOF'
 case $SSH_ORIGINAL_COMMAND in
 true) exit 0 ;;
+*liar-version* | *liar-huge*)
+    # A worker-protocol daemon (1.37) that completes the handshake: with
+    # liar-version, a version string and log frames full of escapes, and
+    # pings answered the same way; with liar-huge, a version string said to
+    # be 1 TiB long.
+    case $SSH_ORIGINAL_COMMAND in *liar-huge*) mode=huge ;; *) mode=version ;; esac
+    exec perl -e '
+        use strict; $| = 1; binmode STDIN; binmode STDOUT;
+        my $mode = shift;
+        sub u64 { pack("Q<", $_[0]) }
+        sub str { my $s = shift; u64(length $s) . $s . ("\0" x ((8 - length($s) % 8) % 8)) }
+        sub need { my $n = shift; my $b = ""; while (length $b < $n) {
+            my $got = sysread(STDIN, $b, $n - length $b, length $b); exit 0 unless $got } $b }
+        my $evil = "\e]0;LIAR-TITLE\a\e[2J\e]52;c;bGlhcg==\a";
+        my $next = u64(0x6f6c6d67) . str("building on the liar $evil");
+        my $last = u64(0x616c7473);
+        need(8);
+        print "oixd\0\0\0\0" . u64(0x125);
+        need(24);
+        if ($mode eq "huge") { print u64(1 << 40) . ("x" x 65536); sleep 3600; exit 0 }
+        print str("2.8.0$evil") . u64(1) . $next . $last;
+        while (1) { need(24); print $next . $last . u64(0) }
+    ' "$mode" ;;
 *nix-store*--serve* | *nix-daemon*)
     exec perl -e '$0 = "rbtop-liar-store \e]0;LIAR\a"; $| = 1;
         my $s = "\e]0;LIAR-TITLE\a\e[2J\e]52;c;bGlhcg==\a" . ("x" x 65536);
@@ -450,7 +574,7 @@ launch_host() { # NAME ADDR KIND
     # (sourced by bash for every ssh command) must not slow or change sessions.
     mkdir -p "$H/home"
     write_rc_file "$H/home"
-    if [[ $kind == healthy || $kind == wrongkey || $kind == forced ]]; then
+    if [[ $kind == healthy || $kind == wrongkey || $kind == forced || " ${CANARY_FAULTS[*]} " == *" $kind "* ]]; then
         # A copy of an initialised empty store: the first probe does not pay
         # for creating the database (~50 ms CPU), and starting stays cheap.
         cp -a "$DIR/.nix-template" "$H/nix"
@@ -458,6 +582,7 @@ launch_host() { # NAME ADDR KIND
         mkdir -p "$H/nix"
     fi
     write_nix_conf "$H/etc-nix"
+    canary_nix_conf "$kind" "$H/etc-nix"
     if [[ $kind == trixie ]]; then
         write_sshd_config "$CHROOT_HOST" "$addr" "$kind" 1 "$H/sshd_config"
         # shellcheck disable=SC2016
@@ -478,6 +603,7 @@ launch_host() { # NAME ADDR KIND
         ' sh "$H" "$TRIXIE" "$CHROOT_HOST" "$(host_tag "$DIR" "$name")" </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
     else
         write_sshd_config "$H" "$addr" "$kind" 0 "$H/sshd_config"
+        canary_host_files "$kind" "$H"
         # shellcheck disable=SC2016
         unshare -m --propagation private /bin/sh -c '
             set -e
@@ -487,8 +613,9 @@ launch_host() { # NAME ADDR KIND
             mount --bind "$H/nix" /nix
             mount --bind "$H/etc-nix" /etc/nix
             mount --bind "$H/home" /root
+            eval "$3"
             exec /usr/sbin/sshd -f "$H/sshd_config" -E "$H/sshd.log"
-        ' sh "$H" "$(host_tag "$DIR" "$name")" \
+        ' sh "$H" "$(host_tag "$DIR" "$name")" "$(canary_setup_in_ns "$kind")" \
             </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
     fi
     if [[ $kind == wrongkey ]]; then
@@ -574,7 +701,7 @@ save_ns() { cat "$DIR"/*/mntns >"$START_REG/mntns" 2>/dev/null || true; }
 
 cmd_start() {
     need_root
-    local dir="" healthy=3 faults=1 trixie=1 liar=0 forced=0
+    local dir="" healthy=3 faults=1 trixie=1 liar=0 forced=0 canary=0
     while (($#)); do
         case $1 in
         --healthy) healthy=${2:?--healthy needs a number}; shift 2 ;;
@@ -585,11 +712,12 @@ cmd_start() {
         --forced) forced=1; shift ;;
         --rc-cost) RC_COST=${2:?--rc-cost needs a number of ms}; shift 2 ;;
         --rtt) RTT=${2:?--rtt needs a number of ms}; shift 2 ;;
+        --canary-faults) canary=1; shift ;;
         -*) die "unknown option $1" ;;
-        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--rc-cost MS] [--rtt MS]"; dir=$1; shift ;;
+        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]"; dir=$1; shift ;;
         esac
     done
-    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--rc-cost MS] [--rtt MS]"
+    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]"
     [[ $healthy =~ ^[0-9]+$ ]] && ((healthy <= 2000)) || die "--healthy must be a number 0..2000"
     [[ $RC_COST =~ ^[0-9]+$ ]] && ((RC_COST <= 10000)) || die "--rc-cost must be a number of ms 0..10000"
     [[ $RTT =~ ^[0-9]+$ ]] && ((RTT <= 10000)) || die "--rtt must be a number of ms 0..10000"
@@ -620,6 +748,7 @@ cmd_start() {
         done
     fi
     rm -f "$DIR"/{client_key,client_key.pub,ssh_config,known_hosts,machines,hosts.tsv,env} "$DIR"/*.joblog
+    rm -f "$DIR"/{ssh_config.daemon,known_hosts.daemon}
 
     # Hosts: names, addresses, kinds, in machines-file order.
     NAMES=() ADDRS=() KINDS=()
@@ -633,6 +762,12 @@ cmd_start() {
     fi
     if ((liar)); then NAMES+=(liar); ADDRS+=("$LIAR_ADDR"); KINDS+=(liar); fi
     if ((forced)); then NAMES+=(forced); ADDRS+=("$FORCED_ADDR"); KINDS+=(forced); fi
+    if ((canary)); then
+        ensure_remote_user
+        for ((i = 0; i < ${#CANARY_FAULTS[@]}; i++)); do
+            NAMES+=("${CANARY_FAULTS[i]}"); ADDRS+=("127.0.1.$((i + 30))"); KINDS+=("${CANARY_FAULTS[i]}")
+        done
+    fi
     for i in "${NAMES[@]}"; do rm -rf --one-file-system "${DIR:?}/$i"; done
     rm -rf --one-file-system "${DIR:?}/relay"
 
@@ -691,11 +826,13 @@ cmd_start() {
             echo "[$addr]:$PORT ${pub[0]} ${pub[1]}" >>"$DIR/known_hosts"
         fi
         case $kind in
-        healthy | wrongkey | forced) ver=$v28 ;;
+        healthy | wrongkey | forced | untrusted | nofeature | storefull | rootunknown | slowbuild) ver=$v28 ;;
         trixie) ver=$(trixie_version) ;;
         esac
         if [[ $kind == wrongkey ]]; then
             echo "ssh://$name x86_64-linux - 2 1 - - $(base64 -w0 "$DIR/$name/otherkey.pub")" >>"$DIR/machines"
+        elif [[ " ${CANARY_FAULTS[*]} " == *" $kind "* ]]; then
+            canary_machines_line "$name" "$kind" >>"$DIR/machines"
         else
             echo "ssh://$name x86_64-linux - 2 1 - - -" >>"$DIR/machines"
         fi
@@ -707,6 +844,7 @@ cmd_start() {
         echo "export RBTOP_FLEET_MACHINES='$DIR/machines'"
         echo "export NIX_SSHOPTS='-F $DIR/ssh_config'"
     } >"$DIR/env"
+    write_daemon_view
 
     for_all_hosts ready_host .ready
     save_ns
@@ -811,5 +949,5 @@ reap) cmd_reap ;;
 stop-host) cmd_stop_host "$@" ;;
 start-host) cmd_start_host "$@" ;;
 stop-all) cmd_stop_all ;;
-*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] | stop DIR | status DIR | stop-host DIR NAME | start-host DIR NAME | reap | stop-all" ;;
+*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] | stop DIR | status DIR | stop-host DIR NAME | start-host DIR NAME | reap | stop-all" ;;
 esac

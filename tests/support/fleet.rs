@@ -43,6 +43,9 @@ pub struct FleetOptions {
     pub rc_cost_ms: u32,
     /// `--rtt MS`: hosts behind a delaying relay (0: none).
     pub rtt_ms: u32,
+    /// The hosts that are up but fail a build: `untrusted`, `nofeature`,
+    /// `storefull`, `rootunknown` (see tests/fleet/README.md).
+    pub canary_faults: bool,
 }
 
 impl Default for FleetOptions {
@@ -55,6 +58,7 @@ impl Default for FleetOptions {
             forced: false,
             rc_cost_ms: 0,
             rtt_ms: 0,
+            canary_faults: false,
         }
     }
 }
@@ -172,6 +176,9 @@ impl Fleet {
         if opts.rtt_ms > 0 {
             args.extend(["--rtt", rtt.as_str()]);
         }
+        if opts.canary_faults {
+            args.push("--canary-faults");
+        }
         let out = run_script(&args);
         if !out.status.success() {
             let _ = run_script(&["stop", &dir_s]);
@@ -212,6 +219,12 @@ impl Fleet {
 
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
+    }
+
+    /// The fleet as a local nix-daemon (root) sees it: `known_hosts.daemon`
+    /// lacks `rootunknown`'s key (written with `--canary-faults`).
+    pub fn daemon_ssh_config(&self) -> PathBuf {
+        self.dir.join("ssh_config.daemon")
     }
 
     /// The value for `NIX_SSHOPTS`: `-F <dir>/ssh_config`.

@@ -15,9 +15,14 @@ pub type Test = fn(&Fleet) -> Result<(), Failed>;
 /// Run `tests` on one default fleet, one at a time (they count processes
 /// on it), then stop the fleet and exit with the trials' verdict.
 pub fn run_on_one_fleet(tests: &[(&'static str, Test)]) -> ! {
+    run_on_fleet(FleetOptions::default(), tests)
+}
+
+/// [`run_on_one_fleet`] with a fleet made as `options` say.
+pub fn run_on_fleet(options: FleetOptions, tests: &[(&'static str, Test)]) -> ! {
     let mut args = Arguments::from_args();
     // One fleet for every trial, stopped however the trials end.
-    let fleet = std::sync::Arc::new(Fleet::start(FleetOptions::default()));
+    let fleet = std::sync::Arc::new(Fleet::start(options));
     let trials = tests
         .iter()
         .map(|&(name, test)| {

@@ -271,6 +271,20 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Also build a tiny canary derivation on every host that is up, pinned
+    /// to it as `rbtop build --on` pins, through the local nix-daemon when
+    /// one runs: proof that Nix can build there. Each host gets `ok` with
+    /// its stage times or `failed` with a class (hostkey, auth, not-trusted,
+    /// system, feature, store-full, not-pinned, timeout, remote-error) and a
+    /// fix; exit status 1 when any canary failed.
+    #[arg(long)]
+    pub build: bool,
+
+    /// Per-host deadline of a canary build in seconds; a canary past it is
+    /// cancelled, leaving nothing behind [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, requires = "build")]
+    pub build_timeout: Option<f64>,
+
     #[command(flatten)]
     pub probe: ProbeFlags,
 }

@@ -464,6 +464,7 @@ impl Settings {
             log_dir: self.jobs.log_directory.clone(),
             ssh,
             local_nix: NixVersion::local(),
+            env: Vec::new(),
         }
     }
 }

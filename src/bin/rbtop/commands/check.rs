@@ -10,6 +10,7 @@ use comfy_table::{Cell, Color};
 use humansize::{BINARY, format_size};
 use serde::Serialize;
 
+use rbtop::daemon_view::{DaemonHostView, LocalView};
 use rbtop::export::{BuilderSample, FleetExtras};
 use rbtop::machines::Machine;
 use rbtop::probe::{self, Facts, HostReport, Status};
@@ -17,6 +18,7 @@ use rbtop::remote_builds::{self, RemoteBuild, Triage};
 use rbtop::sanitize::{for_terminal, for_terminal_lines};
 use rbtop::slots::{self, LocalLoad, LockHolder, SlotHolder};
 
+use super::daemon_view;
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::config::Settings;
 use crate::setup::{self, ProbeStopped};
@@ -36,20 +38,43 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     let format = args.output_format();
     if setup::say_if_no_machines(&resolved) {
         if format != CheckFormat::Table {
+            // Nothing was probed, checked or built: the bare document.
             let triage = Triage::read(&[], &[]);
-            if let Err(code) = emit(args, &render(args, &[], &[], &triage)) {
+            let text = match format {
+                CheckFormat::Prometheus => render_prometheus(&[], &[], &triage),
+                _ => render_json(&[], &[], &triage) + "\n",
+            };
+            if let Err(code) = emit(args, &text) {
                 return code;
             }
         }
         return ExitCode::from(NOT_ALL_UP);
     }
-    let probe_settings = settings.probe_settings(&args.probe, extra_args);
+    let probe_settings = settings.probe_settings(&args.probe, extra_args.clone());
+    let local_view = LocalView::detect();
+    // Root's view is checked beside the user's, in the same wall time.
+    let daemon_pending = daemon_view::start(&local_view, machines, &probe_settings);
+    // And the substituters, each within the same timeout.
+    let substituters_pending = super::substituters::start(
+        rbtop::substituters::configured(&resolved.nix_conf),
+        &probe_settings,
+    );
     let started = std::time::Instant::now();
     let show_progress = format == CheckFormat::Table;
     let reports = match setup::probe_headless(machines, probe_settings, show_progress) {
         Ok(reports) => reports,
-        Err(ProbeStopped::Interrupted(code)) => return code,
-        Err(ProbeStopped::NoRuntime) => return ExitCode::from(NOT_ALL_UP),
+        Err(stopped) => {
+            if let Some(pending) = daemon_pending {
+                pending.cancel();
+            }
+            if let Some(pending) = substituters_pending {
+                pending.cancel();
+            }
+            return match stopped {
+                ProbeStopped::Interrupted(code) => code,
+                ProbeStopped::NoRuntime => ExitCode::from(NOT_ALL_UP),
+            };
+        }
     };
     tracing::info!(
         hosts = reports.len(),
@@ -58,12 +83,64 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         own_cpu_ms = rbtop::cpu_time::own().map(|d| d.as_millis() as u64),
         "check finished"
     );
+    let daemon_check = daemon_pending.map(daemon_view::Pending::finish);
+    let substituters = substituters_pending
+        .map(super::substituters::Pending::finish)
+        .unwrap_or_default();
     let triage = Triage::read(machines, &reports);
-    if let Err(code) = emit(args, &render(args, machines, &reports, &triage)) {
+    let canaries = if args.build {
+        let timeout = args
+            .build_timeout
+            .map_or(rbtop::canary::DEFAULT_TIMEOUT, Duration::from_secs_f64);
+        let concurrency = settings
+            .probe
+            .with_flags(None, args.probe.concurrency)
+            .concurrency;
+        let started = std::time::Instant::now();
+        let Some(results) = super::canary::run(
+            settings,
+            extra_args,
+            machines,
+            &reports,
+            timeout,
+            concurrency,
+        ) else {
+            return ExitCode::from(NOT_ALL_UP);
+        };
+        tracing::info!(
+            wall_ms = started.elapsed().as_millis() as u64,
+            "canaries finished"
+        );
+        Some(results)
+    } else {
+        None
+    };
+    let extras = Extras {
+        local_view: &local_view,
+        daemon_check: daemon_check.as_ref(),
+        substituters: &substituters,
+        canaries: canaries.as_deref(),
+    };
+    if let Err(code) = emit(args, &render(args, machines, &reports, &triage, &extras)) {
         return code;
     }
     let all_up = reports.iter().all(|r| r.is_up()) && !resolved.has_errors();
-    ExitCode::from(if all_up { ALL_UP } else { NOT_ALL_UP })
+    let canary_failed = canaries.iter().flatten().any(|c| c.failed());
+    let daemon_failed = daemon_view::any_failed(daemon_check.as_ref());
+    ExitCode::from(if all_up && !canary_failed && !daemon_failed {
+        ALL_UP
+    } else {
+        NOT_ALL_UP
+    })
+}
+
+/// What `check` found beside the probe: whose view was checked (and the
+/// daemon's, as root), the substituters, the canaries (with `--build`).
+pub struct Extras<'a> {
+    pub local_view: &'a LocalView,
+    pub daemon_check: Option<&'a Result<daemon_view::DaemonCheck, String>>,
+    pub substituters: &'a [rbtop::substituters::SubstituterCheck],
+    pub canaries: Option<&'a [rbtop::canary::CanaryResult]>,
 }
 
 /// The output in the format asked for (colour only for a table going to a terminal).
@@ -72,6 +149,7 @@ fn render(
     machines: &[Machine],
     reports: &[HostReport],
     triage: &Triage,
+    extras: &Extras,
 ) -> String {
     match args.output_format() {
         CheckFormat::Table => {
@@ -81,15 +159,51 @@ fn render(
                 .then(|| crossterm::terminal::size().ok())
                 .flatten()
                 .map(|(w, _)| usize::from(w));
-            render_table_fitting(
+            let mut text = render_table_fitting(
                 machines,
                 reports,
                 triage,
                 use_color() && args.output.is_none(),
                 width,
-            )
+            );
+            text.push_str(&daemon_view::render(
+                extras.local_view,
+                extras.daemon_check,
+                machines,
+                reports,
+            ));
+            text.push_str(&super::substituters::render(extras.substituters));
+            if let Some(canaries) = extras.canaries {
+                let via_daemon = rbtop::canary::request::daemon_socket().is_some();
+                text.push_str(&super::canary::render(machines, canaries, via_daemon));
+            }
+            text
         }
-        CheckFormat::Json => render_json(machines, reports, triage) + "\n",
+        CheckFormat::Json => {
+            let mut doc = report(machines, reports, triage);
+            doc.checked_as = Some(daemon_view::CheckedAs::of(
+                extras.local_view,
+                extras.daemon_check,
+            ));
+            if let Some(Ok(check)) = extras.daemon_check {
+                for (host, daemon) in doc.hosts.iter_mut().zip(&check.hosts) {
+                    host.daemon = daemon.as_ref();
+                }
+            }
+            doc.substituters = Some(
+                extras
+                    .substituters
+                    .iter()
+                    .map(super::substituters::SubstituterJson::of)
+                    .collect(),
+            );
+            if let Some(canaries) = extras.canaries {
+                for (host, canary) in doc.hosts.iter_mut().zip(canaries) {
+                    host.canary = Some(super::canary::CanaryJson::of(canary));
+                }
+            }
+            serde_json::to_string_pretty(&doc).expect("plain data serialises") + "\n"
+        }
         CheckFormat::Prometheus => render_prometheus(machines, reports, triage),
     }
 }
@@ -140,6 +254,12 @@ pub struct CheckReport<'a> {
     /// Why this machine's build slots could not be read (then every host's
     /// `slots` and `upload_lock` are null).
     pub slots_error: Option<&'a str>,
+    /// Which account was checked, and whether the nix-daemon's view was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_as: Option<daemon_view::CheckedAs>,
+    /// Every configured substituter, checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub substituters: Option<Vec<super::substituters::SubstituterJson<'a>>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,6 +287,13 @@ pub struct HostJson<'a> {
     pub builds: Option<&'a [RemoteBuild]>,
     /// Why the host's builds could not be listed.
     pub builds_error: Option<String>,
+    /// The canary build's result (`--build` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::canary::CanaryJson<'a>>,
+    /// The nix-daemon's (root's) view of the host, checked without
+    /// building (as root, with a daemon; SSH hosts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<&'a DaemonHostView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -228,6 +355,8 @@ pub fn report<'a>(
                 .builds(index)
                 .and_then(|b| b.as_ref().err())
                 .map(ToString::to_string),
+            canary: None,
+            daemon: None,
         })
         .collect();
     let up = reports.iter().filter(|r| r.is_up()).count();
@@ -242,6 +371,8 @@ pub fn report<'a>(
         },
         hosts,
         slots_error,
+        checked_as: None,
+        substituters: None,
     }
 }
 

@@ -41,7 +41,7 @@ fn assert_inert(what: &str, text: &str) {
 
 fn parse(text: &str) -> rbtop::machines::Parsed {
     let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-    parser.parse_text(&MachinesText::whole(text, Origin::File("/m".into())));
+    parser.parse_text(&MachinesText::whole(text, Origin::file("/m")));
     parser.finish()
 }
 

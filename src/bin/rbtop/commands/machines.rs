@@ -19,13 +19,14 @@ pub fn run(settings: &Settings, args: &MachinesArgs) -> ExitCode {
         Ok(resolved) => resolved,
         Err(code) => return code,
     };
-    let stdout = if args.json {
-        render_json(&resolved) + "\n"
-    } else {
-        render_table(&resolved)
-    };
     // A closed pipe (`rbtop machines | head`) is not an error worth a panic.
-    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    if args.json {
+        let _ = std::io::stdout().write_all((render_json(&resolved) + "\n").as_bytes());
+    } else {
+        // Written as it is made: a million machines are not held twice.
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        let _ = write_table(&resolved, &mut stdout).and_then(|()| stdout.flush());
+    }
     if !args.json {
         let _ = std::io::stderr().write_all(render_diagnostics(&resolved).as_bytes());
     }
@@ -135,14 +136,22 @@ pub fn features_cell(m: &Machine) -> String {
 }
 
 /// The human table (stdout). Empty input gives the "where I looked" help instead.
+#[cfg(test)]
 pub fn render_table(resolved: &Resolved) -> String {
+    let mut out = Vec::new();
+    write_table(resolved, &mut out).expect("writing to memory");
+    String::from_utf8(out).expect("the table is UTF-8")
+}
+
+/// [`render_table`] written to `out` line by line.
+pub fn write_table(resolved: &Resolved, out: &mut impl Write) -> std::io::Result<()> {
     let machines = &resolved.parsed.machines;
     if machines.is_empty() {
-        return render_empty(resolved);
+        return out.write_all(render_empty(resolved).as_bytes());
     }
     // Written in two passes over the machines (widths, then lines), not
     // through comfy-table: a million-line machines file must not cost a
-    // table's worth of cells in memory.
+    // table's worth of cells in memory, nor the whole text.
     let header = [
         "URI", "SYSTEMS", "JOBS", "SPEED", "FEATURES", "SSH KEY", "PINNED", "SOURCE",
     ];
@@ -164,11 +173,11 @@ pub fn render_table(resolved: &Resolved) -> String {
         ]
         .map(|cell| rbtop::sanitize::for_terminal(&cell).into_owned())
     };
-    let mut out = super::aligned_columns(header, || machines.iter().map(row));
+    super::write_aligned_columns(out, header, || machines.iter().map(row))?;
     if machines.iter().any(|m| !m.mandatory_features.is_empty()) {
-        out.push_str("(* mandatory feature: only builds that require it are sent there)\n");
+        out.write_all(b"(* mandatory feature: only builds that require it are sent there)\n")?;
     }
-    out
+    Ok(())
 }
 
 pub fn render_empty(resolved: &Resolved) -> String {

@@ -2,11 +2,14 @@
 //! so the output is testable without a process.
 
 pub mod build;
+pub mod canary;
 pub mod check;
+pub mod daemon_view;
 pub mod explain;
 pub mod log;
 pub mod machines;
 pub mod serve;
+pub mod substituters;
 
 use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
@@ -32,10 +35,15 @@ pub(crate) fn plain_table_text(table: &Table) -> String {
     out
 }
 
-/// Left-aligned columns two spaces apart, without trailing blanks, as
-/// [`plain_table_text`] lays them out, from rows made twice (once for the
-/// widths, once for the text) instead of kept: for very long tables.
-pub(crate) fn aligned_columns<const N: usize, I>(header: [&str; N], rows: impl Fn() -> I) -> String
+/// Writes `header` and `rows` as columns padded to their widest cell, two
+/// spaces apart, trailing spaces trimmed. Two passes over `rows` (widths,
+/// then lines) and one line in memory at a time: a million-row table is
+/// written as it is made, never held whole.
+pub(crate) fn write_aligned_columns<const N: usize, I>(
+    out: &mut impl std::io::Write,
+    header: [&str; N],
+    rows: impl Fn() -> I,
+) -> std::io::Result<()>
 where
     I: Iterator<Item = [String; N]>,
 {
@@ -46,7 +54,6 @@ where
             *width = (*width).max(cell.width());
         }
     }
-    let mut out = String::new();
     let mut line = String::new();
     let mut push = |cells: &[&str]| {
         line.clear();
@@ -57,14 +64,16 @@ where
             line.push_str(cell);
             line.extend(std::iter::repeat_n(' ', widths[i] - cell.width()));
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        let end = line.trim_end().len();
+        line.truncate(end);
+        line.push('\n');
+        out.write_all(line.as_bytes())
     };
-    push(&header);
+    push(&header)?;
     for row in rows() {
-        push(&row.each_ref().map(String::as_str));
+        push(&row.each_ref().map(String::as_str))?;
     }
-    out
+    Ok(())
 }
 
 #[cfg(test)]

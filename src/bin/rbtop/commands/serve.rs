@@ -186,7 +186,7 @@ fn source_named(path: &Path, resolved: &Resolved) -> Option<String> {
         );
     for origin in files {
         if let rbtop::diagnostics::Origin::File(file) = origin {
-            sources.push(file.clone());
+            sources.push(file.to_path_buf());
         }
     }
     sources

@@ -50,11 +50,15 @@ pub enum Action {
     Wrap,
     /// The `:` command line (`:sort`, `:filter`, `:build`, `:quit`).
     Command,
+    /// A canary build on the selected host: can Nix build there?
+    Canary,
+    /// A canary build on every host that is up.
+    CanaryAll,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 32] = [
         Action::Up,
         Action::Down,
         Action::Top,
@@ -81,6 +85,8 @@ impl Action {
         Action::Cancel,
         Action::KillBuild,
         Action::Explain,
+        Action::Canary,
+        Action::CanaryAll,
         Action::Confirm,
         Action::Command,
         Action::Help,
@@ -120,6 +126,8 @@ impl Action {
             Action::ScrollRight => "scroll-right",
             Action::Wrap => "wrap",
             Action::Command => "command",
+            Action::Canary => "canary",
+            Action::CanaryAll => "canary-all",
         }
     }
 
@@ -168,6 +176,10 @@ impl Action {
             Action::ScrollRight => "in a log: scroll right, to the rest of long lines",
             Action::Wrap => "in a log: wrap long lines (again: cut them)",
             Action::Command => "a command: sort COLUMN[!], filter WORDS, build WHAT, quit",
+            Action::Canary => {
+                "canary build on the selected host: can Nix (the daemon, as root) build there?"
+            }
+            Action::CanaryAll => "canary build on every host that is up, all at once",
         }
     }
 
@@ -204,6 +216,8 @@ impl Action {
             Action::ScrollRight => "right",
             Action::Wrap => "wrap",
             Action::Command => "command",
+            Action::Canary => "canary",
+            Action::CanaryAll => "canary all",
         }
     }
 }

@@ -18,6 +18,10 @@ use super::panes::overlay::Overlay;
 use super::popups::{Popup, Screen};
 use super::scroll::scrolled;
 use super::view::{FrameLayout, Regions};
+use std::time::{Instant, SystemTime};
+
+use rbtop::canary::CanaryResult;
+use rbtop::daemon_view::DaemonHostView;
 use rbtop::dashboard::{Context, FleetState, Sort, Stamp};
 use rbtop::jobs::job::JobId;
 use rbtop::jobs::launch::LaunchRequest;
@@ -25,6 +29,10 @@ use rbtop::probe::ProbeEvent;
 use rbtop::remote_builds::KillOutcome;
 use rbtop::remote_builds::RemoteBuild;
 use rbtop::slots::LocalLoad;
+
+/// Root's view of the hosts: where the daemon's SSH options were read and
+/// each host's result, or why it could not be checked.
+pub type DaemonViewResult = Result<(String, Vec<Option<DaemonHostView>>), String>;
 
 /// Which pane of the dashboard screen has the keys no popup takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +63,10 @@ pub enum AppEffect {
     /// Follow the log of a build started elsewhere on this machine, read
     /// only; the job comes back through [`App::following`].
     FollowLog(rbtop::jobs::elsewhere::FoundLog),
+    /// Run canary builds on these hosts (indices into `fleet.hosts`, up
+    /// and not already running one); each result comes back through
+    /// [`App::on_canary`].
+    Canary(Vec<usize>),
 }
 
 pub struct App {
@@ -241,6 +253,8 @@ impl App {
             Action::Diagnostics => self.open(Overlay::Diagnostics),
             Action::Explain => self.open_explain(),
             Action::Command => self.open_command_line(),
+            Action::Canary => return self.start_canaries(self.selected.into_iter().collect()),
+            Action::CanaryAll => return self.start_canaries((0..self.fleet.hosts.len()).collect()),
             Action::Detail => self.toggle_detail(),
             Action::KillBuild => self.ask_to_kill(),
             Action::NextPane => self.next_pane(),
@@ -266,6 +280,36 @@ impl App {
             | Action::Confirm => {}
         }
         AppEffect::None
+    }
+
+    /// Canaries on `hosts`: those not up get `skipped` at once; the detail
+    /// pane opens on the selected host to show what happens.
+    fn start_canaries(&mut self, hosts: Vec<usize>) -> AppEffect {
+        if self.selected.is_some() {
+            self.detail_open = true;
+        }
+        let start = self.fleet.start_canaries(&hosts, Instant::now());
+        if start.is_empty() {
+            AppEffect::None
+        } else {
+            AppEffect::Canary(start)
+        }
+    }
+
+    /// Root's view of the hosts was checked (or could not be).
+    pub fn on_daemon_view(&mut self, checked: DaemonViewResult) {
+        match checked {
+            Ok((source, views)) => {
+                self.fleet.apply_daemon_view(views);
+                self.context.daemon_view = Some(Ok(source));
+            }
+            Err(e) => self.context.daemon_view = Some(Err(e)),
+        }
+    }
+
+    /// A canary build ended.
+    pub fn on_canary(&mut self, host: usize, result: CanaryResult) {
+        self.fleet.finish_canary(host, result, SystemTime::now());
     }
 
     /// Tab: hosts → the detail pane (when open) → jobs (when any) → hosts.
@@ -515,6 +559,38 @@ mod tests {
         assert_eq!(app.focus, Focus::Jobs, "the closed detail pane is skipped");
         app.update(Action::Back);
         assert_eq!(app.focus, Focus::Hosts, "Esc leaves the jobs pane");
+    }
+
+    #[test]
+    fn c_asks_for_a_canary_on_the_selected_host_and_c_capital_on_all() {
+        let mut app = fixture::mixed_fleet();
+        assert_eq!(
+            app.on_key(key(KeyCode::Char('c'))),
+            AppEffect::Canary(vec![0])
+        );
+        assert!(app.detail_open, "the detail pane shows what happens");
+        assert!(app.fleet.hosts[0].canary.as_ref().unwrap().is_running());
+        assert_eq!(
+            app.on_key(key(KeyCode::Char('c'))),
+            AppEffect::None,
+            "not twice at once"
+        );
+        let shift_c = KeyEvent::new(KeyCode::Char('C'), KeyModifiers::SHIFT);
+        assert_eq!(
+            app.on_key(shift_c),
+            AppEffect::Canary(vec![1, 2, 3]),
+            "the up hosts not already building one"
+        );
+        let refused = app.fleet.hosts[4]
+            .canary
+            .as_ref()
+            .unwrap()
+            .result()
+            .unwrap();
+        assert_eq!(refused.message.as_deref(), Some("host is not up (refused)"));
+        app.on_canary(0, rbtop::canary::CanaryResult::skipped("interrupted"));
+        assert!(!app.fleet.hosts[0].canary.as_ref().unwrap().is_running());
+        assert_eq!(app.fleet.canary_summary().running, 3);
     }
 
     #[test]

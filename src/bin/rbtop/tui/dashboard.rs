@@ -9,12 +9,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use rbtop::canary::CanarySettings;
+use rbtop::daemon_view::{DaemonSsh, LocalView, check_hosts};
 use rbtop::dashboard::{Context, FleetState};
 use rbtop::jobs::launch::Placement;
 use rbtop::jobs::runner::Supervisor;
 use rbtop::probe::Fleet;
 use rbtop::probe::raise_open_file_limit;
 
+use super::canaries::Canaries;
 use super::keymap::Keymap;
 use super::panes::jobs::{JobDefaults, JobsPane};
 use super::run::{Builds, DashboardEnd};
@@ -46,6 +49,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         Err(code) => return code,
     };
     let machines = resolved.parsed.machines.clone();
+    let substituter_list = rbtop::substituters::configured(&resolved.nix_conf);
     if let Some(warning) = raise_open_file_limit(machines.len()) {
         tracing::warn!("{warning}");
         notices.push(warning);
@@ -53,6 +57,8 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     let mut context = Context::of(&resolved);
     context.notices = notices;
     context.log_directory = log_directory;
+    let local_view = LocalView::detect();
+    context.checked_as = Some(local_view.clone());
     let refresh = args
         .refresh
         .map_or(settings.refresh, Duration::from_secs_f64);
@@ -66,6 +72,11 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     let probe_settings = settings.probe_settings(&args.probe_flags(), extra_args);
     let jobs = settings.job_settings(probe_settings.ssh.clone());
     app.nix_version = jobs.local_nix;
+    let canary_settings = CanarySettings::new(
+        rbtop::canary::DEFAULT_TIMEOUT,
+        probe_settings.concurrency,
+        jobs.clone(),
+    );
     let (mut supervisor, mut changed) = Supervisor::new(jobs, machines.clone());
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
@@ -76,6 +87,52 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
             let id = supervisor.open_log(path.clone());
             app.launched(Ok(supervisor.job(id).expect("just opened").clone()));
         }
+        let mut canaries = Canaries::new(canary_settings, machines.clone());
+        // The substituters, checked once beside the first probes.
+        let (substituters_stop, substituters_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (substituters_sender, mut substituters) = tokio::sync::mpsc::unbounded_channel();
+        let substituters_task = {
+            let settings = probe_settings.clone();
+            tokio::spawn(async move {
+                let store_dir = rbtop::remote_builds::local_store_dir();
+                let stopped = async {
+                    let _ = substituters_stopped.await;
+                };
+                if let Some(checks) = rbtop::substituters::check_all(
+                    &substituter_list,
+                    &settings,
+                    &store_dir.to_string_lossy(),
+                    stopped,
+                )
+                .await
+                {
+                    let _ = substituters_sender.send(checks);
+                }
+            })
+        };
+        let (daemon_stop, daemon_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (daemon_sender, mut daemon_view) = tokio::sync::mpsc::unbounded_channel();
+        // Root's view, checked once beside the first probes.
+        let daemon_task = local_view.can_check_daemon().then(|| {
+            let machines = machines.clone();
+            let account = local_view.account.clone();
+            let (timeout, concurrency) = (probe_settings.timeout, probe_settings.concurrency);
+            tokio::spawn(async move {
+                let checked = match DaemonSsh::detect(&account) {
+                    Ok(ssh) => {
+                        let stopped = async {
+                            let _ = daemon_stopped.await;
+                        };
+                        match check_hosts(&machines, &ssh, timeout, concurrency, stopped).await {
+                            Some(hosts) => Ok((ssh.source, hosts)),
+                            None => return,
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = daemon_sender.send(checked);
+            })
+        });
         let fleet = Fleet::new(&machines, probe_settings);
         // A panic is caught here only to close the SSH sessions; the
         // panic hook has already restored the terminal and said why.
@@ -85,6 +142,9 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
             let builds = Builds {
                 supervisor: &mut supervisor,
                 changed: &mut changed,
+                canaries: &mut canaries,
+                daemon_view: &mut daemon_view,
+                substituters: &mut substituters,
             };
             let ended = event_loop::run(
                 &mut tui,
@@ -118,7 +178,22 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         }
         tokio::select! {
             () = async {
-                supervisor.shutdown().await;
+                let _ = daemon_stop.send(());
+                let _ = substituters_stop.send(());
+                let daemon_done = async {
+                    if let Some(task) = daemon_task {
+                        let _ = task.await;
+                    }
+                };
+                let substituters_done = async {
+                    let _ = substituters_task.await;
+                };
+                tokio::join!(
+                    supervisor.shutdown(),
+                    canaries.shutdown(),
+                    daemon_done,
+                    substituters_done
+                );
                 fleet.close().await;
             } => {}
             signal = shutdown_signal() => {

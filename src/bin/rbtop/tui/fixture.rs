@@ -69,7 +69,7 @@ pub fn local_capacity() -> LocalCapacity {
 pub fn app(machines: &str) -> App {
     let path = PathBuf::from("/etc/nix/machines");
     let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-    parser.parse_text(&MachinesText::whole(machines, Origin::File(path.clone())));
+    parser.parse_text(&MachinesText::whole(machines, Origin::file(&path)));
     let parsed = parser.finish();
     let context = Context {
         consulted: vec![
@@ -81,6 +81,9 @@ pub fn app(machines: &str) -> App {
         notices: Vec::new(),
         local: local_capacity(),
         log_directory: Some(PathBuf::from("/root/.local/state/rbtop")),
+        checked_as: None,
+        daemon_view: None,
+        substituters: None,
     };
     let fleet = FleetState::new(parsed.machines, rbtop::dashboard::DEFAULT_REFRESH);
     let mut app = App::new(fleet, context, Keymap::default());
@@ -465,4 +468,118 @@ pub fn first_shown(app: &App) -> String {
     // `line 90`, without the search test's `: Needle here`.
     let text = &view[log.first_shown(&view)].text;
     text.split(':').next().unwrap().to_string()
+}
+
+/// `mixed` after `C`: b1's canary built, b2's failed with the daemon's
+/// `hostkey`, the other up hosts' still building; b2 selected, its detail open.
+pub fn canaries_ran() -> App {
+    use rbtop::canary::{CanaryResult, CanaryStatus, FailureClass};
+    let mut app = mixed_fleet();
+    let effect = app.update(crate::tui::action::Action::CanaryAll);
+    assert_eq!(effect, AppEffect::Canary(vec![0, 1, 2, 3]));
+    app.on_canary(
+        0,
+        CanaryResult {
+            status: CanaryStatus::Ok,
+            reason: None,
+            message: Some("built /nix/store/0p7…-rbtop-canary on ssh://b1".into()),
+            upload: Some(Duration::from_millis(431)),
+            build: Some(Duration::from_millis(5)),
+            download: Some(Duration::from_millis(6)),
+            total: Some(Duration::from_millis(612)),
+            output: Some("/nix/store/0p7…-rbtop-canary".into()),
+            built_on: Some("ssh://b1".into()),
+            log_file: None,
+        },
+    );
+    let mut failed = CanaryResult::skipped("");
+    failed.status = CanaryStatus::Failed;
+    failed.reason = Some(FailureClass::Hostkey);
+    failed.message = Some("Host key verification failed.\nerror: cannot connect to 'b2'".into());
+    failed.total = Some(Duration::from_millis(140));
+    app.on_canary(1, failed);
+    app.update(crate::tui::action::Action::Down);
+    app
+}
+
+/// `mixed` run by `alice` on a machine with a nix-daemon: the check is
+/// hers, builds connect as root.
+pub fn checked_as_a_user() -> App {
+    use rbtop::daemon_view::{Account, LocalView};
+    let mut app = mixed_fleet();
+    app.context.checked_as = Some(LocalView {
+        account: Account {
+            uid: 1000,
+            name: "alice".into(),
+            home: None,
+        },
+        daemon_socket: Some(PathBuf::from("/nix/var/nix/daemon-socket/socket")),
+    });
+    app.update(crate::tui::action::Action::Detail);
+    app
+}
+
+/// `mixed` run as root with a nix-daemon: root's view checked, b2's host
+/// key unknown to it; b2 selected, its detail open.
+pub fn daemon_view_checked() -> App {
+    use rbtop::daemon_view::{DaemonHostView, IdentityFrom};
+    let mut app = mixed_fleet();
+    let view = |status: Status, reason: Option<&str>| {
+        Some(DaemonHostView {
+            account: "root",
+            identity: Some(PathBuf::from("/root/.ssh/fleet")),
+            identity_from: IdentityFrom::Column3,
+            status,
+            reason: reason.map(str::to_string),
+        })
+    };
+    let mut views = vec![
+        view(Status::Up, None),
+        view(
+            Status::Hostkey,
+            Some("host key not trusted (ssh: Host key verification failed.)"),
+        ),
+    ];
+    views.resize(app.fleet.hosts.len(), view(Status::Up, None));
+    app.on_daemon_view(Ok((
+        "NIX_SSHOPTS of the nix-daemon (pid 812)".into(),
+        views,
+    )));
+    app.update(crate::tui::action::Action::Down);
+    app.update(crate::tui::action::Action::Detail);
+    app
+}
+
+/// `mixed` with the substituters checked: a cache up, one with another
+/// store's StoreDir, one unreachable; the diagnostics open.
+pub fn substituters_checked() -> App {
+    use rbtop::substituters::SubstituterCheck;
+    let mut app = mixed_fleet();
+    let check =
+        |uri: &str, status: &'static str, reason: Option<&str>, priority| SubstituterCheck {
+            uri: uri.into(),
+            status,
+            reason: reason.map(str::to_string),
+            elapsed: Duration::from_millis(14),
+            priority,
+        };
+    app.context.substituters = Some(vec![
+        check("https://cache.example.org", "up", None, Some(40)),
+        check(
+            "http://10.0.0.5:5000",
+            "wrong-store-dir",
+            Some(
+                "its StoreDir is /gnu/store, this machine's store is /nix/store: Nix will not use it",
+            ),
+            None,
+        ),
+        check(
+            "ssh://cache.lab",
+            "hostkey",
+            Some("host key not trusted (ssh: Host key verification failed.)"),
+            None,
+        ),
+    ]);
+    app.update(crate::tui::action::Action::Diagnostics);
+    app
 }

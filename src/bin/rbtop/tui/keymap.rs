@@ -46,6 +46,8 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::ScrollRight, &["right"]),
     (Action::Wrap, &["w"]),
     (Action::Command, &[":"]),
+    (Action::Canary, &["c"]),
+    (Action::CanaryAll, &["C"]),
     (Action::Help, &["?", "f1"]),
     (Action::Quit, &["q", "ctrl-c", "f10"]),
 ];
@@ -283,8 +285,16 @@ mod tests {
             assert_eq!(keys.action(&event), Some(action), "{event:?}");
         }
         assert_eq!(
-            keys.action(&press(KeyCode::Char('c'), KeyModifiers::NONE)),
+            keys.action(&press(KeyCode::Char('z'), KeyModifiers::NONE)),
             None
+        );
+        assert_eq!(
+            keys.action(&press(KeyCode::Char('c'), KeyModifiers::NONE)),
+            Some(Action::Canary)
+        );
+        assert_eq!(
+            keys.action(&press(KeyCode::Char('C'), KeyModifiers::SHIFT)),
+            Some(Action::CanaryAll)
         );
         // `f` is not `F`: follow needs the capital.
         assert_eq!(

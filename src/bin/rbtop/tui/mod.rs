@@ -8,11 +8,13 @@
 //! - `view`: a frame (header, screen, popups, footer) drawn from `&App`,
 //!   returning what it measured for the app to keep.
 //! - `run`: the event loop; `dashboard`: its start and shutdown;
-//!   `terminal`: takes the terminal and always gives it back.
+//!   `terminal`: takes the terminal and always gives it back; `canaries`:
+//!   the canary builds asked for with `c`/`C`, run beside the loop.
 //! - `action`, `keymap`, `text_input`, `scroll`: what the panes share.
 
 pub mod action;
 pub mod app;
+pub mod canaries;
 pub mod dashboard;
 #[cfg(test)]
 pub mod fixture;

@@ -12,7 +12,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use super::app::{App, AppEffect};
+use super::app::{App, AppEffect, DaemonViewResult};
+use super::canaries::Canaries;
 use super::terminal::{self, Tui};
 use super::view;
 use crate::signals::Interrupted;
@@ -21,6 +22,7 @@ use rbtop::jobs::job::JobId;
 use rbtop::jobs::runner::Supervisor;
 use rbtop::probe::Fleet;
 use rbtop::remote_builds::{self, KillOutcome};
+use rbtop::substituters::SubstituterCheck;
 
 /// How the dashboard ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,10 +33,16 @@ pub enum DashboardEnd {
     Signal(u8),
 }
 
-/// The builds: who runs them, and its "this job changed" channel.
+/// The builds: who runs them, and its "this job changed" channel; and the
+/// canary builds.
 pub struct Builds<'a> {
     pub supervisor: &'a mut Supervisor,
     pub changed: &'a mut mpsc::UnboundedReceiver<JobId>,
+    pub canaries: &'a mut Canaries,
+    /// Root's view of the hosts, once checked (as root, with a daemon).
+    pub daemon_view: &'a mut mpsc::UnboundedReceiver<DaemonViewResult>,
+    /// The substituters, once checked.
+    pub substituters: &'a mut mpsc::UnboundedReceiver<Vec<SubstituterCheck>>,
 }
 
 /// Run until quit or `interrupt` (a signal) resolves. `slots_dir` is the
@@ -52,6 +60,9 @@ pub async fn run(
     let Builds {
         supervisor,
         changed,
+        canaries,
+        daemon_view,
+        substituters,
     } = builds;
     tokio::pin!(interrupt);
     let mut input = EventStream::new();
@@ -91,6 +102,18 @@ pub async fn run(
                 refresher.start_due(&mut app.fleet, false);
                 Redraw::Now
             }
+            Some(checks) = substituters.recv() => {
+                app.context.substituters = Some(checks);
+                Redraw::Soon
+            }
+            Some(checked) = daemon_view.recv() => {
+                app.on_daemon_view(checked);
+                Redraw::Soon
+            }
+            Some((host, result)) = canaries.next() => {
+                app.on_canary(host, result);
+                Redraw::Soon
+            }
             Some(_) = changed.recv() => {
                 while changed.try_recv().is_ok() {}
                 app.on_jobs_changed();
@@ -109,6 +132,7 @@ pub async fn run(
                     injected_panic(&key);
                     match app.on_key(key) {
                         AppEffect::Quit => {
+                            // Canaries are cancelled and waited for at shutdown.
                             if supervisor.cancel_all() == 0 {
                                 return Ok(DashboardEnd::Quit);
                             }
@@ -140,6 +164,7 @@ pub async fn run(
                             let id = supervisor.follow_log(found);
                             app.following(supervisor.job(id).expect("just opened").clone());
                         }
+                        AppEffect::Canary(hosts) => canaries.start(hosts),
                         AppEffect::None => {}
                     }
                     Redraw::Now

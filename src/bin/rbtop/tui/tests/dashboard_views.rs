@@ -158,6 +158,26 @@ fn rows_that_do_not_fit_are_counted_and_the_selection_stays_on_screen() {
 }
 
 #[test]
+fn detail_after_canaries() {
+    snapshot("detail_canary", fixture::canaries_ran);
+}
+
+#[test]
+fn detail_checked_as_a_user_with_a_daemon() {
+    snapshot("detail_user_view", fixture::checked_as_a_user);
+}
+
+#[test]
+fn detail_with_the_daemon_s_view() {
+    snapshot("detail_daemon_view", fixture::daemon_view_checked);
+}
+
+#[test]
+fn diagnostics_with_the_substituters() {
+    snapshot("substituters", fixture::substituters_checked);
+}
+
+#[test]
 fn help() {
     snapshot("help", || {
         let mut app = fixture::mixed_fleet();

@@ -142,6 +142,7 @@ fn actions_line(app: &App, area: Rect) -> Line<'static> {
         &[
             Action::Down,
             Action::Up,
+            Action::Canary,
             Action::NextPane,
             Action::Back,
             Action::Refresh,

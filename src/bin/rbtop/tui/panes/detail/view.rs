@@ -13,8 +13,11 @@ use crate::tui::app::{App, Focus};
 use crate::tui::panes::hosts;
 use crate::tui::view::parts::max_scroll;
 use crate::tui::view::{format, style};
+use rbtop::canary::CanaryStatus;
+use rbtop::daemon_view::DAEMON_ACCOUNT;
 use rbtop::dashboard::HISTORY;
-use rbtop::dashboard::HostState;
+use rbtop::dashboard::{Context, HostCanary, HostState};
+use rbtop::probe::Status;
 use rbtop::remote_builds::KillOutcome;
 use rbtop::remote_builds::{self, Client, RemoteBuild};
 use rbtop::slots;
@@ -79,7 +82,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
             .map(|holder| slot_note(app, holder.pid))
             .collect(),
     };
-    let mut lines = lines(host, now);
+    let mut lines = lines(host, &app.context, now);
     lines.splice(
         slots_at(&lines),
         triage_lines(host, &triage, SystemTime::now()),
@@ -161,7 +164,7 @@ fn opt<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
+fn lines(host: &HostState, app_context: &Context, now: Instant) -> Vec<Line<'static>> {
     let machine = &host.machine;
     let report = host.report.as_ref();
     let mut out = Vec::new();
@@ -232,6 +235,8 @@ fn lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
             ),
         ));
     }
+    out.extend(daemon_lines(host, app_context));
+    out.extend(canary_lines(host, now));
     let jobs = match &host.load {
         Some(load) => format!("{}/{} busy here", load.busy, machine.max_jobs),
         None => format!("max {}", machine.max_jobs),
@@ -344,6 +349,103 @@ fn revealing_selected_build(lines: &[Line], scroll: u16, width: u16, height: u16
         scroll
     };
     u16::try_from(revealed).unwrap_or(u16::MAX)
+}
+
+/// Which account the probe ran as when the daemon's is another, or the
+/// daemon's (root's) view of this host when it was checked.
+fn daemon_lines(host: &HostState, context: &Context) -> Vec<Line<'static>> {
+    if let Some(view) = context.checked_as.as_ref().filter(|v| v.user_view_only()) {
+        return vec![styled_field(
+            "checked as",
+            format!(
+                "{}: the nix-daemon connects as {DAEMON_ACCOUNT}, with its own SSH identity and known_hosts (run rbtop as {DAEMON_ACCOUNT} to check them, or c for a canary build)",
+                view.account.name
+            ),
+            style::warning(),
+        )];
+    }
+    let Some(daemon) = &host.daemon_view else {
+        return Vec::new();
+    };
+    let identity = daemon.identity.as_ref().map_or_else(
+        || "no identity file".to_string(),
+        |path| format!("identity {}", path.display()),
+    );
+    if daemon.status == Status::Up {
+        vec![field(
+            "daemon",
+            format!("up as {DAEMON_ACCOUNT} · {identity}"),
+        )]
+    } else {
+        vec![styled_field(
+            "daemon",
+            format!(
+                "{} as {DAEMON_ACCOUNT}: {} · {identity}",
+                daemon.status.name(),
+                daemon.reason.as_deref().unwrap_or("")
+            ),
+            style::error(),
+        )]
+    }
+}
+
+/// The latest canary build (`c`): running, or its stages, or its class,
+/// Nix's words and the fix.
+fn canary_lines(host: &HostState, now: Instant) -> Vec<Line<'static>> {
+    let ms = |d: Option<Duration>| d.map_or("-".into(), format::latency);
+    let Some(canary) = &host.canary else {
+        return Vec::new();
+    };
+    let (result, at) = match canary {
+        HostCanary::Running { since } => {
+            return vec![styled_field(
+                "canary",
+                format!(
+                    "building for {}…",
+                    format::age(now.saturating_duration_since(*since))
+                ),
+                style::warning(),
+            )];
+        }
+        HostCanary::Done { result, at } => (result, format::clock(*at)),
+    };
+    let message = result.message.as_deref().unwrap_or("");
+    let mut out = Vec::new();
+    match result.status {
+        CanaryStatus::Ok => {
+            out.push(styled_field(
+                "canary",
+                format!(
+                    "ok at {at} in {} · upload {} · build {} · copy back {}",
+                    ms(result.total),
+                    ms(result.upload),
+                    ms(result.build),
+                    ms(result.download)
+                ),
+                Style::new().fg(Color::Green),
+            ));
+            out.push(Line::styled(format!("  {message}"), style::dim()));
+        }
+        CanaryStatus::Failed => {
+            let class = result.reason.map_or("?", |c| c.name());
+            out.push(styled_field(
+                "canary",
+                format!("failed ({class}) at {at}"),
+                style::error(),
+            ));
+            for line in message.lines() {
+                out.push(Line::styled(format!("  {line}"), style::dim()));
+            }
+            if let Some(fix) = result.fix() {
+                out.push(Line::from(vec![
+                    Span::styled("  fix: ", style::dim()),
+                    Span::raw(fix),
+                ]));
+            }
+        }
+        CanaryStatus::Skipped => out.push(field("canary", format!("skipped: {message}"))),
+    }
+    out
 }
 
 /// What the detail pane shows of slots and remote builds, from the app.

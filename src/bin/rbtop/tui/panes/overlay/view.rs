@@ -2,6 +2,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
@@ -128,6 +129,31 @@ fn diagnostics(app: &App) -> Vec<Line<'static>> {
             Span::styled("  local slots: ", style::warning()),
             Span::raw(problem.clone()),
         ]));
+    }
+    if let Some(checks) = context.substituters.as_ref().filter(|c| !c.is_empty()) {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            "  Substituters (nix.conf), checked at start:",
+            style::dim(),
+        ));
+        for check in checks {
+            let status = Span::styled(
+                format!("    {:<16}", check.status),
+                if check.is_up() {
+                    Style::new().fg(Color::Green)
+                } else {
+                    style::warning()
+                },
+            );
+            let mut text = check.uri.clone();
+            if let Some(priority) = check.priority {
+                text.push_str(&format!(" (priority {priority})"));
+            }
+            if let Some(reason) = &check.reason {
+                text.push_str(&format!(": {reason}"));
+            }
+            lines.push(Line::from(vec![status, Span::raw(text)]));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
