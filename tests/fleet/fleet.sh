@@ -316,6 +316,7 @@ start_relay() {
         sleep 0.1
     done
     die "the --rtt relay did not start: $(cat "$R/relay.log")"
+}
 
 # ---------------------------------------------------------------- canary faults
 # Hosts whose store answers (`rbtop check` says up) but where a build fails,
