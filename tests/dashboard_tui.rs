@@ -1043,6 +1043,12 @@ fn jobs_row<'s>(screen: &'s str, what: &str) -> Option<&'s str> {
     screen.lines().skip(top).find(|l| l.contains(what))
 }
 
+/// The header's two lines, joined: what it counts moves between them as
+/// the terminal's width and the other counts decide.
+fn header_lines(screen: &str) -> String {
+    screen.lines().take(2).collect::<Vec<_>>().join("\n")
+}
+
 /// The highest `name> line N of TOTAL` of numbered.nix on screen (lines
 /// are padded with blanks).
 fn highest_line(screen: &str, total: u32) -> Option<u32> {
@@ -1549,7 +1555,7 @@ fn canaries_from_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
     term.keys(&["g", "C"])?;
     let expected = format!("canaries {healthy} ok");
     term.wait("every healthy host's canary built", |s| {
-        let header = s.lines().nth(1).unwrap_or("");
+        let header = header_lines(s);
         if header.contains(&expected) && !header.contains("failed") && !header.contains("building")
         {
             Ok(())
@@ -1594,7 +1600,7 @@ fn canaries_from_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
     term.wait(
         "`c` runs the first host's canary again and it builds",
         |s| {
-            let header = s.lines().nth(1).unwrap_or("");
+            let header = header_lines(s);
             let line = s.lines().find(|l| l.starts_with("│canary ")).unwrap_or("");
             (header.contains(&expected) && line.contains("ok at"))
                 .then_some(())
@@ -1642,7 +1648,7 @@ fn the_daemon_s_view_in_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
         let failing = fleet.hosts.iter().filter(|h| h.kind != "healthy").count();
         let expected = format!("{failing} hosts fail for the daemon (root)");
         term.wait("the daemon's view counted in the header", |s| {
-            let header = s.lines().nth(1).unwrap_or("");
+            let header = header_lines(s);
             header
                 .contains(&expected)
                 .then_some(())
