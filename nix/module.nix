@@ -39,6 +39,10 @@ let
     "--back-after"
     (toString live.backAfter)
   ]
+  ++ lib.optionals (cfg.buildEvery != null) [
+    "--build-every"
+    (toString cfg.buildEvery)
+  ]
   ++ cfg.extraArgs;
 in
 {
@@ -75,6 +79,18 @@ in
       type = lib.types.number;
       default = 10;
       description = "Seconds one probe of one builder may take.";
+    };
+
+    buildEvery = lib.mkOption {
+      type = lib.types.nullOr (lib.types.ints.between 60 86400);
+      default = null;
+      example = 900;
+      description = ''
+        Seconds between two canary builds on every builder that is up (a
+        tiny derivation built through the nix-daemon, proof that Nix can
+        build there), exported as rbtop_builder_canary_success. Off when
+        null.
+      '';
     };
 
     sshOpts = lib.mkOption {

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fleet::{Fleet, FleetOptions};
-use fleet_trials::{builder_namespaces, ensure, settle};
+use fleet_trials::{builder_namespaces, ensure, processes_matching, settle};
 use libtest_mimic::Failed;
 use sandbox::Sandbox;
 use serde_json::Value;
@@ -58,6 +58,10 @@ fn main() {
             (
                 "substituters_are_checked_as_builders_are",
                 substituters_are_checked_as_builders_are,
+            ),
+            (
+                "serve_exports_canaries_and_cancels_them_on_stop",
+                serve_exports_canaries,
             ),
         ],
     )
@@ -641,4 +645,157 @@ fn hung_canary(fleet: &Fleet) -> Result<(), Failed> {
         format!("the hung builder is still there: {left:?}")
     })?;
     ensure_nothing_left()
+}
+
+/// `GET path` on `address`: the status and the body.
+fn http_get(address: &str, path: &str) -> Result<(u16, String), Failed> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(address).map_err(|e| format!("{address}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("{address}: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("{address}: {e}"))?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {response:?}"))?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_string()))
+}
+
+/// `rbtop serve --build-every SECS` with `machines`, listening on a free
+/// port: the child and the address.
+fn start_serve(
+    fleet: &Fleet,
+    sandbox: &Sandbox,
+    machines: &Path,
+) -> Result<(Child, String), Failed> {
+    use std::io::BufRead;
+    let mut serve = sandbox
+        .rbtop()
+        .env("NIX_SSHOPTS", fleet.nix_sshopts())
+        .args(["--machines"])
+        .arg(machines)
+        .args(["serve", "--listen", "127.0.0.1:0", "--refresh", "1"])
+        .args(["--build-every", "60", "--build-timeout", "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start rbtop serve: {e}"))?;
+    let mut stderr = std::io::BufReader::new(serve.stderr.take().unwrap());
+    let address = loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = serve.kill();
+            return Err("rbtop serve ended before listening".into());
+        }
+        if let Some(rest) = line.split("metrics at http://").nth(1) {
+            break rest.trim().trim_end_matches("/metrics").to_string();
+        }
+    };
+    // Keep draining stderr so serve never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut sink);
+    });
+    Ok((serve, address))
+}
+
+/// Stop serve as systemd does (SIGTERM); its exit status.
+fn stop_serve(mut serve: Child) -> Result<Option<i32>, Failed> {
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let status = serve
+        .wait()
+        .map_err(|e| format!("waiting for serve: {e}"))?;
+    Ok(status.code())
+}
+
+/// `rbtop serve --build-every`: the canaries of the hosts that are up are
+/// exported (success and duration, from a real build); a canary still
+/// building when serve is stopped (SIGTERM) is cancelled, on its builder
+/// too, before serve exits.
+fn serve_exports_canaries(fleet: &Fleet) -> Result<(), Failed> {
+    no_daemon_socket()?;
+    let sandbox = Sandbox::new("rbtop-canary");
+    let machines = sandbox.write(
+        "machines",
+        "ssh://b1 x86_64-linux - 2 1 - - -\nssh://b2 x86_64-linux - 2 1 - - -\n",
+    );
+    let (serve, address) = start_serve(fleet, &sandbox, &machines)?;
+    let exported = (|| {
+        let started = Instant::now();
+        let metrics = loop {
+            let (status, body) = http_get(&address, "/metrics")?;
+            ensure(status == 200, || format!("GET /metrics: {status}"))?;
+            if body.contains(r#"rbtop_builder_canary_success{host="b2",uri="ssh://b2"}"#) {
+                break body;
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err(format!("no canary result in 120 s:\n{body}").into());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        for host in ["b1", "b2"] {
+            let success =
+                format!(r#"rbtop_builder_canary_success{{host="{host}",uri="ssh://{host}"}} 1"#);
+            ensure(metrics.contains(&success), || {
+                format!("{success}:\n{metrics}")
+            })?;
+            let duration = format!(
+                r#"rbtop_builder_canary_duration_seconds{{host="{host}",uri="ssh://{host}"}} "#
+            );
+            let seconds: f64 = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&duration))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| format!("no {duration}in\n{metrics}"))?;
+            ensure(seconds > 0.0, || format!("{host}: canary took {seconds} s"))?;
+        }
+        Ok::<(), Failed>(())
+    })();
+    let code = stop_serve(serve)?;
+    exported?;
+    ensure(code == Some(143), || {
+        format!("serve's exit status: {code:?}")
+    })?;
+    ensure_nothing_left()?;
+
+    // Stopped while slowbuild's canary hangs on its builder.
+    let machines = sandbox.write(
+        "machines-slow",
+        "ssh://slowbuild x86_64-linux - 2 1 - - -\n",
+    );
+    let (serve, _) = start_serve(fleet, &sandbox, &machines)?;
+    let namespaces = builder_namespaces(fleet);
+    let started = Instant::now();
+    while processes_matching("sleep 3617", Some(&namespaces)).is_empty() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = stop_serve(serve);
+            return Err("slowbuild's canary never started building".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let code = stop_serve(serve)?;
+    ensure(code == Some(143), || {
+        format!("serve's exit status: {code:?}")
+    })?;
+    // Gone when serve has exited, not merely soon after: serve waited for
+    // the cancel, the builder's check included.
+    let left = processes_matching("sleep 3617", Some(&namespaces));
+    ensure(left.is_empty(), || {
+        format!("the hung canary was still on its builder as serve exited: {left:?}")
+    })?;
+    let left = processes_matching("rbtop-canary", None);
+    ensure(left.is_empty(), || {
+        format!("canary processes were still running as serve exited: {left:?}")
+    })
 }

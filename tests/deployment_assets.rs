@@ -213,6 +213,12 @@ fn the_nixos_module_leaves_nix_alone_without_the_live_file_and_when_disabled() {
     assert!(exec.contains("'--listen' '[::1]:9100'"), "{exec}");
     assert!(exec.ends_with("'--concurrency' '8'"), "{exec}");
     assert!(!exec.contains("--write-machines"), "{exec}");
+    assert!(!exec.contains("--build-every"), "{exec}");
+    let canaries = eval_module("{ enable = true; buildEvery = 900; }").unwrap();
+    let exec = canaries["systemd"]["services"]["rbtop"]["serviceConfig"]["ExecStart"]
+        .as_str()
+        .unwrap();
+    assert!(exec.contains("'--build-every' '900'"), "{exec}");
     assert!(
         config["nix"]["settings"].get("builders").is_none(),
         "{config}"

@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::canary::{CanaryResult, CanaryStatus};
 use crate::dashboard::HostState;
 use crate::machines::Machine;
 use crate::probe::HostReport;
@@ -39,9 +40,9 @@ pub const NAMES: [&str; 17] = [
     "rbtop_live_machines_all_down",
 ];
 
-/// The canary's metrics, for `rbtop serve --build-every`: named here (and
-/// used by assets/prometheus/rbtop-alerts.yml) but not exported until the
-/// canary build (`check --build`) is in serve.
+/// The canary's metrics: exported for a builder once a canary build was
+/// tried there (`rbtop serve --build-every`, `rbtop check --build
+/// --format prometheus`), so absent on most scrapes of most setups.
 pub const CANARY_NAMES: [&str; 2] = [
     "rbtop_builder_canary_success",
     "rbtop_builder_canary_duration_seconds",
@@ -66,6 +67,8 @@ pub struct BuilderSample<'a> {
     pub builds: Option<&'a [RemoteBuild]>,
     /// Whether the live machines file keeps it (`rbtop serve --write-machines`).
     pub live_kept: Option<bool>,
+    /// Its latest canary build that was tried (not skipped).
+    pub canary: Option<&'a CanaryResult>,
 }
 
 impl<'a> BuilderSample<'a> {
@@ -83,6 +86,11 @@ impl<'a> BuilderSample<'a> {
                 _ => None,
             },
             live_kept: None,
+            canary: host
+                .canary
+                .as_ref()
+                .and_then(|c| c.result())
+                .filter(|r| r.status != CanaryStatus::Skipped),
         }
     }
 }
@@ -138,6 +146,8 @@ struct Families {
     orphaned_builds: IntFamily,
     oldest_build_age: IntFamily,
     live_kept: IntFamily,
+    canary_success: IntFamily,
+    canary_duration: FloatFamily,
 }
 
 impl Families {
@@ -159,6 +169,8 @@ impl Families {
             orphaned_builds: Family::default(),
             oldest_build_age: Family::default(),
             live_kept: Family::default(),
+            canary_success: Family::default(),
+            canary_duration: Family::default(),
         };
         let f = &families;
         macro_rules! add {
@@ -246,6 +258,16 @@ impl Families {
             "1 when the live machines file keeps this builder, 0 when it is left out",
             f.live_kept
         );
+        add!(
+            "rbtop_builder_canary_success",
+            "1 when the latest canary build on the builder succeeded (Nix built there and copied back), 0 when it failed",
+            f.canary_success
+        );
+        add!(
+            "rbtop_builder_canary_duration_seconds",
+            "How long the latest canary build took, upload to copy back",
+            f.canary_duration
+        );
         families
     }
 
@@ -268,6 +290,17 @@ impl Families {
         }
         if let Some(busy) = sample.busy_slots {
             int(&self.busy_slots, busy.into());
+        }
+        // Kept while the host is down: the latest canary is still the
+        // latest word on whether Nix can build there.
+        if let Some(canary) = sample.canary {
+            int(
+                &self.canary_success,
+                (canary.status == CanaryStatus::Ok).into(),
+            );
+            if let Some(total) = canary.total {
+                float(&self.canary_duration, total.as_secs_f64());
+            }
         }
         let Some(report) = sample.report else {
             return; // not probed yet: nothing known of its state
@@ -417,6 +450,7 @@ mod tests {
             busy_slots: Some(1),
             builds: None,
             live_kept: None,
+            canary: None,
         }
     }
 
@@ -484,6 +518,42 @@ mod tests {
         let mut names = NAMES.to_vec();
         names.sort_unstable();
         assert_eq!(exported, names);
+    }
+
+    #[test]
+    fn a_tried_canary_is_exported_and_kept_while_the_host_is_down() {
+        let m = machine("ssh://b1");
+        let mut ok = CanaryResult::skipped("");
+        ok.status = CanaryStatus::Ok;
+        ok.total = Some(Duration::from_millis(1250));
+        let report = up_report();
+        let mut s = sample(&m, Some(&report));
+        s.canary = Some(&ok);
+        let text = render(&[s], &FleetExtras::default());
+        assert!(
+            text.contains(r#"rbtop_builder_canary_success{host="b1",uri="ssh://b1"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"rbtop_builder_canary_duration_seconds{host="b1",uri="ssh://b1"} 1.25"#
+            ),
+            "{text}"
+        );
+        let mut failed = CanaryResult::skipped("");
+        failed.status = CanaryStatus::Failed;
+        let down = HostReport::failed(Status::Timeout, Via::Ssh, "x");
+        let mut s = sample(&m, Some(&down));
+        s.canary = Some(&failed);
+        let text = render(&[s], &FleetExtras::default());
+        assert!(
+            text.contains(r#"rbtop_builder_canary_success{host="b1",uri="ssh://b1"} 0"#),
+            "{text}"
+        );
+        assert!(lines_of(&text, "rbtop_builder_canary_duration_seconds").is_empty());
+        // Never tried: no sample at all.
+        let text = render(&[sample(&m, Some(&report))], &FleetExtras::default());
+        assert!(lines_of(&text, "rbtop_builder_canary_success").is_empty());
     }
 
     #[test]

@@ -192,8 +192,28 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_refresh)]
     pub refresh: Option<f64>,
 
+    /// Also run a canary build (as `rbtop check --build`) on every host that
+    /// is up, every SECS seconds (at least 60), exported as
+    /// rbtop_builder_canary_success and _duration_seconds
+    /// [config: serve.build_every] [default: never]
+    #[arg(long, value_name = "SECS", value_parser = parse_build_every)]
+    pub build_every: Option<f64>,
+
+    /// Per-host deadline of a canary build in seconds [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub build_timeout: Option<f64>,
+
     #[command(flatten)]
     pub probe: ProbeFlags,
+}
+
+/// `--build-every`: a canary builds on every builder, so not more often
+/// than once a minute.
+pub fn parse_build_every(text: &str) -> Result<f64, String> {
+    match parse_timeout(text)? {
+        secs if secs >= 60.0 => Ok(secs),
+        _ => Err("must be at least 60 seconds".to_string()),
+    }
 }
 
 /// An `ADDRESS:PORT` to listen on (`[::1]:9945` for IPv6).

@@ -57,6 +57,8 @@ pub struct ServeConfig {
     pub out_after: Option<u32>,
     /// Good probes in a row before it comes back.
     pub back_after: Option<u32>,
+    /// Seconds between two canary builds on every up host (none if unset).
+    pub build_every: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -211,6 +213,10 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
             return Err(format!("[serve] {key} must be at least 1"));
         }
     }
+    if let Some(every) = config.serve.build_every {
+        crate::cli::parse_build_every(&every.to_string())
+            .map_err(|e| format!("[serve] build_every = {every}: {e}"))?;
+    }
     let home = dirs::home_dir();
     for path in [
         &mut config.machines.file,
@@ -259,6 +265,7 @@ pub struct ServeChoice {
     pub listen: std::net::SocketAddr,
     pub write_machines: Option<PathBuf>,
     pub hysteresis: rbtop::export::Hysteresis,
+    pub build_every: Option<std::time::Duration>,
 }
 
 impl ServeChoice {
@@ -271,6 +278,7 @@ impl ServeChoice {
                 .and_then(|l| crate::cli::parse_listen(l).ok())
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address")),
             write_machines: file.write_machines.clone(),
+            build_every: file.build_every.map(std::time::Duration::from_secs_f64),
             hysteresis: rbtop::export::Hysteresis {
                 out_after: file.out_after.unwrap_or(defaults.out_after),
                 back_after: file.back_after.unwrap_or(defaults.back_after),
@@ -494,7 +502,7 @@ mod tests {
     #[test]
     fn serve_settings_come_from_the_file_and_bad_values_are_named() {
         let file = parse(
-            "[serve]\nlisten = \"[::1]:9100\"\nwrite_machines = \"/run/rbtop/machines\"\nout_after = 3\n",
+            "[serve]\nlisten = \"[::1]:9100\"\nwrite_machines = \"/run/rbtop/machines\"\nout_after = 3\nbuild_every = 900\n",
         )
         .unwrap();
         let settings = Settings::layer(&cli(), &file, None, &Environment::default());
@@ -505,6 +513,10 @@ mod tests {
         );
         assert_eq!(settings.serve.hysteresis.out_after, 3);
         assert_eq!(settings.serve.hysteresis.back_after, 2);
+        assert_eq!(
+            settings.serve.build_every,
+            Some(std::time::Duration::from_secs(900))
+        );
         let defaults = Settings::layer(
             &cli(),
             &FileConfig::default(),
@@ -515,6 +527,11 @@ mod tests {
         let err = parse("[serve]\nlisten = \"localhost\"\n").unwrap_err();
         assert!(
             err.contains("[serve] listen") && err.contains("ADDRESS:PORT"),
+            "{err}"
+        );
+        let err = parse("[serve]\nbuild_every = 5\n").unwrap_err();
+        assert!(
+            err.contains("[serve] build_every = 5: must be at least 60 seconds"),
             "{err}"
         );
         let err = parse("[serve]\nback_after = 0\n").unwrap_err();

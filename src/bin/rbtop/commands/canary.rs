@@ -65,7 +65,7 @@ pub fn run(
         &canary_settings,
         async {
             crate::signals::shutdown_signal().await;
-            eprintln!("rbtop: interrupted; cancelling the canary builds");
+            say!("rbtop: interrupted; cancelling the canary builds");
         },
     )))
 }

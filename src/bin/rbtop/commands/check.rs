@@ -41,7 +41,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
             // Nothing was probed, checked or built: the bare document.
             let triage = Triage::read(&[], &[]);
             let text = match format {
-                CheckFormat::Prometheus => render_prometheus(&[], &[], &triage),
+                CheckFormat::Prometheus => render_prometheus(&[], &[], &triage, None),
                 _ => render_json(&[], &[], &triage) + "\n",
             };
             if let Err(code) = emit(args, &text) {
@@ -204,7 +204,7 @@ fn render(
             }
             serde_json::to_string_pretty(&doc).expect("plain data serialises") + "\n"
         }
-        CheckFormat::Prometheus => render_prometheus(machines, reports, triage),
+        CheckFormat::Prometheus => render_prometheus(machines, reports, triage, extras.canaries),
     }
 }
 
@@ -224,7 +224,12 @@ fn emit(args: &CheckArgs, text: &str) -> Result<(), ExitCode> {
 
 /// Prometheus text exposition of one probe of every host (no probe
 /// duration: a one-shot check probes all hosts at once).
-pub fn render_prometheus(machines: &[Machine], reports: &[HostReport], triage: &Triage) -> String {
+pub fn render_prometheus(
+    machines: &[Machine],
+    reports: &[HostReport],
+    triage: &Triage,
+    canaries: Option<&[rbtop::canary::CanaryResult]>,
+) -> String {
     let samples: Vec<BuilderSample> = machines
         .iter()
         .zip(reports)
@@ -241,6 +246,9 @@ pub fn render_prometheus(machines: &[Machine], reports: &[HostReport], triage: &
                 .and_then(|b| b.as_ref().ok())
                 .map(Vec::as_slice),
             live_kept: None,
+            canary: canaries
+                .and_then(|c| c.get(index))
+                .filter(|c| c.status != rbtop::canary::CanaryStatus::Skipped),
         })
         .collect();
     rbtop::export::render_metrics(&samples, &FleetExtras::default())

@@ -14,8 +14,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
+use rbtop::canary::{CanaryResult, CanarySettings};
 use rbtop::dashboard::{FleetState, Refresher};
 use rbtop::export::{BuilderSample, FleetExtras, LiveMachines};
 use rbtop::machines::Machine;
@@ -70,6 +73,24 @@ pub fn run(settings: &Settings, args: &ServeArgs) -> ExitCode {
     let refresh = args
         .refresh
         .map_or(settings.refresh, Duration::from_secs_f64);
+    let build_every = args
+        .build_every
+        .map(Duration::from_secs_f64)
+        .or(settings.serve.build_every);
+    let canary = build_every.map(|every| {
+        let timeout = args
+            .build_timeout
+            .map_or(rbtop::canary::DEFAULT_TIMEOUT, Duration::from_secs_f64);
+        let jobs = settings.job_settings(settings.ssh_settings(extra_args.clone()));
+        let concurrency = settings
+            .probe
+            .with_flags(None, args.probe.concurrency)
+            .concurrency;
+        Canaries {
+            every,
+            settings: CanarySettings::new(timeout, concurrency, jobs),
+        }
+    });
     let probe_settings = settings.probe_settings(&args.probe, extra_args);
     let Some(runtime) = setup::runtime() else {
         return ExitCode::FAILURE;
@@ -98,10 +119,25 @@ pub fn run(settings: &Settings, args: &ServeArgs) -> ExitCode {
         let (publish, pages) = watch::channel(Arc::new(render(&state, live.as_ref())));
         let server = tokio::spawn(http::serve(listener, pages));
         let refresher = Refresher::new(&fleet, machines.clone(), rbtop::slots::default_dir());
+        let (stop, stopped) = watch::channel(false);
+        let forever = probe_forever(
+            refresher,
+            state,
+            live,
+            publish,
+            &machines,
+            canary.as_ref(),
+            stopped,
+        );
+        tokio::pin!(forever);
         let signal = tokio::select! {
-            never = probe_forever(refresher, state, live, publish, &machines) => match never {},
             signal = shutdown_signal() => signal,
+            () = &mut forever => unreachable!("the refresh loop ends only when told to"),
         };
+        // Canaries being built are cancelled, on the builders too, and
+        // waited for: nothing is left behind.
+        let _ = stop.send(true);
+        forever.await;
         server.abort();
         fleet.close().await;
         tracing::info!(?signal, "serve stopped");
@@ -109,23 +145,83 @@ pub fn run(settings: &Settings, args: &ServeArgs) -> ExitCode {
     })
 }
 
+/// `--build-every`: how often, and how canaries run.
+struct Canaries {
+    every: Duration,
+    settings: CanarySettings,
+}
+
 /// The refresh loop: probe what is due, merge results, keep the live
-/// file, publish the pages. Never returns.
+/// file, run the canaries when asked, publish the pages. Returns once
+/// `stop` turns true and no canary is left running.
 async fn probe_forever(
     mut refresher: Refresher<'_>,
     mut state: FleetState,
     mut live: Option<LiveWriter>,
     publish: watch::Sender<Arc<Pages>>,
     machines: &[Machine],
-) -> std::convert::Infallible {
+    canaries: Option<&Canaries>,
+    mut stop: watch::Receiver<bool>,
+) {
     state.apply_load(refresher.load().clone());
     refresher.start_due(&mut state, false);
     // This machine's build slots are read again as often as a host is probed.
     let mut slots = tokio::time::interval(state.refresh);
     slots.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The first canaries once the first probes have said who is up.
+    let mut canary_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + state.refresh,
+        canaries.map_or(Duration::from_secs(3600), |c| c.every),
+    );
+    canary_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut canary_run: Option<BoxFuture<'_, Vec<CanaryResult>>> = None;
+    let mut stopping = false;
     loop {
         let wake = Refresher::wake(&state);
         tokio::select! {
+            _ = stop.changed(), if !stopping => {
+                if canary_run.is_none() {
+                    return;
+                }
+                // The canaries' own stop sees it and cancels them.
+                stopping = true;
+                continue;
+            }
+            _ = canary_tick.tick(), if canaries.is_some() && canary_run.is_none() && !stopping => {
+                let Some(canaries) = canaries else { continue };
+                // Only hosts that are up: a down host keeps its last result.
+                let up: Vec<usize> = (0..state.hosts.len())
+                    .filter(|&i| state.hosts[i].is_up())
+                    .collect();
+                let started = state.start_canaries(&up, std::time::Instant::now());
+                let eligible: Vec<Option<String>> = (0..machines.len())
+                    .map(|i| (!started.contains(&i)).then(|| "not up".to_string()))
+                    .collect();
+                tracing::info!(hosts = started.len(), "canary builds started");
+                let mut stop = stop.clone();
+                canary_run = Some(
+                    async move {
+                        rbtop::canary::run_fleet(machines, &eligible, &canaries.settings, async move {
+                            let _ = stop.wait_for(|stop| *stop).await;
+                        })
+                        .await
+                    }
+                    .boxed(),
+                );
+            }
+            results = async { canary_run.as_mut().expect("guarded").await }, if canary_run.is_some() => {
+                canary_run = None;
+                let now = std::time::SystemTime::now();
+                for (index, result) in results.into_iter().enumerate() {
+                    if result.status != rbtop::canary::CanaryStatus::Skipped {
+                        tracing::info!(host = index, status = ?result.status, reason = ?result.reason, "canary finished");
+                        state.finish_canary(index, result, now);
+                    }
+                }
+                if stopping {
+                    return;
+                }
+            }
             batch = refresher.next_batch() => {
                 if let Some(live) = &mut live {
                     for finished in &batch.finished {

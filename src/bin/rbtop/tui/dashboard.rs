@@ -206,7 +206,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     tracing::info!(?ended, "dashboard finished");
     // The terminal is back: say what quitting cancelled.
     if matches!(ended, Ok(DashboardEnd::Quit)) && !app.cancelled_on_quit.is_empty() {
-        eprintln!(
+        say!(
             "rbtop: cancelled on quit: {}",
             app.cancelled_on_quit.join(", ")
         );
