@@ -619,17 +619,22 @@ async fn read_log(
         let _ = changed.send(id);
     };
     let (opened, follow) = match &source {
+        // Off the runtime's thread: `--open-log` of a FIFO waits for its
+        // writer without stopping the dashboard.
         LogSource::File(path) => (
-            std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display())),
+            tokio::fs::File::open(path)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", path.display())),
             None,
         ),
+        // Opened without blocking, and checked to be a regular file.
         LogSource::Followed(found) => (
-            super::elsewhere::open_checked(&found.path, found.owner),
+            super::elsewhere::open_checked(&found.path, found.owner).map(tokio::fs::File::from_std),
             Some(found),
         ),
     };
     let file = match opened {
-        Ok(file) => tokio::fs::File::from_std(file),
+        Ok(file) => file,
         Err(e) => return ended(Some(format!("rbtop: {e}"))),
     };
     // Nix's json-log-path records come without the prefix its stderr has.
