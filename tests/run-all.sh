@@ -28,6 +28,9 @@ fi
 
 # A fresh Debian has no Rust new enough for edition 2024: bring rustup's stable.
 export PATH="$HOME/.cargo/bin:$PATH"
+# One build from scratch: incremental caches would only cost time and disk
+# (several GB for every test binary).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 if ! command -v cargo >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates build-essential
