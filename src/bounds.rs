@@ -121,6 +121,13 @@ pub const LISTING_ANSWER: Bound = Bound {
     limit: 8 * MIB,
     unit: "bytes",
 };
+/// The bytes of a builder's nix-daemon hello the facts script relays (in
+/// hex) for TRUSTED over ssh://: a hello is about a hundred.
+pub const DAEMON_HELLO: Bound = Bound {
+    what: "a daemon's hello relayed by the facts script",
+    limit: 4096,
+    unit: "bytes",
+};
 /// One string in Nix's serve or worker protocol (a version, a message).
 pub const PROTOCOL_STRING: Bound = Bound {
     what: "a protocol string",
@@ -178,6 +185,7 @@ pub const ALL: &[Bound] = &[
     STDERR_KEPT,
     FACTS_ANSWER,
     LISTING_ANSWER,
+    DAEMON_HELLO,
     PROTOCOL_STRING,
     PROTOCOL_LIST,
     PROTOCOL_LIST_BYTES,

@@ -256,6 +256,59 @@ fn ssh_ng_reports_nix_version_and_trust(fleet: &Fleet) -> Result<(), Failed> {
     })
 }
 
+/// TRUSTED over ssh://, from `nix-daemon --stdio` run by the facts script in
+/// the cold probe's one session: Nix 2.26's daemon (trusted-users = root) says no to
+/// rbtop-untrusted and yes to root; without a daemon (uts2) or before
+/// protocol 1.35 (b1, Nix 2.8) nothing says, so it is null, never false.
+fn ssh_reports_the_daemons_trust(fleet: &Fleet) -> Result<(), Failed> {
+    let env = Env::new();
+    let lines = std::fs::read_to_string(fleet.untrusted_ssh_machines()).unwrap()
+        + &machines_line("ssh://b1", None, None)
+        + &machines_line("ssh://t1", None, None);
+    let machines = env.write("machines", &lines);
+    let r = env.check(Some(&fleet.nix_sshopts()), &["--timeout", "20"], &machines);
+    let by_uri = |uri: &str| {
+        r.json["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["uri"] == uri)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {uri} in {:#}", r.json))
+    };
+    for (uri, status, trusted) in [
+        ("ssh://rbtop-untrusted@uts1", "up", Value::Bool(false)),
+        ("ssh://uts1", "up", Value::Bool(true)),
+        ("ssh://t1", "up", Value::Bool(true)),
+        ("ssh://b1", "up", Value::Null),
+        // No daemon for a non-root user: Nix's own nix-store cannot open
+        // the store either, and nothing says whether the user is trusted.
+        ("ssh://rbtop-untrusted@uts2", "error", Value::Null),
+    ] {
+        let h = by_uri(uri);
+        ensure(h["status"] == status && h["trusted"] == trusted, || {
+            format!("{uri}: want {status}, trusted {trusted}: {h:#}")
+        })?;
+    }
+    // The same in the table, with the flag under it for uts1's user only.
+    let out = env
+        .rbtop(Some(&fleet.nix_sshopts()))
+        .args(["check", "--timeout", "20", "--machines"])
+        .arg(&machines)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let flagged: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("builds will fail: not privileged"))
+        .collect();
+    ensure(
+        flagged.len() == 1 && flagged[0].contains("does not trust rbtop-untrusted@uts1"),
+        || format!("{text}"),
+    )?;
+    nothing_left(&env, "after the trust checks")
+}
+
 /// Pins through an ssh_config alias, the real address with a non-22 port in
 /// the URI, and the machines line's own key column instead of NIX_SSHOPTS.
 fn pinned_keys_are_enforced_through_aliases_and_ports(fleet: &Fleet) -> Result<(), Failed> {
@@ -471,6 +524,11 @@ fn nothing_left(env: &Env, when: &str) -> Result<(), Failed> {
         (run_dir.as_str(), "ssh masters"),
         ("--serve --write", "store processes on builders"),
         ("rbtop-facts", "facts loops on builders"),
+        ("nix-daemon --stdio", "daemon hellos on builders"),
+        (
+            "tail -s 0.01 -f /dev/null",
+            "the daemon hello's open pipe on builders",
+        ),
     ] {
         let left = settle(needle, None, Duration::from_secs(3));
         ensure(left.is_empty(), || format!("{what} left {when}: {left:?}"))?;
@@ -562,35 +620,48 @@ fn a_second_probe_reuses_the_session(fleet: &Fleet) -> Result<(), Failed> {
 }
 
 fn main() {
-    fleet_trials::run_on_one_fleet(&[
-        (
-            "every_fault_gets_its_own_status",
-            every_fault_gets_its_own_status,
-        ),
-        (
-            "ssh_ng_reports_nix_version_and_trust",
-            ssh_ng_reports_nix_version_and_trust,
-        ),
-        (
-            "pinned_keys_are_enforced_through_aliases_and_ports",
-            pinned_keys_are_enforced_through_aliases_and_ports,
-        ),
-        (
-            "unpinned_hosts_follow_the_host_key_policy",
-            unpinned_hosts_follow_the_host_key_policy,
-        ),
-        (
-            "remote_program_and_remote_store_are_honoured",
-            remote_program_and_remote_store_are_honoured,
-        ),
-        (
-            "hung_hosts_cost_their_timeout_once",
-            hung_hosts_cost_their_timeout_once,
-        ),
-        ("nothing_is_left_running", nothing_is_left_running),
-        (
-            "a_second_probe_reuses_the_session",
-            a_second_probe_reuses_the_session,
-        ),
-    ]);
+    // The default fleet, and uts1/uts2 for TRUSTED over ssh:// (their lines
+    // are in a file of their own: the other trials see the usual fleet).
+    let options = fleet::FleetOptions {
+        untrusted_ssh: true,
+        ..Default::default()
+    };
+    fleet_trials::run_on_fleet(
+        options,
+        &[
+            (
+                "ssh_reports_the_daemons_trust",
+                ssh_reports_the_daemons_trust,
+            ),
+            (
+                "every_fault_gets_its_own_status",
+                every_fault_gets_its_own_status,
+            ),
+            (
+                "ssh_ng_reports_nix_version_and_trust",
+                ssh_ng_reports_nix_version_and_trust,
+            ),
+            (
+                "pinned_keys_are_enforced_through_aliases_and_ports",
+                pinned_keys_are_enforced_through_aliases_and_ports,
+            ),
+            (
+                "unpinned_hosts_follow_the_host_key_policy",
+                unpinned_hosts_follow_the_host_key_policy,
+            ),
+            (
+                "remote_program_and_remote_store_are_honoured",
+                remote_program_and_remote_store_are_honoured,
+            ),
+            (
+                "hung_hosts_cost_their_timeout_once",
+                hung_hosts_cost_their_timeout_once,
+            ),
+            ("nothing_is_left_running", nothing_is_left_running),
+            (
+                "a_second_probe_reuses_the_session",
+                a_second_probe_reuses_the_session,
+            ),
+        ],
+    );
 }

@@ -79,9 +79,10 @@ fn each_probe_costs_the_sessions_and_round_trips_counted() {
         .unwrap();
     runtime.block_on(async {
         let probes = Probes::new(&machines, settings);
-        // Cold: one session per host (the store and the first facts share
-        // it); round trips: the channel, the handshake (serve 1, worker 2),
-        // the ping. The facts ride along with the handshake.
+        // Cold: one session per host (the store, the first facts and, for
+        // ssh://, the daemon's trust share it); round trips: the channel,
+        // the handshake (serve 1, worker 2), the ping. The facts and the
+        // trust ride along with the handshake.
         // Second: the facts loop opens its session (channel + its question)
         // beside the store's ping. Warm: the ping beside the facts question.
         let rounds = [

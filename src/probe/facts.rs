@@ -445,7 +445,7 @@ mod tests {
             .args(["-qq", "-e", "signal=none", "-e"])
             .args(["trace=fork,vfork,clone,clone3", "-o", &trace_path])
             .args(["sh", "-c", crate::remote::script::FACTS.text, "rbtop-facts"])
-            .args(["/", "--then-exec", "N1", "1", "env", "cat"])
+            .args(["/", "--then-exec", "N1", "1", "env", "-", "0", "0", "cat"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         let mut child = command.spawn().expect("strace (apt-get install strace)");
@@ -476,5 +476,79 @@ mod tests {
             .count()
             + trace.lines().filter(|l| l.starts_with("clone3(")).count();
         assert_eq!(forks, 2, "the version and df only: {trace}");
+    }
+
+    /// With daemon words (TRUSTED over ssh://): the "daemon" gets the hello
+    /// on a pipe of its own, its answer comes back in hex in the report, and
+    /// the store command still gets the channel's bytes untouched. The
+    /// daemon here is `head -c 40`: it answers with the 40 bytes it was fed,
+    /// and exits while its input is still open, as nix-daemon does after
+    /// the invalid op.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_once_form_relays_the_daemons_answer_and_leaves_stdin_to_the_store() {
+        let hello = crate::probe::trust::hello_format();
+        let mut child = Command::new("sh")
+            .args(["-c", crate::remote::script::FACTS.text, "rbtop-facts"])
+            .args(["/", "--then-exec", "N1", "1", "-", &hello, "4096", "3"])
+            .args(["head", "-c", "40", "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"store bytes")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (report, rest) = text.split_once("end N1\n").expect("a report");
+        assert_eq!(rest, "store bytes", "the store command got stdin untouched");
+        let mut fed = crate::protocol::worker::at_once_hello();
+        fed.extend_from_slice(&[0; 8]);
+        let hex: String = fed.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            report.lines().any(|l| l == format!("daemon_hello={hex}")),
+            "{text}"
+        );
+        // The facts are all there too.
+        let facts = Facts::parse(report);
+        assert!(
+            facts.kernel.is_some() && facts.store_free.is_some(),
+            "{text}"
+        );
+    }
+
+    /// A store program whose version says Nix < 2.15 (worker protocol 1.34,
+    /// no trust field): its daemon is not asked, and stdin is still the store's.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_nix_older_than_2_15_is_not_asked() {
+        let hello = crate::probe::trust::hello_format();
+        for (version, asked) in [("2.8.0", false), ("2.14.1", false), ("2.15.0", true)] {
+            // The "store": prints its version (`--version` lands in $0).
+            let store = format!("echo 'nix-store (Nix) {version}'");
+            let out = Command::new("sh")
+                .args(["-c", crate::remote::script::FACTS.text, "rbtop-facts"])
+                .args(["/", "--then-exec", "N1", "3", "-", &hello, "4096", "3"])
+                .args(["head", "-c", "40", "sh", "-c", &store])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let (report, _) = text.split_once("end N1\n").expect("a report");
+            assert_eq!(
+                report.contains("daemon_hello="),
+                asked,
+                "Nix {version}: {text}"
+            );
+            assert_eq!(
+                Facts::parse(report).nix_version.as_deref(),
+                Some(version),
+                "{text}"
+            );
+        }
     }
 }

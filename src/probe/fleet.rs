@@ -27,6 +27,10 @@ pub struct ProbeSettings {
     /// Whether each probe also lists the builds running on the host (one
     /// `grep` there per probe).
     pub list_builds: bool,
+    /// Whether a cold probe of an `ssh://` host also asks the builder's
+    /// daemon if it trusts the SSH user (`nix-daemon --stdio`, run by the
+    /// facts script in the same session; see `probe::trust`).
+    pub ask_trust: bool,
 }
 
 impl ProbeSettings {
@@ -41,6 +45,7 @@ impl ProbeSettings {
             concurrency: concurrency.max(1),
             ssh,
             list_builds: true,
+            ask_trust: true,
         }
     }
 }

@@ -11,9 +11,10 @@ use super::fleet::ProbeSettings;
 use super::links::{self, FactsError, FactsLink, StoreLink, StoreProtocol};
 use super::report::{Failure, HostReport, ProbeCost, Status, Via};
 use super::route::Route;
+use super::trust;
 use crate::machines::Machine;
 use crate::ssh::session::PendingDir;
-use crate::ssh::{ConnectError, HostSession, SshSettings};
+use crate::ssh::{ConnectError, HostSession};
 
 /// Time left for the facts after the store answered: they never make a host
 /// late, they are just missing.
@@ -30,6 +31,10 @@ pub(super) struct HostProber {
     phase: &'static str,
     /// The remote sessions and serial round trips of the last probe.
     last_cost: ProbeCost,
+    /// Over `ssh://`, whether the builder's daemon trusts the SSH user, asked
+    /// in the cold probe of each SSH connection (`None` until asked;
+    /// `Some(None)`: unknown).
+    ssh_trust: Option<Option<bool>>,
 }
 
 impl HostProber {
@@ -42,6 +47,7 @@ impl HostProber {
             facts: None,
             phase: "starting",
             last_cost: ProbeCost::default(),
+            ssh_trust: None,
         }
     }
 
@@ -51,7 +57,7 @@ impl HostProber {
         let limit = settings.timeout;
         self.last_cost = ProbeCost::default();
         let deadline = tokio::time::Instant::now() + limit;
-        let probe = self.probe_until(deadline, &settings.ssh, settings.list_builds);
+        let probe = self.probe_until(deadline, settings);
         match tokio::time::timeout_at(deadline, probe).await {
             Ok(report) => report,
             Err(_elapsed) => {
@@ -65,6 +71,7 @@ impl HostProber {
                 self.pending = None;
                 self.store = None;
                 self.facts = None;
+                self.ssh_trust = None;
                 if let Some(session) = self.session.take() {
                     session.close().await;
                 }
@@ -78,6 +85,7 @@ impl HostProber {
         self.store = None;
         self.facts = None;
         self.pending = None;
+        self.ssh_trust = None;
         if let Some(session) = self.session.take() {
             session.close().await;
         }
@@ -100,9 +108,9 @@ impl HostProber {
     async fn probe_until(
         &mut self,
         deadline: tokio::time::Instant,
-        ssh: &SshSettings,
-        list_builds: bool,
+        settings: &ProbeSettings,
     ) -> HostReport {
+        let (ssh, list_builds) = (&settings.ssh, settings.list_builds);
         let via = self.via();
         let mut connect = None;
         match self.route.clone() {
@@ -141,8 +149,33 @@ impl HostProber {
         self.phase = "waiting for the store's handshake";
         let session = self.session.as_ref().map(|s| Arc::clone(s.session()));
         if let (Some(session), None, None) = (&session, &self.store, &self.facts) {
-            // Cold over SSH: the store and the first facts share one session.
-            let cold = cold_round(&self.route, session, list_builds, &mut self.last_cost).await;
+            // Cold over SSH: the store, the first facts and, for ssh://, the
+            // daemon's trust share one session.
+            let daemon = match (&self.route, settings.ask_trust) {
+                (
+                    Route::Ssh {
+                        store_command,
+                        protocol: StoreProtocol::Serve,
+                        ..
+                    },
+                    true,
+                ) => trust::daemon_command(store_command),
+                _ => None,
+            };
+            let cold = cold_round(
+                &self.route,
+                session,
+                list_builds,
+                daemon.as_deref(),
+                &mut self.last_cost,
+            )
+            .await;
+            let cold = cold.map(|(round, facts, trusted)| {
+                if daemon.is_some() {
+                    self.ssh_trust = Some(trusted);
+                }
+                (round, facts)
+            });
             let (round, mut facts) = match cold {
                 Ok(found) => found,
                 Err(failure) => return report_failure(failure, via),
@@ -238,7 +271,7 @@ impl HostProber {
             nix_version: hello
                 .nix_version
                 .or_else(|| facts.as_ref().and_then(|f| f.nix_version.clone())),
-            trusted: hello.trusted,
+            trusted: hello.trusted.or(self.ssh_trust.flatten()),
             facts,
             stderr: None,
         }
@@ -265,8 +298,9 @@ async fn cold_round(
     route: &Route,
     session: &Arc<openssh::Session>,
     list_builds: bool,
+    daemon: Option<&[String]>,
     cost: &mut ProbeCost,
-) -> Result<(StoreRound, Option<Facts>), Failure> {
+) -> Result<(StoreRound, Option<Facts>, Option<bool>), Failure> {
     let Route::Ssh {
         store_command,
         protocol,
@@ -277,7 +311,7 @@ async fn cold_round(
     };
     let nonce = links::nonce();
     let command = route
-        .first_command(&nonce, list_builds)
+        .first_command(&nonce, list_builds, daemon)
         .expect("an SSH route");
     let started = Instant::now();
     let mut channel = Channel::remote(session, &command).await.map_err(|e| {
@@ -298,11 +332,12 @@ async fn cold_round(
     let handshake = started.elapsed();
     let (link, ping) = link.ping().await?;
     cost.round_trips += 1;
-    let facts = report
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .map(|text| Facts::parse_with(&text, &nonce));
+    let text = report.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let trusted = match (&text, daemon) {
+        (Some(text), Some(_)) => trust::from_report(text).await,
+        _ => None,
+    };
+    let facts = text.map(|text| Facts::parse_with(&text, &nonce));
     if facts.is_none() {
         tracing::warn!(route = ?route, "no facts in the cold probe's session");
     }
@@ -315,6 +350,7 @@ async fn cold_round(
             cost: *cost,
         },
         facts,
+        trusted,
     ))
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod links;
 mod report;
 pub(crate) mod route;
 pub mod text;
+mod trust;
 
 pub use facts::Facts;
 pub use fleet::{

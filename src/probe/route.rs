@@ -140,7 +140,14 @@ impl Route {
     /// channel (N: how many of its words are the program asked `--version`,
     /// 0 for the worker protocol, whose handshake says it; LIST: `builds`
     /// adds the builds listing, else `-`). `None` off SSH.
-    pub(crate) fn first_command(&self, nonce: &str, list_builds: bool) -> Option<Vec<String>> {
+    /// `daemon`: `nix-daemon --stdio` words for the report's `daemon_hello=`
+    /// (TRUSTED over ssh://, see [`super::trust`]), or none.
+    pub(crate) fn first_command(
+        &self,
+        nonce: &str,
+        list_builds: bool,
+        daemon: Option<&[String]>,
+    ) -> Option<Vec<String>> {
         let Route::Ssh {
             store_command,
             protocol,
@@ -154,6 +161,16 @@ impl Route {
             StoreProtocol::Worker => 0,
         };
         let program_words = program_words.to_string();
+        let daemon = daemon.unwrap_or_default();
+        let (hello, limit, daemon_words) = if daemon.is_empty() {
+            ("-".to_string(), "0".to_string(), "0".to_string())
+        } else {
+            (
+                super::trust::hello_format(),
+                crate::bounds::DAEMON_HELLO.limit.to_string(),
+                daemon.len().to_string(),
+            )
+        };
         let mut command = crate::remote::script::FACTS.words([
             STORE_DIR,
             "--then-exec",
@@ -164,7 +181,11 @@ impl Route {
             } else {
                 "-"
             },
+            hello.as_str(),
+            limit.as_str(),
+            daemon_words.as_str(),
         ]);
+        command.extend(daemon.iter().cloned());
         command.extend(store_command.iter().cloned());
         Some(command)
     }

@@ -42,7 +42,6 @@ impl Message {
         self
     }
 
-    #[cfg(test)]
     pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.0
     }

@@ -4,6 +4,7 @@
 #
 #   fleet.sh prepare                       # Debian trixie root with Nix 2.26 (cached)
 #   fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]
+#                      [--untrusted-ssh]
 #   fleet.sh stop DIR                      # idempotent
 #   fleet.sh status DIR
 #   fleet.sh stop-host DIR NAME            # a b* host down (every process), then
@@ -534,6 +535,58 @@ esac
 EOF
 }
 
+# ---------------------------------------------------------------- untrusted ssh://
+# `uts1` and `uts2` (with --untrusted-ssh, off by default): Nix 2.26 hosts
+# (the trixie root) with a non-root login, $UTS_USER, for TRUSTED over
+# ssh://. uts1 runs a nix-daemon with `trusted-users = root`: the daemon
+# says "not trusted" to $UTS_USER and "trusted" to root. uts2 runs no daemon:
+# nothing can say whether $UTS_USER would be trusted. The user exists only
+# inside these hosts' chroot (a passwd bound over the trixie root's, in the
+# host's own mount namespace). Their machines lines go to
+# machines.untrusted-ssh, not to machines.
+UTS_USER=rbtop-untrusted
+UTS_UID=64999
+UTS_ADDRS=(127.0.1.40 127.0.1.41)
+
+is_uts() { [[ $1 == untrusted-ssh || $1 == untrusted-ssh-nodaemon ]]; }
+
+# Files of HOSTDIR for KIND, before its namespace starts: the account, its
+# key (readable to it: StrictModes is off, but the fleet's DIR may be 0700,
+# and the host's /etc/nix is reachable) and nix.conf.
+uts_host_files() { # KIND HOSTDIR
+    local h=$2
+    cp "$TRIXIE/etc/passwd" "$h/passwd"
+    cp "$TRIXIE/etc/group" "$h/group"
+    cp "$TRIXIE/etc/shadow" "$h/shadow"
+    echo "$UTS_USER:x:$UTS_UID:$UTS_UID::/nonexistent:/bin/sh" >>"$h/passwd"
+    echo "$UTS_USER:x:$UTS_UID:" >>"$h/group"
+    # '*': no password login, yet not locked (sshd refuses locked accounts).
+    echo "$UTS_USER:*:19000:0:99999:7:::" >>"$h/shadow"
+    cp "$DIR/client_key.pub" "$h/etc-nix/authorized_keys"
+    chmod 0644 "$h/etc-nix/authorized_keys"
+    sed -i "s|^AuthorizedKeysFile .*|& /etc/nix/authorized_keys|" "$h/sshd_config"
+    printf 'trusted-users = root\nallowed-users = *\n' >>"$h/etc-nix/nix.conf"
+}
+
+# sh code run in the host's namespace before its sshd starts ($H, $R: the
+# host's directory and the chroot, as in launch_host).
+uts_setup_in_ns() { # KIND
+    # shellcheck disable=SC2016
+    echo 'for f in passwd group shadow; do mount --bind "$H/$f" "$R/etc/$f"; done
+chmod 0755 "$H/nix" "$R/nix/store" "$R/nix/var" "$R/nix/var/nix" 2>/dev/null || true'
+    [[ $1 == untrusted-ssh ]] || return 0
+    # shellcheck disable=SC2016
+    echo 'chroot "$R" setsid nix-daemon </dev/null >"$H/nix-daemon.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+i=0; while [ ! -S "$R/nix/var/nix/daemon-socket/socket" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+[ -S "$R/nix/var/nix/daemon-socket/socket" ] || { echo "no daemon socket on $H" >&2; exit 1; }
+readlink "/proc/$!/ns/mnt" >>"$H/mntns"'
+}
+
+uts_machines_lines() { # NAME KIND
+    echo "ssh://$UTS_USER@$1 x86_64-linux - 2 1 - - -"
+    if [[ $2 == untrusted-ssh ]]; then echo "ssh://$1 x86_64-linux - 2 1 - - -"; fi
+}
+
 # ---------------------------------------------------------------- forced
 # `forced` (with --forced, off by default): a healthy Nix 2.8 builder whose
 # sshd runs the store whatever the client asks, as an `authorized_keys`
@@ -584,8 +637,13 @@ launch_host() { # NAME ADDR KIND
     fi
     write_nix_conf "$H/etc-nix"
     canary_nix_conf "$kind" "$H/etc-nix"
-    if [[ $kind == trixie ]]; then
+    if [[ $kind == trixie ]] || is_uts "$kind"; then
         write_sshd_config "$CHROOT_HOST" "$addr" "$kind" 1 "$H/sshd_config"
+        local extra=""
+        if is_uts "$kind"; then
+            uts_host_files "$kind" "$H"
+            extra=$(uts_setup_in_ns "$kind")
+        fi
         # shellcheck disable=SC2016
         unshare -m --propagation private /bin/sh -c '
             set -e
@@ -600,8 +658,9 @@ launch_host() { # NAME ADDR KIND
             mount -t tmpfs -o size=4k "$4" "$R$C/.tag"
             mount --bind "$H/home" "$R/root"
             chroot "$R" nix-store --init
+            eval "$5"
             exec chroot "$R" /usr/sbin/sshd -f "$C/sshd_config" -E "$C/sshd.log"
-        ' sh "$H" "$TRIXIE" "$CHROOT_HOST" "$(host_tag "$DIR" "$name")" </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
+        ' sh "$H" "$TRIXIE" "$CHROOT_HOST" "$(host_tag "$DIR" "$name")" "$extra" </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
     else
         write_sshd_config "$H" "$addr" "$kind" 0 "$H/sshd_config"
         canary_host_files "$kind" "$H"
@@ -702,7 +761,7 @@ save_ns() { cat "$DIR"/*/mntns >"$START_REG/mntns" 2>/dev/null || true; }
 
 cmd_start() {
     need_root
-    local dir="" healthy=3 faults=1 trixie=1 liar=0 forced=0 canary=0
+    local dir="" healthy=3 faults=1 trixie=1 liar=0 forced=0 canary=0 uts=0
     while (($#)); do
         case $1 in
         --healthy) healthy=${2:?--healthy needs a number}; shift 2 ;;
@@ -710,15 +769,16 @@ cmd_start() {
         --no-faults) faults=0; shift ;;
         --no-trixie) trixie=0; shift ;;
         --liar) liar=1; shift ;;
+        --untrusted-ssh) uts=1; shift ;;
         --forced) forced=1; shift ;;
         --rc-cost) RC_COST=${2:?--rc-cost needs a number of ms}; shift 2 ;;
         --rtt) RTT=${2:?--rtt needs a number of ms}; shift 2 ;;
         --canary-faults) canary=1; shift ;;
         -*) die "unknown option $1" ;;
-        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]"; dir=$1; shift ;;
+        *) [[ -z $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] [--untrusted-ssh]"; dir=$1; shift ;;
         esac
     done
-    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS]"
+    [[ -n $dir ]] || die "usage: fleet.sh start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] [--untrusted-ssh]"
     [[ $healthy =~ ^[0-9]+$ ]] && ((healthy <= 2000)) || die "--healthy must be a number 0..2000"
     [[ $RC_COST =~ ^[0-9]+$ ]] && ((RC_COST <= 10000)) || die "--rc-cost must be a number of ms 0..10000"
     [[ $RTT =~ ^[0-9]+$ ]] && ((RTT <= 10000)) || die "--rtt must be a number of ms 0..10000"
@@ -726,6 +786,7 @@ cmd_start() {
     for c in sshd:openssh-server ssh-keygen:openssh-client nix-store:nix-bin unshare:util-linux perl:perl-base; do
         command -v "${c%%:*}" >/dev/null || die "${c%%:*} not found (apt-get install ${c#*:})"
     done
+    if ((uts && !trixie)); then die "--untrusted-ssh needs the trixie root (drop --no-trixie)"; fi
     if ((trixie)); then cmd_prepare; fi
     DIR=$(abs_dir "$dir")
     mkdir -p "$DIR"
@@ -748,7 +809,7 @@ cmd_start() {
             [[ $n =~ ^[A-Za-z0-9-]+$ ]] && rm -rf --one-file-system "${DIR:?}/$n"
         done
     fi
-    rm -f "$DIR"/{client_key,client_key.pub,ssh_config,known_hosts,machines,hosts.tsv,env} "$DIR"/*.joblog
+    rm -f "$DIR"/{client_key,client_key.pub,ssh_config,known_hosts,machines,machines.untrusted-ssh,hosts.tsv,env} "$DIR"/*.joblog
     rm -f "$DIR"/{ssh_config.daemon,known_hosts.daemon}
 
     # Hosts: names, addresses, kinds, in machines-file order.
@@ -768,6 +829,9 @@ cmd_start() {
         for ((i = 0; i < ${#CANARY_FAULTS[@]}; i++)); do
             NAMES+=("${CANARY_FAULTS[i]}"); ADDRS+=("127.0.1.$((i + 30))"); KINDS+=("${CANARY_FAULTS[i]}")
         done
+    fi
+    if ((uts)); then
+        NAMES+=(uts1 uts2); ADDRS+=("${UTS_ADDRS[@]}"); KINDS+=(untrusted-ssh untrusted-ssh-nodaemon)
     fi
     for i in "${NAMES[@]}"; do rm -rf --one-file-system "${DIR:?}/$i"; done
     rm -rf --one-file-system "${DIR:?}/relay"
@@ -829,8 +893,11 @@ cmd_start() {
         case $kind in
         healthy | wrongkey | forced | untrusted | nofeature | storefull | rootunknown | slowbuild) ver=$v28 ;;
         trixie) ver=$(trixie_version) ;;
+        untrusted-ssh | untrusted-ssh-nodaemon) ver=$(trixie_version) ;;
         esac
-        if [[ $kind == wrongkey ]]; then
+        if is_uts "$kind"; then
+            uts_machines_lines "$name" "$kind" >>"$DIR/machines.untrusted-ssh"
+        elif [[ $kind == wrongkey ]]; then
             echo "ssh://$name x86_64-linux - 2 1 - - $(base64 -w0 "$DIR/$name/otherkey.pub")" >>"$DIR/machines"
         elif [[ " ${CANARY_FAULTS[*]} " == *" $kind "* ]]; then
             canary_machines_line "$name" "$kind" >>"$DIR/machines"
@@ -950,5 +1017,5 @@ reap) cmd_reap ;;
 stop-host) cmd_stop_host "$@" ;;
 start-host) cmd_start_host "$@" ;;
 stop-all) cmd_stop_all ;;
-*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] | stop DIR | status DIR | stop-host DIR NAME | start-host DIR NAME | reap | stop-all" ;;
+*) die "usage: fleet.sh prepare | start DIR [--healthy N] [--no-faults] [--no-trixie] [--liar] [--forced] [--canary-faults] [--rc-cost MS] [--rtt MS] [--untrusted-ssh] | stop DIR | status DIR | stop-host DIR NAME | start-host DIR NAME | reap | stop-all" ;;
 esac

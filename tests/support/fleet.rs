@@ -46,6 +46,11 @@ pub struct FleetOptions {
     /// The hosts that are up but fail a build: `untrusted`, `nofeature`,
     /// `storefull`, `rootunknown` (see tests/fleet/README.md).
     pub canary_faults: bool,
+    /// `uts1` and `uts2` (127.0.1.40-41, Nix 2.26, needs `trixie`): a
+    /// non-root login `rbtop-untrusted`; uts1 runs a nix-daemon that trusts
+    /// root only, uts2 no daemon. Their lines are in
+    /// [`Fleet::untrusted_ssh_machines`], not the machines file. Off by default.
+    pub untrusted_ssh: bool,
 }
 
 impl Default for FleetOptions {
@@ -59,6 +64,7 @@ impl Default for FleetOptions {
             rc_cost_ms: 0,
             rtt_ms: 0,
             canary_faults: false,
+            untrusted_ssh: false,
         }
     }
 }
@@ -162,6 +168,9 @@ impl Fleet {
         if !opts.trixie {
             args.push("--no-trixie");
         }
+        if opts.untrusted_ssh {
+            args.push("--untrusted-ssh");
+        }
         if opts.liar {
             args.push("--liar");
         }
@@ -211,6 +220,12 @@ impl Fleet {
 
     pub fn machines_file(&self) -> PathBuf {
         self.dir.join("machines")
+    }
+
+    /// With `untrusted_ssh`: `ssh://rbtop-untrusted@uts1`, `ssh://uts1`
+    /// (root), `ssh://rbtop-untrusted@uts2`.
+    pub fn untrusted_ssh_machines(&self) -> PathBuf {
+        self.dir.join("machines.untrusted-ssh")
     }
 
     pub fn client_key(&self) -> PathBuf {

@@ -107,6 +107,10 @@ pub struct ProbeConfig {
     pub concurrency: Option<u32>,
     /// `strict` or `accept-new`, for hosts without a pinned key.
     pub host_key_checking: Option<HostKeyPolicy>,
+    /// Whether a cold probe of an `ssh://` host asks the builder's daemon
+    /// if it trusts the SSH user (`nix-daemon --stdio` in the same session;
+    /// default true).
+    pub ssh_trust: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -355,6 +359,7 @@ pub struct ProbeChoice {
     pub timeout: Duration,
     pub concurrency: usize,
     pub host_key_policy: HostKeyPolicy,
+    pub ssh_trust: bool,
 }
 
 impl ProbeChoice {
@@ -367,6 +372,7 @@ impl ProbeChoice {
                 .concurrency
                 .map_or(rbtop::probe::DEFAULT_CONCURRENCY, |n| n as usize),
             host_key_policy: file.host_key_checking.unwrap_or_default(),
+            ssh_trust: file.ssh_trust.unwrap_or(true),
         }
     }
 
@@ -376,6 +382,7 @@ impl ProbeChoice {
             timeout: timeout.map_or(self.timeout, Duration::from_secs_f64),
             concurrency: concurrency.map_or(self.concurrency, |n| n as usize),
             host_key_policy: self.host_key_policy,
+            ssh_trust: self.ssh_trust,
         }
     }
 }
@@ -451,11 +458,13 @@ impl Settings {
     /// The probe settings of a command: its flags over the file's.
     pub fn probe_settings(&self, flags: &ProbeFlags, ssh_extra_args: Vec<String>) -> ProbeSettings {
         let choice = self.probe.with_flags(flags.timeout, flags.concurrency);
-        ProbeSettings::new(
+        let mut settings = ProbeSettings::new(
             choice.timeout,
             choice.concurrency,
             self.ssh_settings(ssh_extra_args),
-        )
+        );
+        settings.ask_trust = choice.ssh_trust;
+        settings
     }
 
     /// How rbtop runs ssh: `NIX_SSHOPTS`'s words and the host-key policy.

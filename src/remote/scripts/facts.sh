@@ -4,7 +4,8 @@
 # requests and src/remote/listing.rs for the builds sections).
 #
 #   sh -c "$FACTS" rbtop-facts STORE_DIR [NIX_STORE_WORDS...]
-#   sh -c "$FACTS" rbtop-facts STORE_DIR --then-exec NONCE N LIST STORE_COMMAND...
+#   sh -c "$FACTS" rbtop-facts STORE_DIR --then-exec NONCE N LIST HELLO LIMIT M \
+#       [DAEMON_WORDS(M)...] STORE_COMMAND...
 #
 # The second form is the cold probe's one session: it prints one quick
 # report between `begin NONCE` and `end NONCE` without reading stdin, then
@@ -13,6 +14,11 @@
 # command (its program) are asked `--version` for the report's nix= line;
 # the worker protocol's handshake says the version itself, so rbtop passes
 # N=0 for it. LIST is `builds` to add the builds listing (one grep), else `-`.
+# M > 0: the next M words are `nix-daemon --stdio` (ssh://): the report gets
+# `daemon_hello=` the hex of the first LIMIT bytes it answers to HELLO (a
+# printf format of octal escapes: rbtop's worker hello and an invalid op,
+# after which the daemon closes), for the daemon's trust of this user; not
+# asked when the version says Nix < 2.15 (its daemon cannot say).
 #
 # Inside the loop a Linux report must stay fork-free: only built-ins
 # (read, printf, echo, [, case) and parameter expansions; no command
@@ -21,14 +27,47 @@
 store="$1"
 shift
 once=""
+daemon_words=0
 if [ "${1:-}" = --then-exec ]; then
   once=$2
   program_words=$3
   once_list=$4
-  shift 4
+  daemon_hello=$5
+  daemon_limit=$6
+  daemon_words=$7
+  shift 7
 else
   program_words=$#
 fi
+
+# The daemon's answer to rbtop's hello, in hex, from the first $daemon_words
+# words of "$@" (`nix-daemon --stdio`), run in the command substitution's own
+# process as the version is. The hello goes in on a pipe that stays open
+# until the daemon has answered and closed (on the invalid op): Nix's stdio
+# proxy drops the answer when its input ends first. GNU tail -f exits once
+# its reader is gone; without GNU tail or timeout(1), nothing is asked.
+# Never the channel's stdin: the store's handshake waits there.
+daemon_facts() {
+  command -v timeout >/dev/null 2>&1 || return 0
+  case $(tail --version 2>/dev/null) in *GNU*) ;; *) return 0 ;; esac
+  hex=$(
+    all=$#
+    i=0
+    for word do
+      [ "$i" -lt "$daemon_words" ] && set -- "$@" "$word"
+      i=$((i + 1))
+    done
+    shift "$all"
+    # shellcheck disable=SC2059 # the format is rbtop's hello, octal escapes only
+    { printf "$daemon_hello"; exec timeout 5 tail -s 0.01 -f /dev/null; } </dev/null 2>/dev/null |
+      timeout 5 "$@" 2>/dev/null | od -An -v -tx1 -N "$daemon_limit"
+  )
+  line=daemon_hello=
+  set -f
+  for byte in $hex; do line=$line$byte; done
+  set +f
+  echo "$line"
+}
 # The version, from the first $program_words words ("$@" is the store
 # command in the once form), in the command substitution's own process: its
 # words are rebuilt there, no other process. No `| head`: the first line by
@@ -36,6 +75,7 @@ fi
 nix=""
 if [ "$program_words" -gt 0 ] 2>/dev/null; then
   nix=$(
+    shift "$daemon_words"
     all=$#
     i=0
     for word do
@@ -48,6 +88,24 @@ if [ "$program_words" -gt 0 ] 2>/dev/null; then
 fi
 nix=${nix%%"
 "*}
+# Only a daemon of Nix >= 2.15 (worker protocol 1.35) says whether it trusts
+# us: older ones (the version's last word, e.g. `nix-store (Nix) 2.8.0`) are
+# not asked. An unknown version is asked.
+daemon_can_say() {
+  v=${nix##* }
+  major=${v%%.*}
+  minor=${v#*.}
+  minor=${minor%%.*}
+  case "$major.$minor" in
+    *[!0-9.]* | .* | *.) return 0 ;;
+  esac
+  [ "$major" -gt 2 ] || [ "$minor" -ge 15 ]
+}
+daemon_line=""
+if [ "$daemon_words" -gt 0 ] 2>/dev/null; then
+  if daemon_can_say; then daemon_line=$(daemon_facts "$@"); fi
+  shift "$daemon_words"
+fi
 # Static facts, from /proc and /sys with built-ins where Linux has them (no
 # process on a cold probe), else from uname/getconf/sysctl.
 kernel="" arch="" cpus=""
@@ -154,6 +212,7 @@ if [ -n "$once" ]; then
   echo "begin $once"
   quick_facts
   space_facts
+  [ -n "$daemon_line" ] && echo "$daemon_line"
   if [ "$once_list" = builds ]; then
     hz=$(getconf CLK_TCK 2>/dev/null)
     list_processes "$once"

@@ -563,6 +563,19 @@ pub fn render_table_fitting(
             }
         }
     }
+    for (m, r) in machines.iter().zip(reports) {
+        if r.is_up() && r.trusted == Some(false) {
+            let who = probe::text::ssh_user(m.store.user.as_deref(), m.host_name());
+            let line = format!(
+                "{} ({}): {}",
+                m.host_name(),
+                m.location,
+                probe::text::not_trusted(&who)
+            );
+            out.push_str(&for_terminal(&line));
+            out.push('\n');
+        }
+    }
     // The failure lines and the triage quote hosts' answers: every line
     // shown, never obeyed (the table's own colours are added above).
     let below = render_triage(machines, triage);
@@ -718,6 +731,45 @@ mod tests {
             },
             builds: vec![Some(Ok(vec![build])), None],
         }
+    }
+
+    #[test]
+    fn an_untrusted_user_shows_no_and_is_flagged_under_the_table() {
+        let ms = machines("ssh://nixremote@b1 x86_64-linux - 2\nssh://b2\nssh://b3");
+        let trusted = |t| HostReport { trusted: t, ..up() };
+        let reports = [trusted(Some(false)), trusted(Some(true)), trusted(None)];
+        let table = render_table(&ms, &reports, &idle(&ms), false);
+        let column = |row: usize| {
+            let header = table.lines().next().unwrap();
+            let at = header.find("TRUSTED").unwrap();
+            table.lines().nth(row).unwrap()[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            [column(1), column(2), column(3)],
+            ["no", "yes", "-"],
+            "{table}"
+        );
+        let flagged: Vec<&str> = table
+            .lines()
+            .filter(|l| l.contains("builds will fail: not privileged"))
+            .collect();
+        assert_eq!(flagged.len(), 1, "{table}");
+        assert!(
+            flagged[0].starts_with("b1 (--builders): builds will fail: not privileged (the builder's nix-daemon does not trust nixremote@b1;"),
+            "{table}"
+        );
+        // A host that is down is not flagged, whatever its last trust said.
+        let down = HostReport {
+            status: Status::Refused,
+            reason: Some("refused".into()),
+            ..trusted(Some(false))
+        };
+        let table = render_table(&ms, &[down, up(), up()], &idle(&ms), false);
+        assert!(!table.contains("not privileged"), "{table}");
     }
 
     #[test]

@@ -119,6 +119,29 @@ fn detail_of_an_up_host() {
 }
 
 #[test]
+fn the_detail_flags_a_user_the_daemon_does_not_trust() {
+    let mut app = fixture::mixed_fleet();
+    let mut reports = fixture::mixed_reports();
+    reports[1].trusted = Some(false); // b2, over ssh://
+    fixture::answer_all(&mut app, reports, rbtop::dashboard::Stamp::now());
+    press(&mut app, "j");
+    app.update(Action::Detail);
+    let screen = render(&mut app, 200, 60);
+    assert!(screen.contains("Nix 2.8.0 · trusted no"), "{screen}");
+    assert!(
+        screen.contains(
+            "builds will fail: not privileged (the builder's nix-daemon does not trust root@b2;"
+        ),
+        "{screen}"
+    );
+    // b1 (trust unknown) is not flagged.
+    press(&mut app, "k");
+    let screen = render(&mut app, 200, 60);
+    assert!(screen.contains("trusted unknown"), "{screen}");
+    assert!(!screen.contains("not privileged"), "{screen}");
+}
+
+#[test]
 fn the_detail_keeps_the_timings_measured_when_the_session_opened() {
     // The second probe reuses the session and channel: it measures neither.
     let mut app = fixture::mixed_fleet();

@@ -229,11 +229,19 @@ fn lines(host: &HostState, app_context: &Context, now: Instant) -> Vec<Line<'sta
                 match (report.trusted, report.is_up()) {
                     (Some(true), _) => "yes",
                     (Some(false), _) => "no",
-                    (None, true) => "not said by this protocol",
+                    (None, true) => "unknown",
                     (None, false) => "-",
                 }
             ),
         ));
+        if report.is_up() && report.trusted == Some(false) {
+            let who =
+                rbtop::probe::text::ssh_user(machine.store.user.as_deref(), machine.host_name());
+            out.push(Line::styled(
+                format!("  {}", rbtop::probe::text::not_trusted(&who)),
+                style::warning(),
+            ));
+        }
     }
     out.extend(daemon_lines(host, app_context));
     out.extend(canary_lines(host, now));
