@@ -7,6 +7,8 @@
 #   assets/dashboard-log.png     its live log (l)
 #   assets/dashboard-triage.png  a second build on b1: b1's detail pane with its
 #                                slot's holder and the build running there
+#   assets/dashboard-followed.png another terminal's `rbtop build` on b1, its log
+#                                followed from the detail pane (Enter)
 #   assets/dashboard.ansi.txt    the raw captures (`tmux capture-pane -e`, ANSI colours)
 # The captures are rendered to HTML here (a dark terminal palette) and to PNG
 # by headless Chromium with DejaVu Sans Mono (box drawing and ●◌◷✗ glyphs).
@@ -128,6 +130,47 @@ done
 triaged() { [[ $(screen) == *"┌ b1 "*"slot "*"this-machine"* ]] && sleep 6; }
 wait_for "b1's slot and its build in the detail pane" triaged
 screen -e >"$WORK/triage.ansi"
+
+# Quit (its own build still running: it asks, y cancels it) and wait until
+# it is gone, so that b1 runs only the next build. A session that only
+# sleeps keeps the tmux server (and its options) meanwhile.
+tmux -L "$SOCKET" new-session -d -s keep "sleep 600"
+tmux -L "$SOCKET" send-keys -t shot q
+sleep 0.4
+tmux -L "$SOCKET" send-keys -t shot y 2>/dev/null || true
+for ((i = 0; i < 300; i++)); do
+    tmux -L "$SOCKET" has-session -t shot 2>/dev/null || break
+    sleep 0.1
+done
+
+# Another terminal's `rbtop build` (its own state directory) on b1, and a
+# fresh dashboard: in b1's detail pane, Enter on that build follows the
+# other rbtop's log, read only.
+mkdir -p "$WORK/other-state"
+tmux -L "$SOCKET" new-session -d -s other -x "$COLS" -y "$ROWS" \
+    "env -i TERM=tmux-256color LANG=C.UTF-8 PATH='$PATH' HOME='$WORK/home' XDG_CONFIG_HOME='$WORK/config' \
+     XDG_STATE_HOME='$WORK/other-state' XDG_RUNTIME_DIR='$WORK/run' NIX_CONF_DIR='$WORK/nixconf' \
+     NIX_SSHOPTS='-F $FLEET/ssh_config' NIX_CONFIG='substituters =
+experimental-features = nix-command' '$RBTOP' --machines '$FLEET/machines' build --on b1 -- \
+     '$ROOT/tests/fixtures/builds/numbered.nix' --argstr seed other-$$-$RANDOM --arg lines 400 --arg delay 0.2; sleep 600"
+tmux -L "$SOCKET" new-session -d -s shot -x "$COLS" -y "$ROWS" \
+    "env -i TERM=tmux-256color LANG=C.UTF-8 PATH='$PATH' HOME='$WORK/home' XDG_CONFIG_HOME='$WORK/config' \
+     XDG_STATE_HOME='$WORK/state' XDG_RUNTIME_DIR='$WORK/run' NIX_CONF_DIR='$WORK/nixconf' \
+     NIX_SSHOPTS='-F $FLEET/ssh_config' '$RBTOP' --machines '$FLEET/machines' --timeout 4"
+wait_for "answer from every host, again" resolved
+tmux -L "$SOCKET" send-keys -t shot g
+sleep 0.4
+tmux -L "$SOCKET" send-keys -t shot Enter
+other_listed() { [[ $(screen) == *"┌ b1 "*"rbtop-numbered-other"* ]] && sleep 2; }
+wait_for "the other terminal's build in b1's detail pane" other_listed
+for key in Tab Enter; do
+    tmux -L "$SOCKET" send-keys -t shot "$key"
+    sleep 0.4
+done
+followed() { [[ $(screen) == *"(read-only)"*"line 12 of 400"* || $(screen) == *"line 12 of 400"*"(read-only)"* ]] && sleep 2; }
+wait_for "the other terminal's log, followed" followed
+screen -e >"$WORK/followed.ansi"
+tmux -L "$SOCKET" send-keys -t other C-c
 tmux -L "$SOCKET" send-keys -t shot q
 
 {
@@ -141,6 +184,8 @@ tmux -L "$SOCKET" send-keys -t shot q
     cat "$WORK/log.ansi"
     echo "# a second build on b1: b1's detail pane (Enter, Tab) with its slot and the build running there"
     cat "$WORK/triage.ansi"
+    echo "# Enter on another terminal's rbtop build on b1: its log, followed read-only"
+    cat "$WORK/followed.ansi"
 } >"$OUT/dashboard.ansi.txt"
 
 # ANSI (SGR) to HTML: xterm's 256 colours with a dark 16-colour base.
@@ -243,4 +288,5 @@ render "$WORK/detail.ansi" "$OUT/dashboard-detail.png"
 render "$WORK/jobs.ansi" "$OUT/dashboard-jobs.png"
 render "$WORK/log.ansi" "$OUT/dashboard-log.png"
 render "$WORK/triage.ansi" "$OUT/dashboard-triage.png"
+render "$WORK/followed.ansi" "$OUT/dashboard-followed.png"
 echo "screenshot: $OUT/dashboard.ansi.txt"

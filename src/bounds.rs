@@ -154,6 +154,22 @@ pub const INTERNAL_JSON_LINE: Bound = Bound {
     unit: "bytes",
 };
 
+/// A `/proc/PID` file of another local process (its environment, its
+/// command line), read to find a build's log.
+pub const PROC_FILE: Bound = Bound {
+    what: "a /proc file of another process",
+    limit: 8 * MIB,
+    unit: "bytes",
+};
+
+/// How much of a build log started elsewhere is searched for the
+/// derivation a remote build is building (to tell several logs apart).
+pub const LOG_SEARCH: Bound = Bound {
+    what: "the part of a build log searched for a derivation",
+    limit: 256 * MIB,
+    unit: "bytes",
+};
+
 /// Every bound, for SECURITY.md's table and its test.
 pub const ALL: &[Bound] = &[
     MACHINES_FILE,
@@ -174,6 +190,8 @@ pub const ALL: &[Bound] = &[
     PROTOCOL_LIST,
     PROTOCOL_LIST_BYTES,
     INTERNAL_JSON_LINE,
+    PROC_FILE,
+    LOG_SEARCH,
 ];
 
 /// Why a file given by name could not be read.

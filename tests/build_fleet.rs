@@ -287,6 +287,17 @@ fn pinned_build_streams_its_lines_and_builds_on_b1(fleet: &Fleet) -> Result<(), 
     ensure(first < ran.exited, || {
         "line 1 came after rbtop exited".into()
     })?;
+    // The copy of Nix's records another rbtop could follow went with the
+    // build; the log stays.
+    let jobs = sandbox.path("state/rbtop/jobs");
+    let left: Vec<String> = std::fs::read_dir(&jobs)
+        .map_err(|e| format!("{}: {e}", jobs.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    ensure(left.len() == 1 && left[0].ends_with(".log"), || {
+        format!("{} holds {left:?}, not one .log", jobs.display())
+    })?;
     // The closing lines: success, then the output path.
     let tail: Vec<&str> = ran
         .stdout

@@ -1049,6 +1049,19 @@ fn header_lines(screen: &str) -> String {
     screen.lines().take(2).collect::<Vec<_>>().join("\n")
 }
 
+/// The highest `name> line N of TOTAL` of numbered.nix on screen (lines
+/// are padded with blanks).
+fn highest_line(screen: &str, total: u32) -> Option<u32> {
+    let suffix = format!(" of {total}");
+    screen
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.trim_end().split_once("> line ")?;
+            rest.strip_suffix(&suffix)?.parse::<u32>().ok()
+        })
+        .max()
+}
+
 /// `b` on b1 launches a slow build pinned there: the jobs pane shows it
 /// building on ssh://b1, its log (`l`) shows lines arriving, `x` `y`
 /// cancels it, it ends cancelled with nothing of it left here or on b1,
@@ -1155,15 +1168,7 @@ fn a_build_is_launched_followed_and_cancelled(fleet: &Fleet) -> Result<(), Faile
     let pid = launch_on_b1(&mut term, fleet, &seed)?;
 
     term.keys(&["l"])?;
-    // The highest `line N of 200` on screen (lines are padded with blanks).
-    let line_number = |s: &str| {
-        s.lines()
-            .filter_map(|l| {
-                let (_, rest) = l.trim_end().split_once("> line ")?;
-                rest.strip_suffix(" of 200")?.parse::<u32>().ok()
-            })
-            .max()
-    };
+    let line_number = |s: &str| highest_line(s, 200);
     let first = term.wait("build lines in the log pane", |s| {
         let title = s
             .lines()
@@ -1432,6 +1437,112 @@ fn k_kills_an_orphaned_build_on_its_builder(fleet: &Fleet) -> Result<(), Failed>
     term.ends_clean(&before, "q after K")
 }
 
+/// Another terminal's `rbtop build` (its own state directory) builds on
+/// b1; this dashboard shows its slot (root's nix behind the hook) and the
+/// build on b1; Enter on that build follows the other rbtop's log read
+/// only, lines arriving as they are built. Cancelled over there (Ctrl-C),
+/// nothing of it is left, and this dashboard quits without asking.
+fn another_terminal_s_build_log_opens_on_enter(fleet: &Fleet) -> Result<(), Failed> {
+    let builder = Terminal::open(fleet)?;
+    let seed = fresh_seed();
+    let numbered = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/builds/numbered.nix");
+    builder.run_line(&format!(
+        "NIX_CONFIG=\"$(printf 'substituters =\\nexperimental-features = nix-command')\" \
+         {} --machines {} build --on b1 -- {} --argstr seed {seed} --arg lines 400 --arg delay 0.1; \
+         echo \"exit=$?\"",
+        single_quoted(env!("CARGO_BIN_EXE_rbtop")),
+        single_quoted(&builder.machines.display().to_string()),
+        single_quoted(&numbered.display().to_string()),
+    ))?;
+    let drv_name = format!("rbtop-numbered-{seed}");
+
+    let mut term = Terminal::open(fleet)?;
+    let pid = term.start_rbtop("")?;
+    term.wait_all_resolved(fleet)?;
+    select_host(&mut term, fleet, "b1")?;
+    term.keys(&["Enter"])?;
+    term.wait(
+        "b1's detail with the other terminal's slot and build",
+        |s| {
+            let slot = s
+                .lines()
+                .find(|l| l.contains("held by pid"))
+                .ok_or("no slot held on b1 yet")?;
+            if !slot.contains("for root: ") {
+                return Err(format!("slot line {slot:?}"));
+            }
+            if s.lines().any(|l| l.contains(&drv_name)) {
+                Ok(())
+            } else {
+                Err("the build is not listed on b1 yet".into())
+            }
+        },
+    )?;
+    let on_builders = builder_processes(&term, &seed)?;
+    // Focus the detail pane (its only build is selected), then Enter.
+    term.keys(&["Tab", "Enter"])?;
+    let line_number = |s: &str| highest_line(s, 400);
+    let theirs = builder.path("state").display().to_string();
+    let first = term.wait("the other rbtop's log in the log pane", |s| {
+        let title = s
+            .lines()
+            .find(|l| l.starts_with(" #1 "))
+            .ok_or("no log pane for job #1")?;
+        // Under the pane: the other rbtop's file (in its own state
+        // directory), read only; no cancel offered in the keys.
+        if !s
+            .lines()
+            .any(|l| l.contains(&format!(" reading {theirs}/")) && l.contains("(read-only)"))
+        {
+            return Err(format!(
+                "no line names the other rbtop's log under {theirs}"
+            ));
+        }
+        if last_line(s).contains("cancel") {
+            return Err(format!("keys {:?} offer a cancel", last_line(s)));
+        }
+        // Nix's records, not only lines: the derivation's builder is known.
+        if !title.contains(" on ssh://b1 ") {
+            return Err(format!(
+                "title {title:?} does not say it builds on ssh://b1"
+            ));
+        }
+        match line_number(s) {
+            Some(n) => Ok(n),
+            None => Err(format!("no build line under {title:?}")),
+        }
+    })?;
+    term.wait(
+        "later lines arriving from the other terminal",
+        |s| match line_number(s) {
+            Some(n) if n > first => Ok(()),
+            other => Err(format!("last line number {other:?}, was {first}")),
+        },
+    )?;
+
+    // Cancelled in its own terminal; the followed log ends here too.
+    builder.keys(&["C-c"])?;
+    builder.wait_normal("the other rbtop's exit", |s| {
+        if s.lines().any(|l| l.starts_with("exit=")) {
+            Ok(())
+        } else {
+            Err("still running".into())
+        }
+    })?;
+    nothing_left(&seed, on_builders)?;
+    term.keys(&["Escape"])?;
+    term.wait("the followed log finished in the jobs pane", |s| {
+        let job = jobs_row(s, "#1 ").ok_or("no row for the followed log")?;
+        if !job.contains("reading") {
+            Ok(())
+        } else {
+            Err(format!("job row {job:?}"))
+        }
+    })?;
+    term.keys(&["q"])?;
+    term.wait_exit(0, pid)
+}
+
 /// `C` runs a canary build on every host that is up: the header counts
 /// one `ok` per healthy host and no failure, each result is in its host's
 /// detail pane (stage times), a host that is down is `skipped`, and `c`
@@ -1565,6 +1676,10 @@ fn the_daemon_s_view_in_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
 
 fn main() {
     fleet_trials::run_on_one_fleet(&[
+        (
+            "another_terminal_s_build_log_opens_on_enter",
+            another_terminal_s_build_log_opens_on_enter,
+        ),
         (
             "k_kills_an_orphaned_build_on_its_builder",
             k_kills_an_orphaned_build_on_its_builder,

@@ -12,6 +12,16 @@ pub(super) struct LogFile {
     path: PathBuf,
     writer: BufWriter<File>,
     failed: bool,
+    /// Nix's stderr as it came (internal-json records and all), beside the
+    /// log while the build runs: what another rbtop follows (the log file
+    /// itself holds lines as shown, not Nix's records). Removed at the end.
+    records: Option<Records>,
+}
+
+struct Records {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    failed: bool,
 }
 
 impl LogFile {
@@ -31,10 +41,24 @@ impl LogFile {
             file_name_part(what)
         );
         let (path, file) = create_new(dir, &stem)?;
+        // `STEM.log` → `STEM.json` (`STEM.2.json` beside `STEM.2.log`).
+        let records_path = path.with_extension("json");
+        let records = match open_new(&records_path) {
+            Ok(file) => Some(Records {
+                path: records_path,
+                writer: BufWriter::new(file),
+                failed: false,
+            }),
+            Err(e) => {
+                tracing::warn!(path = %records_path.display(), "no copy of Nix's records to follow: {e}");
+                None
+            }
+        };
         let mut log = LogFile {
             path,
             writer: BufWriter::new(file),
             failed: false,
+            records,
         };
         log.write_line(&format!("# rbtop job {id}, started {}", now.to_rfc3339()));
         log.write_line(&format!("# {}", shell_words::join(argv)));
@@ -43,6 +67,30 @@ impl LogFile {
 
     pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The copy of Nix's stderr another rbtop can follow, while it exists.
+    pub(super) fn records_path(&self) -> Option<&Path> {
+        self.records.as_ref().map(|r| r.path.as_path())
+    }
+
+    /// One line of Nix's stderr, as it came, into the copy.
+    pub(super) fn write_record(&mut self, line: &str) {
+        if let Some(records) = &mut self.records
+            && !records.failed
+            && let Err(e) = writeln!(records.writer, "{line}")
+        {
+            tracing::error!(path = %records.path.display(), "cannot write Nix's records: {e}");
+            records.failed = true;
+        }
+    }
+
+    /// The build is over: the copy goes (a reader still holding it open
+    /// reads it to its end all the same).
+    pub(super) fn remove_records(&mut self) {
+        if let Some(records) = self.records.take() {
+            let _ = std::fs::remove_file(&records.path);
+        }
     }
 
     pub(super) fn write_line(&mut self, line: &str) {
@@ -59,6 +107,11 @@ impl LogFile {
         if !self.failed {
             let _ = self.writer.flush();
         }
+        if let Some(records) = &mut self.records
+            && !records.failed
+        {
+            let _ = records.writer.flush();
+        }
     }
 }
 
@@ -73,12 +126,7 @@ fn create_new(dir: &Path, stem: &str) -> Result<(PathBuf, File), String> {
             format!("{stem}.{n}.log")
         };
         let path = dir.join(name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
+        match open_new(&path) {
             Ok(file) => return Ok((path, file)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
@@ -88,6 +136,23 @@ fn create_new(dir: &Path, stem: &str) -> Result<(PathBuf, File), String> {
         "cannot create a log file {stem}.N.log in {}: all taken",
         dir.display()
     ))
+}
+
+/// However the job ends (a failed spawn included), the copy of Nix's
+/// records goes with it; the log stays.
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        self.remove_records();
+    }
+}
+
+/// A new file only its owner reads: a build's log can hold secrets.
+fn open_new(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// A target as a safe file-name fragment: `nixpkgs#hello` → `nixpkgs-hello`.
@@ -153,6 +218,25 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(log.path()), 0o600);
         assert_eq!(mode(dir.path()), 0o700);
+        // Nix's records, as they came, beside it until the build ends.
+        let records = log.records_path().unwrap().to_path_buf();
+        assert_eq!(records, log.path().with_extension("json"));
+        log.write_record(r#"@nix {"action":"msg","level":0,"msg":"x"}"#);
+        log.flush();
+        assert_eq!(
+            std::fs::read_to_string(&records).unwrap(),
+            "@nix {\"action\":\"msg\",\"level\":0,\"msg\":\"x\"}\n"
+        );
+        assert_eq!(mode(&records), 0o600);
+        log.remove_records();
+        assert!(!records.exists());
+        assert!(log.records_path().is_none());
+        // Dropped (the job's task ended, however): its copy goes too.
+        let other = LogFile::create(dir.path(), JobId(4), "b.nix", &["nix".into()]).unwrap();
+        let other_records = other.records_path().unwrap().to_path_buf();
+        assert!(other_records.exists());
+        drop(other);
+        assert!(!other_records.exists());
         // Same job number in the same second: a file of its own.
         let second = LogFile::create(dir.path(), JobId(3), "a.nix", &["nix".into()]).unwrap();
         assert_ne!(second.path(), log.path());

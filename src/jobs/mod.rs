@@ -4,6 +4,7 @@
 //! Nothing here draws; the TUI and `rbtop build` read [`job::Job`].
 
 pub(crate) mod drv;
+pub mod elsewhere;
 pub mod forms;
 pub mod job;
 pub mod launch;

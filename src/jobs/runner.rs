@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use crate::bounds::INTERNAL_JSON_LINE;
 use tokio::sync::{mpsc, oneshot};
 
+use super::elsewhere::{FoundLog, LogFormat};
 use super::job::{CleanupReport, Event, Graces, Job, JobEffect, JobId, Signal};
 use super::launch::LaunchRequest;
 use super::logfile::LogFile;
@@ -154,20 +155,28 @@ impl Supervisor {
     /// Follow the internal-json log in `path` as a read-only job (the
     /// dashboard's `--open-log`): read to its end, nothing to cancel.
     pub fn open_log(&mut self, path: PathBuf) -> JobId {
+        let name = path.display().to_string();
+        self.read_only_job(&name, LogSource::File(path))
+    }
+
+    /// Follow the log of a build started elsewhere on this machine (found
+    /// with [`super::elsewhere::find`]) while its writer runs.
+    pub fn follow_log(&mut self, found: FoundLog) -> JobId {
+        // The path came from another process: shown only sanitised.
+        let name = crate::sanitize::for_terminal(&found.path.display().to_string()).into_owned();
+        self.read_only_job(&name, LogSource::Followed(found))
+    }
+
+    fn read_only_job(&mut self, name: &str, source: LogSource) -> JobId {
         let id = JobId(self.next_id);
         self.next_id += 1;
-        let job = Job::reading(
-            id,
-            &path.display().to_string(),
-            self.settings.line_cap,
-            Instant::now(),
-        );
-        tracing::info!(%id, path = %path.display(), "following a build log");
+        let job = Job::reading(id, name, self.settings.line_cap, Instant::now());
+        tracing::info!(%id, ?source, "following a build log");
         let job = Arc::new(Mutex::new(job));
         let (cancel, cancelled) = mpsc::unbounded_channel();
         let task = tokio::spawn(read_log(
             Arc::clone(&job),
-            path,
+            source,
             self.changed.clone(),
             cancelled,
         ));
@@ -246,6 +255,16 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     /// `select!`): bytes of a line cut short stay in the buffer, and the
     /// next call goes on from them.
     pub async fn next(&mut self) -> Option<String> {
+        self.read(true).await
+    }
+
+    /// The next whole line: at the end of what is there now, `None`, a
+    /// partial line kept for the next call (a file still being written).
+    pub async fn next_whole(&mut self) -> Option<String> {
+        self.read(false).await
+    }
+
+    async fn read(&mut self, take_partial: bool) -> Option<String> {
         loop {
             // The only await; what follows it runs to the end or not at all.
             let available = match self.reader.fill_buf().await {
@@ -256,7 +275,7 @@ impl<R: AsyncRead + Unpin> Lines<R> {
                 }
             };
             if available.is_empty() {
-                if self.buffer.is_empty() && !self.cut {
+                if !take_partial || (self.buffer.is_empty() && !self.cut) {
                     return None;
                 }
                 return Some(self.take_line());
@@ -448,6 +467,10 @@ async fn supervise(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Another rbtop on this machine finds Nix's records from its process.
+    if let Some(records) = cx.log_file.as_ref().and_then(LogFile::records_path) {
+        command.env(super::elsewhere::LOG_VAR, records);
+    }
     // SAFETY: setsid(2) and prctl(2) are async-signal-safe and touch no
     // memory of ours.
     unsafe {
@@ -498,7 +521,12 @@ async fn supervise(
     while !cx.finished {
         tokio::select! {
             line = next_line(&mut stderr) => match line {
-                Some(line) => cx.apply(Event::Stderr(line)),
+                Some(line) => {
+                    if let Some(file) = &mut cx.log_file {
+                        file.write_record(&line);
+                    }
+                    cx.apply(Event::Stderr(line))
+                }
                 None => stderr = None,
             },
             line = next_line(&mut stdout) => match line {
@@ -557,9 +585,24 @@ const LOG_BATCH: u32 = 1024;
 
 /// Feed a log file to a read-only job until it ends (or rbtop quits, which
 /// sends on `stop`): the same line reader as a build's output.
+/// A log to read as a read-only job.
+#[derive(Debug)]
+enum LogSource {
+    /// A file to read to its end (`--open-log`).
+    File(PathBuf),
+    /// A build's log, read while its writer runs.
+    Followed(FoundLog),
+}
+
+/// How often a followed log is looked at again once its end is reached.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+/// How long a followed log is still read after its writer ended: rbtop
+/// writes its last notes (and flushes) just after Nix exits.
+const FOLLOW_AFTER_EXIT: Duration = Duration::from_secs(3);
+
 async fn read_log(
     job: SharedJob,
-    path: PathBuf,
+    source: LogSource,
     changed: mpsc::UnboundedSender<JobId>,
     mut stop: mpsc::UnboundedReceiver<()>,
 ) {
@@ -575,17 +618,33 @@ async fn read_log(
         drop(job);
         let _ = changed.send(id);
     };
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(file) => file,
-        Err(e) => {
-            return ended(Some(format!("rbtop: cannot read {}: {e}", path.display())));
-        }
+    let (opened, follow) = match &source {
+        // Off the runtime's thread: `--open-log` of a FIFO waits for its
+        // writer without stopping the dashboard.
+        LogSource::File(path) => (
+            tokio::fs::File::open(path)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", path.display())),
+            None,
+        ),
+        // Opened without blocking, and checked to be a regular file.
+        LogSource::Followed(found) => (
+            super::elsewhere::open_checked(&found.path, found.owner).map(tokio::fs::File::from_std),
+            Some(found),
+        ),
     };
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) => return ended(Some(format!("rbtop: {e}"))),
+    };
+    // Nix's json-log-path records come without the prefix its stderr has.
+    let prefix = follow.is_some_and(|f| f.format == LogFormat::NixJson);
+    let mut writer_ended: Option<Instant> = None;
     let mut lines = Lines::new(file);
     let mut unsent = 0u32;
     loop {
         // Tell the dashboard before waiting, and every batch meanwhile.
-        let next = match lines.next().now_or_never() {
+        let next = match lines.next_whole().now_or_never() {
             Some(next) => next,
             None => {
                 if unsent > 0 {
@@ -593,18 +652,48 @@ async fn read_log(
                     unsent = 0;
                 }
                 tokio::select! {
-                    next = lines.next() => next,
+                    next = lines.next_whole() => next,
                     Some(()) = stop.recv() => break,
                 }
             }
         };
-        let Some(line) = next else { break };
+        let line = match next {
+            Some(line) => line,
+            None => {
+                let Some(found) = follow else { break };
+                // The end for now: wait for more while the writer runs,
+                // and a little after.
+                if !found.writer.is_alive() {
+                    let since = *writer_ended.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= FOLLOW_AFTER_EXIT {
+                        break;
+                    }
+                }
+                if unsent > 0 {
+                    let _ = changed.send(id);
+                    unsent = 0;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(FOLLOW_POLL) => continue,
+                    Some(()) = stop.recv() => break,
+                }
+            }
+        };
+        let line = if prefix && line.starts_with('{') {
+            format!("@nix {line}")
+        } else {
+            line
+        };
         let _ = lock(&job).handle(Event::Stderr(line), Instant::now());
         unsent += 1;
         if unsent >= LOG_BATCH {
             let _ = changed.send(id);
             unsent = 0;
         }
+    }
+    // A last line without its newline.
+    if let Some(line) = lines.next().await {
+        let _ = lock(&job).handle(Event::Stderr(line), Instant::now());
     }
     ended(None);
 }
@@ -672,21 +761,90 @@ mod tests {
         feeder.await.unwrap();
     }
 
-    /// `--open-log`: nom's recorded failing build, read to its end as a
-    /// read-only job that refuses a cancel.
-    #[tokio::test]
-    async fn an_opened_log_is_read_to_its_end_and_cannot_be_cancelled() {
-        use crate::jobs::job::{JobEnd, State};
-        use crate::jobs::progress::DrvStatus;
-        let settings = JobSettings {
+    /// Settings for jobs that only read logs.
+    fn reading_settings() -> JobSettings {
+        JobSettings {
             graces: Graces::default(),
             line_cap: 100,
             log_dir: None,
             ssh: SshSettings::new(Vec::new(), crate::ssh::HostKeyPolicy::Strict),
             local_nix: None,
             env: Vec::new(),
+        }
+    }
+
+    /// A log started elsewhere (here Nix's json-log-path form, no `@nix `)
+    /// is followed while its writer runs: a line written in two halves is
+    /// read whole, later lines arrive, and it ends once the writer is gone.
+    #[tokio::test]
+    async fn a_followed_log_is_read_while_its_writer_runs() {
+        use std::io::Write;
+        let (mut supervisor, mut changed) = Supervisor::new(reading_settings(), Vec::new());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nix.json");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let mut writer = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let process = process_tree::process(writer.id()).unwrap();
+        let owner = crate::jobs::elsewhere::real_uid(
+            &std::fs::read_to_string("/proc/self/status").unwrap(),
+        )
+        .unwrap();
+        let id = supervisor.follow_log(FoundLog {
+            path: path.clone(),
+            format: LogFormat::NixJson,
+            owner,
+            writer: crate::jobs::elsewhere::Writer {
+                pid: process.pid,
+                start_time: process.start_time,
+            },
+        });
+        let job = supervisor.job(id).unwrap().clone();
+        let start = r#"{"action":"start","fields":["/nix/store/00000000000000000000000000000000-a.drv","ssh://b1",1,1],"id":5,"level":3,"text":"building","type":105}"#;
+        let (first, second) = start.split_at(40);
+        write!(file, "{first}").unwrap();
+        file.flush().unwrap();
+        tokio::time::sleep(FOLLOW_POLL * 3).await;
+        assert!(lock(&job).progress.derivations().is_empty(), "half a line");
+        writeln!(file, "{second}").unwrap();
+        writeln!(
+            file,
+            r#"{{"action":"result","fields":["compiling"],"id":5,"type":101}}"#
+        )
+        .unwrap();
+        file.flush().unwrap();
+        let seen = |job: &SharedJob| {
+            let job = lock(job);
+            job.progress
+                .derivations()
+                .first()
+                .is_some_and(|d| d.machine.as_deref() == Some("ssh://b1"))
         };
-        let (mut supervisor, mut changed) = Supervisor::new(settings, Vec::new());
+        let waited = Instant::now();
+        while !seen(&job) {
+            assert!(waited.elapsed() < Duration::from_secs(10), "never read");
+            let _ = tokio::time::timeout(FOLLOW_POLL, changed.recv()).await;
+        }
+        assert!(!lock(&job).is_finished(), "its writer still runs");
+        let _ = writer.kill();
+        let _ = writer.wait();
+        let waited = Instant::now();
+        while !lock(&job).is_finished() {
+            assert!(waited.elapsed() < Duration::from_secs(15), "never ended");
+            let _ = tokio::time::timeout(FOLLOW_POLL, changed.recv()).await;
+        }
+        assert!(lock(&job).read_only);
+    }
+
+    /// `--open-log`: nom's recorded failing build, read to its end as a
+    /// read-only job that refuses a cancel.
+    #[tokio::test]
+    async fn an_opened_log_is_read_to_its_end_and_cannot_be_cancelled() {
+        use crate::jobs::job::{JobEnd, State};
+        use crate::jobs::progress::DrvStatus;
+        let (mut supervisor, mut changed) = Supervisor::new(reading_settings(), Vec::new());
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/others/nom/fail.stderr.json");
         let id = supervisor.open_log(path);

@@ -28,26 +28,26 @@ pub fn behind(hook_pid: u32) -> Option<Behind> {
         .ok()?;
     let dir = proc.join(ppid.to_string());
     let status = std::fs::read_to_string(dir.join("status")).ok()?;
-    let uid: u32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
+    let uid = crate::jobs::elsewhere::real_uid(&status)?;
+    let cmdline =
+        crate::bounds::read_regular_file(&dir.join("cmdline"), crate::bounds::PROC_FILE).ok()?;
     let command = cmdline
         .split(|&b| b == 0)
         .filter(|w| !w.is_empty())
         .map(|w| String::from_utf8_lossy(w).into_owned())
         .collect::<Vec<_>>()
         .join(" ");
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     Some(Behind {
         pid: ppid,
-        user: user_name(&passwd, uid),
+        user: user_of(uid),
         command,
     })
+}
+
+/// A uid's name in `/etc/passwd`, else `uid N`.
+pub fn user_of(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    user_name(&passwd, uid)
 }
 
 fn user_name(passwd: &str, uid: u32) -> String {

@@ -60,6 +60,9 @@ pub enum AppEffect {
         host: usize,
         build: Box<RemoteBuild>,
     },
+    /// Follow the log of a build started elsewhere on this machine, read
+    /// only; the job comes back through [`App::following`].
+    FollowLog(rbtop::jobs::elsewhere::FoundLog),
     /// Run canary builds on these hosts (indices into `fleet.hosts`, up
     /// and not already running one); each result comes back through
     /// [`App::on_canary`].
@@ -115,6 +118,13 @@ pub struct App {
     pub command_line: Option<super::panes::command::CommandLine>,
     /// Who a slot's hook works for (`/proc`); tests put in a fixed answer.
     pub behind_hook: fn(u32) -> Option<rbtop::slots::behind::Behind>,
+    /// Where the Nix process `pid` logs (injected in tests, like `behind_hook`).
+    pub find_log: fn(u32) -> Result<rbtop::jobs::elsewhere::FoundLog, String>,
+    /// Why Enter found no log for the build selected on host N.
+    pub build_log_note: Option<(usize, String)>,
+    /// The next frame scrolls the detail pane to the selected build (set
+    /// when the selection moves; scrolling by page is left alone).
+    pub reveal_build: bool,
     /// Hosts shown, filtered and sorted.
     pub(in crate::tui) rows: Vec<usize>,
 }
@@ -150,6 +160,9 @@ impl App {
             killed_with_k: Vec::new(),
             command_line: None,
             behind_hook: rbtop::slots::behind::behind,
+            find_log: rbtop::jobs::elsewhere::find,
+            build_log_note: None,
+            reveal_build: false,
             rows: Vec::new(),
         };
         app.refresh_rows();
@@ -313,6 +326,8 @@ impl App {
             Focus::Detail if jobs => Focus::Jobs,
             _ => Focus::Hosts,
         };
+        // The build the detail's keys act on comes into view.
+        self.reveal_build = self.focus == Focus::Detail;
     }
 
     /// Esc: undo the innermost thing open.
@@ -404,6 +419,7 @@ impl App {
         }
         if let Some(scroll) = drawn.detail_scroll {
             self.detail_scroll = scroll;
+            self.reveal_build = false;
         }
         if let Some(scroll) = drawn.overlay_scroll {
             self.overlay_scroll = scroll;

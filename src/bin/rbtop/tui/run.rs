@@ -160,6 +160,10 @@ pub async fn run(
                                 let _ = outcomes.send((host, outcome));
                             });
                         }
+                        AppEffect::FollowLog(found) => {
+                            let id = supervisor.follow_log(found);
+                            app.following(supervisor.job(id).expect("just opened").clone());
+                        }
                         AppEffect::Canary(hosts) => canaries.start(hosts),
                         AppEffect::None => {}
                     }

@@ -83,14 +83,15 @@ impl App {
         AppEffect::None
     }
 
-    /// `#1 numbered.nix on b1` for each job not yet finished.
+    /// `#1 numbered.nix on b1` for each job not yet finished. A log being
+    /// read is not a build of ours: quitting stops reading, nothing more.
     fn running_builds(&self) -> Vec<String> {
         self.jobs
             .list
             .iter()
             .filter_map(|handle| {
                 let job = lock(handle);
-                job.is_active().then(|| {
+                (job.is_active() && !job.read_only).then(|| {
                     format!(
                         "{} {} on {}",
                         job.id,

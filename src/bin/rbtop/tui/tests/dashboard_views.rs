@@ -480,6 +480,203 @@ fn a_remote_build_of_an_rbtop_job_names_it_and_enter_opens_its_log() {
     assert_eq!((log.job, log.drv), (rbtop::jobs::job::JobId(1), Some(0)));
 }
 
+/// The hello build on b1 comes from slot 0's hook (4242), behind which is
+/// alice's nix-build (4200): here, started by another rbtop.
+fn elsewhere_log(pid: u32) -> Result<rbtop::jobs::elsewhere::FoundLog, String> {
+    match pid {
+        4200 => Ok(rbtop::jobs::elsewhere::FoundLog {
+            path: "/home/alice/.local/state/rbtop/jobs/1-hello.log".into(),
+            format: rbtop::jobs::elsewhere::LogFormat::Rbtop,
+            owner: 1000,
+            writer: rbtop::jobs::elsewhere::Writer {
+                pid: 4200,
+                start_time: 1,
+            },
+        }),
+        _ => Err(format!("process {pid} is not known here")),
+    }
+}
+
+/// No log to follow, in words holding a terminal escape (a path from
+/// another process's environment).
+fn no_log(pid: u32) -> Result<rbtop::jobs::elsewhere::FoundLog, String> {
+    Err(format!(
+        "no log to follow for process {pid}: /tmp/\x1b[2Jevil is not a regular file"
+    ))
+}
+
+fn triage_with_hello_drv() -> App {
+    let mut app = fixture::triage_on_b1();
+    if let Some(Ok(builds)) = app.fleet.hosts[0].builds.as_mut() {
+        builds[0].drv = Some("/nix/store/00000000000000000000000000000000-hello-2.12.drv".into());
+    }
+    app.detail_build = 0;
+    app
+}
+
+#[test]
+fn enter_on_a_build_another_rbtop_runs_follows_its_log() {
+    let mut app = triage_with_hello_drv();
+    app.find_log = elsewhere_log;
+    let effect = app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let crate::tui::app::AppEffect::FollowLog(found) = effect else {
+        panic!("Enter follows the log: {effect:?}");
+    };
+    assert_eq!(
+        found.path,
+        std::path::PathBuf::from("/home/alice/.local/state/rbtop/jobs/1-hello.log")
+    );
+    // The event loop gives back the read-only job: its log opens.
+    let now = Instant::now();
+    let job = rbtop::jobs::job::Job::reading(
+        rbtop::jobs::job::JobId(3),
+        "/home/alice/.local/state/rbtop/jobs/1-hello.log",
+        100,
+        now,
+    );
+    app.following(std::sync::Arc::new(std::sync::Mutex::new(job)));
+    assert_eq!(
+        app.log.as_ref().map(|l| l.job),
+        Some(rbtop::jobs::job::JobId(3))
+    );
+    assert_eq!(app.jobs.list.len(), 1);
+    // A followed log is no build of ours: quitting does not ask.
+    assert_eq!(
+        app.on_key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)),
+        crate::tui::app::AppEffect::Quit
+    );
+    // Enter again while it is followed: the same job, not a second reader.
+    app.log = None;
+    app.focus = crate::tui::app::Focus::Detail;
+    let again = app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert_eq!(again, crate::tui::app::AppEffect::None);
+    assert_eq!(
+        app.log.as_ref().map(|l| l.job),
+        Some(rbtop::jobs::job::JobId(3))
+    );
+    assert_eq!(app.jobs.list.len(), 1);
+}
+
+#[test]
+fn enter_on_a_build_with_no_log_to_follow_says_why() {
+    let mut app = triage_with_hello_drv();
+    app.find_log = no_log;
+    let effect = app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert_eq!(effect, crate::tui::app::AppEffect::None);
+    assert!(app.log.is_none());
+    let screen = render(&mut app, 200, 60);
+    assert!(
+        screen.contains("no log to follow for process 4200: /tmp/\\x1b[2Jevil"),
+        "{screen}"
+    );
+    assert!(!screen.contains('\x1b'), "sanitised: {screen}");
+    // Another build selected: the note was about the previous one.
+    app.on_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+    assert!(!render(&mut app, 200, 60).contains("no log to follow"));
+
+    // A build whose derivation is not known here (the orphan).
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert!(app.detail_open, "Enter keeps the detail open");
+    let screen = render(&mut app, 200, 60);
+    assert!(
+        screen.contains("no log here: its derivation is not known on this machine"),
+        "{screen}"
+    );
+
+    // No slot of this machine there: another machine sent it.
+    let mut app = triage_with_hello_drv();
+    app.find_log = elsewhere_log;
+    if let Some(load) = app.fleet.hosts[0].load.as_mut() {
+        load.holders.clear();
+    }
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let screen = render(&mut app, 200, 60);
+    assert!(
+        screen.contains("this machine holds no slot of b1"),
+        "{screen}"
+    );
+}
+
+/// With many slots above them, the builds are below the pane's end at
+/// 80x24: selecting one scrolls it into view; paging still scrolls away.
+#[test]
+fn selecting_a_build_scrolls_it_into_view() {
+    let mut app = fixture::triage_on_b1();
+    if let Some(load) = app.fleet.hosts[0].load.as_mut() {
+        let holder = load.holders[0].clone();
+        load.holders = (0..6)
+            .map(|slot| rbtop::slots::SlotHolder {
+                slot,
+                ..holder.clone()
+            })
+            .collect();
+    }
+    app.detail_build = 0;
+    let shown = render(&mut app, 80, 24);
+    assert!(
+        !shown.contains("llvm-19"),
+        "off screen to begin with: {shown}"
+    );
+    for _ in 0..2 {
+        app.on_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+        render(&mut app, 80, 24);
+    }
+    let shown = render(&mut app, 80, 24);
+    assert!(shown.contains("▸ llvm-19"), "{shown}");
+    app.on_key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE));
+    let paged = render(&mut app, 80, 24);
+    assert!(
+        paged.contains("│status"),
+        "PgUp scrolls to the top: {paged}"
+    );
+}
+
+/// Enter found no log to follow: the detail says why, under the builds.
+#[test]
+fn detail_says_why_a_build_has_no_log_to_follow() {
+    snapshot_jobs("detail_no_log", || {
+        let mut app = triage_with_hello_drv();
+        app.find_log = |pid| {
+            Err(format!(
+                "no log to follow for process {pid}: it was not started by rbtop \
+                 (RBTOP_JOB_LOG is not set) and Nix's json-log-path is not set for it"
+            ))
+        };
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        app
+    });
+}
+
+/// Another rbtop's log followed: read-only, named by its file, no cancel
+/// offered.
+#[test]
+fn a_followed_log_is_read_only_and_names_its_file() {
+    let make = || {
+        let mut app = triage_with_hello_drv();
+        app.find_log = elsewhere_log;
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        let now = Instant::now();
+        let mut job = rbtop::jobs::job::Job::reading(
+            rbtop::jobs::job::JobId(1),
+            "/home/alice/.local/state/rbtop/jobs/1-hello.log",
+            1000,
+            now,
+        );
+        for line in fixture::SSH_LOG.lines().take(ssh_lines_until_line_3()) {
+            job.handle(rbtop::jobs::job::Event::Stderr(line.into()), now);
+        }
+        app.following(std::sync::Arc::new(std::sync::Mutex::new(job)));
+        app
+    };
+    snapshot_jobs("log_followed", make);
+    let screen = render(&mut make(), 200, 60);
+    assert!(
+        screen.contains("reading /home/alice/.local/state/rbtop/jobs/1-hello.log (read-only)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("x cancel"), "{screen}");
+}
+
 #[test]
 fn a_derivation_killed_with_k_says_who_killed_it() {
     let mut app = fixture::triage_on_b1();

@@ -59,6 +59,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(line, area);
 }
 
+/// The log pane shows a log read only (`--open-log`, a followed build).
+fn reading_a_log(app: &App) -> bool {
+    app.log
+        .as_ref()
+        .and_then(|pane| app.jobs.find(pane.job))
+        .is_some_and(|job| rbtop::jobs::runner::lock(job).read_only)
+}
+
 /// A yes/no question: the key that says yes, and what it does.
 fn confirm_line(app: &App) -> Line<'static> {
     let yes = app.confirm.as_ref().map_or("", |prompt| prompt.yes);
@@ -122,6 +130,7 @@ fn actions_line(app: &App, area: Rect) -> Line<'static> {
         &[
             Action::Down,
             Action::Up,
+            Action::Log,
             Action::KillBuild,
             Action::NextPane,
             Action::Back,
@@ -201,6 +210,12 @@ fn actions_line(app: &App, area: Rect) -> Line<'static> {
                 },
             ),
             Action::Back if overlay => (app.keymap.first_key(Action::Back), "close"),
+            // A log being read has no build to cancel.
+            Action::Cancel if log && reading_a_log(app) => continue,
+            // Enter on the selected remote build: its log.
+            Action::Log if app.focus == Focus::Detail && !log && !overlay => {
+                (app.keymap.first_key(Action::Detail), "build log")
+            }
             _ => (app.keymap.first_key(*action), action.label()),
         };
         entries.push(entry);

@@ -6,6 +6,7 @@ use crate::tui::action::Action;
 use crate::tui::app::{App, AppEffect, Focus};
 use crate::tui::panes::confirm::Prompt;
 use crate::tui::scroll::scrolled;
+use rbtop::jobs::elsewhere::{self, FoundLog};
 use rbtop::remote_builds::KillOutcome;
 use rbtop::remote_builds::RemoteBuild;
 
@@ -17,6 +18,8 @@ impl App {
             Action::Up | Action::Down if !self.selected_builds().is_empty() => {
                 let last = self.selected_builds().len() - 1;
                 let current = self.detail_build.min(last);
+                self.build_log_note = None;
+                self.reveal_build = true;
                 self.detail_build = if action == Action::Up {
                     current.saturating_sub(1)
                 } else {
@@ -26,7 +29,7 @@ impl App {
             Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
                 self.scroll_detail(action)
             }
-            Action::Detail | Action::Log if self.open_build_log() => {}
+            Action::Detail | Action::Log => return self.open_build_log(),
             // The selected remote build's derivation, when it is known.
             Action::Explain => match self.selected_build().and_then(|b| b.drv.clone()) {
                 Some(drv) => self.explain_drv(&drv),
@@ -167,21 +170,108 @@ impl App {
         })
     }
 
-    /// Enter on a remote build in the detail pane: its log, when rbtop can
-    /// follow it. Only rbtop's own jobs for now; a build started elsewhere
-    /// (`rbtop build` in another terminal) will open through `rbtop log`'s
-    /// reading once that lands (issue 16): this is the place.
-    fn open_build_log(&mut self) -> bool {
-        let Some(drv) = self.selected_build().and_then(|b| b.drv.clone()) else {
-            return false;
+    /// Enter on a remote build in the detail pane: its log. One of rbtop's
+    /// own jobs opens in place; a build this machine runs for another
+    /// rbtop (or with Nix's `json-log-path`) is followed read-only; else
+    /// the detail says why there is none. `None` with no build selected.
+    fn open_build_log(&mut self) -> Option<AppEffect> {
+        let host = self.selected?;
+        let Some(drv) = self.selected_build()?.drv.clone() else {
+            // Nothing to match a log with: the builder did not say it,
+            // and it is in no store of this machine.
+            self.build_log_note = Some((
+                host,
+                "no log here: its derivation is not known on this machine, so it is not \
+                 one of this machine's builds"
+                    .to_string(),
+            ));
+            return Some(AppEffect::None);
         };
-        match self.job_building(&drv) {
-            Some((job, index)) => {
-                self.log = Some(crate::tui::panes::log::LogPane::new(job, Some(index)));
-                true
-            }
-            None => false,
+        if let Some((job, index)) = self.job_building(&drv) {
+            self.log = Some(crate::tui::panes::log::LogPane::new(job, Some(index)));
+            return Some(AppEffect::None);
         }
+        Some(match self.log_elsewhere(host, &drv) {
+            Ok(found) => {
+                self.build_log_note = None;
+                match self.following_already(&found) {
+                    Some(job) => {
+                        self.log = Some(crate::tui::panes::log::LogPane::new(job, None));
+                        AppEffect::None
+                    }
+                    None => AppEffect::FollowLog(found),
+                }
+            }
+            Err(why) => {
+                self.build_log_note = Some((host, why));
+                AppEffect::None
+            }
+        })
+    }
+
+    /// The log of `drv`'s build on host `host` when this machine sent it:
+    /// found from the processes behind this machine's slots there (the one
+    /// naming `drv`, when there are several).
+    fn log_elsewhere(&self, host: usize, drv: &str) -> Result<FoundLog, String> {
+        let state = &self.fleet.hosts[host];
+        let hooks: Vec<u32> = state
+            .load
+            .iter()
+            .flat_map(|load| &load.holders)
+            .map(|holder| holder.pid)
+            .collect();
+        if hooks.is_empty() {
+            return Err(format!(
+                "no log here: this machine holds no slot of {}, so another machine \
+                 (or a hook that has ended) sent this build",
+                state.name()
+            ));
+        }
+        let mut found: Vec<FoundLog> = Vec::new();
+        let mut why_not = None;
+        for hook in hooks {
+            let Some(behind) = (self.behind_hook)(hook) else {
+                continue;
+            };
+            match (self.find_log)(behind.pid) {
+                Ok(log) if !found.iter().any(|f| f.path == log.path) => found.push(log),
+                Ok(_) => {}
+                Err(why) => {
+                    why_not.get_or_insert(why);
+                }
+            }
+        }
+        match found.len() {
+            0 => Err(why_not.unwrap_or_else(|| {
+                "no log here: the processes behind this machine's slots have ended".to_string()
+            })),
+            1 => Ok(found.remove(0)),
+            n => found
+                .into_iter()
+                .find(|log| elsewhere::mentions(&log.path, log.owner, drv))
+                .ok_or_else(|| {
+                    format!(
+                        "no log here: {n} logs of this machine's builds there, none names {drv}"
+                    )
+                }),
+        }
+    }
+
+    /// The job already following `found`'s file: Enter again shows it
+    /// rather than reading the file twice.
+    fn following_already(&self, found: &FoundLog) -> Option<rbtop::jobs::job::JobId> {
+        let name = rbtop::sanitize::for_terminal(&found.path.display().to_string()).into_owned();
+        self.jobs.list.iter().find_map(|job| {
+            let job = rbtop::jobs::runner::lock(job);
+            (job.read_only && job.is_active() && job.request.what() == name).then_some(job.id)
+        })
+    }
+
+    /// A followed log became a job: show it, its log open.
+    pub fn following(&mut self, job: rbtop::jobs::runner::SharedJob) {
+        let id = rbtop::jobs::runner::lock(&job).id;
+        self.launched(Ok(job));
+        self.log = Some(crate::tui::panes::log::LogPane::new(id, None));
     }
 
     /// What a kill asked with `K` did on host `host`.

@@ -62,6 +62,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
             .as_ref()
             .filter(|(host, _)| *host == index)
             .map(|(_, outcome)| outcome),
+        build_log_note: app
+            .build_log_note
+            .as_ref()
+            .filter(|(host, _)| *host == index)
+            .map(|(_, why)| why.as_str()),
         job_labels: host
             .build_list()
             .iter()
@@ -82,9 +87,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: Instant) -> Option<
         slots_at(&lines),
         triage_lines(host, &triage, SystemTime::now()),
     );
-    let scroll = app
-        .detail_scroll
-        .min(max_scroll(&lines, text_area.width, text_area.height));
+    let mut scroll = app.detail_scroll;
+    if app.reveal_build && triage_selected(&triage) {
+        scroll = revealing_selected_build(&lines, scroll, text_area.width, text_area.height);
+    }
+    let scroll = scroll.min(max_scroll(&lines, text_area.width, text_area.height));
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
@@ -323,6 +330,35 @@ fn lines(host: &HostState, app_context: &Context, now: Instant) -> Vec<Line<'sta
     out
 }
 
+fn triage_selected(triage: &TriageInputs) -> bool {
+    triage.selected_build.is_some()
+}
+
+/// The scroll that shows the selected build's line (`▸`) and the line
+/// under it (a `log` note) when `scroll` does not: selecting a build with
+/// the slots above it wrapped over many rows must not hide it.
+fn revealing_selected_build(lines: &[Line], scroll: u16, width: u16, height: u16) -> u16 {
+    let Some(at) = lines.iter().position(|l| {
+        l.spans
+            .first()
+            .is_some_and(|s| s.content == SELECTED_MARKER)
+    }) else {
+        return scroll;
+    };
+    let rows = |line: &Line| line.width().div_ceil(usize::from(width.max(1))).max(1);
+    let top: usize = lines[..at].iter().map(rows).sum();
+    let tall: usize = lines[at..].iter().take(2).map(rows).sum();
+    let (scroll, height) = (usize::from(scroll), usize::from(height));
+    let revealed = if top < scroll {
+        top
+    } else if top + tall > scroll + height {
+        (top + tall).saturating_sub(height).min(top)
+    } else {
+        scroll
+    };
+    u16::try_from(revealed).unwrap_or(u16::MAX)
+}
+
 /// Which account the probe ran as when the daemon's is another, or the
 /// daemon's (root's) view of this host when it was checked.
 fn daemon_lines(host: &HostState, context: &Context) -> Vec<Line<'static>> {
@@ -430,6 +466,8 @@ struct TriageInputs<'a> {
     stall_after: Duration,
     upload_lock_after: Duration,
     kill_outcome: Option<&'a KillOutcome>,
+    /// Why Enter opened no log for the selected build.
+    build_log_note: Option<&'a str>,
     /// For each build: `rbtop job #1` when it is one of rbtop's jobs.
     job_labels: Vec<Option<String>>,
     /// For each slot holder: the local user and command behind its hook.
@@ -501,6 +539,7 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
             out.push(styled_field("upload", text, value_style));
         }
     }
+    let mut note = triage.build_log_note;
     match &host.builds {
         Some(Ok(builds)) if builds.is_empty() => out.push(field("running", "no build")),
         Some(Ok(builds)) => {
@@ -524,6 +563,12 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
                         .push(Span::styled(format!("  {label}"), style::key()));
                 }
                 out.push(line);
+                // Why Enter found no log: under the build it was asked for.
+                if selected == Some(i)
+                    && let Some(why) = note.take()
+                {
+                    out.push(log_note(why));
+                }
             }
         }
         Some(Err(why)) => out.push(field("running", remote_builds::text::unknown(why))),
@@ -535,8 +580,21 @@ fn triage_lines(host: &HostState, triage: &TriageInputs, wall: SystemTime) -> Ve
             Err(why) => styled_field("kill", why.to_string(), style::error()),
         });
     }
+    if let Some(why) = note {
+        out.push(log_note(why));
+    }
     out
 }
+
+/// `log  no log to follow for process 4200: …`, sanitised: it holds paths
+/// and names read from another process.
+fn log_note(why: &str) -> Line<'static> {
+    let why = rbtop::sanitize::for_terminal(why).into_owned();
+    styled_field("log", why, style::warning())
+}
+
+/// The first span of the selected build's line.
+const SELECTED_MARKER: &str = "  ▸ ";
 
 /// `▸ hello-2.12  pid 5120 nixbld1  3m 20s  cpu idle 10m  log quiet 2m  orphan: why`
 fn build_line(
@@ -546,7 +604,7 @@ fn build_line(
     stall_after: Duration,
 ) -> Line<'static> {
     let stalled = hosts::view::is_stalled(build, stall_after);
-    let marker = if selected { "  ▸ " } else { "    " };
+    let marker = if selected { SELECTED_MARKER } else { "    " };
     let mut spans = vec![
         Span::raw(marker),
         Span::styled(build.name.clone(), style::title()),

@@ -113,6 +113,8 @@ fn bottom(job: &Job, pane: &LogPane, view: &[&LogEntry]) -> Line<'static> {
     }
     let file = match &job.log_file {
         Some(path) => format!(" log file: {} ", path.display()),
+        // Its name is the file it reads.
+        None if job.read_only => format!(" reading {} (read-only) ", job.request.what()),
         None => " no log file ".to_string(),
     };
     spans.push(Span::styled(file, style::dim()));
