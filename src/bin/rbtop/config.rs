@@ -472,6 +472,22 @@ impl Settings {
         SshSettings::new(ssh_extra_args, self.probe.host_key_policy)
     }
 
+    /// Canary builds as the probes run: their SSH and concurrency, the
+    /// file's `[jobs]`, and a deadline per host (`--build-timeout`, else
+    /// the canary's default). The one place `check --build` and `serve
+    /// --build-every` take them from.
+    pub fn canary_settings(
+        &self,
+        probe: &ProbeSettings,
+        build_timeout: Option<f64>,
+    ) -> rbtop::canary::CanarySettings {
+        rbtop::canary::CanarySettings::new(
+            build_timeout.map_or(rbtop::canary::DEFAULT_TIMEOUT, Duration::from_secs_f64),
+            probe.concurrency,
+            self.job_settings(probe.ssh.clone()),
+        )
+    }
+
     /// What jobs need: the file's `[jobs]`, SSH as probes run it, this
     /// machine's Nix.
     pub fn job_settings(&self, ssh: SshSettings) -> JobSettings {

@@ -10,7 +10,6 @@ use rbtop::machines::Machine;
 use rbtop::probe::HostReport;
 use rbtop::sanitize::{for_terminal, for_terminal_lines};
 
-use crate::config::Settings;
 
 /// A host's `"canary"` in `rbtop check --build --json`; field names and
 /// order are a stable interface.
@@ -46,15 +45,10 @@ impl<'a> CanaryJson<'a> {
 /// Run the canaries of the hosts found up; `None` when the runtime could
 /// not start (said on stderr).
 pub fn run(
-    settings: &Settings,
-    ssh_extra_args: Vec<String>,
+    canary_settings: &CanarySettings,
     machines: &[Machine],
     reports: &[HostReport],
-    timeout: Duration,
-    concurrency: usize,
 ) -> Option<Vec<CanaryResult>> {
-    let jobs = settings.job_settings(settings.ssh_settings(ssh_extra_args));
-    let canary_settings = CanarySettings::new(timeout, concurrency, jobs);
     let eligible: Vec<Option<String>> = reports
         .iter()
         .map(|r| (!r.is_up()).then(|| format!("host is not up ({})", r.status.name())))
@@ -63,7 +57,7 @@ pub fn run(
     Some(runtime.block_on(canary::run_fleet(
         machines,
         &eligible,
-        &canary_settings,
+        canary_settings,
         async {
             crate::signals::shutdown_signal().await;
             say!("rbtop: interrupted; cancelling the canary builds");

@@ -50,7 +50,10 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         }
         return ExitCode::from(NOT_ALL_UP);
     }
-    let probe_settings = settings.probe_settings(&args.probe, extra_args.clone());
+    let probe_settings = settings.probe_settings(&args.probe, extra_args);
+    let canary_settings = args
+        .build
+        .then(|| settings.canary_settings(&probe_settings, args.build_timeout));
     let local_view = LocalView::detect();
     // Root's view is checked beside the user's, in the same wall time.
     let daemon_pending = daemon_view::start(&local_view, machines, &probe_settings);
@@ -88,23 +91,9 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         .map(super::substituters::Pending::finish)
         .unwrap_or_default();
     let triage = Triage::read(machines, &reports);
-    let canaries = if args.build {
-        let timeout = args
-            .build_timeout
-            .map_or(rbtop::canary::DEFAULT_TIMEOUT, Duration::from_secs_f64);
-        let concurrency = settings
-            .probe
-            .with_flags(None, args.probe.concurrency)
-            .concurrency;
+    let canaries = if let Some(canary_settings) = &canary_settings {
         let started = std::time::Instant::now();
-        let Some(results) = super::canary::run(
-            settings,
-            extra_args,
-            machines,
-            &reports,
-            timeout,
-            concurrency,
-        ) else {
+        let Some(results) = super::canary::run(canary_settings, machines, &reports) else {
             return ExitCode::from(NOT_ALL_UP);
         };
         tracing::info!(

@@ -77,21 +77,11 @@ pub fn run(settings: &Settings, args: &ServeArgs) -> ExitCode {
         .build_every
         .map(Duration::from_secs_f64)
         .or(settings.serve.build_every);
-    let canary = build_every.map(|every| {
-        let timeout = args
-            .build_timeout
-            .map_or(rbtop::canary::DEFAULT_TIMEOUT, Duration::from_secs_f64);
-        let jobs = settings.job_settings(settings.ssh_settings(extra_args.clone()));
-        let concurrency = settings
-            .probe
-            .with_flags(None, args.probe.concurrency)
-            .concurrency;
-        Canaries {
-            every,
-            settings: CanarySettings::new(timeout, concurrency, jobs),
-        }
-    });
     let probe_settings = settings.probe_settings(&args.probe, extra_args);
+    let canary = build_every.map(|every| Canaries {
+        every,
+        settings: settings.canary_settings(&probe_settings, args.build_timeout),
+    });
     let Some(runtime) = setup::runtime() else {
         return ExitCode::FAILURE;
     };
