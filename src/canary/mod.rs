@@ -75,6 +75,11 @@ impl CanaryResult {
         self.status == CanaryStatus::Failed
     }
 
+    /// It was built or failed: not skipped (host not up, run stopped first).
+    pub fn tried(&self) -> bool {
+        self.status != CanaryStatus::Skipped
+    }
+
     /// The one-line fix for a failure.
     pub fn fix(&self) -> Option<&'static str> {
         self.reason.map(FailureClass::fix)

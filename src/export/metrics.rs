@@ -90,7 +90,7 @@ impl<'a> BuilderSample<'a> {
                 .canary
                 .as_ref()
                 .and_then(|c| c.result())
-                .filter(|r| r.status != CanaryStatus::Skipped),
+                .filter(|r| r.tried()),
         }
     }
 }

@@ -10,7 +10,6 @@ use rbtop::machines::Machine;
 use rbtop::probe::HostReport;
 use rbtop::sanitize::{for_terminal, for_terminal_lines};
 
-
 /// A host's `"canary"` in `rbtop check --build --json`; field names and
 /// order are a stable interface.
 #[derive(Debug, Serialize)]
@@ -112,10 +111,7 @@ pub fn render(machines: &[Machine], results: &[CanaryResult], via_daemon: bool) 
         .iter()
         .filter(|r| r.status == CanaryStatus::Ok)
         .count();
-    let tried = results
-        .iter()
-        .filter(|r| r.status != CanaryStatus::Skipped)
-        .count();
+    let tried = results.iter().filter(|r| r.tried()).count();
     out.push_str(&format!("{ok} of {tried} canaries built\n"));
     out
 }

@@ -235,9 +235,7 @@ pub fn render_prometheus(
                 .and_then(|b| b.as_ref().ok())
                 .map(Vec::as_slice),
             live_kept: None,
-            canary: canaries
-                .and_then(|c| c.get(index))
-                .filter(|c| c.status != rbtop::canary::CanaryStatus::Skipped),
+            canary: canaries.and_then(|c| c.get(index)).filter(|c| c.tried()),
         })
         .collect();
     rbtop::export::render_metrics(&samples, &FleetExtras::default())

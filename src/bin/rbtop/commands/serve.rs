@@ -209,7 +209,7 @@ async fn probe_forever(
                 canary_run = None;
                 let now = std::time::SystemTime::now();
                 for (index, result) in results.into_iter().enumerate() {
-                    if result.status != rbtop::canary::CanaryStatus::Skipped {
+                    if result.tried() {
                         tracing::info!(host = index, status = ?result.status, reason = ?result.reason, "canary finished");
                         state.finish_canary(index, result, now);
                     }
