@@ -624,6 +624,25 @@ EOF
 # nix-bin), chrooted into the cached sid root exactly as t1 is into trixie's.
 SID_ADDR=127.0.1.60
 
+# A host's sshd in a private mount namespace of its own, with its own /nix,
+# /etc/nix and /root and a tagged tmpfs (how stop finds it); SETUP is shell
+# run in the namespace first (a canary fault host's mounts). Used by start
+# and start-host.
+launch_sshd_in_ns() { # HOSTDIR TAG [SETUP]
+    # shellcheck disable=SC2016
+    unshare -m --propagation private /bin/sh -c '
+        set -e
+        H=$1
+        mount -t tmpfs -o size=4k "$2" "$H/.tag"
+        readlink /proc/self/ns/mnt >"$H/mntns"
+        mount --bind "$H/nix" /nix
+        mount --bind "$H/etc-nix" /etc/nix
+        mount --bind "$H/home" /root
+        eval "$3"
+        exec /usr/sbin/sshd -f "$H/sshd_config" -E "$H/sshd.log"
+    ' sh "$1" "$2" "${3:-}" </dev/null >"$1/launch.log" 2>&1 8>&- 9>&-
+}
+
 # Set up and launch one host (runs in the background; writes .ok on success).
 launch_host() { # NAME ADDR KIND
     local name=$1 addr=$2 kind=$3 H=$DIR/$1
@@ -687,19 +706,7 @@ launch_host() { # NAME ADDR KIND
     else
         write_sshd_config "$H" "$addr" "$kind" 0 "$H/sshd_config"
         canary_host_files "$kind" "$H"
-        # shellcheck disable=SC2016
-        unshare -m --propagation private /bin/sh -c '
-            set -e
-            H=$1
-            mount -t tmpfs -o size=4k "$2" "$H/.tag"
-            readlink /proc/self/ns/mnt >"$H/mntns"
-            mount --bind "$H/nix" /nix
-            mount --bind "$H/etc-nix" /etc/nix
-            mount --bind "$H/home" /root
-            eval "$3"
-            exec /usr/sbin/sshd -f "$H/sshd_config" -E "$H/sshd.log"
-        ' sh "$H" "$(host_tag "$DIR" "$name")" "$(canary_setup_in_ns "$kind")" \
-            </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
+        launch_sshd_in_ns "$H" "$(host_tag "$DIR" "$name")" "$(canary_setup_in_ns "$kind")"
     fi
     if [[ $kind == wrongkey ]]; then
         ssh-keygen -q -t ed25519 -N '' -C "rbtop-fleet-not-$name" -f "$H/otherkey" </dev/null
@@ -1010,17 +1017,7 @@ cmd_start_host() {
     [[ $name == b[0-9]* && $kind == healthy ]] || die "start-host takes a b* host of the fleet in $dir, not '$name'"
     take_lock
     [[ -s $H/mntns ]] && die "$name is running already"
-    # shellcheck disable=SC2016
-    unshare -m --propagation private /bin/sh -c '
-        set -e
-        H=$1
-        mount -t tmpfs -o size=4k "$2" "$H/.tag"
-        readlink /proc/self/ns/mnt >"$H/mntns"
-        mount --bind "$H/nix" /nix
-        mount --bind "$H/etc-nix" /etc/nix
-        mount --bind "$H/home" /root
-        exec /usr/sbin/sshd -f "$H/sshd_config" -E "$H/sshd.log"
-    ' sh "$H" "$(host_tag "$dir" "$name")" </dev/null >"$H/launch.log" 2>&1 8>&- 9>&-
+    launch_sshd_in_ns "$H" "$(host_tag "$dir" "$name")"
     # Recorded for stop and reap, like the namespaces start records.
     cat "$H/mntns" >>"$(reg_dir "$dir")/mntns" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
