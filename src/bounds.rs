@@ -170,6 +170,14 @@ pub const LOG_SEARCH: Bound = Bound {
     unit: "bytes",
 };
 
+/// The answer of one of rbtop's other scripts on a builder (the builder
+/// check's finder, the kill, the substituters' pings).
+pub const SCRIPT_ANSWER: Bound = Bound {
+    what: "a script's answer",
+    limit: MIB,
+    unit: "bytes",
+};
+
 /// Every bound, for SECURITY.md's table and its test.
 pub const ALL: &[Bound] = &[
     MACHINES_FILE,
@@ -185,6 +193,7 @@ pub const ALL: &[Bound] = &[
     STDERR_KEPT,
     FACTS_ANSWER,
     LISTING_ANSWER,
+    SCRIPT_ANSWER,
     DAEMON_HELLO,
     PROTOCOL_STRING,
     PROTOCOL_LIST,

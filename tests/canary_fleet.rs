@@ -11,6 +11,8 @@
 mod fleet;
 #[path = "support/fleet_trials.rs"]
 mod fleet_trials;
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use fleet::{Fleet, FleetOptions};
 use fleet_trials::{builder_namespaces, ensure, processes_matching, settle};
+use http_server::HttpServer;
 use libtest_mimic::Failed;
 use sandbox::Sandbox;
 use serde_json::Value;
@@ -62,6 +65,10 @@ fn main() {
             (
                 "serve_exports_canaries_and_cancels_them_on_stop",
                 serve_exports_canaries,
+            ),
+            (
+                "with_builders_use_substitutes_each_builder_reaches_its_own",
+                builders_reach_their_own_substituters,
             ),
         ],
     )
@@ -451,47 +458,6 @@ fn daemon_view_without_building(fleet: &Fleet) -> Result<(), Failed> {
     })
 }
 
-/// A real HTTP server on a free loopback port serving `root`
-/// (`python3 -m http.server`); stopped when dropped.
-struct HttpServer {
-    child: Child,
-    port: u16,
-}
-
-impl HttpServer {
-    fn serve(root: &Path) -> Result<HttpServer, Failed> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1"])
-            .arg(port.to_string())
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start python3 -m http.server: {e}"))?;
-        let server = HttpServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(format!("http.server never listened on {port}").into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `rbtop check --json` checks every configured substituter as it checks
 /// builders: a real HTTP cache (`python3 -m http.server` serving a
 /// `nix-cache-info`: up, with its priority), one whose StoreDir is not
@@ -536,25 +502,11 @@ fn substituters_are_checked_as_builders_are(fleet: &Fleet) -> Result<(), Failed>
         .args(["check", "--json"])
         .output()
         .map_err(|e| format!("cannot run rbtop: {e}"))?;
-    let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
+    let json = json_stdout(&out)?;
     let subs = json["substituters"]
         .as_array()
         .ok_or_else(|| format!("no substituters: {json:#}"))?;
-    let got: Vec<(String, String)> = subs
-        .iter()
-        .map(|s| {
-            (
-                s["uri"].as_str().unwrap_or("").to_string(),
-                s["status"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    let got = uri_statuses(subs);
     let want: Vec<(String, String)> = [
         (format!("{base}/good?priority=10"), "up"),
         (format!("{base}/gnu"), "wrong-store-dir"),
@@ -606,6 +558,190 @@ fn substituters_are_checked_as_builders_are(fleet: &Fleet) -> Result<(), Failed>
             out.status.code()
         )
     })
+}
+
+/// rbtop's stdout as JSON, or both its outputs in the error.
+fn json_stdout(out: &std::process::Output) -> Result<Value, Failed> {
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into()
+    })
+}
+
+/// `(uri, status)` of each substituter checked.
+fn uri_statuses(checks: &[Value]) -> Vec<(String, String)> {
+    checks
+        .iter()
+        .map(|s| {
+            (
+                s["uri"].as_str().unwrap_or("").to_string(),
+                s["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A nix.conf for one builder's SSH user (root there), removed when dropped
+/// so other trials see the fleet's own (`substituters =`).
+struct BuilderUserConf(PathBuf);
+
+impl BuilderUserConf {
+    fn write(fleet: &Fleet, host: &str, text: &str) -> Result<BuilderUserConf, Failed> {
+        let dir = fleet.dir.join(host).join("home/.config/nix");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join("nix.conf");
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(BuilderUserConf(path))
+    }
+}
+
+impl Drop for BuilderUserConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// With `builders-use-substitutes = true` here, `rbtop check --json` asks
+/// every builder that is up which substituters *its* Nix uses and pings
+/// each from there (real Nix 2.8 on b1 and b2, a real HTTP cache from
+/// `python3 -m http.server`): b1's user config lists a good cache, one for
+/// another store, a 404, a port nobody listens on and a missing `file://`
+/// cache, which this machine's own substituters (the good one only) would
+/// never show; b2 has none; a host that is down is not asked. Nothing is
+/// left running on the builders, nothing is created there, and without the
+/// setting nothing is asked.
+fn builders_reach_their_own_substituters(fleet: &Fleet) -> Result<(), Failed> {
+    no_daemon_socket()?;
+    let sandbox = Sandbox::new("rbtop-bsubst");
+    sandbox.write("www/good/nix-cache-info", "StoreDir: /nix/store\n");
+    sandbox.write("www/gnu/nix-cache-info", "StoreDir: /gnu/store\n");
+    let http = HttpServer::serve(&sandbox.path("www"))?;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let base = format!("http://127.0.0.1:{}", http.port);
+    // The fleet shares this machine's network, not its files: the missing
+    // cache is looked for inside b1's own mount namespace.
+    let missing_file = "file:///var/empty/rbtop-no-cache";
+    let _b1 = BuilderUserConf::write(
+        fleet,
+        "b1",
+        &format!(
+            "substituters = {base}/good?priority=5 {base}/gnu {base}/missing http://127.0.0.1:{dead} {missing_file}\n"
+        ),
+    )?;
+    let machines = sandbox.write(
+        "machines",
+        "ssh://b1 x86_64-linux - 2 1 - - -\nssh://b2 x86_64-linux - 2 1 - - -\nssh://no-such-host.invalid x86_64-linux - 2 1 - - -\n",
+    );
+    let check = |use_substitutes: bool, json: bool| {
+        sandbox.write(
+            "nixconf/nix.conf",
+            &format!("builders-use-substitutes = {use_substitutes}\nsubstituters = {base}/good\n"),
+        );
+        let mut cmd = sandbox.rbtop();
+        cmd.env("NIX_CONF_DIR", sandbox.path("nixconf"))
+            .env("NIX_SSHOPTS", fleet.nix_sshopts())
+            .args(["--machines"])
+            .arg(&machines)
+            .arg("check");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().map_err(|e| format!("cannot run rbtop: {e}"))
+    };
+    let out = check(true, true)?;
+    let json = json_stdout(&out)?;
+    let b1 = &host(&json, "ssh://b1")?["builder_substituters"];
+    let got = uri_statuses(
+        b1["substituters"]
+            .as_array()
+            .ok_or_else(|| format!("b1 has no builder_substituters: {json:#}"))?,
+    );
+    let want: Vec<(String, String)> = [
+        (format!("{base}/good?priority=5"), "up"),
+        (format!("{base}/gnu"), "wrong-store-dir"),
+        (format!("{base}/missing"), "bad-cache-info"),
+        (format!("http://127.0.0.1:{dead}"), "unreachable"),
+        (missing_file.to_string(), "unreachable"),
+    ]
+    .into_iter()
+    .map(|(u, s)| (u, s.to_string()))
+    .collect();
+    ensure(got == want && b1["error"].is_null(), || {
+        format!("b1's own substituters (uri, status):\n{got:#?}\nwanted:\n{want:#?}\n{b1:#}")
+    })?;
+    let sub = |i: usize| &b1["substituters"][i];
+    ensure(
+        sub(0)["priority"] == 5
+            && sub(0)["ms"].as_f64().is_some_and(|ms| ms > 0.0)
+            && sub(1)["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("is for Nix stores with prefix '/gnu/store'"))
+            && sub(3)["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("/nix-cache-info") && r.contains("connect")),
+        || format!("Nix's own words, from b1: {b1:#}"),
+    )?;
+    let b2 = &host(&json, "ssh://b2")?["builder_substituters"];
+    ensure(
+        b2["error"].is_null() && b2["substituters"].as_array().is_some_and(Vec::is_empty),
+        || format!("b2's Nix uses no substituters (the fleet's `substituters =`): {b2:#}"),
+    )?;
+    let down = host(&json, "ssh://no-such-host.invalid")?;
+    ensure(down.get("builder_substituters").is_none(), || {
+        format!("a host that is down is not asked: {down:#}")
+    })?;
+    ensure(
+        json["substituters"].as_array().map(Vec::len) == Some(1),
+        || {
+            format!(
+                "this machine's own list is still its own: {:#}",
+                json["substituters"]
+            )
+        },
+    )?;
+    ensure(out.status.code() == Some(1), || {
+        format!(
+            "exit status {:?}: 1 for the host that is down, as without the setting",
+            out.status.code()
+        )
+    })?;
+    let text = check(true, false)?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    ensure(
+        text.contains("substituters as each builder reaches them (builders-use-substitutes):\nb1: 1 of 5 usable\n")
+            && text.contains(&format!("  {base}/gnu: wrong-store-dir after "))
+            && text.contains("b2: none configured\n"),
+        || format!("the text says each builder's reach:\n{text}"),
+    )?;
+    let namespaces = builder_namespaces(fleet);
+    let left = settle(
+        "rbtop-substituters",
+        Some(&namespaces),
+        Duration::from_secs(10),
+    );
+    ensure(left.is_empty(), || {
+        format!("left on the builders: {left:?}")
+    })?;
+    // b1 shares this machine's /var: had Nix opened the missing cache, it
+    // would have made it.
+    ensure(!Path::new("/var/empty/rbtop-no-cache").exists(), || {
+        "checking a missing file:// cache created it".to_string()
+    })?;
+    let off = check(false, true)?;
+    let off: Value = serde_json::from_slice(&off.stdout).map_err(|e| format!("not JSON: {e}"))?;
+    ensure(
+        host(&off, "ssh://b1")?
+            .get("builder_substituters")
+            .is_none(),
+        || format!("without builders-use-substitutes nothing is asked: {off:#}"),
+    )
 }
 
 fn hung_canary(fleet: &Fleet) -> Result<(), Failed> {

@@ -157,7 +157,7 @@ async fn look(session: &HostSession, how: &EnvMatch) -> Result<Found, String> {
 
 fn run_error(what: &str, error: RunError) -> String {
     match error {
-        RunError::TimedOut => error.to_string(),
+        RunError::TimedOut | RunError::TooLong => error.to_string(),
         RunError::Ssh(e) => format!("cannot run the {what}: {e}"),
     }
 }

@@ -44,17 +44,23 @@ pub(crate) const FIND_BUILD: Script = script!("find_build.sh", "rbtop-find-build
 /// The one kill ([`super::kill`]), for `K` and the builder check:
 /// `rbtop-kill KIND ID START...`.
 pub(crate) const KILL: Script = script!("kill.sh", "rbtop-kill");
+/// A builder's own reach of its substituters
+/// ([`crate::substituters::from_builder`]):
+/// `rbtop-substituters NONCE LIMIT MAX STORE_DIR NIX_WORDS...`.
+pub(crate) const SUBSTITUTERS: Script = script!("substituters.sh", "rbtop-substituters");
 
 /// Every script, so that none escapes the list (a test checks the
 /// directory against it).
 #[cfg(test)]
-pub(crate) const ALL: [Script; 3] = [FACTS, FIND_BUILD, KILL];
+pub(crate) const ALL: [Script; 4] = [FACTS, FIND_BUILD, KILL, SUBSTITUTERS];
 
 /// Why a script run on a builder gave no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("the builder did not answer in time")]
     TimedOut,
+    #[error("{}", crate::bounds::SCRIPT_ANSWER.exceeded())]
+    TooLong,
     #[error("{0}")]
     Ssh(#[from] openssh::Error),
 }
@@ -77,19 +83,42 @@ impl Script {
     }
 
     /// Run it once on the builder of `session` and take what it printed,
-    /// within `limit`.
+    /// within `limit` and [`SCRIPT_ANSWER`](crate::bounds::SCRIPT_ANSWER)
+    /// (past either the command is dropped, which ends its channel).
     pub(crate) async fn output<S: AsRef<str>>(
         &self,
         session: &HostSession,
         args: impl IntoIterator<Item = S>,
         limit: Duration,
     ) -> Result<String, RunError> {
+        use tokio::io::AsyncReadExt;
         let mut command = session.session().command("sh");
-        command.args(self.sh_args(args));
-        let output = tokio::time::timeout(limit, command.output())
+        command
+            .args(self.sh_args(args))
+            .stdin(openssh::Stdio::null())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::null());
+        let bound = crate::bounds::SCRIPT_ANSWER.limit;
+        let run = async {
+            let mut child = command.spawn().await?;
+            let mut out = Vec::new();
+            if let Some(stdout) = child.stdout().take() {
+                stdout
+                    .take(bound as u64 + 1)
+                    .read_to_end(&mut out)
+                    .await
+                    .map_err(openssh::Error::ChildIo)?;
+            }
+            if out.len() > bound {
+                return Err(RunError::TooLong);
+            }
+            child.wait().await?;
+            Ok(out)
+        };
+        let out = tokio::time::timeout(limit, run)
             .await
             .map_err(|_| RunError::TimedOut)??;
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 }
 

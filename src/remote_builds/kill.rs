@@ -124,6 +124,7 @@ impl From<RunError> for KillError {
         match error {
             RunError::TimedOut => KillError::TimedOut,
             RunError::Ssh(e) => KillError::CannotRun(e.to_string()),
+            RunError::TooLong => KillError::CannotRun(error.to_string()),
         }
     }
 }

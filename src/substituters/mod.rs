@@ -8,6 +8,7 @@
 //! the builders' results.
 
 mod cache_info;
+pub mod from_builder;
 mod http;
 
 use std::path::Path;

@@ -64,6 +64,9 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     );
     let started = std::time::Instant::now();
     let show_progress = format == CheckFormat::Table;
+    let builders_substitute =
+        rbtop::substituters::from_builder::builders_use_substitutes(&resolved.nix_conf);
+    let settings_after_probe = builders_substitute.then(|| probe_settings.clone());
     let reports = match setup::probe_headless(machines, probe_settings, show_progress) {
         Ok(reports) => reports,
         Err(stopped) => {
@@ -91,9 +94,16 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         .map(super::substituters::Pending::finish)
         .unwrap_or_default();
     let triage = Triage::read(machines, &reports);
+    // Each builder's own substituters, from the builders that are up,
+    // beside the canaries.
+    let builder_substituters_pending = settings_after_probe
+        .map(|settings| super::builder_substituters::start(machines, &reports, &settings));
     let canaries = if let Some(canary_settings) = &canary_settings {
         let started = std::time::Instant::now();
         let Some(results) = super::canary::run(canary_settings, machines, &reports) else {
+            if let Some(pending) = builder_substituters_pending {
+                pending.cancel();
+            }
             return ExitCode::from(NOT_ALL_UP);
         };
         tracing::info!(
@@ -104,10 +114,13 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     } else {
         None
     };
+    let builder_substituters =
+        builder_substituters_pending.map(super::builder_substituters::Pending::finish);
     let extras = Extras {
         local_view: &local_view,
         daemon_check: daemon_check.as_ref(),
         substituters: &substituters,
+        builder_substituters: builder_substituters.as_deref(),
         canaries: canaries.as_deref(),
     };
     if let Err(code) = emit(args, &render(args, machines, &reports, &triage, &extras)) {
@@ -129,6 +142,8 @@ pub struct Extras<'a> {
     pub local_view: &'a LocalView,
     pub daemon_check: Option<&'a Result<daemon_view::DaemonCheck, String>>,
     pub substituters: &'a [rbtop::substituters::SubstituterCheck],
+    /// Each builder's own substituters (with `builders-use-substitutes`).
+    pub builder_substituters: Option<&'a [Option<rbtop::substituters::from_builder::Outcome>]>,
     pub canaries: Option<&'a [rbtop::canary::CanaryResult]>,
 }
 
@@ -162,6 +177,9 @@ fn render(
                 reports,
             ));
             text.push_str(&super::substituters::render(extras.substituters));
+            if let Some(outcomes) = extras.builder_substituters {
+                text.push_str(&super::builder_substituters::render(machines, outcomes));
+            }
             if let Some(canaries) = extras.canaries {
                 let via_daemon = rbtop::canary::request::daemon_socket().is_some();
                 text.push_str(&super::canary::render(machines, canaries, via_daemon));
@@ -189,6 +207,13 @@ fn render(
             if let Some(canaries) = extras.canaries {
                 for (host, canary) in doc.hosts.iter_mut().zip(canaries) {
                     host.canary = Some(super::canary::CanaryJson::of(canary));
+                }
+            }
+            if let Some(outcomes) = extras.builder_substituters {
+                for (host, outcome) in doc.hosts.iter_mut().zip(outcomes) {
+                    host.builder_substituters = outcome
+                        .as_ref()
+                        .map(super::builder_substituters::BuilderSubstitutersJson::of);
                 }
             }
             serde_json::to_string_pretty(&doc).expect("plain data serialises") + "\n"
@@ -289,6 +314,10 @@ pub struct HostJson<'a> {
     /// building (as root, with a daemon; SSH hosts only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daemon: Option<&'a DaemonHostView>,
+    /// The substituters as the host itself reaches them (with
+    /// `builders-use-substitutes`; hosts up over SSH only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub builder_substituters: Option<super::builder_substituters::BuilderSubstitutersJson<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -352,6 +381,7 @@ pub fn report<'a>(
                 .map(ToString::to_string),
             canary: None,
             daemon: None,
+            builder_substituters: None,
         })
         .collect();
     let up = reports.iter().filter(|r| r.is_up()).count();

@@ -2,6 +2,7 @@
 //! so the output is testable without a process.
 
 pub mod build;
+pub mod builder_substituters;
 pub mod canary;
 pub mod check;
 pub mod daemon_view;

@@ -104,12 +104,12 @@ pub fn render(checks: &[SubstituterCheck]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use super::*;
 
-    fn check(uri: &str, status: &'static str, reason: Option<&str>) -> SubstituterCheck {
+    pub(crate) fn check(uri: &str, status: &'static str, reason: Option<&str>) -> SubstituterCheck {
         SubstituterCheck {
             uri: uri.into(),
             status,
