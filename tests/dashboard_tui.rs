@@ -14,6 +14,8 @@
 mod fleet;
 #[path = "support/fleet_trials.rs"]
 mod fleet_trials;
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/triage.rs"]
 mod triage;
 
@@ -1674,8 +1676,93 @@ fn the_daemon_s_view_in_the_dashboard(fleet: &Fleet) -> Result<(), Failed> {
     result
 }
 
+/// The detail pane's `caches` line (the builder's own substituters), if shown.
+fn builder_substituters_line(screen: &str) -> Option<&str> {
+    screen.lines().find(|l| l.starts_with("│caches "))
+}
+
+/// With `builders-use-substitutes`, the detail pane says how many of the
+/// builder's own substituters it reaches (b1, real Nix 2.8, a real HTTP
+/// cache), and `r` checks them again, with this machine's: a cache that
+/// lost its `nix-cache-info` shows as unusable in the header and from the
+/// builder once `r` is pressed, without restarting rbtop.
+fn r_rechecks_the_substituters_and_each_builder_s_own(fleet: &Fleet) -> Result<(), Failed> {
+    let www = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    for cache in ["good", "spare"] {
+        std::fs::create_dir_all(www.path().join(cache)).unwrap();
+        std::fs::write(
+            www.path().join(cache).join("nix-cache-info"),
+            "StoreDir: /nix/store\n",
+        )
+        .unwrap();
+    }
+    let http = http_server::HttpServer::serve(www.path())?;
+    let base = format!("http://127.0.0.1:{}", http.port);
+    // b1's SSH user (root there) has its own list, as a builder's nix.conf would.
+    let b1_conf = fleet.dir.join("b1/home/.config/nix");
+    std::fs::create_dir_all(&b1_conf).unwrap();
+    std::fs::write(
+        b1_conf.join("nix.conf"),
+        format!("substituters = {base}/good {base}/spare\n"),
+    )
+    .unwrap();
+    let result = (|| {
+        let mut term = Terminal::open(fleet)?;
+        std::fs::write(
+            term.path("nixconf/nix.conf"),
+            format!("builders-use-substitutes = true\nsubstituters = {base}/good\n"),
+        )
+        .unwrap();
+        let pid = term.start_rbtop("")?;
+        term.wait_all_resolved(fleet)?;
+        term.wait("this machine's substituter, up", |s| {
+            let header = header_lines(s);
+            header
+                .contains("substituters 1/1 usable")
+                .then_some(())
+                .ok_or(format!("header {header:?}"))
+        })?;
+        select_host(&mut term, fleet, "b1")?;
+        term.keys(&["Enter"])?;
+        term.wait("b1's own substituters, both usable", |s| {
+            let line = builder_substituters_line(s).ok_or("no substituters line")?;
+            line.contains("2/2 substituters usable from the builder")
+                .then_some(())
+                .ok_or(format!("{line:?}"))
+        })?;
+        // The good cache goes bad; only `r` can tell.
+        std::fs::remove_file(www.path().join("good/nix-cache-info")).unwrap();
+        term.keys(&["r"])?;
+        term.wait("the re-check on r, here and from b1", |s| {
+            let header = header_lines(s);
+            let line = builder_substituters_line(s).ok_or("no substituters line")?;
+            (header.contains("substituters 0/1 usable")
+                && line.contains("1/2 substituters usable from the builder")
+                && s.contains(&format!("{base}/good: bad-cache-info")))
+            .then_some(())
+            .ok_or(format!("header {header:?}, b1 {line:?}"))
+        })?;
+        term.keys(&["q"])?;
+        term.wait_exit(0, pid)?;
+        let left = settle(
+            "rbtop-substituters",
+            Some(&term.builders),
+            Duration::from_secs(10),
+        );
+        ensure(left.is_empty(), || {
+            format!("left on the builders: {left:?}")
+        })
+    })();
+    let _ = std::fs::remove_file(b1_conf.join("nix.conf"));
+    result
+}
+
 fn main() {
     fleet_trials::run_on_one_fleet(&[
+        (
+            "r_rechecks_the_substituters_and_each_builder_s_own",
+            r_rechecks_the_substituters_and_each_builder_s_own,
+        ),
         (
             "another_terminal_s_build_log_opens_on_enter",
             another_terminal_s_build_log_opens_on_enter,

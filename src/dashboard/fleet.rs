@@ -170,6 +170,17 @@ impl FleetState {
         }
     }
 
+    /// Take one host's own reach of its substituters.
+    pub fn apply_builder_substituters(
+        &mut self,
+        index: usize,
+        outcome: crate::substituters::from_builder::Outcome,
+    ) {
+        if let Some(host) = self.hosts.get_mut(index) {
+            host.builder_substituters = Some(outcome);
+        }
+    }
+
     /// Hosts the daemon's view was checked on and failed.
     pub fn daemon_view_failures(&self) -> usize {
         self.hosts

@@ -93,6 +93,9 @@ pub struct HostState {
     pub canary: Option<HostCanary>,
     /// The nix-daemon's (root's) view of this host, when checked.
     pub daemon_view: Option<DaemonHostView>,
+    /// The substituters as this host reaches them, when checked (with
+    /// `builders-use-substitutes`).
+    pub builder_substituters: Option<crate::substituters::from_builder::Outcome>,
 }
 
 /// What opening the session and the store channel last took.
@@ -124,6 +127,7 @@ impl HostState {
             opened: Opened::default(),
             canary: None,
             daemon_view: None,
+            builder_substituters: None,
         }
     }
 

@@ -153,7 +153,7 @@ impl Action {
             Action::NextSort => "sort by the next column (the header marks it ▼/▲)",
             Action::PreviousSort => "sort by the previous column",
             Action::ReverseSort => "reverse the sort",
-            Action::Refresh => "probe every host now (also those waiting to retry)",
+            Action::Refresh => "probe every host now (retries too), recheck caches",
             Action::Diagnostics => "machines file problems, with file:line",
             Action::Help => "this help",
             Action::Quit => {

@@ -32,6 +32,8 @@ use rbtop::slots::LocalLoad;
 
 /// Root's view of the hosts: where the daemon's SSH options were read and
 /// each host's result, or why it could not be checked.
+use super::side_checks::SideResult;
+
 pub type DaemonViewResult = Result<(String, Vec<Option<DaemonHostView>>), String>;
 
 /// Which pane of the dashboard screen has the keys no popup takes.
@@ -304,6 +306,17 @@ impl App {
                 self.context.daemon_view = Some(Ok(source));
             }
             Err(e) => self.context.daemon_view = Some(Err(e)),
+        }
+    }
+
+    /// A result of the checks beside the probes (start, `r`).
+    pub fn on_side_result(&mut self, result: SideResult) {
+        match result {
+            SideResult::Substituters(checks) => self.context.substituters = Some(checks),
+            SideResult::DaemonView(checked) => self.on_daemon_view(checked),
+            SideResult::BuilderSubstituters(host, outcome) => {
+                self.fleet.apply_builder_substituters(host, outcome);
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use rbtop::canary::CanarySettings;
-use rbtop::daemon_view::{DaemonSsh, LocalView, check_hosts};
+use rbtop::daemon_view::LocalView;
 use rbtop::dashboard::{Context, FleetState};
 use rbtop::jobs::launch::Placement;
 use rbtop::jobs::runner::Supervisor;
@@ -21,6 +21,7 @@ use super::canaries::Canaries;
 use super::keymap::Keymap;
 use super::panes::jobs::{JobDefaults, JobsPane};
 use super::run::{Builds, DashboardEnd};
+use super::side_checks::{SideChecks, SideInputs};
 use super::{App, run as event_loop, terminal};
 use crate::cli::DashboardArgs;
 use crate::config::Settings;
@@ -50,6 +51,8 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
     };
     let machines = resolved.parsed.machines.clone();
     let substituter_list = rbtop::substituters::configured(&resolved.nix_conf);
+    let builders_substitute =
+        rbtop::substituters::from_builder::builders_use_substitutes(&resolved.nix_conf);
     if let Some(warning) = raise_open_file_limit(machines.len()) {
         tracing::warn!("{warning}");
         notices.push(warning);
@@ -88,51 +91,16 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
             app.launched(Ok(supervisor.job(id).expect("just opened").clone()));
         }
         let mut canaries = Canaries::new(canary_settings, machines.clone());
-        // The substituters, checked once beside the first probes.
-        let (substituters_stop, substituters_stopped) = tokio::sync::oneshot::channel::<()>();
-        let (substituters_sender, mut substituters) = tokio::sync::mpsc::unbounded_channel();
-        let substituters_task = {
-            let settings = probe_settings.clone();
-            tokio::spawn(async move {
-                let store_dir = rbtop::remote_builds::local_store_dir();
-                let stopped = async {
-                    let _ = substituters_stopped.await;
-                };
-                if let Some(checks) = rbtop::substituters::check_all(
-                    &substituter_list,
-                    &settings,
-                    &store_dir.to_string_lossy(),
-                    stopped,
-                )
-                .await
-                {
-                    let _ = substituters_sender.send(checks);
-                }
-            })
-        };
-        let (daemon_stop, daemon_stopped) = tokio::sync::oneshot::channel::<()>();
-        let (daemon_sender, mut daemon_view) = tokio::sync::mpsc::unbounded_channel();
-        // Root's view, checked once beside the first probes.
-        let daemon_task = local_view.can_check_daemon().then(|| {
-            let machines = machines.clone();
-            let account = local_view.account.clone();
-            let (timeout, concurrency) = (probe_settings.timeout, probe_settings.concurrency);
-            tokio::spawn(async move {
-                let checked = match DaemonSsh::detect(&account) {
-                    Ok(ssh) => {
-                        let stopped = async {
-                            let _ = daemon_stopped.await;
-                        };
-                        match check_hosts(&machines, &ssh, timeout, concurrency, stopped).await {
-                            Some(hosts) => Ok((ssh.source, hosts)),
-                            None => return,
-                        }
-                    }
-                    Err(e) => Err(e),
-                };
-                let _ = daemon_sender.send(checked);
-            })
+        // The substituters, root's view and the builders' own
+        // substituters, beside the first probes and again on each `r`.
+        let mut side_checks = SideChecks::new(SideInputs {
+            substituters: substituter_list,
+            machines: machines.clone(),
+            local_view: local_view.clone(),
+            settings: probe_settings.clone(),
+            builders_substitute,
         });
+        side_checks.start();
         let fleet = Fleet::new(&machines, probe_settings);
         // A panic is caught here only to close the SSH sessions; the
         // panic hook has already restored the terminal and said why.
@@ -143,8 +111,7 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
                 supervisor: &mut supervisor,
                 changed: &mut changed,
                 canaries: &mut canaries,
-                daemon_view: &mut daemon_view,
-                substituters: &mut substituters,
+                side_checks: &mut side_checks,
             };
             let ended = event_loop::run(
                 &mut tui,
@@ -178,21 +145,10 @@ pub fn run(settings: &Settings, args: &DashboardArgs, log_directory: Option<Path
         }
         tokio::select! {
             () = async {
-                let _ = daemon_stop.send(());
-                let _ = substituters_stop.send(());
-                let daemon_done = async {
-                    if let Some(task) = daemon_task {
-                        let _ = task.await;
-                    }
-                };
-                let substituters_done = async {
-                    let _ = substituters_task.await;
-                };
                 tokio::join!(
                     supervisor.shutdown(),
                     canaries.shutdown(),
-                    daemon_done,
-                    substituters_done
+                    side_checks.shutdown()
                 );
                 fleet.close().await;
             } => {}

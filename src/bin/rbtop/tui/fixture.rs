@@ -583,3 +583,34 @@ pub fn substituters_checked() -> App {
     app.update(crate::tui::action::Action::Diagnostics);
     app
 }
+
+/// The mixed fleet with the first host's own substituters checked (with
+/// `builders-use-substitutes`): one usable, one not; its detail open.
+pub fn builder_substituters_checked() -> App {
+    use rbtop::substituters::SubstituterCheck;
+    use rbtop::substituters::from_builder::BuilderSubstituters;
+    let mut app = mixed_fleet();
+    let check = |uri: &str, status: &'static str, reason: Option<&str>| SubstituterCheck {
+        uri: uri.into(),
+        status,
+        reason: reason.map(str::to_string),
+        elapsed: Duration::from_millis(31),
+        priority: None,
+    };
+    app.fleet.apply_builder_substituters(
+        0,
+        Ok(BuilderSubstituters {
+            checks: vec![
+                check("https://cache.example.org", "up", None),
+                check(
+                    "http://10.0.0.5:5000",
+                    "unreachable",
+                    Some("unable to download 'http://10.0.0.5:5000/nix-cache-info': Couldn't connect to server (7)"),
+                ),
+            ],
+            not_checked: 0,
+        }),
+    );
+    app.update(crate::tui::action::Action::Detail);
+    app
+}

@@ -9,7 +9,8 @@
 //!   returning what it measured for the app to keep.
 //! - `run`: the event loop; `dashboard`: its start and shutdown;
 //!   `terminal`: takes the terminal and always gives it back; `canaries`:
-//!   the canary builds asked for with `c`/`C`, run beside the loop.
+//!   the canary builds asked for with `c`/`C`, run beside the loop;
+//!   `side_checks`: the substituters and root's view, at start and on `r`.
 //! - `action`, `keymap`, `text_input`, `scroll`: what the panes share.
 
 pub mod action;
@@ -23,6 +24,7 @@ pub mod panes;
 pub mod popups;
 pub mod run;
 pub mod scroll;
+pub mod side_checks;
 pub mod terminal;
 pub mod text_input;
 pub mod view;

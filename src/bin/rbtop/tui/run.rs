@@ -12,8 +12,9 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use super::app::{App, AppEffect, DaemonViewResult};
+use super::app::{App, AppEffect};
 use super::canaries::Canaries;
+use super::side_checks::SideChecks;
 use super::terminal::{self, Tui};
 use super::view;
 use crate::signals::Interrupted;
@@ -22,7 +23,6 @@ use rbtop::jobs::job::JobId;
 use rbtop::jobs::runner::Supervisor;
 use rbtop::probe::Fleet;
 use rbtop::remote_builds::{self, KillOutcome};
-use rbtop::substituters::SubstituterCheck;
 
 /// How the dashboard ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +39,8 @@ pub struct Builds<'a> {
     pub supervisor: &'a mut Supervisor,
     pub changed: &'a mut mpsc::UnboundedReceiver<JobId>,
     pub canaries: &'a mut Canaries,
-    /// Root's view of the hosts, once checked (as root, with a daemon).
-    pub daemon_view: &'a mut mpsc::UnboundedReceiver<DaemonViewResult>,
-    /// The substituters, once checked.
-    pub substituters: &'a mut mpsc::UnboundedReceiver<Vec<SubstituterCheck>>,
+    /// The substituters and root's view of the hosts, re-checked on `r`.
+    pub side_checks: &'a mut SideChecks,
 }
 
 /// Run until quit or `interrupt` (a signal) resolves. `slots_dir` is the
@@ -61,8 +59,7 @@ pub async fn run(
         supervisor,
         changed,
         canaries,
-        daemon_view,
-        substituters,
+        side_checks,
     } = builds;
     tokio::pin!(interrupt);
     let mut input = EventStream::new();
@@ -102,12 +99,8 @@ pub async fn run(
                 refresher.start_due(&mut app.fleet, false);
                 Redraw::Now
             }
-            Some(checks) = substituters.recv() => {
-                app.context.substituters = Some(checks);
-                Redraw::Soon
-            }
-            Some(checked) = daemon_view.recv() => {
-                app.on_daemon_view(checked);
+            Some(result) = side_checks.next() => {
+                app.on_side_result(result);
                 Redraw::Soon
             }
             Some((host, result)) = canaries.next() => {
@@ -138,7 +131,10 @@ pub async fn run(
                             }
                             app.shutting_down = Some(supervisor.active());
                         }
-                        AppEffect::Refresh => refresher.start_due(&mut app.fleet, true),
+                        AppEffect::Refresh => {
+                            refresher.start_due(&mut app.fleet, true);
+                            side_checks.start();
+                        }
                         AppEffect::Launch(request) => {
                             let launched = supervisor
                                 .launch(request)

@@ -196,6 +196,14 @@ fn detail_with_the_daemon_s_view() {
 }
 
 #[test]
+fn detail_with_the_builder_s_own_substituters() {
+    snapshot(
+        "detail_builder_substituters",
+        fixture::builder_substituters_checked,
+    );
+}
+
+#[test]
 fn diagnostics_with_the_substituters() {
     snapshot("substituters", fixture::substituters_checked);
 }

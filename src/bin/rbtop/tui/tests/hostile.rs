@@ -88,6 +88,29 @@ fn canaries_the_daemon_s_view_and_substituters_show_no_control_character() {
             view.reason = Some((*evil).into());
         }
         assert_clean(&mut app, &format!("detail with hostile canary {i}"));
+        let evil_check = SubstituterCheck {
+            uri: (*evil).into(),
+            status: "error",
+            reason: Some((*evil).into()),
+            elapsed: std::time::Duration::ZERO,
+            priority: None,
+        };
+        app.fleet.apply_builder_substituters(
+            1,
+            Ok(rbtop::substituters::from_builder::BuilderSubstituters {
+                checks: vec![evil_check],
+                not_checked: 0,
+            }),
+        );
+        assert_clean(
+            &mut app,
+            &format!("detail with a builder's hostile substituter {i}"),
+        );
+        app.fleet.apply_builder_substituters(1, Err((*evil).into()));
+        assert_clean(
+            &mut app,
+            &format!("detail with a builder's hostile failure {i}"),
+        );
         app.context.substituters = Some(vec![SubstituterCheck {
             uri: (*evil).into(),
             status: "bad-cache-info",

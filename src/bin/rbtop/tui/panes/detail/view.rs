@@ -244,6 +244,7 @@ fn lines(host: &HostState, app_context: &Context, now: Instant) -> Vec<Line<'sta
         }
     }
     out.extend(daemon_lines(host, app_context));
+    out.extend(builder_substituters_lines(host));
     out.extend(canary_lines(host, now));
     let jobs = match &host.load {
         Some(load) => format!("{}/{} busy here", load.busy, machine.max_jobs),
@@ -395,6 +396,59 @@ fn daemon_lines(host: &HostState, context: &Context) -> Vec<Line<'static>> {
             style::error(),
         )]
     }
+}
+
+/// The substituters as the host itself reaches them (with
+/// `builders-use-substitutes`): how many are usable, and a line for each
+/// that is not.
+fn builder_substituters_lines(host: &HostState) -> Vec<Line<'static>> {
+    use rbtop::sanitize::for_terminal;
+    const NAME: &str = "caches";
+    let Some(outcome) = &host.builder_substituters else {
+        return Vec::new();
+    };
+    let found = match outcome {
+        Err(why) => {
+            return vec![styled_field(
+                NAME,
+                format!(
+                    "substituters not checked from the builder: {}",
+                    for_terminal(why)
+                ),
+                style::dim(),
+            )];
+        }
+        Ok(found) if found.checks.is_empty() && found.not_checked == 0 => {
+            return vec![field(NAME, "no substituters configured on the builder")];
+        }
+        Ok(found) => found,
+    };
+    let more = match found.not_checked {
+        0 => String::new(),
+        n => format!(", {n} more not checked"),
+    };
+    let usable = found.usable();
+    let summary = format!(
+        "{usable}/{} substituters usable from the builder (builders-use-substitutes){more}",
+        found.checks.len()
+    );
+    let mut out = vec![if usable == found.checks.len() {
+        field(NAME, summary)
+    } else {
+        styled_field(NAME, summary, style::warning())
+    }];
+    for check in found.checks.iter().filter(|c| !c.is_up()) {
+        out.push(Line::styled(
+            format!(
+                "  {}: {}: {}",
+                for_terminal(&check.uri),
+                check.status,
+                for_terminal(check.reason.as_deref().unwrap_or(""))
+            ),
+            style::warning(),
+        ));
+    }
+    out
 }
 
 /// The latest canary build (`c`): running, or its stages, or its class,
