@@ -7,7 +7,9 @@
 //! handshake when asked for `liar-version` (a version string and log frames
 //! full of escapes) or `liar-huge` (a version string said to be 1 TiB long):
 //! the first is up with its version shown inertly, the second fails on the
-//! protocol string's bound. Needs root (the fleet).
+//! protocol string's bound. Asked for its substituters (with
+//! `builders-use-substitutes`), the liar fails that check on the bound of a
+//! script's answer. Needs root (the fleet).
 
 #[path = "support/fleet.rs"]
 mod fleet;
@@ -100,10 +102,8 @@ fn the_liar_is_down_with_a_reason_and_memory_stays_bounded() {
         }
     }
 
-    // A handshake that completes, with hostile strings in it.
-    let builders = "ssh-ng://liar?remote-program=liar-version x86_64-linux - 1 1 - - -; \
-                    ssh-ng://liar?remote-program=liar-huge x86_64-linux - 1 1 - - -";
-    for json in [true, false] {
+    // `rbtop check --builders B [--json]`: its output, stdout and stderr.
+    let check_builders = |builders: &str, json: bool| {
         let out = sb
             .rbtop()
             .env("NIX_CONF_DIR", sb.path("nixconf"))
@@ -113,8 +113,16 @@ fn the_liar_is_down_with_a_reason_and_memory_stays_bounded() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out, stdout, stderr)
+    };
+
+    // A handshake that completes, with hostile strings in it.
+    let builders = "ssh-ng://liar?remote-program=liar-version x86_64-linux - 1 1 - - -; \
+                    ssh-ng://liar?remote-program=liar-huge x86_64-linux - 1 1 - - -";
+    for json in [true, false] {
+        let (out, stdout, stderr) = check_builders(builders, json);
         assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
         assert!(
             !stdout.contains('\x1b') && !stderr.contains('\x1b'),
@@ -141,6 +149,37 @@ fn the_liar_is_down_with_a_reason_and_memory_stays_bounded() {
         } else {
             assert!(stdout.contains("2.8.0\\x1b]0;LIAR-TITLE\\x07"), "{stdout}");
             assert!(stdout.contains("1 of 2 up"), "{stdout}");
+        }
+    }
+
+    // With builders-use-substitutes each builder that is up runs rbtop's
+    // substituters script; the liar answers it without end: that host's
+    // check fails on the script answer's bound, b1's is unharmed.
+    sb.write("nixconf/nix.conf", "builders-use-substitutes = true\n");
+    let builders = "ssh-ng://liar?remote-program=liar-version x86_64-linux - 1 1 - - -; \
+                    ssh://b1 x86_64-linux - 1 1 - - -";
+    for json in [true, false] {
+        let (out, stdout, stderr) = check_builders(builders, json);
+        // Both up: a builder's substituters do not change the exit status.
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert!(
+            !stdout.contains('\x1b') && !stderr.contains('\x1b'),
+            "{stdout:?}"
+        );
+        let bound = "a script's answer is longer than rbtop's bound of 1048576 bytes";
+        if json {
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            let hosts = report["hosts"].as_array().unwrap();
+            let (liar, b1) = (&hosts[0], &hosts[1]);
+            assert_eq!(liar["status"], "up", "{stdout}");
+            assert_eq!(liar["builder_substituters"]["error"], bound, "{stdout}");
+            assert!(b1["builder_substituters"]["error"].is_null(), "{stdout}");
+        } else {
+            assert!(
+                stdout.contains(&format!("liar: not checked: {bound}")),
+                "{stdout}"
+            );
+            assert!(stdout.contains("b1: none configured"), "{stdout}");
         }
     }
 }

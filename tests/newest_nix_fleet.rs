@@ -2,13 +2,17 @@
 //! a Debian sid root (tests/fleet/fleet.sh --sid). `rbtop check` over ssh://
 //! and ssh-ng:// reads the Nix version the host itself reports, the protocol
 //! both sides really agree on, and trust; a build there is followed through
-//! Nix's internal-json log, and a failing one ends with Nix's own reason.
+//! Nix's internal-json log, and a failing one ends with Nix's own reason;
+//! with `builders-use-substitutes`, s1's own Nix names and pings its
+//! substituters (`nix config show`, Nix >= 2.20).
 //! One fleet (s1 alone) serves every trial. Needs root; fails, never skips.
 
 #[path = "support/fleet.rs"]
 mod fleet;
 #[path = "support/fleet_trials.rs"]
 mod fleet_trials;
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 
@@ -321,6 +325,63 @@ fn a_failing_build_on_s1_gives_nix_s_reason(fleet: &Fleet) -> Result<(), Failed>
     )
 }
 
+/// With `builders-use-substitutes`, s1's Nix (2.34: `nix config show
+/// substituters`, `nix store ping` a deprecated alias) says which
+/// substituters it uses and reaches each: a real HTTP cache, one for
+/// another store, a port nobody listens on.
+fn s1_reaches_its_own_substituters(fleet: &Fleet) -> Result<(), Failed> {
+    let sandbox = Sandbox::new("rbtop-nn-subst");
+    sandbox.write("www/good/nix-cache-info", "StoreDir: /nix/store\n");
+    sandbox.write("www/gnu/nix-cache-info", "StoreDir: /gnu/store\n");
+    let http = http_server::HttpServer::serve(&sandbox.path("www"))?;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let base = format!("http://127.0.0.1:{}", http.port);
+    let want = [
+        (format!("{base}/good"), "up"),
+        (format!("{base}/gnu"), "wrong-store-dir"),
+        (format!("http://127.0.0.1:{dead}"), "unreachable"),
+    ];
+    // s1's root home is its SSH user's: its own nix.conf, removed after.
+    let conf_dir = fleet.dir.join("s1/home/.config/nix");
+    std::fs::create_dir_all(&conf_dir).map_err(|e| format!("{}: {e}", conf_dir.display()))?;
+    let conf = conf_dir.join("nix.conf");
+    let uris: Vec<&str> = want.iter().map(|(u, _)| u.as_str()).collect();
+    std::fs::write(&conf, format!("substituters = {}\n", uris.join(" ")))
+        .map_err(|e| format!("{}: {e}", conf.display()))?;
+    sandbox.write("nixconf/nix.conf", "builders-use-substitutes = true\n");
+    let out = sandbox
+        .rbtop()
+        .env("NIX_CONF_DIR", sandbox.path("nixconf"))
+        .env("NIX_SSHOPTS", fleet.nix_sshopts())
+        .args(["check", "--json", "--builders", &builders("ssh")])
+        .output();
+    let _ = std::fs::remove_file(&conf);
+    let out = out.map_err(|e| format!("cannot run rbtop: {e}"))?;
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
+    let found = &json["hosts"][0]["builder_substituters"];
+    let got: Vec<(String, &str)> = found["substituters"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|c| {
+                    (
+                        c["uri"].as_str().unwrap_or("").to_string(),
+                        c["status"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let want: Vec<(String, &str)> = want.to_vec();
+    ensure(got == want && found["error"].is_null(), || {
+        format!("s1's own substituters: {got:?}, wanted {want:?}: {json:#}")
+    })
+}
+
 fn main() {
     fleet_trials::run_on_fleet(
         FleetOptions {
@@ -339,6 +400,10 @@ fn main() {
             (
                 "a_failing_build_on_s1_gives_nix_s_reason",
                 a_failing_build_on_s1_gives_nix_s_reason,
+            ),
+            (
+                "s1_reaches_its_own_substituters",
+                s1_reaches_its_own_substituters,
             ),
         ],
     );

@@ -1,6 +1,8 @@
 //! What `rbtop check` says of each builder's own substituters, when this
-//! machine's Nix has `builders-use-substitutes`: checked on their own thread
-//! (after the probe, beside the canaries), on every builder that is up.
+//! machine's Nix has `builders-use-substitutes`: checked on their own
+//! thread, beside the probe (in its wall time, not after it), on every
+//! builder reached over SSH; said for the builders the probe found up (a
+//! host that is down already says why).
 
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,15 +21,11 @@ pub struct Pending {
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Start checking, from each builder reached over SSH that is up, the
-/// substituters its Nix uses, each ping within the probe's timeout.
-pub fn start(machines: &[Machine], reports: &[HostReport], settings: &ProbeSettings) -> Pending {
+/// Start checking, from each builder reached over SSH, the substituters
+/// its Nix uses, each ping within the probe's timeout.
+pub fn start(machines: &[Machine], settings: &ProbeSettings) -> Pending {
     let machines = machines.to_vec();
-    let wanted: Vec<bool> = machines
-        .iter()
-        .zip(reports)
-        .map(|(m, r)| r.is_up() && m.store.is_ssh())
-        .collect();
+    let wanted: Vec<bool> = machines.iter().map(|m| m.store.is_ssh()).collect();
     let settings = settings.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -51,8 +49,15 @@ pub fn start(machines: &[Machine], reports: &[HostReport], settings: &ProbeSetti
 }
 
 impl Pending {
-    pub fn finish(self) -> Vec<Option<Outcome>> {
-        self.thread.join().unwrap_or_default()
+    /// The outcomes of the hosts `reports` found up (others: `None`).
+    pub fn finish(self, reports: &[HostReport]) -> Vec<Option<Outcome>> {
+        let mut outcomes = self.thread.join().unwrap_or_default();
+        for (outcome, report) in outcomes.iter_mut().zip(reports) {
+            if !report.is_up() {
+                *outcome = None;
+            }
+        }
+        outcomes
     }
 
     /// Stop it, SSH sessions closed, and wait for that.

@@ -62,11 +62,13 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         rbtop::substituters::configured(&resolved.nix_conf),
         &probe_settings,
     );
+    // And each builder's own substituters (with builders-use-substitutes),
+    // in sessions of their own: in the probe's wall time, not after it.
+    let builder_substituters_pending =
+        rbtop::substituters::from_builder::builders_use_substitutes(&resolved.nix_conf)
+            .then(|| super::builder_substituters::start(machines, &probe_settings));
     let started = std::time::Instant::now();
     let show_progress = format == CheckFormat::Table;
-    let builders_substitute =
-        rbtop::substituters::from_builder::builders_use_substitutes(&resolved.nix_conf);
-    let settings_after_probe = builders_substitute.then(|| probe_settings.clone());
     let reports = match setup::probe_headless(machines, probe_settings, show_progress) {
         Ok(reports) => reports,
         Err(stopped) => {
@@ -74,6 +76,9 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
                 pending.cancel();
             }
             if let Some(pending) = substituters_pending {
+                pending.cancel();
+            }
+            if let Some(pending) = builder_substituters_pending {
                 pending.cancel();
             }
             return match stopped {
@@ -94,10 +99,6 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         .map(super::substituters::Pending::finish)
         .unwrap_or_default();
     let triage = Triage::read(machines, &reports);
-    // Each builder's own substituters, from the builders that are up,
-    // beside the canaries.
-    let builder_substituters_pending = settings_after_probe
-        .map(|settings| super::builder_substituters::start(machines, &reports, &settings));
     let canaries = if let Some(canary_settings) = &canary_settings {
         let started = std::time::Instant::now();
         let Some(results) = super::canary::run(canary_settings, machines, &reports) else {
@@ -114,8 +115,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     } else {
         None
     };
-    let builder_substituters =
-        builder_substituters_pending.map(super::builder_substituters::Pending::finish);
+    let builder_substituters = builder_substituters_pending.map(|pending| pending.finish(&reports));
     let extras = Extras {
         local_view: &local_view,
         daemon_check: daemon_check.as_ref(),
