@@ -84,7 +84,10 @@ impl Script {
 
     /// Run it once on the builder of `session` and take what it printed,
     /// within `limit` and [`SCRIPT_ANSWER`](crate::bounds::SCRIPT_ANSWER)
-    /// (past either the command is dropped, which ends its channel).
+    /// (past either the command is dropped, which ends its channel). Its
+    /// stdin stays open until then: a script that runs for long watches it
+    /// and stops when it ends (sshd signals nothing to a session without a
+    /// terminal).
     pub(crate) async fn output<S: AsRef<str>>(
         &self,
         session: &HostSession,
@@ -95,12 +98,14 @@ impl Script {
         let mut command = session.session().command("sh");
         command
             .args(self.sh_args(args))
-            .stdin(openssh::Stdio::null())
+            .stdin(openssh::Stdio::piped())
             .stdout(openssh::Stdio::piped())
             .stderr(openssh::Stdio::null());
         let bound = crate::bounds::SCRIPT_ANSWER.limit;
         let run = async {
             let mut child = command.spawn().await?;
+            // Held, never written, until the answer is read.
+            let _stdin = child.stdin().take();
             let mut out = Vec::new();
             if let Some(stdout) = child.stdout().take() {
                 stdout

@@ -70,11 +70,17 @@ pub fn nix_words(machine: &Machine) -> Vec<String> {
     vec!["nix".to_string()]
 }
 
+/// The script's deadline per ping, in whole seconds: never 0, which
+/// timeout(1) reads as no limit at all.
+fn limit_secs(limit: Duration) -> u64 {
+    limit.as_secs().max(1)
+}
+
 /// The script's arguments after its name.
 fn script_args(machine: &Machine, nonce: &str, limit: Duration) -> Vec<String> {
     let mut args = vec![
         nonce.to_string(),
-        limit.as_secs().max(1).to_string(),
+        limit_secs(limit).to_string(),
         MAX_PINGED.to_string(),
         crate::probe::route::STORE_DIR.to_string(),
     ];
@@ -82,26 +88,43 @@ fn script_args(machine: &Machine, nonce: &str, limit: Duration) -> Vec<String> {
     args
 }
 
+/// What a check stopped before its end says (never shown: a stopped
+/// round's results are dropped).
+const STOPPED: &str = "stopped";
+
 /// Check `machine`'s substituters from the machine itself, over a session
 /// of its own, within `limit` for the pings (plus the connection's own).
-pub async fn check_on(machine: &Machine, ssh: &SshSettings, limit: Duration) -> Outcome {
-    let session = oneshot::connect(machine, ssh)
-        .await
-        .map_err(|e| e.to_string())?;
+/// `stop` ends it early, the session closed (which ends the script there).
+pub async fn check_on(
+    machine: &Machine,
+    ssh: &SshSettings,
+    limit: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> Outcome {
+    tokio::pin!(stop);
+    let session = tokio::select! {
+        biased;
+        () = &mut stop => return Err(STOPPED.into()),
+        session = oneshot::connect(machine, ssh) => session.map_err(|e| e.to_string())?,
+    };
     let nonce = crate::probe::links::nonce();
-    // The script's pings end at `limit`; its own start and the answer get a few seconds more.
-    let answer_limit = limit + Duration::from_secs(5);
-    let output = SUBSTITUTERS
-        .output(&session, script_args(machine, &nonce, limit), answer_limit)
-        .await;
+    // The script's own deadline is a second past the pings'; its start
+    // and the answer get a few seconds more.
+    let answer_limit = Duration::from_secs(limit_secs(limit) + 6);
+    let output = tokio::select! {
+        biased;
+        () = &mut stop => None,
+        output = SUBSTITUTERS.output(&session, script_args(machine, &nonce, limit), answer_limit) => Some(output),
+    };
     session.close().await;
+    let output = output.ok_or_else(|| STOPPED.to_string())?;
     parse(&output.map_err(|e| e.to_string())?, &nonce, limit)
 }
 
 /// Check the substituters of every machine for which `wanted` says so
 /// (others: `None`) with the probe's SSH settings, timeout (per ping) and
 /// concurrency, each reported to `on_result` as it ends. `stop` ends it
-/// early (`None`), sessions closed.
+/// early (`None`), every session closed first.
 pub async fn check_on_each(
     machines: &[Machine],
     wanted: &[bool],
@@ -109,30 +132,29 @@ pub async fn check_on_each(
     stop: impl std::future::Future<Output = ()>,
     mut on_result: impl FnMut(usize, &Outcome),
 ) -> Option<Vec<Option<Outcome>>> {
-    use futures_util::StreamExt;
+    use futures_util::{FutureExt, StreamExt};
     let indices: Vec<usize> = (0..machines.len())
         .filter(|&i| wanted.get(i).copied().unwrap_or(false))
         .collect();
     let mut results: Vec<Option<Outcome>> = vec![None; machines.len()];
     let (ssh, limit) = (&settings.ssh, settings.timeout);
+    // Every check sees the one stop, and closes its own session on it.
+    let stop = Box::pin(stop).shared();
     let checks = futures_util::stream::iter(indices)
-        .map(|i| async move { (i, check_on(&machines[i], ssh, limit).await) })
+        .map(|i| {
+            let stop = stop.clone();
+            async move { (i, check_on(&machines[i], ssh, limit, stop).await) }
+        })
         .buffer_unordered(settings.concurrency.max(1));
     tokio::pin!(checks);
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            next = checks.next() => match next {
-                Some((i, outcome)) => {
-                    on_result(i, &outcome);
-                    results[i] = Some(outcome);
-                }
-                None => return Some(results),
-            },
-            // Dropping the checks kills their ssh masters (openssh's Drop).
-            () = &mut stop => return None,
+    // Once stopped, the rest end at once: drained, not reported.
+    while let Some((i, outcome)) = checks.next().await {
+        if stop.peek().is_none() {
+            on_result(i, &outcome);
+            results[i] = Some(outcome);
         }
     }
+    stop.peek().is_none().then_some(results)
 }
 
 /// Read the script's answer: between `begin NONCE` and `end NONCE`, so an
@@ -148,6 +170,7 @@ pub(crate) fn parse(output: &str, nonce: &str, limit: Duration) -> Outcome {
     let mut uris: Vec<String> = Vec::new();
     let mut checks: Vec<Option<SubstituterCheck>> = Vec::new();
     let mut not_checked = 0;
+    let mut listed = false;
     let mut ended = false;
     for line in lines {
         if line == end {
@@ -156,8 +179,15 @@ pub(crate) fn parse(output: &str, nonce: &str, limit: Duration) -> Outcome {
         }
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
         match word {
+            "failed" if rest.trim().is_empty() => {
+                return Err("the builder could not say why it failed".to_string());
+            }
             "failed" => return Err(rest.to_string()),
+            "substituters" if listed => {
+                return Err(format!("the builder's answer makes no sense: {line:?}"));
+            }
             "substituters" => {
+                listed = true;
                 uris = rest.split_whitespace().map(str::to_string).collect();
                 checks = vec![None; uris.len().min(MAX_PINGED)];
             }
@@ -173,8 +203,12 @@ pub(crate) fn parse(output: &str, nonce: &str, limit: Duration) -> Outcome {
                 let Some(slot) = i.checked_sub(1).and_then(|i| checks.get_mut(i)) else {
                     return Err(format!("the builder's answer makes no sense: {line:?}"));
                 };
-                let elapsed = ms.parse().map(Duration::from_millis).unwrap_or_default();
-                let (status, reason) = classify(rc, limit);
+                // `-`: the builder has no clock to say (then 0).
+                let elapsed = ms
+                    .parse::<u64>()
+                    .map(|ms| Duration::from_millis(ms.min(MAX_MS)))
+                    .unwrap_or_default();
+                let (status, reason) = classify(rc, elapsed, limit);
                 *slot = Some(SubstituterCheck {
                     uri: uris[i - 1].clone(),
                     status,
@@ -191,8 +225,9 @@ pub(crate) fn parse(output: &str, nonce: &str, limit: Duration) -> Outcome {
                     .and_then(|i| i.checked_sub(1))
                     .and_then(|i| checks.get_mut(i))
                     .and_then(Option::as_mut)
-                    // A timeout keeps its own reason; no words, the exit status's.
-                    .filter(|c| c.status != "timeout" && !why.trim().is_empty())
+                    // Up stays up; a timeout keeps its own reason; no words,
+                    // the exit status's.
+                    .filter(|c| c.status == "error" && !why.trim().is_empty())
                 {
                     let (status, reason) = classify_failure(why);
                     check.status = status;
@@ -205,6 +240,9 @@ pub(crate) fn parse(output: &str, nonce: &str, limit: Duration) -> Outcome {
     }
     if !ended {
         return Err("the builder's answer was cut short".to_string());
+    }
+    if !listed {
+        return Err("the builder's answer named no substituters list".to_string());
     }
     let checks = checks
         .into_iter()
@@ -237,21 +275,26 @@ fn no_answer(output: &str) -> String {
     }
 }
 
-/// The status of a ping by its exit status alone (Nix's words refine it).
-fn classify(rc: i32, limit: Duration) -> (&'static str, Option<String>) {
+/// A ping's time past this is nonsense (a day).
+const MAX_MS: u64 = 86_400_000;
+
+/// The status of a ping by its exit status and time (Nix's words refine
+/// an `error`).
+fn classify(rc: i32, elapsed: Duration, limit: Duration) -> (&'static str, Option<String>) {
+    let out_of_time = elapsed >= Duration::from_secs(limit_secs(limit));
     match rc {
         0 => ("up", None),
-        // timeout(1)'s status when it stopped the command (GNU, busybox).
-        124 | 137 | 143 => (
-            "timeout",
-            Some(format!(
-                "no answer within {}s, from the builder",
-                limit.as_secs()
-            )),
-        ),
+        // 124: GNU timeout(1)'s status, and the script's deadline's; busybox
+        // timeout passes on the stopped Nix's own status, so the time tells.
+        124 => ("timeout", Some(no_answer_within(limit))),
+        _ if out_of_time => ("timeout", Some(no_answer_within(limit))),
         127 => ("error", Some("the builder's nix could not be run".into())),
         _ => ("error", Some(format!("nix store ping exited with {rc}"))),
     }
+}
+
+fn no_answer_within(limit: Duration) -> String {
+    format!("no answer within {}s, from the builder", limit_secs(limit))
 }
 
 /// A failed ping's status from Nix's first error line, which is its
@@ -273,6 +316,7 @@ fn classify_failure(why: &str) -> (&'static str, Option<String>) {
         "Could not resolve",
         "Connection refused",
         "cannot connect",
+        "cannot open connection",
         "No route to host",
         "does not exist",
     ]) {
@@ -289,10 +333,149 @@ fn classify_failure(why: &str) -> (&'static str, Option<String>) {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+
     use super::*;
     use crate::machines::testing::machine;
 
     const LIMIT: Duration = Duration::from_secs(10);
+
+    /// The script started here under dash with this machine's Nix: its
+    /// nix.conf in `conf`, HOME and TMPDIR `home`, stdin piped (rbtop holds
+    /// it open while it waits).
+    fn spawn_here(conf: &Path, home: &Path, limit: Duration) -> Child {
+        Command::new(crate::remote::script::tests::dash())
+            .args(SUBSTITUTERS.sh_args(script_args(&machine("ssh://b1"), "N", limit)))
+            .env("NIX_CONF_DIR", conf)
+            .env("NIX_USER_CONF_FILES", "")
+            .env("HOME", home)
+            .env("TMPDIR", home)
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("NIX_CACHE_HOME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Its whole answer, its stdin open until then.
+    fn run_here(conf: &Path, home: &Path, limit: Duration) -> String {
+        let mut child = spawn_here(conf, home, limit);
+        let stdin = child.stdin.take();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        drop(stdin);
+        child.wait().unwrap();
+        out
+    }
+
+    /// Processes whose command line names `needle`.
+    fn processes_naming(needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(cmdline);
+            }
+        }
+        found
+    }
+
+    /// Polls `done` every 50 ms for up to `limit`.
+    fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        done()
+    }
+
+    /// A cache that accepts and never answers (never accepted: the kernel
+    /// completes the connection, nobody reads it).
+    fn silent_cache(dir: &Path) -> (std::net::TcpListener, String) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        std::fs::create_dir_all(dir.join("conf")).unwrap();
+        std::fs::write(
+            dir.join("conf/nix.conf"),
+            format!("substituters = http://{address}/a http://{address}/b\n"),
+        )
+        .unwrap();
+        (listener, address)
+    }
+
+    /// What sshd does when rbtop stops (a new round on `r`, quitting): the
+    /// channel's stdin ends. The script then stops both pings (each Nix
+    /// waiting on a cache that never answers, with 120 s to go) and removes
+    /// its temporary directory.
+    #[test]
+    fn when_its_stdin_ends_it_stops_every_ping_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_listener, address) = silent_cache(dir.path());
+        let mut child = spawn_here(
+            &dir.path().join("conf"),
+            dir.path(),
+            Duration::from_secs(120),
+        );
+        assert!(
+            eventually(Duration::from_secs(30), || processes_naming(&address).len()
+                >= 2),
+            "the pings never started: {:?}",
+            processes_naming(&address)
+        );
+        drop(child.stdin.take());
+        assert!(
+            eventually(Duration::from_secs(30), || child
+                .try_wait()
+                .unwrap()
+                .is_some()),
+            "the script still runs after its stdin ended"
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || processes_naming(&address)
+                .is_empty()),
+            "left running: {:?}",
+            processes_naming(&address)
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("tmp."))
+            .collect();
+        assert!(left.is_empty(), "temporary directories left: {left:?}");
+    }
+
+    /// Out of time: each ping is stopped at the limit and said so.
+    #[test]
+    fn a_cache_that_never_answers_is_a_timeout_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_listener, address) = silent_cache(dir.path());
+        let limit = Duration::from_secs(1);
+        let text = run_here(&dir.path().join("conf"), dir.path(), limit);
+        let got = parse(&text, "N", limit).unwrap_or_else(|e| panic!("{e}: {text}"));
+        let statuses: Vec<&str> = got.checks.iter().map(|c| c.status).collect();
+        assert_eq!(statuses, ["timeout", "timeout"], "{text}");
+        assert_eq!(
+            got.checks[0].reason.as_deref(),
+            Some("no answer within 1s, from the builder")
+        );
+        assert!(processes_naming(&address).is_empty());
+    }
 
     #[test]
     fn the_nix_beside_the_remote_program_else_the_path_s() {
@@ -407,6 +590,35 @@ mod tests {
     }
 
     #[test]
+    fn odd_answers_fail_the_builder_or_stay_what_the_exit_status_says() {
+        let err = |body: &str| parse(&answer(body), "N", LIMIT).unwrap_err();
+        assert!(err("failed \n").contains("could not say why"));
+        assert!(err("more 2\n").contains("named no substituters"));
+        assert!(err("substituters http://a\nsubstituters http://b\n").contains("makes no sense"));
+        let got = parse(
+            &answer(
+                "substituters http://a http://b http://c http://d\n\
+                 result 1 0 5\nwhy 1 error: HTTP error 500\n\
+                 result 2 1 10000\nwhy 2 error: download of 'http://b/nix-cache-info' was interrupted\n\
+                 result 3 1 40\nwhy 3 error: Could not resolve host\n\
+                 result 4 0 99999999999999999\n",
+            ),
+            "N",
+            LIMIT,
+        )
+        .unwrap();
+        // A `why` never turns an up check down.
+        assert_eq!(
+            (got.checks[0].status, got.checks[0].reason.as_deref()),
+            ("up", None)
+        );
+        // busybox timeout(1) passes on Nix's own status: the time tells.
+        assert_eq!(got.checks[1].status, "timeout");
+        assert_eq!(got.checks[2].status, "unreachable");
+        assert_eq!(got.checks[3].elapsed, Duration::from_millis(MAX_MS));
+    }
+
+    #[test]
     fn a_ping_that_never_said_how_it_ended_is_an_error_not_up() {
         let got = parse(
             &answer("substituters http://a http://b\nresult 2 0 3\n"),
@@ -462,18 +674,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let output = std::process::Command::new(crate::remote::script::tests::dash())
-            .args(SUBSTITUTERS.sh_args(script_args(
-                &machine("ssh://b1"),
-                "N",
-                Duration::from_secs(5),
-            )))
-            .env("NIX_CONF_DIR", at("conf"))
-            .env("NIX_USER_CONF_FILES", "")
-            .env("HOME", dir.path())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
+        let text = run_here(&dir.path().join("conf"), dir.path(), Duration::from_secs(5));
         let got = parse(&text, "N", LIMIT).unwrap_or_else(|e| panic!("{e}: {text}"));
         let statuses: Vec<&str> = got.checks.iter().map(|c| c.status).collect();
         assert_eq!(
@@ -532,20 +733,7 @@ mod tests {
         )
         .unwrap();
         for run in 1..=2 {
-            let output = std::process::Command::new(crate::remote::script::tests::dash())
-                .args(SUBSTITUTERS.sh_args(script_args(
-                    &machine("ssh://b1"),
-                    "N",
-                    Duration::from_secs(5),
-                )))
-                .env("NIX_CONF_DIR", dir.path().join("conf"))
-                .env("NIX_USER_CONF_FILES", "")
-                .env("HOME", dir.path())
-                .env_remove("XDG_CACHE_HOME")
-                .env_remove("NIX_CACHE_HOME")
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&output.stdout);
+            let text = run_here(&dir.path().join("conf"), dir.path(), Duration::from_secs(5));
             let got = parse(&text, "N", LIMIT).unwrap_or_else(|e| panic!("{e}: {text}"));
             assert_eq!(got.usable(), 1, "run {run}: {text}");
             assert!(

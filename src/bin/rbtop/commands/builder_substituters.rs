@@ -15,9 +15,11 @@ use rbtop::sanitize::for_terminal;
 use rbtop::substituters::from_builder::{self, Outcome};
 
 use super::substituters::SubstituterJson;
+use crate::signals::{Interrupted, shutdown_signal};
 
 pub struct Pending {
-    thread: JoinHandle<Vec<Option<Outcome>>>,
+    thread: JoinHandle<()>,
+    done: tokio::sync::oneshot::Receiver<Vec<Option<Outcome>>>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -28,14 +30,16 @@ pub fn start(machines: &[Machine], settings: &ProbeSettings) -> Pending {
     let wanted: Vec<bool> = machines.iter().map(|m| m.store.is_ssh()).collect();
     let settings = settings.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (finished, done) = tokio::sync::oneshot::channel();
     let thread = std::thread::spawn(move || {
         let Some(runtime) = crate::setup::runtime() else {
-            return Vec::new();
+            let _ = finished.send(Vec::new());
+            return;
         };
         let stopped = async {
             let _ = stopped.await;
         };
-        runtime
+        let outcomes = runtime
             .block_on(from_builder::check_on_each(
                 &machines,
                 &wanted,
@@ -43,21 +47,37 @@ pub fn start(machines: &[Machine], settings: &ProbeSettings) -> Pending {
                 stopped,
                 |_, _| {},
             ))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let _ = finished.send(outcomes);
     });
-    Pending { thread, stop }
+    Pending { thread, done, stop }
 }
 
 impl Pending {
-    /// The outcomes of the hosts `reports` found up (others: `None`).
-    pub fn finish(self, reports: &[HostReport]) -> Vec<Option<Outcome>> {
-        let mut outcomes = self.thread.join().unwrap_or_default();
+    /// The outcomes of the hosts `reports` found up (others: `None`); a
+    /// signal meanwhile stops the checks (sessions closed) and is returned.
+    pub fn finish(self, reports: &[HostReport]) -> Result<Vec<Option<Outcome>>, Interrupted> {
+        let Pending { thread, done, stop } = self;
+        let waited = match crate::setup::runtime() {
+            Some(runtime) => runtime.block_on(async {
+                tokio::select! {
+                    outcomes = done => Ok(outcomes.unwrap_or_default()),
+                    signal = shutdown_signal() => Err(signal),
+                }
+            }),
+            None => Ok(Vec::new()),
+        };
+        if waited.is_err() {
+            let _ = stop.send(());
+        }
+        let _ = thread.join();
+        let mut outcomes = waited?;
         for (outcome, report) in outcomes.iter_mut().zip(reports) {
             if !report.is_up() {
                 *outcome = None;
             }
         }
-        outcomes
+        Ok(outcomes)
     }
 
     /// Stop it, SSH sessions closed, and wait for that.

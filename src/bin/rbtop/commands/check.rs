@@ -115,7 +115,11 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     } else {
         None
     };
-    let builder_substituters = builder_substituters_pending.map(|pending| pending.finish(&reports));
+    let builder_substituters = match builder_substituters_pending.map(|p| p.finish(&reports)) {
+        None => None,
+        Some(Ok(outcomes)) => Some(outcomes),
+        Some(Err(signal)) => return ExitCode::from(signal.exit_status()),
+    };
     let extras = Extras {
         local_view: &local_view,
         daemon_check: daemon_check.as_ref(),

@@ -30,10 +30,10 @@ use rbtop::remote_builds::KillOutcome;
 use rbtop::remote_builds::RemoteBuild;
 use rbtop::slots::LocalLoad;
 
-/// Root's view of the hosts: where the daemon's SSH options were read and
-/// each host's result, or why it could not be checked.
 use super::side_checks::SideResult;
 
+/// Root's view of the hosts: where the daemon's SSH options were read and
+/// each host's result, or why it could not be checked.
 pub type DaemonViewResult = Result<(String, Vec<Option<DaemonHostView>>), String>;
 
 /// Which pane of the dashboard screen has the keys no popup takes.

@@ -6,6 +6,8 @@
 //! dropped, so `r` pressed twice never shows the older answer last;
 //! quitting stops them all before the sessions close.
 
+use std::time::{Duration, Instant};
+
 use rbtop::daemon_view::{DaemonSsh, LocalView, check_hosts};
 use rbtop::machines::Machine;
 use rbtop::probe::ProbeSettings;
@@ -38,8 +40,14 @@ pub struct SideInputs {
 type Round = u64;
 const STOPPED: Round = Round::MAX;
 
+/// `r` pressed again sooner than this re-probes the hosts but starts no
+/// new round here: each round opens a session to every SSH host.
+const MIN_ROUND_GAP: Duration = Duration::from_secs(5);
+
 pub struct SideChecks {
     inputs: SideInputs,
+    /// When the latest round started.
+    started: Option<Instant>,
     round: watch::Sender<Round>,
     tasks: JoinSet<()>,
     sender: mpsc::UnboundedSender<(Round, SideResult)>,
@@ -51,6 +59,7 @@ impl SideChecks {
         let (sender, results) = mpsc::unbounded_channel();
         SideChecks {
             inputs,
+            started: None,
             round: watch::Sender::new(0),
             tasks: JoinSet::new(),
             sender,
@@ -59,13 +68,15 @@ impl SideChecks {
     }
 
     /// Start a round (the first at start, another on `r`), stopping the
-    /// one before.
+    /// one before; none while quitting or within [`MIN_ROUND_GAP`] of the
+    /// last.
     pub fn start(&mut self) {
         let current = *self.round.borrow();
-        // Quitting: no new round.
-        if current == STOPPED {
+        let recent = self.started.is_some_and(|at| at.elapsed() < MIN_ROUND_GAP);
+        if current == STOPPED || recent {
             return;
         }
+        self.started = Some(Instant::now());
         let round = current + 1;
         self.round.send_replace(round);
         // Reap the tasks already over.
@@ -216,8 +227,8 @@ mod tests {
     }
 
     /// A cache that accepts and never answers holds its check for the
-    /// whole (600 s) timeout: a new round (`r`) ends the old one's at once,
-    /// and quitting ends the new one's.
+    /// whole (600 s) timeout: a new round (`r`, once the gap has passed)
+    /// ends the old one's at once, and quitting ends the new one's.
     #[tokio::test]
     async fn r_stops_the_round_still_running_and_quitting_stops_every_round() {
         // Never accepted: the kernel completes the connection, nobody answers.
@@ -228,6 +239,10 @@ mod tests {
             location: None,
         }]);
         checks.start();
+        checks.start();
+        assert_eq!(checks.tasks.len(), 1, "a second r at once starts no round");
+        // As if the first round started long enough ago.
+        checks.started = Some(Instant::now() - MIN_ROUND_GAP);
         checks.start();
         assert_eq!(checks.tasks.len(), 2);
         let first_ended = tokio::time::timeout(Duration::from_secs(60), checks.tasks.join_next())
