@@ -208,7 +208,7 @@ pub(crate) fn parse(output: &str, nonce: &str, limit: Duration) -> Outcome {
                     .parse::<u64>()
                     .map(|ms| Duration::from_millis(ms.min(MAX_MS)))
                     .unwrap_or_default();
-                let (status, reason) = classify(rc, elapsed, limit);
+                let (status, reason) = classify(rc, limit);
                 *slot = Some(SubstituterCheck {
                     uri: uris[i - 1].clone(),
                     status,
@@ -230,8 +230,17 @@ pub(crate) fn parse(output: &str, nonce: &str, limit: Duration) -> Outcome {
                     .filter(|c| c.status == "error" && !why.trim().is_empty())
                 {
                     let (status, reason) = classify_failure(why);
-                    check.status = status;
-                    check.reason = reason;
+                    // busybox timeout(1) passes on the stopped Nix's own
+                    // status: Nix says it was interrupted, at the limit.
+                    let stopped_at_limit = why.contains("interrupted")
+                        && check.elapsed >= Duration::from_secs(limit_secs(limit));
+                    if stopped_at_limit {
+                        check.status = "timeout";
+                        check.reason = Some(no_answer_within(limit));
+                    } else {
+                        check.status = status;
+                        check.reason = reason;
+                    }
                 }
             }
             "more" => not_checked = rest.trim().parse().unwrap_or(0),
@@ -278,16 +287,12 @@ fn no_answer(output: &str) -> String {
 /// A ping's time past this is nonsense (a day).
 const MAX_MS: u64 = 86_400_000;
 
-/// The status of a ping by its exit status and time (Nix's words refine
-/// an `error`).
-fn classify(rc: i32, elapsed: Duration, limit: Duration) -> (&'static str, Option<String>) {
-    let out_of_time = elapsed >= Duration::from_secs(limit_secs(limit));
+/// The status of a ping by its exit status (Nix's words refine an `error`).
+fn classify(rc: i32, limit: Duration) -> (&'static str, Option<String>) {
     match rc {
         0 => ("up", None),
-        // 124: GNU timeout(1)'s status, and the script's deadline's; busybox
-        // timeout passes on the stopped Nix's own status, so the time tells.
+        // GNU timeout(1)'s status, and the script's deadline's.
         124 => ("timeout", Some(no_answer_within(limit))),
-        _ if out_of_time => ("timeout", Some(no_answer_within(limit))),
         127 => ("error", Some("the builder's nix could not be run".into())),
         _ => ("error", Some(format!("nix store ping exited with {rc}"))),
     }
@@ -346,8 +351,13 @@ mod tests {
     /// nix.conf in `conf`, HOME and TMPDIR `home`, stdin piped (rbtop holds
     /// it open while it waits).
     fn spawn_here(conf: &Path, home: &Path, limit: Duration) -> Child {
+        spawn_for(&machine("ssh://b1"), conf, home, limit)
+    }
+
+    /// As [`spawn_here`], for `builder`'s `remote-program`.
+    fn spawn_for(builder: &Machine, conf: &Path, home: &Path, limit: Duration) -> Child {
         Command::new(crate::remote::script::tests::dash())
-            .args(SUBSTITUTERS.sh_args(script_args(&machine("ssh://b1"), "N", limit)))
+            .args(SUBSTITUTERS.sh_args(script_args(builder, "N", limit)))
             .env("NIX_CONF_DIR", conf)
             .env("NIX_USER_CONF_FILES", "")
             .env("HOME", home)
@@ -458,6 +468,35 @@ mod tests {
             .filter(|name| name.starts_with("tmp."))
             .collect();
         assert!(left.is_empty(), "temporary directories left: {left:?}");
+    }
+
+    /// A builder whose Nix cannot be run answers at once, and nothing of
+    /// the script (its watchers included) holds the channel: its stdout
+    /// ends although stdin stays open and the limit is ten minutes.
+    #[test]
+    fn without_a_nix_it_says_so_at_once_and_lets_the_channel_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let builder = machine("ssh://b1?remote-program=/nonexistent/bin/nix-store");
+        let mut child = spawn_for(&builder, dir.path(), dir.path(), Duration::from_secs(600));
+        let _stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().unwrap();
+        let (send, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = stdout.read_to_string(&mut out);
+            let _ = send.send(out);
+        });
+        let out = answer
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the script's stdout stayed open");
+        let why = parse(&out, "N", LIMIT).unwrap_err();
+        assert!(
+            why.starts_with("cannot ask Nix its substituters: "),
+            "{why}"
+        );
+        assert!(why.contains("/nonexistent/bin/nix"), "{why}");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Out of time: each ping is stopped at the limit and said so.

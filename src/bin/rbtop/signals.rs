@@ -49,3 +49,46 @@ pub async fn shutdown_signal() -> Interrupted {
     });
     first
 }
+
+/// A listener for the rest of a headless command, on a thread of its own:
+/// a signal that comes while no runtime of the command waits for one
+/// (tokio's handler has replaced the default action by then) is kept, not
+/// lost, and a second one still exits at once.
+pub struct SignalLatch {
+    fired: tokio::sync::watch::Receiver<Option<Interrupted>>,
+}
+
+impl SignalLatch {
+    pub fn start() -> SignalLatch {
+        let (send, fired) = tokio::sync::watch::channel(None);
+        std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let signal = shutdown_signal().await;
+                let _ = send.send(Some(signal));
+                // Kept running: the second signal's exit lives here.
+                std::future::pending::<()>().await;
+            });
+        });
+        SignalLatch { fired }
+    }
+
+    /// The signal, if one came.
+    pub fn fired(&self) -> Option<Interrupted> {
+        *self.fired.borrow()
+    }
+
+    /// Until a signal comes (at once if one came).
+    pub async fn wait(&self) -> Interrupted {
+        let mut fired = self.fired.clone();
+        match fired.wait_for(Option::is_some).await {
+            Ok(signal) => signal.expect("waited for Some"),
+            Err(_) => std::future::pending().await,
+        }
+    }
+}

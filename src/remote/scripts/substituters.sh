@@ -50,7 +50,10 @@ stop_all() {
   # shellcheck disable=SC2086 # pids are words
   if [ -n "$pings" ]; then wait $pings 2>/dev/null; fi
 }
-trap 'rm -rf "$tmp"' EXIT
+# However the script ends, the watchers go with it (they would keep the
+# channel open, and the deadline's would signal a pid reused since).
+# shellcheck disable=SC2086 # pids are words
+trap 'kill -TERM $watchers 2>/dev/null; rm -rf "$tmp"' EXIT
 trap 'stop_all; exit 1' HUP INT TERM PIPE
 trap 'late=1' USR1
 
@@ -60,7 +63,7 @@ exec 3<&0
 (
   while read -r _; do :; done <&3
   kill -TERM $$ 2>/dev/null
-) &
+) >/dev/null 2>&1 &
 watchers=$!
 exec 3<&-
 
@@ -72,7 +75,7 @@ exec 3<&-
   sleep $((limit + 1)) &
   sleeper=$!
   wait "$sleeper" && kill -USR1 $$ 2>/dev/null
-) &
+) >/dev/null 2>&1 &
 watchers="$watchers $!"
 
 # Milliseconds since the epoch: %N where date(1) has it, else whole seconds
@@ -94,24 +97,40 @@ first_error() { # FILE: Nix's first `error:` line, cut.
   sed -n '/^error:/{p;q;}' "$1" 2>/dev/null | cut -c1-400
 }
 
+# A Nix command run in the background (into $tmp/out and
+# $tmp/config.err), so that the deadline and the end of stdin reach it
+# too: a command substitution would hold the traps until it ended.
+ask_nix() { # NIX_WORDS... ARGS...
+  "$@" >"$tmp/out" 2>"$tmp/config.err" </dev/null &
+  pings=$!
+  wait "$pings"
+  asked=$?
+  # Past the deadline (USR1 ended the wait): it is stopped.
+  if [ -n "$late" ]; then kill -TERM "$pings" 2>/dev/null; fi
+  pings=""
+  return "$asked"
+}
+
 # `nix config show substituters` (Nix >= 2.20), else the `substituters = `
 # line of `nix show-config` (older Nix; newer ones keep it as an alias).
+list=""
 # shellcheck disable=SC2086 # $features is two words on purpose
-if list=$("$@" $features config show substituters 2>"$tmp/config.err" </dev/null); then
-  :
-elif config=$("$@" $features show-config 2>"$tmp/config.err" </dev/null); then
-  list=""
+if ask_nix "$@" $features config show substituters; then
+  read -r list <"$tmp/out"
+elif [ -z "$late" ] && ask_nix "$@" $features show-config; then
   while IFS= read -r line; do
     case "$line" in
       'substituters = '*) list=${line#substituters = } ;;
     esac
-  done <<EOF
-$config
-EOF
+  done <"$tmp/out"
 else
-  why=$(first_error "$tmp/config.err")
-  [ -n "$why" ] || why=$(tail -n 1 "$tmp/config.err" | cut -c1-400)
-  [ -n "$why" ] || why="nix exited without a word"
+  if [ -n "$late" ]; then
+    why="Nix did not name its substituters within $((limit + 1))s"
+  else
+    why=$(first_error "$tmp/config.err")
+    [ -n "$why" ] || why=$(tail -n 1 "$tmp/config.err" | cut -c1-400)
+    [ -n "$why" ] || why="nix exited without a word"
+  fi
   printf 'begin %s\nfailed cannot ask Nix its substituters: %s\nend %s\n' "$nonce" "$why" "$nonce"
   exit 0
 fi
@@ -201,7 +220,8 @@ for uri in $list; do
     more=$((more + 1))
     continue
   fi
-  ping_one "$i" "$uri" "$@" &
+  # Nothing of it may hold the channel: it writes to files only.
+  ping_one "$i" "$uri" "$@" >/dev/null 2>&1 &
   pings="$pings $!"
 done
 # Interrupted by the deadline (USR1), or ended.

@@ -15,7 +15,7 @@ use rbtop::sanitize::for_terminal;
 use rbtop::substituters::from_builder::{self, Outcome};
 
 use super::substituters::SubstituterJson;
-use crate::signals::{Interrupted, shutdown_signal};
+use crate::signals::{Interrupted, SignalLatch};
 
 pub struct Pending {
     thread: JoinHandle<()>,
@@ -56,13 +56,18 @@ pub fn start(machines: &[Machine], settings: &ProbeSettings) -> Pending {
 impl Pending {
     /// The outcomes of the hosts `reports` found up (others: `None`); a
     /// signal meanwhile stops the checks (sessions closed) and is returned.
-    pub fn finish(self, reports: &[HostReport]) -> Result<Vec<Option<Outcome>>, Interrupted> {
+    pub fn finish(
+        self,
+        reports: &[HostReport],
+        signals: &SignalLatch,
+    ) -> Result<Vec<Option<Outcome>>, Interrupted> {
         let Pending { thread, done, stop } = self;
         let waited = match crate::setup::runtime() {
             Some(runtime) => runtime.block_on(async {
                 tokio::select! {
+                    biased;
+                    signal = signals.wait() => Err(signal),
                     outcomes = done => Ok(outcomes.unwrap_or_default()),
-                    signal = shutdown_signal() => Err(signal),
                 }
             }),
             None => Ok(Vec::new()),

@@ -67,6 +67,9 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     let builder_substituters_pending =
         rbtop::substituters::from_builder::builders_use_substitutes(&resolved.nix_conf)
             .then(|| super::builder_substituters::start(machines, &probe_settings));
+    // A signal after the probe's own listener is gone is kept for the
+    // waits that follow it.
+    let signals = crate::signals::SignalLatch::start();
     let started = std::time::Instant::now();
     let show_progress = format == CheckFormat::Table;
     let reports = match setup::probe_headless(machines, probe_settings, show_progress) {
@@ -99,6 +102,13 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
         .map(super::substituters::Pending::finish)
         .unwrap_or_default();
     let triage = Triage::read(machines, &reports);
+    // A signal since the probe ended: stop here.
+    if let Some(signal) = signals.fired() {
+        if let Some(pending) = builder_substituters_pending {
+            pending.cancel();
+        }
+        return ExitCode::from(signal.exit_status());
+    }
     let canaries = if let Some(canary_settings) = &canary_settings {
         let started = std::time::Instant::now();
         let Some(results) = super::canary::run(canary_settings, machines, &reports) else {
@@ -115,11 +125,12 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> ExitCode {
     } else {
         None
     };
-    let builder_substituters = match builder_substituters_pending.map(|p| p.finish(&reports)) {
-        None => None,
-        Some(Ok(outcomes)) => Some(outcomes),
-        Some(Err(signal)) => return ExitCode::from(signal.exit_status()),
-    };
+    let builder_substituters =
+        match builder_substituters_pending.map(|p| p.finish(&reports, &signals)) {
+            None => None,
+            Some(Ok(outcomes)) => Some(outcomes),
+            Some(Err(signal)) => return ExitCode::from(signal.exit_status()),
+        };
     let extras = Extras {
         local_view: &local_view,
         daemon_check: daemon_check.as_ref(),

@@ -181,6 +181,7 @@ pub async fn run(
                 if app.detail_open { Redraw::Soon } else { Redraw::No }
             }
             _ = tick.tick() => {
+                side_checks.start_if_due();
                 let changed = app.on_load(refresher.read_load().clone());
                 // The detail pane's countdown and running jobs' times move every second.
                 if changed || app.detail_open || app.jobs.any_active() {

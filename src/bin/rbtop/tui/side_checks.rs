@@ -40,14 +40,16 @@ pub struct SideInputs {
 type Round = u64;
 const STOPPED: Round = Round::MAX;
 
-/// `r` pressed again sooner than this re-probes the hosts but starts no
-/// new round here: each round opens a session to every SSH host.
+/// Rounds start at most this often (each opens a session to every SSH
+/// host): an `r` sooner is kept and its round starts once the gap is over.
 const MIN_ROUND_GAP: Duration = Duration::from_secs(5);
 
 pub struct SideChecks {
     inputs: SideInputs,
     /// When the latest round started.
     started: Option<Instant>,
+    /// An `r` within the gap: a round is due when it ends.
+    deferred: bool,
     round: watch::Sender<Round>,
     tasks: JoinSet<()>,
     sender: mpsc::UnboundedSender<(Round, SideResult)>,
@@ -60,6 +62,7 @@ impl SideChecks {
         SideChecks {
             inputs,
             started: None,
+            deferred: false,
             round: watch::Sender::new(0),
             tasks: JoinSet::new(),
             sender,
@@ -68,14 +71,18 @@ impl SideChecks {
     }
 
     /// Start a round (the first at start, another on `r`), stopping the
-    /// one before; none while quitting or within [`MIN_ROUND_GAP`] of the
-    /// last.
+    /// one before; none while quitting; within [`MIN_ROUND_GAP`] of the
+    /// last, once the gap is over (see [`SideChecks::start_if_due`]).
     pub fn start(&mut self) {
         let current = *self.round.borrow();
-        let recent = self.started.is_some_and(|at| at.elapsed() < MIN_ROUND_GAP);
-        if current == STOPPED || recent {
+        if current == STOPPED {
             return;
         }
+        if self.started.is_some_and(|at| at.elapsed() < MIN_ROUND_GAP) {
+            self.deferred = true;
+            return;
+        }
+        self.deferred = false;
         self.started = Some(Instant::now());
         let round = current + 1;
         self.round.send_replace(round);
@@ -87,6 +94,14 @@ impl SideChecks {
         }
         if self.inputs.builders_substitute {
             self.spawn_builder_substituters(round);
+        }
+    }
+
+    /// The round an `r` within the gap asked for, once the gap is over
+    /// (called on the dashboard's clock tick).
+    pub fn start_if_due(&mut self) {
+        if self.deferred {
+            self.start();
         }
     }
 
@@ -240,11 +255,19 @@ mod tests {
         }]);
         checks.start();
         checks.start();
-        assert_eq!(checks.tasks.len(), 1, "a second r at once starts no round");
-        // As if the first round started long enough ago.
+        assert_eq!(
+            checks.tasks.len(),
+            1,
+            "a second r at once starts no round yet"
+        );
+        checks.start_if_due();
+        assert_eq!(checks.tasks.len(), 1, "nor within the gap");
+        // As if the first round started long enough ago: the kept r's round.
         checks.started = Some(Instant::now() - MIN_ROUND_GAP);
-        checks.start();
+        checks.start_if_due();
         assert_eq!(checks.tasks.len(), 2);
+        checks.start_if_due();
+        assert_eq!(checks.tasks.len(), 2, "one round per r");
         let first_ended = tokio::time::timeout(Duration::from_secs(60), checks.tasks.join_next())
             .await
             .expect("the first round still runs after the second started");
