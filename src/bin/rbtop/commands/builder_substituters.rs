@@ -170,21 +170,15 @@ fn ms(elapsed: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use rbtop::diagnostics::Origin;
-    use rbtop::machines::{MachinesText, Parser};
     use rbtop::substituters::from_builder::BuilderSubstituters;
 
     use super::super::substituters::tests::check;
+    use super::super::testing::machines;
     use super::*;
 
     #[test]
     fn each_builder_checked_gets_a_line_and_each_unusable_cache_one_more() {
-        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-        parser.parse_text(&MachinesText::whole(
-            "ssh://b1\nssh://b2\nssh://down\nssh://b3?x=\x1b[2J",
-            Origin::BuildersFlag,
-        ));
-        let machines = parser.finish().machines;
+        let machines = machines("ssh://b1\nssh://b2\nssh://down\nssh://b3?x=\x1b[2J");
         assert_eq!(machines.len(), 4);
         let outcomes = [
             Some(Ok(BuilderSubstituters {

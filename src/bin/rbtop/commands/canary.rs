@@ -118,16 +118,9 @@ pub fn render(machines: &[Machine], results: &[CanaryResult], via_daemon: bool) 
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::machines;
     use super::*;
     use rbtop::canary::FailureClass;
-    use rbtop::diagnostics::Origin;
-    use rbtop::machines::{MachinesText, Parser};
-
-    fn machines(text: &str) -> Vec<Machine> {
-        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-        parser.parse_text(&MachinesText::whole(text, Origin::BuildersFlag));
-        parser.finish().machines
-    }
 
     fn results() -> Vec<CanaryResult> {
         let ok = CanaryResult {

@@ -656,18 +656,11 @@ fn render_triage(machines: &[Machine], triage: &Triage) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::machines;
     use super::*;
-    use rbtop::diagnostics::Origin;
-    use rbtop::machines::{MachinesText, Parser};
     use rbtop::probe::Via;
     use rbtop::remote_builds::Client;
     use rbtop::slots::MachineLoad;
-
-    fn machines(text: &str) -> Vec<Machine> {
-        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-        parser.parse_text(&MachinesText::whole(text, Origin::BuildersFlag));
-        parser.finish().machines
-    }
 
     fn up() -> HostReport {
         HostReport {

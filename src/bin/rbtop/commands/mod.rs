@@ -12,6 +12,21 @@ pub mod machines;
 pub mod serve;
 pub mod substituters;
 
+/// What the commands' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use rbtop::diagnostics::Origin;
+    use rbtop::machines::{Machine, MachinesText, Parser};
+
+    /// The machines of `text`, as `--builders` gives them (this machine an
+    /// x86_64-linux).
+    pub(crate) fn machines(text: &str) -> Vec<Machine> {
+        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
+        parser.parse_text(&MachinesText::whole(text, Origin::BuildersFlag));
+        parser.finish().machines
+    }
+}
+
 use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
 

@@ -101,7 +101,6 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rbtop::machines::{MachinesText, Parser};
     use rbtop::probe::{HostReport, ProbeEvent, Status, Via};
 
     #[test]
@@ -110,12 +109,7 @@ mod tests {
             escape("<a href='x'>&\"\n"),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot; "
         );
-        let mut parser = Parser::new(vec!["x86_64-linux".into()]);
-        parser.parse_text(&MachinesText::whole(
-            "ssh://b1",
-            rbtop::diagnostics::Origin::BuildersFlag,
-        ));
-        let machines = parser.finish().machines;
+        let machines = crate::commands::testing::machines("ssh://b1");
         let mut state = FleetState::new(machines, rbtop::dashboard::DEFAULT_REFRESH);
         state.start_probes(&[0], std::time::Instant::now(), false);
         state.apply(
